@@ -1,0 +1,90 @@
+//! Running the commands: from what the user typed ([`crate::cli`]) to a resolved configuration,
+//! to the model, to an exporter. Returns the text to print, or an [`Error`] that knows its exit
+//! code.
+
+use crate::catalog::Catalog;
+use crate::cli::{Cli, Command, EstimateArgs, FitArgs, ValidateArgs};
+use crate::error::Error;
+use crate::export::{exporter, EstimateReport, FitReport};
+use crate::fit::{cross_validate, fit_catalog};
+use crate::model::flops::total_params;
+use crate::model::run::estimate;
+use crate::scenario::{ScenarioFile, DEFAULT_SCENARIO};
+use crate::validate::{read_runs, validate};
+
+fn internal(e: anyhow::Error) -> Error {
+    Error::Internal(e.to_string())
+}
+
+/// Run one command and return what it prints on stdout.
+pub fn run(cli: &Cli) -> Result<String, Error> {
+    let catalog = Catalog::load(&cli.catalog)?;
+    match &cli.command {
+        Command::Estimate(args) => run_estimate(args, &catalog),
+        Command::Validate(args) => run_validate(args, &catalog),
+        Command::Catalog(args) => exporter(args.output.json, args.output.csv)
+            .catalog(&catalog)
+            .map_err(internal),
+        Command::Fit(args) => run_fit(args, &catalog),
+    }
+}
+
+fn run_estimate(args: &EstimateArgs, catalog: &Catalog) -> Result<String, Error> {
+    if args.print_default {
+        return Ok(DEFAULT_SCENARIO.to_string());
+    }
+    let (file, origin) = match &args.scenario {
+        Some(path) => (ScenarioFile::read(path)?, path.display().to_string()),
+        None => (
+            ScenarioFile::parse(DEFAULT_SCENARIO, "(built-in default)")?,
+            "(built-in default)".to_string(),
+        ),
+    };
+    let s = file.resolve(catalog, &origin)?;
+    let e = estimate(&s.model, &s.training, &s.hardware, &s.economics, &s.layout);
+    let report = EstimateReport {
+        model: s.model_name.clone(),
+        parameters: total_params(&s.model),
+        accelerator: s.accelerator.id.clone(),
+        count: s.layout.accelerators(),
+        layout: s.layout,
+        global_batch: s.training.global_batch,
+        seq_len: s.model.seq_len,
+        tokens: s.training.tokens,
+        dtype: s.training.dtype,
+        pricing: s.economics.pricing,
+        estimate: e,
+    };
+    exporter(args.output.json, args.output.csv)
+        .estimate(&report)
+        .map_err(internal)
+}
+
+fn run_validate(args: &ValidateArgs, catalog: &Catalog) -> Result<String, Error> {
+    let rows = read_runs(&args.runs)?;
+    let report = validate(&rows, catalog);
+    let text = exporter(args.output.json, args.output.csv)
+        .validation(&report)
+        .map_err(internal)?;
+    if let (Some(limit), Some(overall)) = (args.max_mape, &report.overall) {
+        if overall.mape_pct > limit {
+            print!("{text}");
+            return Err(Error::CheckFailed(format!(
+                "MAPE {:.2} % over {} rows exceeds --max-mape {limit} %",
+                overall.mape_pct, overall.rows
+            )));
+        }
+    }
+    Ok(text)
+}
+
+fn run_fit(args: &FitArgs, catalog: &Catalog) -> Result<String, Error> {
+    let rows = read_runs(&args.runs)?;
+    let report = FitReport {
+        families: fit_catalog(&rows, catalog, args.iterations),
+        cross_validation: args
+            .cross_validate
+            .then(|| cross_validate(&rows, catalog, args.iterations)),
+    };
+    exporter(args.json, false).fit(&report).map_err(internal)
+}

@@ -1,0 +1,617 @@
+//! The hardware catalog and the model presets, kept as data (TOML embedded at build time) so a
+//! user can add or replace entries with a file of their own (`--catalog my-hw.toml`).
+//!
+//! This module owns reading, merging and checking catalog files, and turning an entry into the
+//! model's SI-unit [`Hardware`] and [`Economics`]. It knows nothing of scenarios.
+
+use crate::error::Error;
+use crate::model::run::{Economics, Pricing};
+use crate::model::{Dtype, Efficiency, FfnKind, Hardware};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+const BUILTIN_ACCELERATORS: &str = include_str!("../catalog/accelerators.toml");
+const BUILTIN_MODELS: &str = include_str!("../catalog/models.toml");
+
+/// Facility facts: what the building adds to the accelerators' power, and what power costs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Facility {
+    pub pue: f64,
+    pub electricity_usd_per_mwh: f64,
+    #[serde(default)]
+    pub sources: BTreeMap<String, String>,
+}
+
+/// Achieved fractions of datasheet rates, fitted per family of accelerators.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EfficiencyFamily {
+    pub id: String,
+    /// Take every value not given here from this family.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub like: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gemm: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gemm_half_dim: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub low_precision_gemm: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer_overhead_us: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_overhead_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_reserve_gb: Option<f64>,
+    /// The keys `clustersweep fit` adjusts (default: all its rows can inform).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fit: Option<Vec<String>>,
+    /// Values from microbenchmarks that the fit is pulled towards (see `fit::PRIOR_WEIGHT_PCT`),
+    /// so that a parameter the rows barely inform stays where the benchmarks put it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub prior: BTreeMap<String, f64>,
+    #[serde(default)]
+    pub sources: BTreeMap<String, String>,
+}
+
+/// The fitted values of a family once `like` chains are resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct FittedEfficiency {
+    pub gemm: f64,
+    pub gemm_half_dim: f64,
+    pub low_precision_gemm: f64,
+    pub attention: f64,
+    pub layer_overhead_us: f64,
+    pub step_overhead_ms: f64,
+    pub memory_reserve_gb: f64,
+}
+
+impl FittedEfficiency {
+    /// The model's efficiencies: this family's fitted values with an accelerator's measured
+    /// memory and network fractions.
+    pub fn with_measured(&self, memory: f64, scale_up: f64, scale_out: f64) -> Efficiency {
+        Efficiency {
+            gemm: self.gemm,
+            gemm_half_dim: self.gemm_half_dim,
+            low_precision_gemm: self.low_precision_gemm,
+            attention: self.attention,
+            layer_overhead_s: self.layer_overhead_us * 1e-6,
+            step_overhead_s: self.step_overhead_ms * 1e-3,
+            memory,
+            scale_up,
+            scale_out,
+        }
+    }
+}
+
+/// Dense peak TFLOP/s per format; absent where the accelerator has no such tensor rate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeakTflops {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fp16: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bf16: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fp8: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fp4: Option<f64>,
+}
+
+impl PeakTflops {
+    pub fn get(&self, dtype: Dtype) -> Option<f64> {
+        match dtype {
+            Dtype::Fp16 => self.fp16,
+            Dtype::Bf16 => self.bf16,
+            Dtype::Fp8 => self.fp8,
+            Dtype::Fp4 => self.fp4,
+        }
+    }
+}
+
+/// One accelerator as the catalog file states it, in the file's units.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcceleratorSpec {
+    pub id: String,
+    pub name: String,
+    pub year: u32,
+    /// Id of the efficiency family.
+    pub efficiency: String,
+    pub peak_tflops: PeakTflops,
+    pub hbm_gb: f64,
+    pub hbm_tb_per_s: f64,
+    pub scale_up_gb_per_s: f64,
+    pub scale_up_domain: u32,
+    pub scale_out_gbps: f64,
+    pub scale_up_latency_us: f64,
+    pub scale_out_latency_us: f64,
+    pub memory_efficiency: f64,
+    pub scale_up_efficiency: f64,
+    pub scale_out_efficiency: f64,
+    pub tdp_w: f64,
+    pub power_all_in_w: f64,
+    pub average_power_fraction: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_usd: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_per_hour_usd: Option<f64>,
+    #[serde(default)]
+    pub sources: BTreeMap<String, String>,
+}
+
+/// A model preset, in scenario-file keys.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelPreset {
+    pub id: String,
+    pub layers: u32,
+    pub hidden: u32,
+    pub heads: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_heads: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_dim: Option<u32>,
+    pub ffn: u32,
+    pub ffn_kind: FfnKind,
+    pub vocab: u32,
+    pub seq_len: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experts: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experts_per_token: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expert_ffn: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_experts: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dense_layers: Option<u32>,
+    #[serde(default)]
+    pub tied_embeddings: bool,
+    pub source: String,
+}
+
+/// One catalog file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogFile {
+    facility: Option<Facility>,
+    #[serde(default)]
+    efficiency: Vec<EfficiencyFamily>,
+    #[serde(default)]
+    accelerator: Vec<AcceleratorSpec>,
+    #[serde(default)]
+    model: Vec<ModelPreset>,
+}
+
+/// The merged catalog: built-in entries, replaced or extended by user files.
+#[derive(Clone, Debug, Serialize)]
+pub struct Catalog {
+    pub facility: Facility,
+    pub efficiency: Vec<EfficiencyFamily>,
+    pub accelerators: Vec<AcceleratorSpec>,
+    pub models: Vec<ModelPreset>,
+}
+
+fn parse_file(text: &str, origin: &str) -> Result<CatalogFile, Error> {
+    crate::tomlfile::parse(text).map_err(|message| Error::Catalog {
+        origin: origin.to_string(),
+        message,
+    })
+}
+
+fn replace_or_push<T>(items: &mut Vec<T>, item: T, id: impl Fn(&T) -> &str) {
+    match items.iter().position(|x| id(x) == id(&item)) {
+        Some(i) => items[i] = item,
+        None => items.push(item),
+    }
+}
+
+impl Catalog {
+    /// The catalog compiled into the binary.
+    pub fn builtin() -> Catalog {
+        let mut c = Catalog {
+            facility: Facility {
+                pue: 1.0,
+                electricity_usd_per_mwh: 0.0,
+                sources: BTreeMap::new(),
+            },
+            efficiency: vec![],
+            accelerators: vec![],
+            models: vec![],
+        };
+        c.merge_text(BUILTIN_ACCELERATORS, "built-in catalog/accelerators.toml")
+            .and_then(|_| c.merge_text(BUILTIN_MODELS, "built-in catalog/models.toml"))
+            .expect("the built-in catalog is valid (checked by tests)");
+        c
+    }
+
+    /// The built-in catalog with the user's files merged over it, in order.
+    pub fn load(user_files: &[impl AsRef<Path>]) -> Result<Catalog, Error> {
+        let mut c = Catalog::builtin();
+        for path in user_files {
+            let path = path.as_ref();
+            let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+                path: path.display().to_string(),
+                source: e,
+            })?;
+            c.merge_text(&text, &path.display().to_string())?;
+        }
+        Ok(c)
+    }
+
+    /// Merge one catalog file's text: entries with a known id replace it, others are added.
+    pub fn merge_text(&mut self, text: &str, origin: &str) -> Result<(), Error> {
+        let file = parse_file(text, origin)?;
+        if let Some(f) = file.facility {
+            self.facility = f;
+        }
+        for e in file.efficiency {
+            replace_or_push(&mut self.efficiency, e, |x| &x.id);
+        }
+        for a in file.accelerator {
+            replace_or_push(&mut self.accelerators, a, |x| &x.id);
+        }
+        for m in file.model {
+            replace_or_push(&mut self.models, m, |x| &x.id);
+        }
+        self.check(origin)
+    }
+
+    fn check(&self, origin: &str) -> Result<(), Error> {
+        let bad = |what: String| Error::Catalog {
+            origin: origin.to_string(),
+            message: what,
+        };
+        for f in &self.efficiency {
+            self.fitted_efficiency(&f.id).map_err(bad)?;
+            for key in f.fit.iter().flatten() {
+                if !crate::fit::FITTABLE.contains(&key.as_str()) {
+                    return Err(bad(format!(
+                        "efficiency family `{}`: fit lists `{key}`; expected some of {}",
+                        f.id,
+                        crate::fit::FITTABLE.join(", ")
+                    )));
+                }
+            }
+        }
+        for a in &self.accelerators {
+            let positive = [
+                ("hbm_gb", a.hbm_gb),
+                ("hbm_tb_per_s", a.hbm_tb_per_s),
+                ("scale_up_gb_per_s", a.scale_up_gb_per_s),
+                ("scale_out_gbps", a.scale_out_gbps),
+                ("memory_efficiency", a.memory_efficiency),
+                ("scale_up_efficiency", a.scale_up_efficiency),
+                ("scale_out_efficiency", a.scale_out_efficiency),
+                ("power_all_in_w", a.power_all_in_w),
+                ("average_power_fraction", a.average_power_fraction),
+            ];
+            for (key, v) in positive {
+                if !(v.is_finite() && v > 0.0) {
+                    return Err(bad(format!(
+                        "accelerator `{}`: {key} = {v}, expected a positive number",
+                        a.id
+                    )));
+                }
+            }
+            for (key, v) in [
+                ("scale_up_latency_us", a.scale_up_latency_us),
+                ("scale_out_latency_us", a.scale_out_latency_us),
+            ] {
+                if !(v.is_finite() && v >= 0.0) {
+                    return Err(bad(format!(
+                        "accelerator `{}`: {key} = {v}, expected zero or more",
+                        a.id
+                    )));
+                }
+            }
+            if a.scale_up_domain == 0 {
+                return Err(bad(format!(
+                    "accelerator `{}`: scale_up_domain = 0, expected at least 1",
+                    a.id
+                )));
+            }
+            if Dtype::ALL.iter().all(|d| a.peak_tflops.get(*d).is_none()) {
+                return Err(bad(format!(
+                    "accelerator `{}`: peak_tflops lists no format, expected e.g. {{ bf16 = 989.4 }}",
+                    a.id
+                )));
+            }
+            if !self.efficiency.iter().any(|f| f.id == a.efficiency) {
+                return Err(bad(format!(
+                    "accelerator `{}`: efficiency = \"{}\" is not an efficiency family; known: {}",
+                    a.id,
+                    a.efficiency,
+                    self.efficiency
+                        .iter()
+                        .map(|f| f.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The family's values with `like` chains followed.
+    pub fn fitted_efficiency(&self, family: &str) -> Result<FittedEfficiency, String> {
+        let mut chain: Vec<&EfficiencyFamily> = vec![];
+        let mut id = family;
+        loop {
+            let f = self
+                .efficiency
+                .iter()
+                .find(|f| f.id == id)
+                .ok_or_else(|| format!("efficiency family `{id}` is not in the catalog"))?;
+            if chain.iter().any(|c| c.id == f.id) {
+                return Err(format!(
+                    "efficiency family `{family}`: `like` loops back to `{id}`"
+                ));
+            }
+            chain.push(f);
+            match &f.like {
+                Some(next) => id = next,
+                None => break,
+            }
+        }
+        let pick = |get: fn(&EfficiencyFamily) -> Option<f64>, key: &str| {
+            chain
+                .iter()
+                .find_map(|f| get(f))
+                .ok_or_else(|| format!("efficiency family `{family}` has no `{key}`"))
+        };
+        let e = FittedEfficiency {
+            gemm: pick(|f| f.gemm, "gemm")?,
+            gemm_half_dim: pick(|f| f.gemm_half_dim, "gemm_half_dim")?,
+            low_precision_gemm: pick(|f| f.low_precision_gemm, "low_precision_gemm")?,
+            attention: pick(|f| f.attention, "attention")?,
+            layer_overhead_us: pick(|f| f.layer_overhead_us, "layer_overhead_us")?,
+            step_overhead_ms: pick(|f| f.step_overhead_ms, "step_overhead_ms")?,
+            memory_reserve_gb: pick(|f| f.memory_reserve_gb, "memory_reserve_gb")?,
+        };
+        for (key, v) in [
+            ("gemm", e.gemm),
+            ("low_precision_gemm", e.low_precision_gemm),
+            ("attention", e.attention),
+        ] {
+            if !(v > 0.0 && v <= 1.5) {
+                return Err(format!(
+                    "efficiency family `{family}`: {key} = {v}, expected a fraction in (0, 1.5]"
+                ));
+            }
+        }
+        if ![
+            e.gemm_half_dim,
+            e.memory_reserve_gb,
+            e.layer_overhead_us,
+            e.step_overhead_ms,
+        ]
+        .iter()
+        .all(|v| *v >= 0.0)
+        {
+            return Err(format!(
+                "efficiency family `{family}`: gemm_half_dim, layer_overhead_us, step_overhead_ms and memory_reserve_gb must be zero or more"
+            ));
+        }
+        Ok(e)
+    }
+
+    /// Replace a family's fitted values (used by the fitter and its cross-validation).
+    pub fn set_fitted(&mut self, family: &str, e: &FittedEfficiency) {
+        if let Some(f) = self.efficiency.iter_mut().find(|f| f.id == family) {
+            f.gemm = Some(e.gemm);
+            f.gemm_half_dim = Some(e.gemm_half_dim);
+            f.low_precision_gemm = Some(e.low_precision_gemm);
+            f.attention = Some(e.attention);
+            f.layer_overhead_us = Some(e.layer_overhead_us);
+            f.step_overhead_ms = Some(e.step_overhead_ms);
+        }
+    }
+
+    pub fn accelerator(&self, id: &str) -> Option<&AcceleratorSpec> {
+        self.accelerators.iter().find(|a| a.id == id)
+    }
+
+    pub fn model(&self, id: &str) -> Option<&ModelPreset> {
+        self.models.iter().find(|m| m.id == id)
+    }
+
+    pub fn accelerator_ids(&self) -> String {
+        self.accelerators
+            .iter()
+            .map(|a| a.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    pub fn model_ids(&self) -> String {
+        self.models
+            .iter()
+            .map(|m| m.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The model's view of an accelerator: SI units and resolved efficiencies.
+    pub fn hardware(&self, spec: &AcceleratorSpec) -> Hardware {
+        let fitted = self
+            .fitted_efficiency(&spec.efficiency)
+            .expect("families are checked when the catalog is loaded");
+        let peak = |d: Dtype| spec.peak_tflops.get(d).unwrap_or(0.0) * 1e12;
+        Hardware {
+            peak_flops_per_s: [
+                peak(Dtype::Fp16),
+                peak(Dtype::Bf16),
+                peak(Dtype::Fp8),
+                peak(Dtype::Fp4),
+            ],
+            hbm_bytes: spec.hbm_gb * 1e9,
+            hbm_bytes_per_s: spec.hbm_tb_per_s * 1e12,
+            scale_up_bytes_per_s: spec.scale_up_gb_per_s * 1e9,
+            scale_up_domain: spec.scale_up_domain,
+            scale_up_latency_s: spec.scale_up_latency_us * 1e-6,
+            scale_out_bytes_per_s: spec.scale_out_gbps * 1e9 / 8.0,
+            scale_out_latency_s: spec.scale_out_latency_us * 1e-6,
+            memory_reserve_bytes: fitted.memory_reserve_gb * 1e9,
+            efficiency: fitted.with_measured(
+                spec.memory_efficiency,
+                spec.scale_up_efficiency,
+                spec.scale_out_efficiency,
+            ),
+        }
+    }
+
+    /// Power and money facts of an accelerator in this catalog's facility. Missing prices are
+    /// NaN here; the scenario checks that the pricing it uses has one.
+    pub fn economics(&self, spec: &AcceleratorSpec, pricing: Pricing) -> Economics {
+        Economics {
+            power_all_in_w: spec.power_all_in_w,
+            average_power_fraction: spec.average_power_fraction,
+            pue: self.facility.pue,
+            electricity_usd_per_mwh: self.facility.electricity_usd_per_mwh,
+            price_usd: spec.price_usd.unwrap_or(f64::NAN),
+            price_per_hour_usd: spec.price_per_hour_usd.unwrap_or(f64::NAN),
+            pricing,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_catalog_loads_and_has_the_required_ids() {
+        let c = Catalog::builtin();
+        for id in [
+            "v100-32gb",
+            "a100-40gb",
+            "a100-80gb",
+            "h100-sxm",
+            "h800",
+            "h200",
+            "b200",
+            "gb200",
+            "gb300",
+            "mi300x",
+            "mi325x",
+            "mi355x",
+            "tpu-v5p",
+            "tpu-v6e",
+            "gaudi3",
+        ] {
+            assert!(c.accelerator(id).is_some(), "{id}");
+        }
+        for id in [
+            "gpt3-175b",
+            "llama3-8b",
+            "llama3-70b",
+            "llama3-405b",
+            "megatron-1t",
+            "mixtral-8x22b",
+            "deepseek-v3",
+        ] {
+            assert!(c.model(id).is_some(), "{id}");
+        }
+    }
+
+    #[test]
+    fn every_accelerator_cites_a_source_for_each_kind_of_number() {
+        let c = Catalog::builtin();
+        for a in &c.accelerators {
+            for key in [
+                "compute",
+                "memory",
+                "scale_up",
+                "scale_out",
+                "latency",
+                "memory_efficiency",
+                "scale_up_efficiency",
+                "scale_out_efficiency",
+                "power",
+                "price",
+            ] {
+                assert!(
+                    a.sources.get(key).is_some_and(|s| s.len() > 10),
+                    "{} lacks sources.{key}",
+                    a.id
+                );
+            }
+        }
+        for f in &c.efficiency {
+            assert!(f.sources.contains_key("fit"), "{} lacks sources.fit", f.id);
+        }
+        assert!(c.facility.sources.len() >= 2);
+        for m in &c.models {
+            assert!(m.source.len() > 10, "{}", m.id);
+        }
+    }
+
+    #[test]
+    fn like_chains_resolve_to_the_fitted_family() {
+        let c = Catalog::builtin();
+        assert_eq!(
+            c.fitted_efficiency("nvidia-blackwell"),
+            c.fitted_efficiency("nvidia-hopper")
+        );
+    }
+
+    #[test]
+    fn hardware_converts_units() {
+        let c = Catalog::builtin();
+        let hw = c.hardware(c.accelerator("h100-sxm").unwrap());
+        assert_eq!(hw.peak(Dtype::Bf16), 989.4e12);
+        assert_eq!(hw.scale_out_bytes_per_s, 50e9);
+        assert_eq!(hw.hbm_bytes, 80e9);
+        assert!((hw.scale_up_latency_s - 3.4e-6).abs() < 1e-18);
+        let v100 = c.hardware(c.accelerator("v100-32gb").unwrap());
+        assert_eq!(v100.peak(Dtype::Bf16), 0.0);
+    }
+
+    fn accelerators_file(items: &[AcceleratorSpec]) -> String {
+        #[derive(Serialize)]
+        struct File<'a> {
+            accelerator: &'a [AcceleratorSpec],
+        }
+        toml::to_string(&File { accelerator: items }).unwrap()
+    }
+
+    #[test]
+    fn user_file_replaces_and_adds_entries() {
+        let mut c = Catalog::builtin();
+        let n = c.accelerators.len();
+        let mut h100 = c.accelerator("h100-sxm").unwrap().clone();
+        h100.hbm_gb = 96.0;
+        let mut custom = h100.clone();
+        custom.id = "my-part".into();
+        c.merge_text(&accelerators_file(&[h100, custom]), "test").unwrap();
+        assert_eq!(c.accelerators.len(), n + 1);
+        assert_eq!(c.accelerator("h100-sxm").unwrap().hbm_gb, 96.0);
+    }
+
+    #[test]
+    fn unknown_catalog_key_is_named() {
+        let mut c = Catalog::builtin();
+        let err = c
+            .merge_text("[[efficiency]]\nid = \"x\"\ngemmm = 0.5\n", "mine.toml")
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("gemmm") && msg.contains("mine.toml"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_family_is_named_with_the_known_ones() {
+        let mut c = Catalog::builtin();
+        let mut a = c.accelerator("h100-sxm").unwrap().clone();
+        a.efficiency = "nope".into();
+        let msg = c
+            .merge_text(&accelerators_file(&[a]), "mine.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("nope") && msg.contains("nvidia-hopper"), "{msg}");
+    }
+}

@@ -1,0 +1,609 @@
+//! Printing results: one [`Exporter`] trait, one implementation per format (table, JSON, CSV),
+//! so every command offers the same formats the same way.
+
+use crate::catalog::Catalog;
+use crate::fit::{toml_snippet, FamilyFit, HoldOut};
+use crate::model::run::{Estimate, Pricing};
+use crate::model::{Dtype, Layout};
+use crate::validate::ValidationReport;
+use comfy_table::presets::UTF8_BORDERS_ONLY;
+use comfy_table::{Cell, CellAlignment, Table};
+use serde::Serialize;
+
+/// What `estimate` reports: the scenario in brief, then every field of the estimate.
+#[derive(Clone, Debug, Serialize)]
+pub struct EstimateReport {
+    pub model: String,
+    pub parameters: f64,
+    pub accelerator: String,
+    pub count: u64,
+    pub layout: Layout,
+    pub global_batch: u32,
+    pub seq_len: u32,
+    pub tokens: f64,
+    pub dtype: Dtype,
+    pub pricing: Pricing,
+    #[serde(flatten)]
+    pub estimate: Estimate,
+}
+
+/// What `fit` reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct FitReport {
+    pub families: Vec<FamilyFit>,
+    pub cross_validation: Option<Vec<HoldOut>>,
+}
+
+/// A way of printing each kind of result.
+pub trait Exporter {
+    fn estimate(&self, report: &EstimateReport) -> anyhow::Result<String>;
+    fn validation(&self, report: &ValidationReport) -> anyhow::Result<String>;
+    fn catalog(&self, catalog: &Catalog) -> anyhow::Result<String>;
+    fn fit(&self, report: &FitReport) -> anyhow::Result<String>;
+}
+
+/// Human-readable tables.
+pub struct TableExporter;
+/// One JSON document per command, field names stable.
+pub struct JsonExporter;
+/// Comma-separated rows, one per item.
+pub struct CsvExporter;
+
+/// The exporter for the flags given.
+pub fn exporter(json: bool, csv: bool) -> Box<dyn Exporter> {
+    if json {
+        Box::new(JsonExporter)
+    } else if csv {
+        Box::new(CsvExporter)
+    } else {
+        Box::new(TableExporter)
+    }
+}
+
+/// Seconds in the unit a reader takes in at a glance.
+pub fn human_duration(s: f64) -> String {
+    if !s.is_finite() {
+        return format!("{s}");
+    }
+    match s {
+        s if s < 1e-3 => format!("{:.1} us", s * 1e6),
+        s if s < 1.0 => format!("{:.1} ms", s * 1e3),
+        s if s < 120.0 => format!("{s:.3} s"),
+        s if s < 7200.0 => format!("{:.1} min", s / 60.0),
+        s if s < 172_800.0 => format!("{:.1} h", s / 3600.0),
+        s => format!("{:.1} days", s / 86_400.0),
+    }
+}
+
+/// Bytes in GB (decimal, as datasheets state HBM).
+pub fn human_bytes(b: f64) -> String {
+    format!("{:.2} GB", b / 1e9)
+}
+
+/// Dollars with a magnitude suffix.
+pub fn human_usd(v: f64) -> String {
+    match v.abs() {
+        x if x >= 1e9 => format!("${:.2}B", v / 1e9),
+        x if x >= 1e6 => format!("${:.2}M", v / 1e6),
+        x if x >= 1e3 => format!("${:.1}k", v / 1e3),
+        _ => format!("${v:.2}"),
+    }
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_BORDERS_ONLY).set_header(header.to_vec());
+    t
+}
+
+fn right(t: &mut Table, columns: &[usize]) {
+    for &c in columns {
+        if let Some(col) = t.column_mut(c) {
+            col.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+}
+
+fn layout_line(l: &Layout) -> String {
+    format!(
+        "tp {} pp {} dp {} cp {} ep {} | microbatch {} interleave {} | recompute {} | sp {} tp-overlap {} | zero {}",
+        l.tp, l.pp, l.dp, l.cp, l.ep, l.microbatch, l.interleave, l.recompute.name(), l.sequence_parallel,
+        l.tp_overlap, l.zero
+    )
+}
+
+impl Exporter for TableExporter {
+    fn estimate(&self, r: &EstimateReport) -> anyhow::Result<String> {
+        let e = &r.estimate;
+        let mut out = String::new();
+        out += &format!(
+            "{} ({:.1}B parameters) on {} x {}, {} tokens/step of {}, {}\nlayout: {}\n\n",
+            r.model,
+            r.parameters / 1e9,
+            r.count,
+            r.accelerator,
+            r.global_batch as u64 * r.seq_len as u64,
+            r.dtype.name(),
+            match r.pricing {
+                Pricing::Rental => "rental pricing",
+                Pricing::Capex => "purchase pricing",
+            },
+            layout_line(&r.layout)
+        );
+        let mut t = table(&["total", "value"]);
+        let rows: [(&str, String); 11] = [
+            ("step time", human_duration(e.step_time_s)),
+            ("tokens/s", format!("{:.0}", e.tokens_per_s)),
+            (
+                "tokens/s per accelerator",
+                format!("{:.0}", e.tokens_per_s_per_accelerator),
+            ),
+            ("MFU (model FLOPs / peak)", format!("{:.1} %", e.mfu * 100.0)),
+            ("HFU (with recompute)", format!("{:.1} %", e.hfu * 100.0)),
+            (
+                "memory per accelerator",
+                format!(
+                    "{} of {}",
+                    human_bytes(e.memory_per_accelerator_bytes),
+                    human_bytes(e.memory_capacity_bytes)
+                ),
+            ),
+            (
+                "fits",
+                if e.fits {
+                    "yes".to_string()
+                } else {
+                    format!("NO: {} over", human_bytes(e.memory_excess_bytes))
+                },
+            ),
+            ("time to train", human_duration(e.time_to_train_s)),
+            ("facility power", format!("{:.2} MW", e.power_mw)),
+            ("energy", format!("{:.0} MWh", e.energy_mwh)),
+            ("cost", human_usd(e.cost_usd)),
+        ];
+        for (k, v) in rows {
+            t.add_row(vec![Cell::new(k), Cell::new(v)]);
+        }
+        right(&mut t, &[1]);
+        out += &format!("{t}\n\n");
+        let mut t = table(&["step breakdown", "per step", "share"]);
+        for (k, v) in e.breakdown.terms() {
+            t.add_row(vec![
+                Cell::new(k.trim_end_matches("_s")),
+                Cell::new(human_duration(v)),
+                Cell::new(format!("{:.1} %", 100.0 * v / e.step_time_s)),
+            ]);
+        }
+        right(&mut t, &[1, 2]);
+        out += &format!("{t}\n\n");
+        let mut t = table(&["memory per accelerator", "bytes", "share"]);
+        for (k, v) in e.memory.kinds() {
+            t.add_row(vec![
+                Cell::new(k.trim_end_matches("_bytes")),
+                Cell::new(human_bytes(v)),
+                Cell::new(format!("{:.1} %", 100.0 * v / e.memory_per_accelerator_bytes)),
+            ]);
+        }
+        right(&mut t, &[1, 2]);
+        out += &format!("{t}\n");
+        Ok(out)
+    }
+
+    fn validation(&self, r: &ValidationReport) -> anyhow::Result<String> {
+        let mut t = table(&["run", "measured", "predicted", "error", "chosen / reason"]);
+        for row in &r.rows {
+            let chosen = match &row.reason {
+                Some(reason) => reason.clone(),
+                None => row
+                    .chosen
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            };
+            let mark = match (row.measured_from, row.fits) {
+                (Some("mfu_pct"), _) => " (from MFU)",
+                (_, Some(false)) => " (does not fit)",
+                _ => "",
+            };
+            t.add_row(vec![
+                Cell::new(&row.run_id),
+                Cell::new(
+                    row.measured_step_time_s
+                        .map_or("-".into(), |v| format!("{v:.3} s")),
+                ),
+                Cell::new(
+                    row.predicted_step_time_s
+                        .map_or("-".into(), |v| format!("{v:.3} s")),
+                ),
+                Cell::new(row.error_pct.map_or("-".into(), |v| format!("{v:+.1} %{mark}"))),
+                Cell::new(chosen),
+            ]);
+        }
+        right(&mut t, &[1, 2, 3]);
+        let mut out = format!("{t}\n\n");
+        let mut t = table(&["group", "rows", "MAPE", "max |error|", "worst run"]);
+        for g in r
+            .groups
+            .iter()
+            .chain(r.overall.iter())
+            .chain(r.derived_from_mfu.iter())
+        {
+            t.add_row(vec![
+                Cell::new(&g.group),
+                Cell::new(g.rows),
+                Cell::new(format!("{:.2} %", g.mape_pct)),
+                Cell::new(format!("{:.1} %", g.max_abs_error_pct)),
+                Cell::new(&g.worst_run_id),
+            ]);
+        }
+        right(&mut t, &[1, 2, 3]);
+        out += &format!("{t}\n\n");
+        let mut t = table(&["same model, accelerator and batch", "rows", "Spearman"]);
+        for g in &r.rank_groups {
+            t.add_row(vec![
+                Cell::new(&g.key),
+                Cell::new(g.rows),
+                Cell::new(format!("{:+.2}", g.spearman)),
+            ]);
+        }
+        right(&mut t, &[1, 2]);
+        out += &format!("{t}\n");
+        if let Some(o) = &r.overall {
+            out += &format!(
+                "\nMAPE {:.2} % over {} rows with a measured step time (max {:.1} %, {}); mean Spearman {}; {} rows not modelled.\n",
+                o.mape_pct,
+                o.rows,
+                o.max_abs_error_pct,
+                o.worst_run_id,
+                r.mean_spearman.map_or("-".into(), |s| format!("{s:+.2}")),
+                r.skipped
+            );
+        }
+        Ok(out)
+    }
+
+    fn catalog(&self, c: &Catalog) -> anyhow::Result<String> {
+        let mut t = table(&[
+            "accelerator",
+            "year",
+            "bf16 TF",
+            "fp8 TF",
+            "fp4 TF",
+            "HBM",
+            "HBM TB/s",
+            "scale-up GB/s",
+            "domain",
+            "scale-out Gb/s",
+            "power W",
+            "price",
+            "$/h",
+            "efficiency",
+        ]);
+        let num = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v}"));
+        for a in &c.accelerators {
+            t.add_row(vec![
+                Cell::new(&a.id),
+                Cell::new(a.year),
+                Cell::new(num(a.peak_tflops.bf16.or(a.peak_tflops.fp16))),
+                Cell::new(num(a.peak_tflops.fp8)),
+                Cell::new(num(a.peak_tflops.fp4)),
+                Cell::new(format!("{} GB", a.hbm_gb)),
+                Cell::new(a.hbm_tb_per_s),
+                Cell::new(a.scale_up_gb_per_s),
+                Cell::new(a.scale_up_domain),
+                Cell::new(a.scale_out_gbps),
+                Cell::new(a.power_all_in_w),
+                Cell::new(a.price_usd.map_or("-".into(), human_usd)),
+                Cell::new(num(a.price_per_hour_usd)),
+                Cell::new(&a.efficiency),
+            ]);
+        }
+        right(&mut t, &[2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+        let mut out = format!("{t}\n\n");
+        let mut t = table(&[
+            "efficiency family",
+            "gemm",
+            "half dim",
+            "low-precision",
+            "attention",
+            "layer us",
+            "step ms",
+            "like",
+        ]);
+        for f in &c.efficiency {
+            let e = c.fitted_efficiency(&f.id).map_err(anyhow::Error::msg)?;
+            t.add_row(vec![
+                Cell::new(&f.id),
+                Cell::new(format!("{:.3}", e.gemm)),
+                Cell::new(format!("{:.0}", e.gemm_half_dim)),
+                Cell::new(format!("{:.3}", e.low_precision_gemm)),
+                Cell::new(format!("{:.3}", e.attention)),
+                Cell::new(format!("{:.1}", e.layer_overhead_us)),
+                Cell::new(format!("{:.1}", e.step_overhead_ms)),
+                Cell::new(f.like.clone().unwrap_or_default()),
+            ]);
+        }
+        out += &format!("{t}\n\n");
+        let mut t = table(&[
+            "model preset",
+            "layers",
+            "hidden",
+            "heads",
+            "kv",
+            "ffn",
+            "vocab",
+            "seq",
+            "experts",
+        ]);
+        for m in &c.models {
+            t.add_row(vec![
+                Cell::new(&m.id),
+                Cell::new(m.layers),
+                Cell::new(m.hidden),
+                Cell::new(m.heads),
+                Cell::new(m.kv_heads.unwrap_or(m.heads)),
+                Cell::new(m.ffn),
+                Cell::new(m.vocab),
+                Cell::new(m.seq_len),
+                Cell::new(m.experts.map_or("-".into(), |e| {
+                    format!("{e} top-{}", m.experts_per_token.unwrap_or(1))
+                })),
+            ]);
+        }
+        out += &format!("{t}\n\nSources\n");
+        out += &format!(
+            "facility: {}\n",
+            c.facility
+                .sources
+                .values()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        for a in &c.accelerators {
+            out += &format!("{}:\n", a.id);
+            for (k, v) in &a.sources {
+                out += &format!("  {k}: {v}\n");
+            }
+        }
+        for f in &c.efficiency {
+            out += &format!("{}:\n", f.id);
+            for (k, v) in &f.sources {
+                out += &format!("  {k}: {v}\n");
+            }
+        }
+        for m in &c.models {
+            out += &format!("{}: {}\n", m.id, m.source);
+        }
+        Ok(out)
+    }
+
+    fn fit(&self, r: &FitReport) -> anyhow::Result<String> {
+        let mut out = String::new();
+        for f in &r.families {
+            out += &format!(
+                "[{}] fitted {}\n{}\n",
+                f.family,
+                f.fitted_keys.join(", "),
+                toml_snippet(f)
+            );
+        }
+        if let Some(cv) = &r.cross_validation {
+            let mut t = table(&[
+                "held-out group",
+                "rows",
+                "MAPE with catalog",
+                "MAPE refitted without it",
+            ]);
+            for h in cv {
+                t.add_row(vec![
+                    Cell::new(&h.group),
+                    Cell::new(h.rows),
+                    Cell::new(format!("{:.2} %", h.in_sample_mape_pct)),
+                    Cell::new(format!("{:.2} %", h.out_of_sample_mape_pct)),
+                ]);
+            }
+            right(&mut t, &[1, 2, 3]);
+            out += &format!("{t}\n");
+        }
+        Ok(out)
+    }
+}
+
+impl Exporter for JsonExporter {
+    fn estimate(&self, r: &EstimateReport) -> anyhow::Result<String> {
+        Ok(serde_json::to_string_pretty(r)? + "\n")
+    }
+    fn validation(&self, r: &ValidationReport) -> anyhow::Result<String> {
+        Ok(serde_json::to_string_pretty(r)? + "\n")
+    }
+    fn catalog(&self, c: &Catalog) -> anyhow::Result<String> {
+        Ok(serde_json::to_string_pretty(c)? + "\n")
+    }
+    fn fit(&self, r: &FitReport) -> anyhow::Result<String> {
+        Ok(serde_json::to_string_pretty(r)? + "\n")
+    }
+}
+
+fn csv_text(write: impl FnOnce(&mut csv::Writer<Vec<u8>>) -> anyhow::Result<()>) -> anyhow::Result<String> {
+    let mut w = csv::Writer::from_writer(vec![]);
+    write(&mut w)?;
+    Ok(String::from_utf8(w.into_inner()?)?)
+}
+
+impl Exporter for CsvExporter {
+    fn estimate(&self, r: &EstimateReport) -> anyhow::Result<String> {
+        let e = &r.estimate;
+        csv_text(|w| {
+            let mut header = vec![
+                "model",
+                "accelerator",
+                "count",
+                "step_time_s",
+                "tokens_per_s",
+                "mfu",
+                "hfu",
+                "memory_per_accelerator_bytes",
+                "fits",
+                "time_to_train_s",
+                "power_mw",
+                "energy_mwh",
+                "cost_usd",
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>();
+            let mut row = vec![
+                r.model.clone(),
+                r.accelerator.clone(),
+                r.count.to_string(),
+                e.step_time_s.to_string(),
+                e.tokens_per_s.to_string(),
+                e.mfu.to_string(),
+                e.hfu.to_string(),
+                e.memory_per_accelerator_bytes.to_string(),
+                e.fits.to_string(),
+                e.time_to_train_s.to_string(),
+                e.power_mw.to_string(),
+                e.energy_mwh.to_string(),
+                e.cost_usd.to_string(),
+            ];
+            for (k, v) in e.breakdown.terms() {
+                header.push(k.to_string());
+                row.push(v.to_string());
+            }
+            w.write_record(&header)?;
+            w.write_record(&row)?;
+            Ok(())
+        })
+    }
+
+    fn validation(&self, r: &ValidationReport) -> anyhow::Result<String> {
+        csv_text(|w| {
+            w.write_record([
+                "run_id",
+                "group",
+                "accelerator",
+                "measured_step_time_s",
+                "predicted_step_time_s",
+                "error_pct",
+                "measured_from",
+                "fits",
+                "chosen",
+                "reason",
+            ])?;
+            for row in &r.rows {
+                let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+                w.write_record([
+                    row.run_id.clone(),
+                    row.group.clone(),
+                    row.accelerator.clone(),
+                    opt(row.measured_step_time_s),
+                    opt(row.predicted_step_time_s),
+                    opt(row.error_pct),
+                    row.measured_from.unwrap_or("").to_string(),
+                    row.fits.map_or(String::new(), |f| f.to_string()),
+                    serde_json::to_string(&row.chosen)?,
+                    row.reason.clone().unwrap_or_default(),
+                ])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn catalog(&self, c: &Catalog) -> anyhow::Result<String> {
+        csv_text(|w| {
+            w.write_record([
+                "id",
+                "name",
+                "year",
+                "efficiency",
+                "fp16_tflops",
+                "bf16_tflops",
+                "fp8_tflops",
+                "fp4_tflops",
+                "hbm_gb",
+                "hbm_tb_per_s",
+                "scale_up_gb_per_s",
+                "scale_up_domain",
+                "scale_out_gbps",
+                "tdp_w",
+                "power_all_in_w",
+                "price_usd",
+                "price_per_hour_usd",
+            ])?;
+            let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+            for a in &c.accelerators {
+                w.write_record([
+                    a.id.clone(),
+                    a.name.clone(),
+                    a.year.to_string(),
+                    a.efficiency.clone(),
+                    opt(a.peak_tflops.fp16),
+                    opt(a.peak_tflops.bf16),
+                    opt(a.peak_tflops.fp8),
+                    opt(a.peak_tflops.fp4),
+                    a.hbm_gb.to_string(),
+                    a.hbm_tb_per_s.to_string(),
+                    a.scale_up_gb_per_s.to_string(),
+                    a.scale_up_domain.to_string(),
+                    a.scale_out_gbps.to_string(),
+                    a.tdp_w.to_string(),
+                    a.power_all_in_w.to_string(),
+                    opt(a.price_usd),
+                    opt(a.price_per_hour_usd),
+                ])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn fit(&self, r: &FitReport) -> anyhow::Result<String> {
+        csv_text(|w| {
+            w.write_record([
+                "family",
+                "rows",
+                "mape_before_pct",
+                "mape_after_pct",
+                "gemm",
+                "gemm_half_dim",
+                "low_precision_gemm",
+                "attention",
+                "layer_overhead_us",
+                "step_overhead_ms",
+            ])?;
+            for f in &r.families {
+                let a = &f.after;
+                w.write_record([
+                    f.family.clone(),
+                    f.rows.to_string(),
+                    f.mape_before_pct.to_string(),
+                    f.mape_after_pct.to_string(),
+                    a.gemm.to_string(),
+                    a.gemm_half_dim.to_string(),
+                    a.low_precision_gemm.to_string(),
+                    a.attention.to_string(),
+                    a.layer_overhead_us.to_string(),
+                    a.step_overhead_ms.to_string(),
+                ])?;
+            }
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_units() {
+        assert_eq!(human_duration(14.66), "14.660 s");
+        assert_eq!(human_duration(0.0123), "12.3 ms");
+        assert_eq!(human_duration(86_400.0 * 3.0), "3.0 days");
+        assert_eq!(human_usd(1.5e9), "$1.50B");
+        assert_eq!(human_usd(2_500_000.0), "$2.50M");
+        assert_eq!(human_bytes(80e9), "80.00 GB");
+    }
+}

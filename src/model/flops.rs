@@ -1,0 +1,355 @@
+//! Operation counts: FLOPs, bytes and parameters of each op of one transformer layer, on one
+//! accelerator, for one microbatch. Twin: `shaders/model.wgsl` (section `flops`).
+//!
+//! Conventions (each function states its own):
+//! - A GEMM of `m x k` by `k x n` costs `2 m n k` FLOPs.
+//! - Attention scores and values cost `4 * q_tokens * kv_tokens * heads * head_dim` FLOPs in the
+//!   forward pass; fused kernels skip the masked half of a causal square (`causal_fraction` 0.5).
+//! - Backward of a GEMM costs twice its forward (input gradient and weight gradient).
+
+use super::{Dtype, FfnKind, Layout, Recompute, Training, Transformer};
+
+/// The shard of one layer that one accelerator holds, for one microbatch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LocalShape {
+    /// Tokens of one microbatch on this rank: `microbatch * seq_len / cp`.
+    pub tokens: f64,
+    /// Keys each query may attend to before causal masking: the full sequence.
+    pub kv_tokens: f64,
+    /// Sequences in the microbatch.
+    pub microbatch: f64,
+    pub hidden: f64,
+    /// Attention heads on this rank: `heads / tp`.
+    pub heads: f64,
+    /// Key/value heads on this rank: `kv_heads / tp`, at least 1 (replicated when fewer than tp).
+    pub kv_heads: f64,
+    pub head_dim: f64,
+    /// Dense feed-forward width on this rank: `ffn / tp`.
+    pub ffn: f64,
+    /// Expert feed-forward width on this rank (expert tensor parallelism equals tp).
+    pub expert_ffn: f64,
+    /// Vocabulary on this rank (vocab-parallel embedding and logits).
+    pub vocab: f64,
+    /// Hidden width of the tensors outside the tensor-parallel regions (norms, residuals):
+    /// `hidden / tp` with sequence parallelism, `hidden` without.
+    pub replicated_hidden: f64,
+    pub ffn_kind: FfnKind,
+}
+
+/// The per-rank shard of a layer under `layout`.
+pub fn local_shape(model: &Transformer, layout: &Layout) -> LocalShape {
+    let tp = layout.tp as f64;
+    let hidden = model.hidden as f64;
+    LocalShape {
+        tokens: layout.microbatch as f64 * model.seq_len as f64 / layout.cp as f64,
+        kv_tokens: model.seq_len as f64,
+        microbatch: layout.microbatch as f64,
+        hidden,
+        heads: model.heads as f64 / tp,
+        kv_heads: (model.kv_heads as f64 / tp).max(1.0),
+        head_dim: model.head_dim(),
+        ffn: model.ffn as f64 / tp,
+        expert_ffn: model.expert_ffn as f64 / tp,
+        vocab: model.vocab as f64 / tp,
+        replicated_hidden: if layout.sequence_parallel {
+            hidden / tp
+        } else {
+            hidden
+        },
+        ffn_kind: model.ffn_kind,
+    }
+}
+
+/// FLOPs of a GEMM `m x k` times `k x n`.
+pub fn gemm_flops(m: f64, n: f64, k: f64) -> f64 {
+    2.0 * m * n * k
+}
+
+/// Output width of the fused query/key/value projection on this rank.
+pub fn qkv_width(shape: &LocalShape) -> f64 {
+    (shape.heads + 2.0 * shape.kv_heads) * shape.head_dim
+}
+
+/// Forward FLOPs of the attention core (scores and weighted values) on this rank.
+pub fn attention_core_flops(shape: &LocalShape, causal_fraction: f64) -> f64 {
+    4.0 * shape.tokens * shape.kv_tokens * shape.heads * shape.head_dim * causal_fraction
+}
+
+/// Fraction of the score square that the attention kernel computes: fused kernels skip the
+/// masked upper triangle of a causal mask, unfused ones compute it and mask afterwards.
+pub fn causal_fraction(training: &Training) -> f64 {
+    if training.flash_attention {
+        0.5
+    } else {
+        1.0
+    }
+}
+
+/// Backward FLOPs of fused attention relative to its forward: five GEMMs against two
+/// (the scores are recomputed in the backward kernel; Dao 2023, FlashAttention-2, Sec. 3.1.2).
+pub const FLASH_BACKWARD_RATIO: f64 = 2.5;
+
+/// Bytes that element-wise kernels move in the forward pass of one layer on this rank:
+/// two norms (read + write), two residual adds (read two, write one), the activation
+/// (GeLU reads and writes `ffn`; SwiGLU reads `2 ffn` and writes `ffn`), and for FP8/FP4 the casts
+/// of the four GEMM inputs (read 2 bytes, write 1). Activations are 16-bit.
+pub fn elementwise_forward_bytes(shape: &LocalShape, dtype: Dtype, ffn_width: f64) -> f64 {
+    let act_bytes = 2.0;
+    let norms_and_residuals = 10.0 * shape.tokens * shape.replicated_hidden;
+    let activation = shape.tokens * ffn_width * (1.0 + shape.ffn_kind.up_width());
+    let mut bytes = (norms_and_residuals + activation) * act_bytes;
+    if dtype.is_low_precision() {
+        let gemm_inputs = shape.tokens * (2.0 * shape.hidden + shape.heads * shape.head_dim + ffn_width);
+        bytes += gemm_inputs * (act_bytes + dtype.gemm_input_bytes());
+    }
+    bytes
+}
+
+/// Bytes the unfused softmax, mask and dropout move over the score matrix, forward
+/// (read and write the scores twice, once for softmax and once for dropout).
+pub fn unfused_softmax_forward_bytes(shape: &LocalShape) -> f64 {
+    8.0 * shape.tokens * shape.kv_tokens * shape.heads
+}
+
+/// Bytes of the token permutation around the experts of one MoE layer, forward:
+/// every routed copy of a token is written and read once on the way in and once on the way out.
+pub fn moe_permute_forward_bytes(shape: &LocalShape, experts_per_token: f64) -> f64 {
+    4.0 * shape.tokens * experts_per_token * shape.hidden * 2.0
+}
+
+/// Bytes of the vocab-parallel cross-entropy over one microbatch's logits on this rank, forward
+/// and backward together: read the 16-bit logits, write and re-read fp32 probabilities (10 bytes
+/// per logit forward), then read them and write the 16-bit gradient (6 bytes backward).
+pub fn cross_entropy_bytes(shape: &LocalShape) -> f64 {
+    16.0 * shape.tokens * shape.vocab
+}
+
+/// Parameters of the attention block of one layer (whole model, not sharded):
+/// Q and O are `hidden x heads*head_dim`, K and V `hidden x kv_heads*head_dim`.
+pub fn attention_params(model: &Transformer) -> f64 {
+    let h = model.hidden as f64;
+    let d = model.head_dim();
+    h * d * (2.0 * model.heads as f64 + 2.0 * model.kv_heads as f64)
+}
+
+/// Parameters of one dense feed-forward block.
+pub fn dense_ffn_params(model: &Transformer) -> f64 {
+    model.hidden as f64 * model.ffn as f64 * model.ffn_kind.matrices()
+}
+
+/// Parameters of one expert.
+pub fn expert_params(model: &Transformer) -> f64 {
+    model.hidden as f64 * model.expert_ffn as f64 * model.ffn_kind.matrices()
+}
+
+/// Parameters of the router of one MoE layer.
+pub fn router_params(model: &Transformer) -> f64 {
+    model.hidden as f64 * model.experts as f64
+}
+
+/// Parameters of the two norms of a layer.
+pub fn norm_params(model: &Transformer) -> f64 {
+    2.0 * model.hidden as f64
+}
+
+/// Parameters of the input embedding and the output projection.
+pub fn embedding_params(model: &Transformer) -> f64 {
+    let one = model.vocab as f64 * model.hidden as f64;
+    if model.tied_embeddings {
+        one
+    } else {
+        2.0 * one
+    }
+}
+
+/// Parameters that every rank of a layer's data-parallel group holds in common: all but the
+/// routed experts, summed over the whole model.
+pub fn dense_params_total(model: &Transformer) -> f64 {
+    let per_layer = attention_params(model) + norm_params(model);
+    let moe_layers = model.moe_layers() as f64;
+    let dense_layers = model.dense_ffn_layers() as f64;
+    model.layers as f64 * per_layer
+        + dense_layers * dense_ffn_params(model)
+        + moe_layers * (router_params(model) + model.shared_experts as f64 * expert_params(model))
+        + embedding_params(model)
+}
+
+/// Routed-expert parameters of the whole model.
+pub fn expert_params_total(model: &Transformer) -> f64 {
+    model.moe_layers() as f64 * model.experts as f64 * expert_params(model)
+}
+
+/// All parameters of the model.
+pub fn total_params(model: &Transformer) -> f64 {
+    dense_params_total(model) + expert_params_total(model)
+}
+
+/// Parameters one token activates (the routed experts it visits, not all of them).
+pub fn active_params(model: &Transformer) -> f64 {
+    dense_params_total(model)
+        + model.moe_layers() as f64 * model.experts_per_token as f64 * expert_params(model)
+}
+
+/// Model FLOPs of the forward pass of one sequence, in the convention of Megatron, NeMo and
+/// MosaicML: `2 * tokens` per weight that the token multiplies (the input embedding, a lookup, is
+/// excluded; the logits are included), plus `4 * s^2 * heads * head_dim` per layer for attention
+/// counted without causal savings.
+pub fn model_forward_flops_per_sequence(model: &Transformer) -> f64 {
+    let s = model.seq_len as f64;
+    let h = model.hidden as f64;
+    let v = model.vocab as f64;
+    let matmul_params =
+        active_params(model) - embedding_params(model) - model.layers as f64 * norm_params(model);
+    let attention = model.layers as f64 * 4.0 * s * s * model.heads as f64 * model.head_dim();
+    2.0 * s * matmul_params + attention + 2.0 * s * h * v
+}
+
+/// Model FLOPs of one optimizer step: forward and backward (three forwards) of every sequence.
+pub fn model_flops_per_step(model: &Transformer, training: &Training) -> f64 {
+    3.0 * model_forward_flops_per_sequence(model) * training.global_batch as f64
+}
+
+/// Hardware FLOPs of one step: model FLOPs plus the forward work that recomputation repeats
+/// (whole layers for full recompute, the attention core for selective), same attention convention.
+pub fn hardware_flops_per_step(model: &Transformer, training: &Training, layout: &Layout) -> f64 {
+    let s = model.seq_len as f64;
+    let attention = model.layers as f64 * 4.0 * s * s * model.heads as f64 * model.head_dim();
+    let logits = 2.0 * s * model.hidden as f64 * model.vocab as f64;
+    let recomputed = match layout.recompute {
+        Recompute::None => 0.0,
+        Recompute::Selective => attention,
+        Recompute::Full => model_forward_flops_per_sequence(model) - logits,
+    };
+    model_flops_per_step(model, training) + recomputed * training.global_batch as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::test_support::{gpt3_175b, llama3_8b, mixtral_like, plain_layout, training};
+
+    #[test]
+    fn gemm_flops_is_two_m_n_k() {
+        assert_eq!(gemm_flops(2.0, 3.0, 4.0), 48.0);
+    }
+
+    #[test]
+    fn gpt3_parameter_count_matches_the_paper() {
+        // Brown et al. 2020: 175.0B parameters (they count the 2048 x 12288 position table too).
+        let p = total_params(&gpt3_175b());
+        assert!((p / 1e9 - 174.6).abs() < 0.2, "{p}");
+    }
+
+    #[test]
+    fn llama3_8b_parameter_count_matches_the_model_card() {
+        // Meta's model card: 8.03B parameters, untied embeddings.
+        let p = total_params(&llama3_8b());
+        assert!((p / 1e9 - 8.03).abs() < 0.01, "{p}");
+    }
+
+    #[test]
+    fn forward_flops_match_narayanan_equation_3() {
+        // Narayanan et al. 2021 eq. 3 without recompute: 72 B s l h^2 (1 + s/(6h) + V/(12 l h)).
+        let m = gpt3_175b();
+        let (s, l, h, v) = (2048.0, 96.0, 12288.0, 51200.0);
+        let expected = 72.0 * s * l * h * h * (1.0 + s / (6.0 * h) + v / (12.0 * l * h));
+        let mut t = training();
+        t.global_batch = 1;
+        let got = model_flops_per_step(&m, &t);
+        // Narayanan's count ignores the norms' and biases' few parameters; ours ignores biases.
+        assert!((got / expected - 1.0).abs() < 1e-3, "{got} vs {expected}");
+    }
+
+    #[test]
+    fn full_recompute_adds_one_forward_of_the_layers() {
+        let m = gpt3_175b();
+        let t = training();
+        let mut layout = plain_layout();
+        layout.recompute = Recompute::Full;
+        let (s, l, h, v) = (2048.0, 96.0, 12288.0, 51200.0);
+        // eq. 3 with recompute: 96 B s l h^2 (1 + s/(6h) + V/(16 l h)).
+        let b = t.global_batch as f64;
+        let expected = 96.0 * b * s * l * h * h * (1.0 + s / (6.0 * h) + v / (16.0 * l * h));
+        let got = hardware_flops_per_step(&m, &t, &layout);
+        assert!((got / expected - 1.0).abs() < 1e-3, "{got} vs {expected}");
+    }
+
+    #[test]
+    fn local_shape_shards_heads_ffn_and_vocab_by_tp() {
+        let m = gpt3_175b();
+        let mut layout = plain_layout();
+        layout.tp = 8;
+        layout.cp = 2;
+        layout.microbatch = 2;
+        let s = local_shape(&m, &layout);
+        assert_eq!(s.tokens, 2048.0);
+        assert_eq!(s.heads, 12.0);
+        assert_eq!(s.ffn, 6144.0);
+        assert_eq!(s.vocab, 6400.0);
+        assert_eq!(s.replicated_hidden, 12288.0);
+        layout.sequence_parallel = true;
+        assert_eq!(local_shape(&m, &layout).replicated_hidden, 1536.0);
+    }
+
+    #[test]
+    fn gqa_kv_heads_replicate_when_fewer_than_tp() {
+        let m = llama3_8b(); // 8 KV heads
+        let mut layout = plain_layout();
+        layout.tp = 16;
+        assert_eq!(local_shape(&m, &layout).kv_heads, 1.0);
+        layout.tp = 4;
+        assert_eq!(local_shape(&m, &layout).kv_heads, 2.0);
+    }
+
+    #[test]
+    fn attention_core_flops_by_hand() {
+        let s = LocalShape {
+            tokens: 4.0,
+            kv_tokens: 8.0,
+            microbatch: 1.0,
+            hidden: 32.0,
+            heads: 2.0,
+            kv_heads: 1.0,
+            head_dim: 16.0,
+            ffn: 64.0,
+            expert_ffn: 0.0,
+            vocab: 100.0,
+            replicated_hidden: 32.0,
+            ffn_kind: FfnKind::Mlp,
+        };
+        assert_eq!(attention_core_flops(&s, 0.5), 4.0 * 4.0 * 8.0 * 2.0 * 16.0 * 0.5);
+        assert_eq!(qkv_width(&s), (2.0 + 2.0) * 16.0);
+        // 10 * tokens * hidden for norms/residuals + 2 * tokens * ffn for GeLU, 2 bytes each.
+        assert_eq!(
+            elementwise_forward_bytes(&s, Dtype::Bf16, 64.0),
+            (10.0 * 4.0 * 32.0 + 2.0 * 4.0 * 64.0) * 2.0
+        );
+        // FP8 adds the casts of qkv input, out-proj input, fc1 input and fc2 input at 3 bytes.
+        let casts = 4.0 * (2.0 * 32.0 + 2.0 * 16.0 + 64.0) * 3.0;
+        assert_eq!(
+            elementwise_forward_bytes(&s, Dtype::Fp8, 64.0),
+            (10.0 * 4.0 * 32.0 + 2.0 * 4.0 * 64.0) * 2.0 + casts
+        );
+        assert_eq!(cross_entropy_bytes(&s), 16.0 * 4.0 * 100.0);
+    }
+
+    #[test]
+    fn moe_counts_only_visited_experts_as_active() {
+        let m = mixtral_like();
+        let expert = expert_params(&m);
+        let moe_layers = m.moe_layers() as f64;
+        let inactive = moe_layers * (m.experts - m.experts_per_token) as f64 * expert;
+        assert!((total_params(&m) - active_params(&m) - inactive).abs() < 1.0);
+        // Mixtral 8x22B: 141B total, 39B active (Mistral AI announcement).
+        assert!(
+            (total_params(&m) / 1e9 - 140.6).abs() < 1.0,
+            "{}",
+            total_params(&m)
+        );
+        assert!(
+            (active_params(&m) / 1e9 - 39.2).abs() < 1.0,
+            "{}",
+            active_params(&m)
+        );
+    }
+}

@@ -1,0 +1,370 @@
+//! The analytical model of one training step: the specification that the GPU shaders mirror.
+//!
+//! This module owns the physics. Everything here is plain f64 arithmetic over small `Copy`
+//! structs, with no allocation and no I/O, so that `shaders/*.wgsl` can mirror it function for
+//! function (same names, same loop structure) and a sweep can evaluate it millions of times.
+//!
+//! The pieces, each a file with named, unit-tested functions:
+//! - [`flops`]: floating-point operations and bytes moved per op of one transformer layer.
+//! - [`compute`]: the roofline that turns an op into seconds on one accelerator.
+//! - [`comm`]: collectives (ring, hierarchical, all-to-all, point-to-point) on the tier they land on.
+//! - [`memory`]: bytes per accelerator, by kind.
+//! - [`step`]: the composition: per-layer costs, the pipeline schedule, data parallelism, the step.
+//! - [`run`]: the whole run: tokens/s, MFU, time to train, energy, cost.
+//!
+//! Units are in names: `_s` seconds, `_bytes`, `_flops`, `_per_s`.
+
+pub mod comm;
+pub mod compute;
+pub mod flops;
+pub mod memory;
+pub mod run;
+pub mod step;
+
+use serde::{Deserialize, Serialize};
+
+/// Feed-forward block of a layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FfnKind {
+    /// Two matrices, `h -> ffn -> h`, with GeLU (GPT-2/3, MPT, Nemotron).
+    Mlp,
+    /// Three matrices (gate, up, down) with SiLU gating (LLaMA, Mixtral, DeepSeek).
+    Swiglu,
+}
+
+impl FfnKind {
+    /// Weight matrices of size `h x ffn` in one feed-forward block.
+    pub fn matrices(self) -> f64 {
+        match self {
+            FfnKind::Mlp => 2.0,
+            FfnKind::Swiglu => 3.0,
+        }
+    }
+    /// Columns produced by the first projection per unit of `ffn` (SwiGLU computes gate and up).
+    pub fn up_width(self) -> f64 {
+        match self {
+            FfnKind::Mlp => 1.0,
+            FfnKind::Swiglu => 2.0,
+        }
+    }
+}
+
+/// Number format of the matrix multiplications of the run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dtype {
+    Fp16,
+    Bf16,
+    /// Linear layers in FP8 (Transformer Engine style); attention, norms and the optimizer stay in
+    /// 16/32-bit.
+    Fp8,
+    /// Linear layers in FP4 (NVFP4/MXFP4), same treatment as FP8.
+    Fp4,
+}
+
+impl Dtype {
+    pub const ALL: [Dtype; 4] = [Dtype::Fp16, Dtype::Bf16, Dtype::Fp8, Dtype::Fp4];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Dtype::Fp16 => "fp16",
+            Dtype::Bf16 => "bf16",
+            Dtype::Fp8 => "fp8",
+            Dtype::Fp4 => "fp4",
+        }
+    }
+
+    /// Bytes of one element of a linear layer's input as the GEMM reads it.
+    pub fn gemm_input_bytes(self) -> f64 {
+        match self {
+            Dtype::Fp16 | Dtype::Bf16 => 2.0,
+            Dtype::Fp8 => 1.0,
+            Dtype::Fp4 => 0.5,
+        }
+    }
+
+    /// True when linear layers run below 16 bits and need casts (and scaling) around them.
+    pub fn is_low_precision(self) -> bool {
+        matches!(self, Dtype::Fp8 | Dtype::Fp4)
+    }
+
+    /// The 16-bit format that attention and element-wise ops use in a run of this dtype.
+    pub fn activation_dtype(self) -> Dtype {
+        match self {
+            Dtype::Fp16 => Dtype::Fp16,
+            _ => Dtype::Bf16,
+        }
+    }
+}
+
+/// Activation recomputation (Korthikanti et al. 2022).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Recompute {
+    None,
+    /// Recompute only the attention core (scores, softmax, dropout, values) in the backward pass.
+    Selective,
+    /// Store only each layer's input; recompute the whole layer forward in the backward pass.
+    Full,
+}
+
+impl Recompute {
+    pub const ALL: [Recompute; 3] = [Recompute::None, Recompute::Selective, Recompute::Full];
+    pub fn name(self) -> &'static str {
+        match self {
+            Recompute::None => "none",
+            Recompute::Selective => "selective",
+            Recompute::Full => "full",
+        }
+    }
+}
+
+/// The transformer being trained. Counts are exact integers; the model works in f64.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Transformer {
+    pub layers: u32,
+    pub hidden: u32,
+    pub heads: u32,
+    /// Key/value heads (grouped-query attention); equal to `heads` for multi-head attention.
+    pub kv_heads: u32,
+    /// Width of one attention head (usually `hidden / heads`).
+    pub head_dim: u32,
+    /// Feed-forward width of a dense layer.
+    pub ffn: u32,
+    pub ffn_kind: FfnKind,
+    pub vocab: u32,
+    pub seq_len: u32,
+    /// Routed experts per MoE layer; 0 for a dense model.
+    pub experts: u32,
+    /// Routed experts each token visits (top-k).
+    pub experts_per_token: u32,
+    /// Feed-forward width of one expert.
+    pub expert_ffn: u32,
+    /// Experts every token visits in each MoE layer (DeepSeek's shared experts).
+    pub shared_experts: u32,
+    /// Leading layers that stay dense in an MoE model.
+    pub dense_layers: u32,
+    /// Input embedding and output projection share one matrix.
+    pub tied_embeddings: bool,
+}
+
+impl Transformer {
+    pub fn is_moe(&self) -> bool {
+        self.experts > 1
+    }
+    pub fn head_dim(&self) -> f64 {
+        self.head_dim as f64
+    }
+    /// Layers with a routed-expert feed-forward block.
+    pub fn moe_layers(&self) -> u32 {
+        if self.is_moe() {
+            self.layers - self.dense_layers.min(self.layers)
+        } else {
+            0
+        }
+    }
+    /// Layers with a dense feed-forward block.
+    pub fn dense_ffn_layers(&self) -> u32 {
+        self.layers - self.moe_layers()
+    }
+}
+
+/// What the step trains with, besides the layout.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Training {
+    /// Sequences per optimizer step.
+    pub global_batch: u32,
+    /// Tokens of the whole run (for time to train, energy and cost).
+    pub tokens: f64,
+    pub dtype: Dtype,
+    /// Bytes per parameter of the working weights (16-bit copy).
+    pub weight_bytes: f64,
+    /// Bytes per parameter of the gradient buffer (fp32 main grads in Megatron and FSDP DEFAULT).
+    pub grad_bytes: f64,
+    /// Bytes per parameter of the optimizer state (Adam: fp32 master, m and v).
+    pub optimizer_state_bytes: f64,
+    /// Bytes per parameter of the gradient reduction on the wire.
+    pub grad_reduce_bytes: f64,
+    /// Fused attention kernels (FlashAttention): causal blocks are skipped and the score matrix is
+    /// never stored.
+    pub flash_attention: bool,
+    /// Dropout layers present (1-byte masks are stored for backward).
+    pub dropout: bool,
+}
+
+/// The parallel layout of one run. `tp * pp * dp * cp` is the accelerator count; expert
+/// parallelism is carved out of `dp * cp`, as in Megatron-Core.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layout {
+    pub tp: u32,
+    pub pp: u32,
+    pub dp: u32,
+    pub cp: u32,
+    pub ep: u32,
+    /// Sequences per microbatch.
+    pub microbatch: u32,
+    /// Virtual pipeline stages per device (interleaved 1F1B); 1 is plain 1F1B.
+    pub interleave: u32,
+    pub recompute: Recompute,
+    pub sequence_parallel: bool,
+    /// Tensor-parallel collectives split into chunks and overlapped with the GEMMs they feed
+    /// (Transformer Engine's userbuffers; needs sequence parallelism).
+    pub tp_overlap: bool,
+    /// ZeRO stage: 0 none, 1 optimizer state, 2 + gradients, 3 + parameters (FSDP).
+    pub zero: u32,
+}
+
+impl Layout {
+    pub fn accelerators(&self) -> u64 {
+        self.tp as u64 * self.pp as u64 * self.dp as u64 * self.cp as u64
+    }
+    /// Microbatches per step on each pipeline.
+    pub fn microbatches(&self, training: &Training) -> u32 {
+        training.global_batch / (self.dp * self.microbatch)
+    }
+}
+
+/// Achieved fractions of the datasheet rates. Fitted once per accelerator family
+/// (see `clustersweep fit`), never per run.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Efficiency {
+    /// Fraction of dense 16-bit peak that a large GEMM reaches.
+    pub gemm: f64,
+    /// GEMM dimension (elements) at which that dimension alone halves the efficiency.
+    pub gemm_half_dim: f64,
+    /// Fraction of the 8/4-bit peak that a large low-precision GEMM reaches, relative to `gemm`.
+    pub low_precision_gemm: f64,
+    /// Fraction of 16-bit peak that fused attention reaches (at large head dim and sequence).
+    pub attention: f64,
+    /// Fixed seconds per layer and microbatch of each pass (forward; backward counts twice):
+    /// kernel launches, synchronisation and framework hooks that no roofline sees.
+    pub layer_overhead_s: f64,
+    /// Fixed seconds per optimizer step outside the layers: gradient clipping's global norm,
+    /// the optimizer's kernel launches, loss and metric synchronisation, the data loader's hand-off.
+    pub step_overhead_s: f64,
+    /// Fraction of HBM bandwidth that streaming element-wise kernels reach.
+    pub memory: f64,
+    /// Fraction of the scale-up link rate that collectives reach (bus bandwidth).
+    pub scale_up: f64,
+    /// Fraction of the scale-out NIC rate that collectives reach.
+    pub scale_out: f64,
+}
+
+/// One accelerator, resolved to SI units, with its efficiency family.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Hardware {
+    /// Dense peak FLOP/s indexed like [`Dtype::ALL`]; 0 where the format is not supported.
+    pub peak_flops_per_s: [f64; 4],
+    pub hbm_bytes: f64,
+    pub hbm_bytes_per_s: f64,
+    /// Per-accelerator scale-up bandwidth, one direction.
+    pub scale_up_bytes_per_s: f64,
+    /// Accelerators in one scale-up domain (NVLink island, TPU slice, ...).
+    pub scale_up_domain: u32,
+    pub scale_up_latency_s: f64,
+    /// Per-accelerator scale-out (NIC) bandwidth, one direction.
+    pub scale_out_bytes_per_s: f64,
+    pub scale_out_latency_s: f64,
+    /// HBM held back from the model: runtime context, communication buffers, allocator slack.
+    pub memory_reserve_bytes: f64,
+    pub efficiency: Efficiency,
+}
+
+impl Hardware {
+    pub fn peak(&self, dtype: Dtype) -> f64 {
+        self.peak_flops_per_s[dtype as usize]
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support;
+
+/// Why a layout cannot run a model, checked before pricing it (Megatron-Core's own checks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayoutViolation {
+    /// `tp` must divide the attention heads.
+    TpHeads,
+    /// `tp` must divide or be a multiple of the KV heads (fewer KV heads are replicated).
+    TpKvHeads,
+    /// `tp` must divide the feed-forward width (and the expert width).
+    TpFfn,
+    /// More pipeline stages than layers.
+    PpLayers,
+    /// Interleaving needs a pipeline, `pp * interleave <= layers`, and a microbatch count that
+    /// `pp` divides.
+    Interleave,
+    /// `cp` must split the sequence into `2 cp` equal chunks (load-balanced causal attention).
+    CpSeq,
+    /// `ep` must divide the experts and `dp * cp`, and needs a mixture-of-experts model.
+    Ep,
+    /// `dp * microbatch` must divide the global batch.
+    Batch,
+    /// ZeRO stages are 0 to 3.
+    Zero,
+}
+
+impl LayoutViolation {
+    pub fn describe(self) -> &'static str {
+        match self {
+            LayoutViolation::TpHeads => "tp must divide the attention heads",
+            LayoutViolation::TpKvHeads => "tp must divide the KV heads or be a multiple of them",
+            LayoutViolation::TpFfn => "tp must divide ffn (and expert_ffn)",
+            LayoutViolation::PpLayers => "pp must not exceed the layers",
+            LayoutViolation::Interleave => {
+                "interleave > 1 needs pp > 1, pp * interleave <= layers, and microbatches per step divisible by pp"
+            }
+            LayoutViolation::CpSeq => "cp > 1 needs seq_len divisible by 2 * cp",
+            LayoutViolation::Ep => {
+                "ep > 1 needs a mixture-of-experts model, and ep must divide experts and dp * cp"
+            }
+            LayoutViolation::Batch => "dp * microbatch must divide global_batch",
+            LayoutViolation::Zero => "zero must be 0, 1, 2 or 3",
+        }
+    }
+}
+
+/// The first rule `layout` breaks for `model` and `training`, if any. Degrees are assumed
+/// positive (the scenario reader and the sweep's decoder guarantee it).
+pub fn check_layout(model: &Transformer, training: &Training, layout: &Layout) -> Option<LayoutViolation> {
+    let tp = layout.tp;
+    if !model.heads.is_multiple_of(tp) {
+        return Some(LayoutViolation::TpHeads);
+    }
+    if !model.kv_heads.is_multiple_of(tp) && !tp.is_multiple_of(model.kv_heads) {
+        return Some(LayoutViolation::TpKvHeads);
+    }
+    if !model.ffn.is_multiple_of(tp) || (model.is_moe() && !model.expert_ffn.is_multiple_of(tp)) {
+        return Some(LayoutViolation::TpFfn);
+    }
+    if layout.pp > model.layers {
+        return Some(LayoutViolation::PpLayers);
+    }
+    let dp_mb = layout.dp * layout.microbatch;
+    if !training.global_batch.is_multiple_of(dp_mb) {
+        return Some(LayoutViolation::Batch);
+    }
+    if layout.interleave > 1 {
+        let microbatches = training.global_batch / dp_mb;
+        if layout.pp < 2
+            || layout.pp * layout.interleave > model.layers
+            || !microbatches.is_multiple_of(layout.pp)
+        {
+            return Some(LayoutViolation::Interleave);
+        }
+    }
+    if layout.cp > 1 && !model.seq_len.is_multiple_of(2 * layout.cp) {
+        return Some(LayoutViolation::CpSeq);
+    }
+    if layout.ep > 1
+        && (!model.is_moe()
+            || !model.experts.is_multiple_of(layout.ep)
+            || !(layout.dp * layout.cp).is_multiple_of(layout.ep))
+    {
+        return Some(LayoutViolation::Ep);
+    }
+    if layout.zero > 3 {
+        return Some(LayoutViolation::Zero);
+    }
+    None
+}

@@ -1,0 +1,160 @@
+//! The whole run: throughput, utilisation, time to train, energy and cost of one layout.
+//! Twin: `shaders/model.wgsl` (section `run`).
+//!
+//! FLOP convention (stated once, used everywhere): model FLOPs count `2` per weight per token
+//! forward and twice that backward, with attention's `4 s^2 h` per layer counted without causal
+//! savings and the input embedding (a lookup) excluded, as Megatron-LM, NeMo and MosaicML report.
+//! MFU divides model FLOPs per second by the dense peak of the run's format (FP8 runs against the
+//! FP8 peak, as NVIDIA's DGX Cloud benchmarks and MosaicML do). HFU adds the recomputed forward.
+
+use super::flops::{hardware_flops_per_step, model_flops_per_step};
+use super::memory::{memory_breakdown, MemoryBreakdown};
+use super::step::{step_breakdown, StepBreakdown};
+use super::{Hardware, Layout, Training, Transformer};
+use serde::{Deserialize, Serialize};
+
+/// How the run pays for its accelerators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pricing {
+    /// Accelerator-hours at the rental price (power and facility included in the price).
+    Rental,
+    /// Purchase price of the accelerators plus the electricity the run draws.
+    Capex,
+}
+
+/// Power and money facts of one accelerator in one facility.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Economics {
+    /// IT power per accelerator at nameplate: its share of host, NICs, fans and switches.
+    pub power_all_in_w: f64,
+    /// Average draw during training as a fraction of nameplate.
+    pub average_power_fraction: f64,
+    /// Power usage effectiveness of the facility.
+    pub pue: f64,
+    pub electricity_usd_per_mwh: f64,
+    pub price_usd: f64,
+    pub price_per_hour_usd: f64,
+    pub pricing: Pricing,
+}
+
+/// Everything `clustersweep estimate` reports about one layout.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Estimate {
+    pub step_time_s: f64,
+    pub tokens_per_s: f64,
+    pub tokens_per_s_per_accelerator: f64,
+    pub model_flops_per_step: f64,
+    pub hardware_flops_per_step: f64,
+    pub mfu: f64,
+    pub hfu: f64,
+    pub memory_per_accelerator_bytes: f64,
+    pub memory_capacity_bytes: f64,
+    pub fits: bool,
+    /// Bytes over capacity when the layout does not fit (0 when it fits).
+    pub memory_excess_bytes: f64,
+    pub time_to_train_s: f64,
+    /// Facility power of the cluster at nameplate, PUE included.
+    pub power_mw: f64,
+    pub energy_mwh: f64,
+    pub cost_usd: f64,
+    pub breakdown: StepBreakdown,
+    pub memory: MemoryBreakdown,
+}
+
+/// Estimate one layout end to end.
+pub fn estimate(
+    model: &Transformer,
+    training: &Training,
+    hw: &Hardware,
+    economics: &Economics,
+    layout: &Layout,
+) -> Estimate {
+    let breakdown = step_breakdown(model, training, hw, layout);
+    let memory = memory_breakdown(model, training, hw, layout);
+    let step_time_s = breakdown.total_s();
+    let accelerators = layout.accelerators() as f64;
+    let tokens_per_step = training.global_batch as f64 * model.seq_len as f64;
+    let tokens_per_s = tokens_per_step / step_time_s;
+    let model_flops = model_flops_per_step(model, training);
+    let hardware_flops = hardware_flops_per_step(model, training, layout);
+    let peak = hw.peak(training.dtype) * accelerators;
+    let used = memory.total_bytes();
+    let time_to_train_s = training.tokens / tokens_per_s;
+    let power_mw = accelerators * economics.power_all_in_w * economics.pue / 1e6;
+    let energy_mwh = power_mw * economics.average_power_fraction * time_to_train_s / 3600.0;
+    let cost_usd = match economics.pricing {
+        Pricing::Rental => accelerators * economics.price_per_hour_usd * time_to_train_s / 3600.0,
+        Pricing::Capex => accelerators * economics.price_usd + energy_mwh * economics.electricity_usd_per_mwh,
+    };
+    Estimate {
+        step_time_s,
+        tokens_per_s,
+        tokens_per_s_per_accelerator: tokens_per_s / accelerators,
+        model_flops_per_step: model_flops,
+        hardware_flops_per_step: hardware_flops,
+        mfu: model_flops / step_time_s / peak,
+        hfu: hardware_flops / step_time_s / peak,
+        memory_per_accelerator_bytes: used,
+        memory_capacity_bytes: hw.hbm_bytes,
+        fits: used <= hw.hbm_bytes,
+        memory_excess_bytes: (used - hw.hbm_bytes).max(0.0),
+        time_to_train_s,
+        power_mw,
+        energy_mwh,
+        cost_usd,
+        breakdown,
+        memory,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::test_support::{economics, h100, llama3_8b, plain_layout, training};
+
+    #[test]
+    fn throughput_and_mfu_follow_from_step_time() {
+        let m = llama3_8b();
+        let t = training();
+        let mut layout = plain_layout();
+        layout.dp = 8;
+        let mut t8 = t;
+        t8.global_batch = 8 * t.global_batch;
+        let e = estimate(&m, &t8, &h100(), &economics(), &layout);
+        let tokens = t8.global_batch as f64 * m.seq_len as f64;
+        assert!((e.tokens_per_s * e.step_time_s / tokens - 1.0).abs() < 1e-12);
+        assert!((e.tokens_per_s_per_accelerator * 8.0 / e.tokens_per_s - 1.0).abs() < 1e-12);
+        let mfu = e.model_flops_per_step / e.step_time_s / (8.0 * 989.4e12);
+        assert!((e.mfu / mfu - 1.0).abs() < 1e-12);
+        assert!(e.mfu > 0.0 && e.mfu < 1.0 && e.hfu >= e.mfu);
+    }
+
+    #[test]
+    fn energy_and_rental_cost_by_hand() {
+        let m = llama3_8b();
+        let mut t = training();
+        t.tokens = 1e12;
+        let layout = plain_layout();
+        let econ = economics();
+        let e = estimate(&m, &t, &h100(), &econ, &layout);
+        let hours = e.time_to_train_s / 3600.0;
+        // One accelerator at 1275 W all-in, PUE 1.2, 75 % average draw.
+        assert!((e.power_mw - 1275.0 * 1.2 / 1e6).abs() < 1e-15);
+        assert!((e.energy_mwh - e.power_mw * 0.75 * hours).abs() < 1e-9);
+        assert!((e.cost_usd - 2.0 * hours).abs() < 1e-6);
+        let mut capex = econ;
+        capex.pricing = Pricing::Capex;
+        let c = estimate(&m, &t, &h100(), &capex, &layout);
+        assert!((c.cost_usd - (30000.0 + c.energy_mwh * 80.0)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_layout_too_big_reports_by_how_much() {
+        let mut m = llama3_8b();
+        m.layers = 320; // ~70B params on one GPU: cannot fit.
+        let e = estimate(&m, &training(), &h100(), &economics(), &plain_layout());
+        assert!(!e.fits);
+        assert!((e.memory_excess_bytes - (e.memory_per_accelerator_bytes - 80e9)).abs() < 1.0);
+    }
+}

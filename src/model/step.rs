@@ -1,0 +1,628 @@
+//! One optimizer step: per-layer costs, the pipeline schedule, data-parallel synchronisation and
+//! the optimizer. Twin: `shaders/model.wgsl` (section `step`).
+//!
+//! The step is priced on its slowest pipeline stage:
+//!
+//! ```text
+//! step = m * stage + (pp - 1) / interleave * stage + exposed data-parallel comm + optimizer
+//! stage = layers_on_stage * (forward + backward + recompute + exposed TP/CP/EP comm)
+//!         [+ logits on the last stage] + point-to-point sends
+//! ```
+//!
+//! where `m` is the number of microbatches. The bubble is the 1F1B / interleaved-1F1B bubble of
+//! Narayanan et al. 2021, `(pp - 1) / (interleave * m)` of the useful time.
+
+use super::comm::{all_gather_s, all_reduce_s, all_to_all_s, crosses_domain, point_to_point_s};
+use super::compute::{attention_time_s, gemm_time_s, memory_time_s};
+use super::flops::{
+    attention_core_flops, causal_fraction, cross_entropy_bytes, dense_params_total,
+    elementwise_forward_bytes, embedding_params, expert_params_total, local_shape, moe_permute_forward_bytes,
+    qkv_width, unfused_softmax_forward_bytes, LocalShape, FLASH_BACKWARD_RATIO,
+};
+use super::{Hardware, Layout, Recompute, Training, Transformer};
+use serde::Serialize;
+
+/// Seconds of one layer for one microbatch on one rank.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct LayerCosts {
+    pub forward_s: f64,
+    pub backward_s: f64,
+    pub recompute_s: f64,
+    /// Exposed tensor-parallel collectives (forward, backward and recomputed forward).
+    pub tp_comm_s: f64,
+    /// Exposed context-parallel K/V ring exchange.
+    pub cp_comm_s: f64,
+    /// Expert-parallel all-to-all (dispatch and combine, both passes).
+    pub ep_comm_s: f64,
+}
+
+impl LayerCosts {
+    pub fn total_s(&self) -> f64 {
+        self.forward_s + self.backward_s + self.recompute_s + self.tp_comm_s + self.cp_comm_s + self.ep_comm_s
+    }
+    fn scaled(&self, k: f64) -> LayerCosts {
+        LayerCosts {
+            forward_s: self.forward_s * k,
+            backward_s: self.backward_s * k,
+            recompute_s: self.recompute_s * k,
+            tp_comm_s: self.tp_comm_s * k,
+            cp_comm_s: self.cp_comm_s * k,
+            ep_comm_s: self.ep_comm_s * k,
+        }
+    }
+    fn plus(&self, o: &LayerCosts) -> LayerCosts {
+        LayerCosts {
+            forward_s: self.forward_s + o.forward_s,
+            backward_s: self.backward_s + o.backward_s,
+            recompute_s: self.recompute_s + o.recompute_s,
+            tp_comm_s: self.tp_comm_s + o.tp_comm_s,
+            cp_comm_s: self.cp_comm_s + o.cp_comm_s,
+            ep_comm_s: self.ep_comm_s + o.ep_comm_s,
+        }
+    }
+}
+
+/// Forward seconds of the attention core of one layer, and the part of it that selective
+/// recomputation repeats.
+pub fn attention_core_forward_s(shape: &LocalShape, training: &Training, hw: &Hardware) -> f64 {
+    let q_tokens = shape.tokens / shape.microbatch;
+    if training.flash_attention {
+        let flops = attention_core_flops(shape, causal_fraction(training));
+        attention_time_s(flops, shape.head_dim, q_tokens, hw, training.dtype)
+    } else {
+        // Unfused: two batched GEMMs per (sequence, head) and a memory-bound softmax.
+        let act = training.dtype.activation_dtype();
+        let batch = shape.microbatch * shape.heads;
+        let scores = gemm_time_s(q_tokens, shape.kv_tokens, shape.head_dim, hw, act);
+        let values = gemm_time_s(q_tokens, shape.head_dim, shape.kv_tokens, hw, act);
+        batch * (scores + values) + memory_time_s(unfused_softmax_forward_bytes(shape), hw)
+    }
+}
+
+/// Backward seconds of the attention core.
+pub fn attention_core_backward_s(forward_s: f64, training: &Training) -> f64 {
+    if training.flash_attention {
+        FLASH_BACKWARD_RATIO * forward_s
+    } else {
+        2.0 * forward_s
+    }
+}
+
+/// Costs of one layer (dense or MoE) for one microbatch on one rank.
+pub fn layer_costs(
+    model: &Transformer,
+    training: &Training,
+    hw: &Hardware,
+    layout: &Layout,
+    moe: bool,
+) -> LayerCosts {
+    let shape = local_shape(model, layout);
+    let dtype = training.dtype;
+    let act = dtype.activation_dtype();
+    let t = shape.tokens;
+    let h = shape.hidden;
+    let up = shape.ffn_kind.up_width();
+
+    // Attention block GEMMs.
+    let qkv = gemm_time_s(t, qkv_width(&shape), h, hw, dtype);
+    let proj = gemm_time_s(t, h, shape.heads * shape.head_dim, hw, dtype);
+
+    // Feed-forward GEMMs and the width of the activation per token.
+    let (ffn_gemms, ffn_width, moe_extra_fwd) = if moe {
+        let k = model.experts_per_token as f64;
+        let local_experts = model.experts as f64 / layout.ep as f64;
+        let tokens_per_expert = t * k / local_experts;
+        let fe = shape.expert_ffn;
+        let routed = local_experts
+            * (gemm_time_s(tokens_per_expert, fe * up, h, hw, dtype)
+                + gemm_time_s(tokens_per_expert, h, fe, hw, dtype));
+        let shared_width = fe * model.shared_experts as f64;
+        let shared = if model.shared_experts > 0 {
+            gemm_time_s(t, shared_width * up, h, hw, dtype) + gemm_time_s(t, h, shared_width, hw, dtype)
+        } else {
+            0.0
+        };
+        let router = gemm_time_s(t, model.experts as f64, h, hw, act);
+        let permute = memory_time_s(moe_permute_forward_bytes(&shape, k), hw);
+        (
+            routed + shared,
+            fe * (k + model.shared_experts as f64),
+            router + permute,
+        )
+    } else {
+        let f = shape.ffn;
+        (
+            gemm_time_s(t, f * up, h, hw, dtype) + gemm_time_s(t, h, f, hw, dtype),
+            f,
+            0.0,
+        )
+    };
+
+    let gemms = qkv + proj + ffn_gemms;
+    let attention_fwd = attention_core_forward_s(&shape, training, hw);
+    let attention_bwd = attention_core_backward_s(attention_fwd, training);
+    let elementwise = memory_time_s(elementwise_forward_bytes(&shape, dtype, ffn_width), hw);
+
+    let overhead = hw.efficiency.layer_overhead_s;
+    let forward_s = gemms + attention_fwd + elementwise + moe_extra_fwd + overhead;
+    let backward_s = 2.0 * (gemms + elementwise + moe_extra_fwd + overhead) + attention_bwd;
+    let recompute_s = match layout.recompute {
+        Recompute::None => 0.0,
+        Recompute::Selective => attention_fwd,
+        Recompute::Full => forward_s,
+    };
+    // Passes of the layer's forward communication: forward, backward, and the recomputed forward.
+    let forward_passes = if layout.recompute == Recompute::Full {
+        2.0
+    } else {
+        1.0
+    };
+
+    // Tensor parallelism: two all-reduces forward and two backward (or, with sequence
+    // parallelism, reduce-scatter + all-gather pairs that move the same bytes), on the
+    // 16-bit activations of the layer.
+    let tp = layout.tp as f64;
+    let tp_bytes = t * h * 2.0;
+    let tp_pass = 2.0 * all_reduce_s(hw, tp_bytes, tp, 1.0);
+    let tp_comm_s = if layout.tp_overlap && layout.sequence_parallel && layout.tp > 1 {
+        tp_overlapped_s(tp_pass, gemms, tp) * forward_passes + tp_overlapped_s(tp_pass, 2.0 * gemms, tp)
+    } else {
+        tp_pass * (forward_passes + 1.0)
+    };
+
+    // Context parallelism: a ring passes each rank's K/V chunk cp-1 times, each transfer hidden
+    // behind the attention of the chunk in hand; backward moves K/V and their gradients.
+    let cp = layout.cp as f64;
+    let cp_comm_s = if layout.cp > 1 {
+        let chunk_bytes = 2.0 * t * shape.kv_heads * shape.head_dim * 2.0;
+        let across = crosses_domain(cp, tp, hw);
+        let hop = point_to_point_s(hw, chunk_bytes, across);
+        let fwd = (cp - 1.0) * (hop - attention_fwd / cp).max(0.0);
+        let bwd = (cp - 1.0) * (2.0 * hop - attention_bwd / cp).max(0.0);
+        let recomputed = if layout.recompute == Recompute::None {
+            0.0
+        } else {
+            fwd
+        };
+        fwd + bwd + recomputed
+    } else {
+        0.0
+    };
+
+    // Expert parallelism: dispatch and combine all-to-alls, forward and backward.
+    let ep_comm_s = if moe && layout.ep > 1 {
+        let tokens = if layout.sequence_parallel { t / tp } else { t };
+        let bytes = tokens * model.experts_per_token as f64 * h * 2.0;
+        let a2a = all_to_all_s(hw, bytes, layout.ep as f64, tp);
+        a2a * 2.0 * (forward_passes + 1.0)
+    } else {
+        0.0
+    };
+
+    LayerCosts {
+        forward_s,
+        backward_s,
+        recompute_s,
+        tp_comm_s,
+        cp_comm_s,
+        ep_comm_s,
+    }
+}
+
+/// Exposed seconds of one pass's tensor-parallel collectives (`comm_s`) when they are split
+/// into `tp` chunks and pipelined with the GEMMs they feed (`gemm_s`), as Transformer Engine's
+/// userbuffers do (Wang et al. 2022, "Overlap Communication with Dependent Computation via
+/// Decomposition"): the first chunk cannot overlap, and what the GEMMs cannot cover shows.
+pub fn tp_overlapped_s(comm_s: f64, gemm_s: f64, tp: f64) -> f64 {
+    comm_s / tp + (comm_s - gemm_s).max(0.0) * (tp - 1.0) / tp
+}
+
+/// Costs of the output layer (logits and cross-entropy) for one microbatch on the last stage:
+/// (forward, backward).
+pub fn logits_costs(model: &Transformer, training: &Training, hw: &Hardware, layout: &Layout) -> (f64, f64) {
+    let shape = local_shape(model, layout);
+    let gemm = gemm_time_s(
+        shape.tokens,
+        shape.vocab,
+        shape.hidden,
+        hw,
+        training.dtype.activation_dtype(),
+    );
+    let loss = memory_time_s(cross_entropy_bytes(&shape), hw);
+    (gemm + loss * 10.0 / 16.0, 2.0 * gemm + loss * 6.0 / 16.0)
+}
+
+/// Transformer layers on the fullest pipeline stage and on the last stage. Layers are spread as
+/// evenly as possible with the remainder taken from the last stage, which also holds the
+/// output layer (Megatron-Core's uneven split).
+pub fn stage_layers(model: &Transformer, layout: &Layout) -> (f64, f64) {
+    let layers = model.layers as f64;
+    let pp = layout.pp as f64;
+    let fullest = (layers / pp).ceil();
+    let last = if layout.pp > 1 {
+        (layers - (pp - 1.0) * fullest).max(0.0)
+    } else {
+        layers
+    };
+    (fullest, last)
+}
+
+/// Parameters held by one rank of the fullest stage: (shared with the data-parallel group,
+/// routed experts). Embedding and output matrices sit on the first and last stage.
+pub fn stage_params(model: &Transformer, layout: &Layout) -> (f64, f64) {
+    let (fullest, _) = stage_layers(model, layout);
+    let share = fullest / model.layers as f64;
+    let tp = layout.tp as f64;
+    let embeddings = embedding_params(model);
+    let on_stage_embeddings = if layout.pp > 1 {
+        model.vocab as f64 * model.hidden as f64
+    } else {
+        embeddings
+    };
+    let dense = ((dense_params_total(model) - embeddings) * share + on_stage_embeddings) / tp;
+    let experts = expert_params_total(model) * share / (tp * layout.ep as f64);
+    (dense, experts)
+}
+
+/// The breakdown of one step on the slowest stage, seconds. The terms add up to `step_time_s`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct StepBreakdown {
+    pub forward_s: f64,
+    pub backward_s: f64,
+    pub recompute_s: f64,
+    pub tp_comm_s: f64,
+    pub cp_comm_s: f64,
+    pub ep_comm_s: f64,
+    pub pp_p2p_s: f64,
+    pub pp_bubble_s: f64,
+    pub dp_comm_s: f64,
+    pub optimizer_s: f64,
+    /// Fixed per-step work outside the model (see `Efficiency::step_overhead_s`).
+    pub step_overhead_s: f64,
+}
+
+impl StepBreakdown {
+    pub fn total_s(&self) -> f64 {
+        self.forward_s
+            + self.backward_s
+            + self.recompute_s
+            + self.tp_comm_s
+            + self.cp_comm_s
+            + self.ep_comm_s
+            + self.pp_p2p_s
+            + self.pp_bubble_s
+            + self.dp_comm_s
+            + self.optimizer_s
+            + self.step_overhead_s
+    }
+
+    /// (name, seconds) of each term, in a stable order.
+    pub fn terms(&self) -> [(&'static str, f64); 11] {
+        [
+            ("forward_s", self.forward_s),
+            ("backward_s", self.backward_s),
+            ("recompute_s", self.recompute_s),
+            ("tp_comm_s", self.tp_comm_s),
+            ("cp_comm_s", self.cp_comm_s),
+            ("ep_comm_s", self.ep_comm_s),
+            ("pp_p2p_s", self.pp_p2p_s),
+            ("pp_bubble_s", self.pp_bubble_s),
+            ("dp_comm_s", self.dp_comm_s),
+            ("optimizer_s", self.optimizer_s),
+            ("step_overhead_s", self.step_overhead_s),
+        ]
+    }
+}
+
+/// Exposed seconds of data-parallel synchronisation (gradient reduction, ZeRO gathers) per step.
+///
+/// - ZeRO 0: one all-reduce of the gradients, overlapped with the last microbatch's backward.
+/// - ZeRO 1: reduce-scatter of the gradients (overlapped with the last backward) and all-gather
+///   of the updated parameters (overlapped with the next step's first forward), as Megatron's
+///   distributed optimizer does.
+/// - ZeRO 2 (FSDP `SHARD_GRAD_OP`): every microbatch gathers the parameters before its forward
+///   and reduce-scatters its gradients during its backward.
+/// - ZeRO 3 (FSDP `FULL_SHARD`): every microbatch gathers the parameters before its forward and
+///   again before its backward, and reduce-scatters the gradients.
+///
+/// Per-microbatch transfers are prefetched one layer ahead: the first layer's gather is exposed,
+/// the rest hides behind the compute it overlaps.
+#[allow(clippy::too_many_arguments)]
+pub fn data_parallel_exposed_s(
+    model: &Transformer,
+    training: &Training,
+    hw: &Hardware,
+    layout: &Layout,
+    microbatches: f64,
+    stage_forward_s: f64,
+    stage_backward_s: f64,
+    stage_layer_count: f64,
+) -> f64 {
+    let (dense, experts) = stage_params(model, layout);
+    let group = layout.dp as f64 * layout.cp as f64;
+    let stride = layout.tp as f64;
+    let expert_group = group / layout.ep as f64;
+    let expert_stride = stride * layout.ep as f64;
+    let collective = |params_dense: f64, params_expert: f64, bytes_per_param: f64, passes: f64| {
+        let f = if passes > 1.5 { all_reduce_s } else { all_gather_s };
+        f(hw, params_dense * bytes_per_param, group, stride)
+            + f(hw, params_expert * bytes_per_param, expert_group, expert_stride)
+    };
+    let grads = training.grad_reduce_bytes;
+    let weights = training.weight_bytes;
+    match layout.zero {
+        0 => {
+            let ar = collective(dense, experts, grads, 2.0);
+            (ar - stage_backward_s).max(0.0)
+        }
+        1 => {
+            let rs = collective(dense, experts, grads, 1.0);
+            let ag = collective(dense, experts, weights, 1.0);
+            (rs - stage_backward_s).max(0.0) + (ag - stage_forward_s).max(0.0)
+        }
+        _ => {
+            // Sharded data parallelism gathers and reduces layer by layer (FSDP wraps each block):
+            // the bandwidth is the stage's, the latency is paid once per layer.
+            let layers = stage_layer_count.max(1.0);
+            let ag = layers * collective(dense / layers, experts / layers, weights, 1.0);
+            let rs = layers * collective(dense / layers, experts / layers, grads, 1.0);
+            let first_layer = ag / layers;
+            let backward_comm = if layout.zero >= 3 { ag + rs } else { rs };
+            let per_microbatch =
+                first_layer + (ag - stage_forward_s).max(0.0) + (backward_comm - stage_backward_s).max(0.0);
+            per_microbatch * microbatches
+        }
+    }
+}
+
+/// Seconds of the optimizer step: one memory-bound pass over the rank's shard of the optimizer
+/// state (read and write Adam's state, read the gradient twice for clipping and update, write
+/// the 16-bit weights).
+pub fn optimizer_s(model: &Transformer, training: &Training, hw: &Hardware, layout: &Layout) -> f64 {
+    let (dense, experts) = stage_params(model, layout);
+    let (dense_shard, expert_shard) = if layout.zero >= 1 {
+        let group = layout.dp as f64 * layout.cp as f64;
+        (dense / group, experts / (group / layout.ep as f64))
+    } else {
+        (dense, experts)
+    };
+    let bytes_per_param =
+        2.0 * training.optimizer_state_bytes + 2.0 * training.grad_bytes + training.weight_bytes;
+    memory_time_s((dense_shard + expert_shard) * bytes_per_param, hw)
+}
+
+/// The step, term by term, on the slowest pipeline stage.
+pub fn step_breakdown(
+    model: &Transformer,
+    training: &Training,
+    hw: &Hardware,
+    layout: &Layout,
+) -> StepBreakdown {
+    let m = layout.microbatches(training) as f64;
+    let moe_share = model.moe_layers() as f64 / model.layers as f64;
+    let dense = layer_costs(model, training, hw, layout, false);
+    let layer = if model.is_moe() {
+        let moe = layer_costs(model, training, hw, layout, true);
+        dense.scaled(1.0 - moe_share).plus(&moe.scaled(moe_share))
+    } else {
+        dense
+    };
+    let (fullest, last) = stage_layers(model, layout);
+    let (logits_fwd, logits_bwd) = logits_costs(model, training, hw, layout);
+
+    // The slowest stage: the fullest one, or the last one with the output layer.
+    let fullest_s = fullest * layer.total_s();
+    let last_s = last * layer.total_s() + logits_fwd + logits_bwd;
+    let (stage, stage_logits_fwd, stage_logits_bwd, stage_layers_n) = if last_s >= fullest_s {
+        (layer.scaled(last), logits_fwd, logits_bwd, last)
+    } else {
+        (layer.scaled(fullest), 0.0, 0.0, fullest)
+    };
+
+    // Pipeline sends: activations of one microbatch, scattered over the tensor-parallel ranks,
+    // forward and backward, once per virtual stage.
+    let pp_p2p_per_microbatch = if layout.pp > 1 {
+        let shape = local_shape(model, layout);
+        let bytes = shape.tokens * shape.hidden * 2.0 / layout.tp as f64;
+        let stride = layout.tp as f64 * layout.cp as f64 * layout.dp as f64;
+        let across = crosses_domain(layout.pp as f64, stride, hw);
+        2.0 * layout.interleave as f64 * point_to_point_s(hw, bytes, across)
+    } else {
+        0.0
+    };
+
+    let per_microbatch_s = stage.total_s() + stage_logits_fwd + stage_logits_bwd + pp_p2p_per_microbatch;
+    let pp_bubble_s = (layout.pp as f64 - 1.0) / layout.interleave as f64 * per_microbatch_s;
+
+    let stage_forward = stage.forward_s + stage_logits_fwd;
+    let stage_backward = stage.backward_s + stage.recompute_s + stage_logits_bwd;
+    let dp_comm_s = data_parallel_exposed_s(
+        model,
+        training,
+        hw,
+        layout,
+        m,
+        stage_forward,
+        stage_backward,
+        stage_layers_n.max(fullest),
+    );
+
+    StepBreakdown {
+        forward_s: m * stage_forward,
+        backward_s: m * (stage.backward_s + stage_logits_bwd),
+        recompute_s: m * stage.recompute_s,
+        tp_comm_s: m * stage.tp_comm_s,
+        cp_comm_s: m * stage.cp_comm_s,
+        ep_comm_s: m * stage.ep_comm_s,
+        pp_p2p_s: m * pp_p2p_per_microbatch,
+        pp_bubble_s,
+        dp_comm_s,
+        optimizer_s: optimizer_s(model, training, hw, layout),
+        step_overhead_s: hw.efficiency.step_overhead_s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::test_support::{gpt3_175b, h100, llama3_8b, mixtral_like, plain_layout, training};
+    use crate::model::Dtype;
+
+    #[test]
+    fn breakdown_terms_add_up() {
+        let mut layout = plain_layout();
+        layout.tp = 8;
+        layout.pp = 8;
+        layout.dp = 4;
+        layout.interleave = 2;
+        let b = step_breakdown(&gpt3_175b(), &training(), &h100(), &layout);
+        let sum: f64 = b.terms().iter().map(|(_, v)| v).sum();
+        assert!((sum - b.total_s()).abs() < 1e-12);
+        assert!(b.pp_bubble_s > 0.0 && b.tp_comm_s > 0.0 && b.pp_p2p_s > 0.0);
+    }
+
+    #[test]
+    fn bubble_is_pp_minus_one_over_interleave_stage_times() {
+        let mut layout = plain_layout();
+        layout.tp = 8;
+        layout.pp = 8;
+        layout.dp = 4;
+        let t = training();
+        let m = layout.microbatches(&t) as f64;
+        let b1 = step_breakdown(&gpt3_175b(), &t, &h100(), &layout);
+        let useful = b1.forward_s + b1.backward_s + b1.recompute_s + b1.tp_comm_s + b1.pp_p2p_s;
+        assert!((b1.pp_bubble_s - 7.0 / m * useful).abs() / b1.pp_bubble_s < 1e-12);
+        layout.interleave = 4;
+        let b4 = step_breakdown(&gpt3_175b(), &t, &h100(), &layout);
+        assert!(b4.pp_bubble_s < b1.pp_bubble_s / 3.0);
+        // Interleaving multiplies the pipeline sends.
+        assert!((b4.pp_p2p_s / b1.pp_p2p_s - 4.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn full_recompute_repeats_the_forward() {
+        let mut layout = plain_layout();
+        layout.recompute = Recompute::Full;
+        let c = layer_costs(&llama3_8b(), &training(), &h100(), &layout, false);
+        assert_eq!(c.recompute_s, c.forward_s);
+        layout.recompute = Recompute::None;
+        let c = layer_costs(&llama3_8b(), &training(), &h100(), &layout, false);
+        assert_eq!(c.recompute_s, 0.0);
+    }
+
+    #[test]
+    fn tensor_parallel_costs_four_all_reduces_per_layer() {
+        let m = llama3_8b();
+        let hw = h100();
+        let mut layout = plain_layout();
+        layout.tp = 4;
+        let c = layer_costs(&m, &training(), &hw, &layout, false);
+        let bytes = 4096.0 * 4096.0 * 2.0; // microbatch 1 x seq 4096 (fixture) x hidden x 2 bytes
+        let one = all_reduce_s(&hw, bytes * m.seq_len as f64 / 4096.0, 4.0, 1.0);
+        assert!((c.tp_comm_s / (4.0 * one) - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn tp_overlap_hides_all_but_the_first_chunk_when_gemms_are_longer() {
+        assert_eq!(tp_overlapped_s(4.0, 10.0, 4.0), 1.0);
+        // GEMMs too short: the uncovered rest shows too.
+        assert_eq!(tp_overlapped_s(4.0, 2.0, 4.0), 1.0 + 2.0 * 0.75);
+        let m = llama3_8b();
+        let hw = h100();
+        let mut layout = plain_layout();
+        layout.tp = 4;
+        layout.sequence_parallel = true;
+        let exposed = layer_costs(&m, &training(), &hw, &layout, false).tp_comm_s;
+        layout.tp_overlap = true;
+        let overlapped = layer_costs(&m, &training(), &hw, &layout, false).tp_comm_s;
+        assert!(overlapped < exposed / 2.0, "{overlapped} vs {exposed}");
+        // Without sequence parallelism there is nothing to overlap with (TE needs it).
+        layout.sequence_parallel = false;
+        let plain = layer_costs(&m, &training(), &hw, &layout, false).tp_comm_s;
+        assert_eq!(plain, exposed);
+    }
+
+    #[test]
+    fn context_parallel_comm_hides_behind_attention_when_it_can() {
+        let m = llama3_8b();
+        let hw = h100();
+        let mut layout = plain_layout();
+        layout.cp = 2;
+        // 8K tokens of LLaMA-3-8B: the attention of a chunk outlasts its K/V hop over NVLink.
+        let c = layer_costs(&m, &training(), &hw, &layout, false);
+        assert_eq!(c.cp_comm_s, 0.0);
+        // Across a slow scale-out link it shows.
+        let mut slow = hw;
+        slow.scale_up_domain = 1;
+        slow.scale_out_bytes_per_s = 1e8;
+        let c = layer_costs(&m, &training(), &slow, &layout, false);
+        assert!(c.cp_comm_s > 0.0);
+    }
+
+    #[test]
+    fn expert_parallel_all_to_all_only_on_moe_layers() {
+        let m = mixtral_like();
+        let hw = h100();
+        let mut layout = plain_layout();
+        layout.dp = 8;
+        layout.ep = 8;
+        let moe = layer_costs(&m, &training(), &hw, &layout, true);
+        let dense = layer_costs(&m, &training(), &hw, &layout, false);
+        assert!(moe.ep_comm_s > 0.0);
+        assert_eq!(dense.ep_comm_s, 0.0);
+    }
+
+    #[test]
+    fn zero3_pays_per_microbatch_and_zero0_once() {
+        let m = llama3_8b();
+        let hw = h100();
+        let mut layout = plain_layout();
+        layout.dp = 64;
+        let mut t = training();
+        t.global_batch = 64 * 8;
+        layout.zero = 0;
+        let z0 = step_breakdown(&m, &t, &hw, &layout).dp_comm_s;
+        layout.zero = 3;
+        let z3 = step_breakdown(&m, &t, &hw, &layout).dp_comm_s;
+        assert!(z3 > z0, "{z3} vs {z0}");
+    }
+
+    #[test]
+    fn uneven_pipeline_split_puts_the_remainder_on_the_last_stage() {
+        let mut m = llama3_8b();
+        m.layers = 126;
+        let mut layout = plain_layout();
+        layout.pp = 8;
+        assert_eq!(stage_layers(&m, &layout), (16.0, 14.0));
+        layout.pp = 1;
+        assert_eq!(stage_layers(&m, &layout), (126.0, 126.0));
+    }
+
+    #[test]
+    fn optimizer_shards_with_zero1() {
+        let m = llama3_8b();
+        let hw = h100();
+        let mut layout = plain_layout();
+        layout.dp = 8;
+        let t = training();
+        let full = optimizer_s(&m, &t, &hw, &layout);
+        layout.zero = 1;
+        let sharded = optimizer_s(&m, &t, &hw, &layout);
+        assert!((full / sharded - 8.0).abs() < 1e-9);
+        // Unsharded: 8.03B params x 34 bytes through 3.35 TB/s at the memory efficiency.
+        let expected = 8.03e9 * 34.0 / (3.35e12 * hw.efficiency.memory);
+        assert!((full / expected - 1.0).abs() < 0.01, "{full} vs {expected}");
+    }
+
+    #[test]
+    fn fp8_step_is_faster_than_bf16() {
+        let m = llama3_8b();
+        let hw = h100();
+        let layout = plain_layout();
+        let mut t = training();
+        let bf16 = step_breakdown(&m, &t, &hw, &layout).total_s();
+        t.dtype = Dtype::Fp8;
+        let fp8 = step_breakdown(&m, &t, &hw, &layout).total_s();
+        assert!(fp8 < bf16);
+    }
+}

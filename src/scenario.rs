@@ -1,0 +1,738 @@
+//! Scenario files: what a user writes (TOML), and the resolved, cross-checked scenario the model
+//! runs on.
+//!
+//! This module owns the file format and every check on it. Unknown keys are errors that name
+//! the key and its section; every value is checked (positive, divides what it must divide, fits
+//! the model) and a bad value gets a message naming the key, the value and what was expected.
+//! Nothing here panics on user input.
+
+use crate::catalog::{AcceleratorSpec, Catalog, PeakTflops};
+use crate::error::Error;
+use crate::model::flops::total_params;
+use crate::model::run::{Economics, Pricing};
+use crate::model::{check_layout, Dtype, FfnKind, Hardware, Layout, Recompute, Training, Transformer};
+use serde::{Deserialize, Serialize};
+
+/// The scenario `clustersweep estimate` runs when given no file: LLaMA 3 70B on 2,048 H100s in
+/// the layout of NVIDIA's DGX Cloud benchmark (dgxc_Llama3.1-70B_BF16_2048g in the calibration
+/// set, measured at 14.66 s per step), trained on Llama 3's 15T tokens.
+pub const DEFAULT_SCENARIO: &str = r#"# LLaMA 3 70B on 2,048 H100s, as NVIDIA's DGX Cloud benchmark lays it out.
+[model]
+preset = "llama3-70b"
+
+[training]
+global_batch = 4096      # sequences of 8,192 tokens: 32M tokens per step
+tokens = 15e12           # Llama 3's pre-training budget
+dtype = "bf16"
+
+[cluster]
+accelerator = "h100-sxm"
+count = 2048
+
+[layout]
+tp = 4
+pp = 4
+cp = 2                   # dp = 2048 / (4 * 4 * 2) = 64
+microbatch = 1
+interleave = 5
+recompute = "none"
+sequence_parallel = true
+zero = 1
+"#;
+
+/// `[model]` as written.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    pub preset: Option<String>,
+    pub layers: Option<u32>,
+    pub hidden: Option<u32>,
+    pub heads: Option<u32>,
+    pub kv_heads: Option<u32>,
+    pub head_dim: Option<u32>,
+    pub ffn: Option<u32>,
+    pub ffn_kind: Option<FfnKind>,
+    pub vocab: Option<u32>,
+    pub seq_len: Option<u32>,
+    pub experts: Option<u32>,
+    pub experts_per_token: Option<u32>,
+    pub expert_ffn: Option<u32>,
+    pub shared_experts: Option<u32>,
+    pub dense_layers: Option<u32>,
+    pub tied_embeddings: Option<bool>,
+}
+
+/// `[training]` as written.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingSection {
+    pub global_batch: Option<u32>,
+    pub tokens: Option<f64>,
+    pub dtype: Option<Dtype>,
+    pub optimizer: Option<String>,
+    pub weight_bytes: Option<f64>,
+    pub optimizer_state_bytes: Option<f64>,
+    pub grad_dtype: Option<String>,
+    pub flash_attention: Option<bool>,
+    pub dropout: Option<bool>,
+}
+
+/// `[cluster]` as written: the accelerator, how many, how they are paid for, and overrides of
+/// any catalog field.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    pub accelerator: Option<String>,
+    pub count: Option<u64>,
+    pub pricing: Option<Pricing>,
+    pub peak_tflops: Option<PeakTflops>,
+    pub hbm_gb: Option<f64>,
+    pub hbm_tb_per_s: Option<f64>,
+    pub scale_up_gb_per_s: Option<f64>,
+    pub scale_up_domain: Option<u32>,
+    pub scale_out_gbps: Option<f64>,
+    pub scale_up_latency_us: Option<f64>,
+    pub scale_out_latency_us: Option<f64>,
+    pub memory_efficiency: Option<f64>,
+    pub scale_up_efficiency: Option<f64>,
+    pub scale_out_efficiency: Option<f64>,
+    pub tdp_w: Option<f64>,
+    pub power_all_in_w: Option<f64>,
+    pub average_power_fraction: Option<f64>,
+    pub price_usd: Option<f64>,
+    pub price_per_hour_usd: Option<f64>,
+    pub pue: Option<f64>,
+    pub electricity_usd_per_mwh: Option<f64>,
+}
+
+/// `[layout]` as written. Omitted degrees are 1, `dp` follows from the count.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayoutSection {
+    pub tp: Option<u32>,
+    pub pp: Option<u32>,
+    pub dp: Option<u32>,
+    pub cp: Option<u32>,
+    pub ep: Option<u32>,
+    pub microbatch: Option<u32>,
+    pub interleave: Option<u32>,
+    pub recompute: Option<Recompute>,
+    pub sequence_parallel: Option<bool>,
+    pub tp_overlap: Option<bool>,
+    pub zero: Option<u32>,
+}
+
+/// A scenario file as written.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    #[serde(default)]
+    pub model: ModelSection,
+    #[serde(default)]
+    pub training: TrainingSection,
+    #[serde(default)]
+    pub cluster: ClusterSection,
+    #[serde(default)]
+    pub layout: LayoutSection,
+}
+
+/// A resolved scenario: every default filled in, every cross-check passed.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// The preset the model came from, or "custom".
+    pub model_name: String,
+    pub model: Transformer,
+    pub training: Training,
+    /// The catalog entry with the scenario's overrides applied.
+    pub accelerator: AcceleratorSpec,
+    pub hardware: Hardware,
+    pub economics: Economics,
+    pub layout: Layout,
+}
+
+/// Tokens to train on when `[training] tokens` is absent: 20 per parameter, the compute-optimal
+/// ratio of Hoffmann et al. 2022 (Chinchilla).
+pub const CHINCHILLA_TOKENS_PER_PARAM: f64 = 20.0;
+
+impl ScenarioFile {
+    /// Parse TOML text; `origin` names the file in messages.
+    pub fn parse(text: &str, origin: &str) -> Result<ScenarioFile, Error> {
+        crate::tomlfile::parse(text).map_err(|message| Error::Scenario {
+            origin: origin.to_string(),
+            message,
+        })
+    }
+
+    /// Read and parse a file.
+    pub fn read(path: &std::path::Path) -> Result<ScenarioFile, Error> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+            path: path.display().to_string(),
+            source: e,
+        })?;
+        ScenarioFile::parse(&text, &path.display().to_string())
+    }
+
+    /// Fill defaults from the catalog and check everything.
+    pub fn resolve(&self, catalog: &Catalog, origin: &str) -> Result<Scenario, Error> {
+        let err = |message: String| Error::Scenario {
+            origin: origin.to_string(),
+            message,
+        };
+        let (model_name, model) = resolve_model(&self.model, catalog).map_err(err)?;
+        let accelerator = resolve_accelerator(&self.cluster, catalog).map_err(err)?;
+        let training = resolve_training(&self.training, &model, &accelerator).map_err(err)?;
+        let layout = resolve_layout(&self.layout, &self.cluster, &model, &training).map_err(err)?;
+        let mut hardware = catalog.hardware(&accelerator);
+        hardware.scale_up_domain = accelerator.scale_up_domain;
+        let pricing = self.cluster.pricing.unwrap_or(Pricing::Rental);
+        let mut economics = catalog.economics(&accelerator, pricing);
+        if let Some(pue) = self.cluster.pue {
+            economics.pue = positive("cluster", "pue", pue).map_err(err)?;
+        }
+        if let Some(p) = self.cluster.electricity_usd_per_mwh {
+            economics.electricity_usd_per_mwh =
+                non_negative("cluster", "electricity_usd_per_mwh", p).map_err(err)?;
+        }
+        match pricing {
+            Pricing::Rental if accelerator.price_per_hour_usd.is_none() => {
+                return Err(err(format!(
+                    "[cluster] pricing = \"rental\" needs a rental price and the catalog has none for `{}`: set [cluster] price_per_hour_usd, or pricing = \"capex\"",
+                    accelerator.id
+                )))
+            }
+            Pricing::Capex if accelerator.price_usd.is_none() => {
+                return Err(err(format!(
+                    "[cluster] pricing = \"capex\" needs a purchase price and the catalog has none for `{}`: set [cluster] price_usd, or pricing = \"rental\"",
+                    accelerator.id
+                )))
+            }
+            _ => {}
+        }
+        Ok(Scenario {
+            model_name,
+            model,
+            training,
+            accelerator,
+            hardware,
+            economics,
+            layout,
+        })
+    }
+}
+
+fn positive(section: &str, key: &str, v: f64) -> Result<f64, String> {
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("[{section}] {key} = {v}: expected a positive number"))
+    }
+}
+
+fn non_negative(section: &str, key: &str, v: f64) -> Result<f64, String> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(format!(
+            "[{section}] {key} = {v}: expected zero or a positive number"
+        ))
+    }
+}
+
+fn positive_int(section: &str, key: &str, v: u32) -> Result<u32, String> {
+    if v >= 1 {
+        Ok(v)
+    } else {
+        Err(format!("[{section}] {key} = 0: expected a positive integer"))
+    }
+}
+
+/// The model: a preset with explicit keys over it, or explicit keys alone.
+pub fn resolve_model(m: &ModelSection, catalog: &Catalog) -> Result<(String, Transformer), String> {
+    let preset = match &m.preset {
+        Some(id) => Some(catalog.model(id).ok_or_else(|| {
+            format!(
+                "[model] preset = \"{id}\" is not a known preset; known: {}",
+                catalog.model_ids()
+            )
+        })?),
+        None => None,
+    };
+    let need = |key: &str, given: Option<u32>, from_preset: Option<u32>| -> Result<u32, String> {
+        let v = given.or(from_preset).ok_or_else(|| {
+            format!(
+                "[model] {key} is missing: give it, or a preset (known: {})",
+                catalog.model_ids()
+            )
+        })?;
+        positive_int("model", key, v)
+    };
+    let layers = need("layers", m.layers, preset.map(|p| p.layers))?;
+    let hidden = need("hidden", m.hidden, preset.map(|p| p.hidden))?;
+    let heads = need("heads", m.heads, preset.map(|p| p.heads))?;
+    let ffn = need("ffn", m.ffn, preset.map(|p| p.ffn))?;
+    let vocab = need("vocab", m.vocab, preset.map(|p| p.vocab))?;
+    let seq_len = need("seq_len", m.seq_len, preset.map(|p| p.seq_len))?;
+    let kv_heads = positive_int(
+        "model",
+        "kv_heads",
+        m.kv_heads.or(preset.and_then(|p| p.kv_heads)).unwrap_or(heads),
+    )?;
+    if heads % kv_heads != 0 {
+        return Err(format!(
+            "[model] kv_heads = {kv_heads}: expected a divisor of heads ({heads})"
+        ));
+    }
+    let head_dim = match m.head_dim.or(preset.and_then(|p| p.head_dim)) {
+        Some(d) => positive_int("model", "head_dim", d)?,
+        None => {
+            if hidden % heads != 0 {
+                return Err(format!(
+                    "[model] heads = {heads} does not divide hidden = {hidden}: give head_dim explicitly"
+                ));
+            }
+            hidden / heads
+        }
+    };
+    let ffn_kind = m.ffn_kind.or(preset.map(|p| p.ffn_kind)).unwrap_or(FfnKind::Mlp);
+    let experts = m.experts.or(preset.and_then(|p| p.experts)).unwrap_or(0);
+    let mut model = Transformer {
+        layers,
+        hidden,
+        heads,
+        kv_heads,
+        head_dim,
+        ffn,
+        ffn_kind,
+        vocab,
+        seq_len,
+        experts,
+        experts_per_token: 0,
+        expert_ffn: 0,
+        shared_experts: 0,
+        dense_layers: 0,
+        tied_embeddings: m
+            .tied_embeddings
+            .or(preset.map(|p| p.tied_embeddings))
+            .unwrap_or(false),
+    };
+    if experts > 1 {
+        model.experts_per_token = m
+            .experts_per_token
+            .or(preset.and_then(|p| p.experts_per_token))
+            .unwrap_or(1);
+        model.expert_ffn = m.expert_ffn.or(preset.and_then(|p| p.expert_ffn)).unwrap_or(ffn);
+        model.shared_experts = m
+            .shared_experts
+            .or(preset.and_then(|p| p.shared_experts))
+            .unwrap_or(0);
+        model.dense_layers = m
+            .dense_layers
+            .or(preset.and_then(|p| p.dense_layers))
+            .unwrap_or(0);
+        if model.experts_per_token == 0 || model.experts_per_token > experts {
+            return Err(format!(
+                "[model] experts_per_token = {}: expected 1 to experts ({experts})",
+                model.experts_per_token
+            ));
+        }
+        positive_int("model", "expert_ffn", model.expert_ffn)?;
+        if model.dense_layers >= layers {
+            return Err(format!(
+                "[model] dense_layers = {}: expected fewer than layers ({layers})",
+                model.dense_layers
+            ));
+        }
+    } else {
+        for (key, v) in [
+            ("experts_per_token", m.experts_per_token),
+            ("expert_ffn", m.expert_ffn),
+            ("shared_experts", m.shared_experts),
+            ("dense_layers", m.dense_layers),
+        ] {
+            if v.is_some() {
+                return Err(format!("[model] {key} is set but experts is {experts}: set experts > 1 for a mixture-of-experts model"));
+            }
+        }
+    }
+    let name = match &m.preset {
+        Some(id) if m.has_explicit_keys() => format!("{id} (modified)"),
+        Some(id) => id.clone(),
+        None => "custom".to_string(),
+    };
+    Ok((name, model))
+}
+
+impl ModelSection {
+    /// True when a key besides `preset` is set.
+    fn has_explicit_keys(&self) -> bool {
+        let counts = [
+            self.layers,
+            self.hidden,
+            self.heads,
+            self.kv_heads,
+            self.head_dim,
+            self.ffn,
+            self.vocab,
+            self.seq_len,
+            self.experts,
+            self.experts_per_token,
+            self.expert_ffn,
+            self.shared_experts,
+            self.dense_layers,
+        ];
+        counts.iter().any(Option::is_some) || self.ffn_kind.is_some() || self.tied_embeddings.is_some()
+    }
+}
+
+/// The catalog entry with `[cluster]` overrides applied.
+pub fn resolve_accelerator(c: &ClusterSection, catalog: &Catalog) -> Result<AcceleratorSpec, String> {
+    let id = c.accelerator.as_deref().ok_or_else(|| {
+        format!(
+            "[cluster] accelerator is missing; known: {}",
+            catalog.accelerator_ids()
+        )
+    })?;
+    let mut spec = catalog
+        .accelerator(id)
+        .ok_or_else(|| {
+            format!(
+                "[cluster] accelerator = \"{id}\" is not in the catalog; known: {}",
+                catalog.accelerator_ids()
+            )
+        })?
+        .clone();
+    macro_rules! override_positive {
+        ($($field:ident),*) => {$(
+            if let Some(v) = c.$field {
+                spec.$field = positive("cluster", stringify!($field), v)?;
+            }
+        )*};
+    }
+    override_positive!(
+        hbm_gb,
+        hbm_tb_per_s,
+        scale_up_gb_per_s,
+        scale_out_gbps,
+        memory_efficiency,
+        scale_up_efficiency,
+        scale_out_efficiency,
+        tdp_w,
+        power_all_in_w,
+        average_power_fraction
+    );
+    for (key, v, field) in [
+        (
+            "scale_up_latency_us",
+            c.scale_up_latency_us,
+            &mut spec.scale_up_latency_us,
+        ),
+        (
+            "scale_out_latency_us",
+            c.scale_out_latency_us,
+            &mut spec.scale_out_latency_us,
+        ),
+    ] {
+        if let Some(v) = v {
+            *field = non_negative("cluster", key, v)?;
+        }
+    }
+    if let Some(d) = c.scale_up_domain {
+        spec.scale_up_domain = positive_int("cluster", "scale_up_domain", d)?;
+    }
+    if let Some(p) = c.price_usd {
+        spec.price_usd = Some(non_negative("cluster", "price_usd", p)?);
+    }
+    if let Some(p) = c.price_per_hour_usd {
+        spec.price_per_hour_usd = Some(non_negative("cluster", "price_per_hour_usd", p)?);
+    }
+    if let Some(peak) = c.peak_tflops {
+        for d in Dtype::ALL {
+            if let Some(v) = peak.get(d) {
+                positive("cluster", &format!("peak_tflops.{}", d.name()), v)?;
+            }
+        }
+        let merged = PeakTflops {
+            fp16: peak.fp16.or(spec.peak_tflops.fp16),
+            bf16: peak.bf16.or(spec.peak_tflops.bf16),
+            fp8: peak.fp8.or(spec.peak_tflops.fp8),
+            fp4: peak.fp4.or(spec.peak_tflops.fp4),
+        };
+        spec.peak_tflops = merged;
+    }
+    Ok(spec)
+}
+
+fn resolve_training(
+    t: &TrainingSection,
+    model: &Transformer,
+    accelerator: &AcceleratorSpec,
+) -> Result<Training, String> {
+    let global_batch = positive_int(
+        "training",
+        "global_batch",
+        t.global_batch
+            .ok_or("[training] global_batch is missing: sequences per optimizer step")?,
+    )?;
+    let dtype = t.dtype.unwrap_or(Dtype::Bf16);
+    if accelerator.peak_tflops.get(dtype).is_none() {
+        let formats: Vec<&str> = Dtype::ALL
+            .iter()
+            .filter(|d| accelerator.peak_tflops.get(**d).is_some())
+            .map(|d| d.name())
+            .collect();
+        return Err(format!(
+            "[training] dtype = \"{}\": the catalog has no {} rate for `{}`; it has {}",
+            dtype.name(),
+            dtype.name(),
+            accelerator.id,
+            formats.join(", ")
+        ));
+    }
+    if let Some(o) = &t.optimizer {
+        if o != "adam" {
+            return Err(format!("[training] optimizer = \"{o}\": expected \"adam\" (AdamW; set the byte counts to model others)"));
+        }
+    }
+    // Gradient buffers and their reduction in the 16-bit format by default, as Megatron-Core's
+    // DistributedDataParallelConfig (grad_reduce_in_fp32 = False) and NeMo's performance recipes
+    // run; "fp32" for Megatron-LM's bf16 default and FSDP's DEFAULT mixed precision.
+    let grad_bytes = match t.grad_dtype.as_deref().unwrap_or("bf16") {
+        "fp32" => 4.0,
+        "bf16" | "fp16" => 2.0,
+        other => {
+            return Err(format!(
+                "[training] grad_dtype = \"{other}\": expected \"bf16\", \"fp16\" or \"fp32\""
+            ))
+        }
+    };
+    let tokens = match t.tokens {
+        Some(v) => positive("training", "tokens", v)?,
+        None => CHINCHILLA_TOKENS_PER_PARAM * total_params(model),
+    };
+    Ok(Training {
+        global_batch,
+        tokens,
+        dtype,
+        weight_bytes: positive("training", "weight_bytes", t.weight_bytes.unwrap_or(2.0))?,
+        grad_bytes,
+        optimizer_state_bytes: non_negative(
+            "training",
+            "optimizer_state_bytes",
+            t.optimizer_state_bytes.unwrap_or(12.0),
+        )?,
+        grad_reduce_bytes: grad_bytes,
+        flash_attention: t.flash_attention.unwrap_or(true),
+        dropout: t.dropout.unwrap_or(false),
+    })
+}
+
+fn resolve_layout(
+    l: &LayoutSection,
+    c: &ClusterSection,
+    model: &Transformer,
+    training: &Training,
+) -> Result<Layout, String> {
+    let tp = positive_int("layout", "tp", l.tp.unwrap_or(1))?;
+    let pp = positive_int("layout", "pp", l.pp.unwrap_or(1))?;
+    let cp = positive_int("layout", "cp", l.cp.unwrap_or(1))?;
+    let ep = positive_int("layout", "ep", l.ep.unwrap_or(1))?;
+    let model_parallel = tp as u64 * pp as u64 * cp as u64;
+    let dp = match (l.dp, c.count) {
+        (Some(dp), Some(count)) => {
+            let dp = positive_int("layout", "dp", dp)?;
+            if model_parallel * dp as u64 != count {
+                return Err(format!(
+                    "[layout] tp * pp * dp * cp = {tp} * {pp} * {dp} * {cp} = {} but [cluster] count = {count}: they must be equal",
+                    model_parallel * dp as u64
+                ));
+            }
+            dp
+        }
+        (Some(dp), None) => positive_int("layout", "dp", dp)?,
+        (None, Some(count)) => {
+            if count == 0 || count % model_parallel != 0 {
+                return Err(format!(
+                    "[cluster] count = {count} is not a multiple of tp * pp * cp = {model_parallel}: dp would not be whole"
+                ));
+            }
+            u32::try_from(count / model_parallel)
+                .map_err(|_| format!("[cluster] count = {count}: dp would exceed 2^32"))?
+        }
+        (None, None) => return Err("[cluster] count is missing (or give [layout] dp)".to_string()),
+    };
+    let layout = Layout {
+        tp,
+        pp,
+        dp,
+        cp,
+        ep,
+        microbatch: positive_int("layout", "microbatch", l.microbatch.unwrap_or(1))?,
+        interleave: positive_int("layout", "interleave", l.interleave.unwrap_or(1))?,
+        recompute: l.recompute.unwrap_or(Recompute::None),
+        // Sequence parallelism is a no-op without tensor parallelism.
+        sequence_parallel: l.sequence_parallel.unwrap_or(tp > 1) && tp > 1,
+        // TP overlap needs sequence parallelism; on by default wherever it can be.
+        tp_overlap: l.tp_overlap.unwrap_or(true) && l.sequence_parallel.unwrap_or(tp > 1) && tp > 1,
+        zero: l.zero.unwrap_or(1),
+    };
+    if let Some(v) = check_layout(model, training, &layout) {
+        return Err(format!(
+            "[layout] {}: {}",
+            layout_values(&layout, model, training),
+            v.describe()
+        ));
+    }
+    Ok(layout)
+}
+
+/// The layout's numbers that the cross-checks look at, for error messages.
+fn layout_values(l: &Layout, m: &Transformer, t: &Training) -> String {
+    format!(
+        "tp = {}, pp = {}, dp = {}, cp = {}, ep = {}, microbatch = {}, interleave = {}, zero = {} \
+         (model: {} layers, {} heads, {} kv_heads, ffn {}, seq_len {}, {} experts; global_batch {})",
+        l.tp,
+        l.pp,
+        l.dp,
+        l.cp,
+        l.ep,
+        l.microbatch,
+        l.interleave,
+        l.zero,
+        m.layers,
+        m.heads,
+        m.kv_heads,
+        m.ffn,
+        m.seq_len,
+        m.experts,
+        t.global_batch
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(text: &str) -> Result<Scenario, Error> {
+        ScenarioFile::parse(text, "t.toml")?.resolve(&Catalog::builtin(), "t.toml")
+    }
+
+    #[test]
+    fn default_scenario_resolves() {
+        let s = resolve(DEFAULT_SCENARIO).unwrap();
+        assert_eq!(s.layout.dp, 64);
+        assert_eq!(s.model_name, "llama3-70b");
+        assert_eq!(s.layout.accelerators(), 2048);
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_section() {
+        let msg = resolve("[layout]\ntpp = 2\n").unwrap_err().to_string();
+        assert!(msg.contains("`tpp`") && msg.contains("[layout]"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_section_is_named() {
+        let msg = resolve("[clusterr]\ncount = 2\n").unwrap_err().to_string();
+        assert!(msg.contains("clusterr"), "{msg}");
+    }
+
+    #[test]
+    fn bad_enum_value_names_the_key_and_choices() {
+        let msg = resolve("[model]\npreset = \"llama3-8b\"\nffn_kind = \"relu\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("[model] ffn_kind") && msg.contains("swiglu"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn count_mismatch_is_explained() {
+        let text = DEFAULT_SCENARIO.replace("cp = 2 ", "dp = 3\ncp = 2 ");
+        let msg = resolve(&text).unwrap_err().to_string();
+        assert!(
+            msg.contains("count = 2048") && msg.contains("must be equal"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn tp_that_does_not_divide_heads_is_refused() {
+        let text = DEFAULT_SCENARIO
+            .replace("tp = 4", "tp = 3")
+            .replace("count = 2048", "count = 1536");
+        let msg = resolve(&text).unwrap_err().to_string();
+        assert!(msg.contains("tp must divide the attention heads"), "{msg}");
+    }
+
+    #[test]
+    fn unsupported_dtype_lists_the_supported_ones() {
+        let text = DEFAULT_SCENARIO
+            .replace("\"h100-sxm\"", "\"a100-80gb\"")
+            .replace("\"bf16\"", "\"fp8\"");
+        let msg = resolve(&text).unwrap_err().to_string();
+        assert!(msg.contains("fp8") && msg.contains("bf16"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_preset_and_accelerator_list_the_known_ones() {
+        let msg = resolve("[model]\npreset = \"gpt5\"\n").unwrap_err().to_string();
+        assert!(msg.contains("gpt5") && msg.contains("llama3-70b"), "{msg}");
+        let text = DEFAULT_SCENARIO.replace("\"h100-sxm\"", "\"h1000\"");
+        let msg = resolve(&text).unwrap_err().to_string();
+        assert!(msg.contains("h1000") && msg.contains("gb200"), "{msg}");
+    }
+
+    #[test]
+    fn explicit_keys_override_the_preset() {
+        let text = DEFAULT_SCENARIO.replace(
+            "preset = \"llama3-70b\"",
+            "preset = \"llama3-70b\"\nseq_len = 4096",
+        );
+        let s = resolve(&text).unwrap();
+        assert_eq!(s.model.seq_len, 4096);
+        assert_eq!(s.model_name, "llama3-70b (modified)");
+    }
+
+    #[test]
+    fn cluster_overrides_apply() {
+        let text = DEFAULT_SCENARIO.replace(
+            "count = 2048",
+            "count = 2048\nscale_out_gbps = 200\nscale_up_domain = 72",
+        );
+        let s = resolve(&text).unwrap();
+        assert_eq!(s.hardware.scale_out_bytes_per_s, 25e9);
+        assert_eq!(s.hardware.scale_up_domain, 72);
+    }
+
+    #[test]
+    fn rental_without_a_price_names_the_fix() {
+        let text = DEFAULT_SCENARIO.replace("\"h100-sxm\"", "\"gb300\"");
+        let msg = resolve(&text).unwrap_err().to_string();
+        assert!(msg.contains("price_per_hour_usd"), "{msg}");
+    }
+
+    #[test]
+    fn zero_degree_is_refused_with_the_key() {
+        let msg = resolve(&DEFAULT_SCENARIO.replace("tp = 4", "tp = 0"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("[layout] tp = 0"), "{msg}");
+    }
+
+    #[test]
+    fn negative_value_names_key_not_a_panic() {
+        let msg = resolve(&DEFAULT_SCENARIO.replace("tp = 4", "tp = -4"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("[layout] tp"), "{msg}");
+    }
+
+    #[test]
+    fn tokens_default_to_chinchilla() {
+        let text = DEFAULT_SCENARIO.replace("tokens = 15e12", "");
+        let s = resolve(&text).unwrap();
+        assert!((s.training.tokens / total_params(&s.model) - 20.0).abs() < 1e-9);
+    }
+}
