@@ -14,6 +14,7 @@
 //! last) and the larger is reported.
 
 use super::flops::{local_shape, qkv_width, LocalShape};
+use super::profile::{profile, Profile};
 use super::step::{stage_layers, stage_params};
 use super::{Hardware, Layout, Recompute, Training, Transformer};
 use serde::Serialize;
@@ -139,6 +140,36 @@ pub fn microbatches_in_flight(layout: &Layout, microbatches: f64) -> f64 {
     }
 }
 
+/// Activation bytes of the average layer (dense and MoE layers weighted by their counts) for one
+/// microbatch: (all it produces, what it keeps under the layout's recomputation).
+pub fn average_layer_activation_bytes(
+    model: &Transformer,
+    training: &Training,
+    layout: &Layout,
+) -> (f64, f64) {
+    let shape = local_shape(model, layout);
+    let k = model.experts_per_token as f64;
+    let moe_share = model.moe_layers() as f64 / model.layers as f64;
+    let dense_layer = layer_activation_bytes(&shape, training, false, k);
+    let full_layer = if model.is_moe() {
+        (1.0 - moe_share) * dense_layer + moe_share * layer_activation_bytes(&shape, training, true, k)
+    } else {
+        dense_layer
+    };
+    (
+        full_layer,
+        stored_layer_activation_bytes(full_layer, &shape, training, layout.recompute),
+    )
+}
+
+/// Bytes of the fp32 probabilities that the cross-entropy keeps for its backward, for one
+/// microbatch on the last stage (Megatron's vocab-parallel cross-entropy saves them; the 16-bit
+/// logits are freed).
+pub fn loss_buffer_bytes(model: &Transformer, layout: &Layout) -> f64 {
+    let shape = local_shape(model, layout);
+    4.0 * shape.tokens * shape.vocab
+}
+
 /// Memory per accelerator on the stage that needs the most.
 pub fn memory_breakdown(
     model: &Transformer,
@@ -146,7 +177,17 @@ pub fn memory_breakdown(
     hw: &Hardware,
     layout: &Layout,
 ) -> MemoryBreakdown {
-    let shape = local_shape(model, layout);
+    memory_breakdown_with(&profile(model, training, hw, layout), model, training, hw, layout)
+}
+
+/// Memory from a layer profile computed for the same per-layer knobs.
+pub fn memory_breakdown_with(
+    p: &Profile,
+    model: &Transformer,
+    training: &Training,
+    hw: &Hardware,
+    layout: &Layout,
+) -> MemoryBreakdown {
     let (dense, experts) = stage_params(model, layout);
     let group = layout.dp as f64 * layout.cp as f64;
     let expert_group = group / layout.ep as f64;
@@ -178,27 +219,17 @@ pub fn memory_breakdown(
     let gradients_bytes = shard(2) * training.grad_bytes;
     let optimizer_bytes = shard(1) * training.optimizer_state_bytes;
 
-    let k = model.experts_per_token as f64;
-    let moe_share = model.moe_layers() as f64 / model.layers as f64;
-    let dense_layer = layer_activation_bytes(&shape, training, false, k);
-    let full_layer = if model.is_moe() {
-        (1.0 - moe_share) * dense_layer + moe_share * layer_activation_bytes(&shape, training, true, k)
-    } else {
-        dense_layer
-    };
-    let stored_layer = stored_layer_activation_bytes(full_layer, &shape, training, layout.recompute);
+    let stored_layer = p.stored_activation_bytes;
     // The layer being recomputed holds its full activations while its backward runs.
     let working_layer = if layout.recompute == Recompute::Full {
-        full_layer
+        p.full_activation_bytes
     } else {
         0.0
     };
     let m = layout.microbatches(training) as f64;
     let first_stage_activations = fullest * stored_layer * microbatches_in_flight(layout, m) + working_layer;
     let last_stage_activations = last * stored_layer + working_layer;
-    // The fp32 probabilities that the cross-entropy keeps for its backward, for one microbatch
-    // (Megatron's vocab-parallel cross-entropy saves them; the 16-bit logits are freed).
-    let logits_bytes = 4.0 * shape.tokens * shape.vocab;
+    let logits_bytes = p.loss_buffer_bytes;
 
     let first = MemoryBreakdown {
         weights_bytes,

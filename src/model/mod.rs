@@ -18,6 +18,7 @@ pub mod comm;
 pub mod compute;
 pub mod flops;
 pub mod memory;
+pub mod profile;
 pub mod run;
 pub mod step;
 

@@ -8,8 +8,9 @@
 //! FP8 peak, as NVIDIA's DGX Cloud benchmarks and MosaicML do). HFU adds the recomputed forward.
 
 use super::flops::{hardware_flops_per_step, model_flops_per_step};
-use super::memory::{memory_breakdown, MemoryBreakdown};
-use super::step::{step_breakdown, StepBreakdown};
+use super::memory::{memory_breakdown_with, MemoryBreakdown};
+use super::profile::{profile, Profile};
+use super::step::{step_breakdown_with, StepBreakdown};
 use super::{Hardware, Layout, Training, Transformer};
 use serde::{Deserialize, Serialize};
 
@@ -70,8 +71,27 @@ pub fn estimate(
     economics: &Economics,
     layout: &Layout,
 ) -> Estimate {
-    let breakdown = step_breakdown(model, training, hw, layout);
-    let memory = memory_breakdown(model, training, hw, layout);
+    estimate_with(
+        &profile(model, training, hw, layout),
+        model,
+        training,
+        hw,
+        economics,
+        layout,
+    )
+}
+
+/// Estimate one layout from a layer profile computed for the same per-layer knobs.
+pub fn estimate_with(
+    p: &Profile,
+    model: &Transformer,
+    training: &Training,
+    hw: &Hardware,
+    economics: &Economics,
+    layout: &Layout,
+) -> Estimate {
+    let breakdown = step_breakdown_with(p, model, training, hw, layout);
+    let memory = memory_breakdown_with(p, model, training, hw, layout);
     let step_time_s = breakdown.total_s();
     let accelerators = layout.accelerators() as f64;
     let tokens_per_step = training.global_batch as f64 * model.seq_len as f64;

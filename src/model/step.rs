@@ -19,6 +19,7 @@ use super::flops::{
     elementwise_forward_bytes, embedding_params, expert_params_total, local_shape, moe_permute_forward_bytes,
     qkv_width, unfused_softmax_forward_bytes, LocalShape, FLASH_BACKWARD_RATIO,
 };
+use super::profile::{profile, Profile};
 use super::{Hardware, Layout, Recompute, Training, Transformer};
 use serde::Serialize;
 
@@ -391,6 +392,23 @@ pub fn optimizer_s(model: &Transformer, training: &Training, hw: &Hardware, layo
     memory_time_s((dense_shard + expert_shard) * bytes_per_param, hw)
 }
 
+/// Costs of the average layer: dense layers and MoE layers weighted by their counts.
+pub fn average_layer_costs(
+    model: &Transformer,
+    training: &Training,
+    hw: &Hardware,
+    layout: &Layout,
+) -> LayerCosts {
+    let dense = layer_costs(model, training, hw, layout, false);
+    if model.is_moe() {
+        let moe_share = model.moe_layers() as f64 / model.layers as f64;
+        let moe = layer_costs(model, training, hw, layout, true);
+        dense.scaled(1.0 - moe_share).plus(&moe.scaled(moe_share))
+    } else {
+        dense
+    }
+}
+
 /// The step, term by term, on the slowest pipeline stage.
 pub fn step_breakdown(
     model: &Transformer,
@@ -398,17 +416,23 @@ pub fn step_breakdown(
     hw: &Hardware,
     layout: &Layout,
 ) -> StepBreakdown {
+    step_breakdown_with(&profile(model, training, hw, layout), model, training, hw, layout)
+}
+
+/// The step from a layer profile computed for the same per-layer knobs (see
+/// [`super::profile::profile`]): what a sweep reuses across pipeline, data-parallel and ZeRO
+/// choices.
+pub fn step_breakdown_with(
+    p: &Profile,
+    model: &Transformer,
+    training: &Training,
+    hw: &Hardware,
+    layout: &Layout,
+) -> StepBreakdown {
     let m = layout.microbatches(training) as f64;
-    let moe_share = model.moe_layers() as f64 / model.layers as f64;
-    let dense = layer_costs(model, training, hw, layout, false);
-    let layer = if model.is_moe() {
-        let moe = layer_costs(model, training, hw, layout, true);
-        dense.scaled(1.0 - moe_share).plus(&moe.scaled(moe_share))
-    } else {
-        dense
-    };
+    let layer = p.layer;
     let (fullest, last) = stage_layers(model, layout);
-    let (logits_fwd, logits_bwd) = logits_costs(model, training, hw, layout);
+    let (logits_fwd, logits_bwd) = (p.logits_forward_s, p.logits_backward_s);
 
     // The slowest stage: the fullest one, or the last one with the output layer.
     let fullest_s = fullest * layer.total_s();
@@ -422,8 +446,7 @@ pub fn step_breakdown(
     // Pipeline sends: activations of one microbatch, scattered over the tensor-parallel ranks,
     // forward and backward, once per virtual stage.
     let pp_p2p_per_microbatch = if layout.pp > 1 {
-        let shape = local_shape(model, layout);
-        let bytes = shape.tokens * shape.hidden * 2.0 / layout.tp as f64;
+        let bytes = p.pipeline_send_bytes;
         let stride = layout.tp as f64 * layout.cp as f64 * layout.dp as f64;
         let across = crosses_domain(layout.pp as f64, stride, hw);
         2.0 * layout.interleave as f64 * point_to_point_s(hw, bytes, across)
