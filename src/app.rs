@@ -3,13 +3,17 @@
 //! code.
 
 use crate::catalog::Catalog;
-use crate::cli::{Cli, Command, EstimateArgs, FitArgs, ValidateArgs};
+use crate::cli::{Cli, Command, EstimateArgs, FitArgs, MergeArgs, SweepArgs, ValidateArgs};
 use crate::error::Error;
-use crate::export::{exporter, EstimateReport, FitReport};
+use crate::export::{exporter, CsvExporter, EstimateReport, Exporter, FitReport};
 use crate::fit::{cross_validate, fit_catalog};
 use crate::model::flops::total_params;
 use crate::model::run::estimate;
 use crate::scenario::{ScenarioFile, DEFAULT_SCENARIO};
+use crate::search::SearchSpace;
+use crate::sweep::bench::run_bench;
+use crate::sweep::driver::{merge_reports, parse_shard, run_sweep, SweepOptions, SweepReport};
+use crate::sweep::gpu::adapter_reports;
 use crate::validate::{read_runs, validate};
 
 fn internal(e: anyhow::Error) -> Error {
@@ -26,7 +30,70 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
             .catalog(&catalog)
             .map_err(internal),
         Command::Fit(args) => run_fit(args, &catalog),
+        Command::Sweep(args) => run_sweep_command(args, &catalog),
+        Command::Merge(args) => run_merge(args),
+        Command::Adapters(args) => exporter(args.json, false)
+            .adapters(&adapter_reports())
+            .map_err(internal),
+        Command::Bench(args) => exporter(args.json, false)
+            .bench(&run_bench(args.backend)?)
+            .map_err(internal),
     }
+}
+
+fn write_csv(path: &std::path::Path, report: &SweepReport) -> Result<(), Error> {
+    let text = CsvExporter.sweep(report).map_err(internal)?;
+    std::fs::write(path, text).map_err(|e| Error::Io {
+        path: path.display().to_string(),
+        source: e,
+    })
+}
+
+fn run_sweep_command(args: &SweepArgs, catalog: &Catalog) -> Result<String, Error> {
+    let origin = args.scenario.display().to_string();
+    let file = ScenarioFile::read(&args.scenario)?;
+    let space = SearchSpace::resolve(&file, catalog, args.objective, &origin)?;
+    let shard = args
+        .shard
+        .as_deref()
+        .map(parse_shard)
+        .transpose()
+        .map_err(Error::Usage)?;
+    let report = run_sweep(
+        &space,
+        &SweepOptions {
+            backend: args.backend,
+            adapters: args.adapters,
+            top: args.top,
+            shard,
+            progress: !args.no_progress,
+        },
+    )?;
+    for note in &report.notes {
+        eprintln!("note: {note}");
+    }
+    if let Some(path) = &args.csv {
+        write_csv(path, &report)?;
+    }
+    exporter(args.json, false).sweep(&report).map_err(internal)
+}
+
+fn run_merge(args: &MergeArgs) -> Result<String, Error> {
+    let mut parts = vec![];
+    for path in &args.parts {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+            path: path.display().to_string(),
+            source: e,
+        })?;
+        let part: SweepReport = serde_json::from_str(&text)
+            .map_err(|e| Error::Usage(format!("{}: not a `sweep --json` report: {e}", path.display())))?;
+        parts.push(part);
+    }
+    let report = merge_reports(parts, args.top).map_err(Error::Usage)?;
+    if let Some(path) = &args.csv {
+        write_csv(path, &report)?;
+    }
+    exporter(args.json, false).sweep(&report).map_err(internal)
 }
 
 fn run_estimate(args: &EstimateArgs, catalog: &Catalog) -> Result<String, Error> {

@@ -1,6 +1,8 @@
 //! The command line as the user typed it (clap derive). Nothing here checks or resolves
 //! anything: [`crate::app`] turns these values into a resolved configuration.
 
+use crate::search::Objective;
+use crate::sweep::driver::{Adapters, Backend};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -32,6 +34,14 @@ pub enum Command {
     Catalog(CatalogArgs),
     /// Refit the efficiency families to measured runs (how the catalog's constants were made).
     Fit(FitArgs),
+    /// Evaluate every layout of a scenario's [search] space and print the best.
+    Sweep(SweepArgs),
+    /// Merge the JSON reports of sharded sweeps (`sweep --shard K/N --json`) into one.
+    Merge(MergeArgs),
+    /// List the wgpu adapters seen, their backend and limits.
+    Adapters(AdaptersArgs),
+    /// Layouts per second on a fixed built-in space of about 11 million layouts.
+    Bench(BenchArgs),
 }
 
 /// How to print a result.
@@ -85,6 +95,71 @@ pub struct FitArgs {
     /// Also report leave-one-group-out cross-validation (refit without each group, price it).
     #[arg(long)]
     pub cross_validate: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Scenario file (TOML) with a [search] section (every key optional).
+    pub scenario: PathBuf,
+    /// Where to evaluate: gpu, cpu, or auto (a hardware GPU if found, else the CPU).
+    #[arg(long, value_enum, default_value_t = Backend::Auto)]
+    pub backend: Backend,
+    /// With a GPU backend: the best adapter, or all of them splitting the space.
+    #[arg(long, value_enum, default_value_t = Adapters::Best)]
+    pub adapters: Adapters,
+    /// How many layouts to report.
+    #[arg(long, default_value_t = 20)]
+    pub top: usize,
+    /// What to rank by.
+    #[arg(long, value_enum, default_value_t = Objective::Time)]
+    pub objective: Objective,
+    /// Evaluate the K-th of N equal slices of the index space (1 <= K <= N); merge the parts'
+    /// JSON with `clustersweep merge`.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+    /// No progress bar (it is drawn only when stderr is a terminal anyway).
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the top layouts as CSV to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The parts' JSON reports.
+    #[arg(required = true)]
+    pub parts: Vec<PathBuf>,
+    /// How many layouts to keep (default: as many as the parts report).
+    #[arg(long)]
+    pub top: Option<usize>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the top layouts as CSV to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AdaptersArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Measure one backend (default: the CPU, and the GPU when an adapter is found, software
+    /// adapters included).
+    #[arg(long, value_enum)]
+    pub backend: Option<Backend>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,

@@ -5,6 +5,9 @@ use crate::catalog::Catalog;
 use crate::fit::{toml_snippet, FamilyFit, HoldOut};
 use crate::model::run::{Estimate, Pricing};
 use crate::model::{Dtype, Layout};
+use crate::sweep::bench::BenchReport;
+use crate::sweep::driver::SweepReport;
+use crate::sweep::gpu::AdapterReport;
 use crate::validate::ValidationReport;
 use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{Cell, CellAlignment, Table};
@@ -40,6 +43,14 @@ pub trait Exporter {
     fn validation(&self, report: &ValidationReport) -> anyhow::Result<String>;
     fn catalog(&self, catalog: &Catalog) -> anyhow::Result<String>;
     fn fit(&self, report: &FitReport) -> anyhow::Result<String>;
+    fn sweep(&self, report: &SweepReport) -> anyhow::Result<String>;
+    fn adapters(&self, adapters: &[AdapterReport]) -> anyhow::Result<String>;
+    fn bench(&self, report: &BenchReport) -> anyhow::Result<String>;
+}
+
+/// A top entry's estimate field as a number (NaN when absent or null).
+fn field(e: &crate::sweep::TopEntry, key: &str) -> f64 {
+    e.estimate.get(key).and_then(|v| v.as_f64()).unwrap_or(f64::NAN)
 }
 
 /// Human-readable tables.
@@ -409,6 +420,158 @@ impl Exporter for TableExporter {
         }
         Ok(out)
     }
+
+    fn sweep(&self, r: &SweepReport) -> anyhow::Result<String> {
+        let mut t = table(&[
+            "#",
+            "accelerator",
+            "count",
+            "tp",
+            "pp",
+            "dp",
+            "cp",
+            "ep",
+            "mb",
+            "v",
+            "recompute",
+            "sp",
+            "zero",
+            "batch",
+            "step",
+            "tokens/s",
+            "MFU",
+            "memory",
+            "time to train",
+            "cost",
+            "energy",
+        ]);
+        for e in &r.top {
+            let l = &e.layout;
+            t.add_row(vec![
+                Cell::new(e.rank),
+                Cell::new(&l.accelerator),
+                Cell::new(l.count),
+                Cell::new(l.tp),
+                Cell::new(l.pp),
+                Cell::new(l.dp),
+                Cell::new(l.cp),
+                Cell::new(l.ep),
+                Cell::new(l.microbatch),
+                Cell::new(l.interleave),
+                Cell::new(l.recompute.name()),
+                Cell::new(if l.sequence_parallel { "on" } else { "off" }),
+                Cell::new(l.zero),
+                Cell::new(l.global_batch),
+                Cell::new(human_duration(field(e, "step_time_s"))),
+                Cell::new(format!("{:.0}", field(e, "tokens_per_s"))),
+                Cell::new(format!("{:.1} %", 100.0 * field(e, "mfu"))),
+                Cell::new(human_bytes(field(e, "memory_per_accelerator_bytes"))),
+                Cell::new(human_duration(field(e, "time_to_train_s"))),
+                Cell::new(human_usd(field(e, "cost_usd"))),
+                Cell::new(format!("{:.0} MWh", field(e, "energy_mwh"))),
+            ]);
+        }
+        right(
+            &mut t,
+            &[0, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 14, 15, 16, 17, 18, 19, 20],
+        );
+        let c = &r.counts;
+        let mut out = format!("{} ranked by {}\n{t}\n\n", r.model, r.objective);
+        out += &format!(
+            "evaluated {} layouts{} in {} ({:.3e} layouts/s, {:.3e} valid/s) on {}{}\n",
+            c.evaluated,
+            r.shard
+                .as_ref()
+                .map(|s| format!(
+                    " (shard {s}, indices {}..{} of {})",
+                    r.range[0], r.range[1], r.space_size
+                ))
+                .unwrap_or_default(),
+            human_duration(r.elapsed_s),
+            r.layouts_per_s,
+            r.valid_layouts_per_s,
+            r.backend,
+            if r.adapters.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", r.adapters.join(", "))
+            },
+        );
+        out += &format!(
+            "invalid {} (degrees not dividing the count {}, layout rules {}, format unsupported {}); did not fit {}; valid {}\n",
+            c.invalid(), c.invalid_degrees, c.invalid_layout, c.invalid_dtype, c.did_not_fit, c.valid
+        );
+        Ok(out)
+    }
+
+    fn adapters(&self, adapters: &[AdapterReport]) -> anyhow::Result<String> {
+        let mut t = table(&[
+            "adapter",
+            "backend",
+            "type",
+            "f64",
+            "subgroups",
+            "storage binding",
+            "storage buffers",
+            "workgroups/dim",
+            "usable",
+        ]);
+        for a in adapters {
+            t.add_row(vec![
+                Cell::new(&a.name),
+                Cell::new(&a.backend),
+                Cell::new(&a.device_type),
+                Cell::new(a.shader_f64),
+                Cell::new(a.subgroups),
+                Cell::new(human_bytes(a.max_storage_buffer_binding_size as f64)),
+                Cell::new(a.max_storage_buffers_per_shader_stage),
+                Cell::new(a.max_compute_workgroups_per_dimension),
+                Cell::new(a.usable),
+            ]);
+        }
+        if adapters.is_empty() {
+            return Ok(
+                "no wgpu adapter found (on Debian: apt-get install mesa-vulkan-drivers libvulkan1)\n".into(),
+            );
+        }
+        Ok(format!("{t}\n"))
+    }
+
+    fn bench(&self, r: &BenchReport) -> anyhow::Result<String> {
+        let mut t = table(&[
+            "backend",
+            "adapter",
+            "elapsed",
+            "layouts/s",
+            "valid layouts/s",
+            "GPU / readback / host",
+        ]);
+        for b in &r.results {
+            let shares = match (b.gpu_share, b.readback_share, b.host_share) {
+                (Some(g), Some(rb), Some(h)) => {
+                    format!("{:.1} / {:.1} / {:.1} %", 100.0 * g, 100.0 * rb, 100.0 * h)
+                }
+                _ => "-".into(),
+            };
+            t.add_row(vec![
+                Cell::new(&b.backend),
+                Cell::new(b.adapter.clone().unwrap_or_default()),
+                Cell::new(human_duration(b.elapsed_s)),
+                Cell::new(format!("{:.3e}", b.layouts_per_s)),
+                Cell::new(format!("{:.3e}", b.valid_layouts_per_s)),
+                Cell::new(shares),
+            ]);
+        }
+        right(&mut t, &[2, 3, 4]);
+        let mut out = format!(
+            "{} layouts (clustersweep bench's fixed space)\n{t}\n",
+            r.space_size
+        );
+        for n in &r.notes {
+            out += &format!("note: {n}\n");
+        }
+        Ok(out)
+    }
 }
 
 impl Exporter for JsonExporter {
@@ -422,6 +585,15 @@ impl Exporter for JsonExporter {
         Ok(serde_json::to_string_pretty(c)? + "\n")
     }
     fn fit(&self, r: &FitReport) -> anyhow::Result<String> {
+        Ok(serde_json::to_string_pretty(r)? + "\n")
+    }
+    fn sweep(&self, r: &SweepReport) -> anyhow::Result<String> {
+        Ok(serde_json::to_string_pretty(r)? + "\n")
+    }
+    fn adapters(&self, a: &[AdapterReport]) -> anyhow::Result<String> {
+        Ok(serde_json::to_string_pretty(a)? + "\n")
+    }
+    fn bench(&self, r: &BenchReport) -> anyhow::Result<String> {
         Ok(serde_json::to_string_pretty(r)? + "\n")
     }
 }
@@ -586,6 +758,121 @@ impl Exporter for CsvExporter {
                     a.attention.to_string(),
                     a.layer_overhead_us.to_string(),
                     a.step_overhead_ms.to_string(),
+                ])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn sweep(&self, r: &SweepReport) -> anyhow::Result<String> {
+        csv_text(|w| {
+            let estimate_keys: Vec<String> = r
+                .top
+                .first()
+                .map(|e| {
+                    e.estimate
+                        .iter()
+                        .filter(|(_, v)| !v.is_object())
+                        .map(|(k, _)| k.clone())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut header: Vec<String> = [
+                "rank",
+                "index",
+                "objective",
+                "accelerator",
+                "count",
+                "tp",
+                "pp",
+                "dp",
+                "cp",
+                "ep",
+                "microbatch",
+                "interleave",
+                "recompute",
+                "sequence_parallel",
+                "zero",
+                "global_batch",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            header.extend(estimate_keys.iter().cloned());
+            w.write_record(&header)?;
+            for e in &r.top {
+                let l = &e.layout;
+                let mut row = vec![
+                    e.rank.to_string(),
+                    e.index.to_string(),
+                    e.objective.to_string(),
+                    l.accelerator.clone(),
+                    l.count.to_string(),
+                    l.tp.to_string(),
+                    l.pp.to_string(),
+                    l.dp.to_string(),
+                    l.cp.to_string(),
+                    l.ep.to_string(),
+                    l.microbatch.to_string(),
+                    l.interleave.to_string(),
+                    l.recompute.name().to_string(),
+                    l.sequence_parallel.to_string(),
+                    l.zero.to_string(),
+                    l.global_batch.to_string(),
+                ];
+                row.extend(
+                    estimate_keys
+                        .iter()
+                        .map(|k| e.estimate.get(k).map_or(String::new(), |v| v.to_string())),
+                );
+                w.write_record(&row)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn adapters(&self, adapters: &[AdapterReport]) -> anyhow::Result<String> {
+        csv_text(|w| {
+            w.write_record([
+                "name",
+                "backend",
+                "device_type",
+                "shader_f64",
+                "subgroups",
+                "max_storage_buffer_binding_size",
+                "usable",
+            ])?;
+            for a in adapters {
+                w.write_record([
+                    a.name.clone(),
+                    a.backend.clone(),
+                    a.device_type.clone(),
+                    a.shader_f64.to_string(),
+                    a.subgroups.to_string(),
+                    a.max_storage_buffer_binding_size.to_string(),
+                    a.usable.to_string(),
+                ])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn bench(&self, r: &BenchReport) -> anyhow::Result<String> {
+        csv_text(|w| {
+            w.write_record([
+                "backend",
+                "adapter",
+                "elapsed_s",
+                "layouts_per_s",
+                "valid_layouts_per_s",
+            ])?;
+            for b in &r.results {
+                w.write_record([
+                    b.backend.clone(),
+                    b.adapter.clone().unwrap_or_default(),
+                    b.elapsed_s.to_string(),
+                    b.layouts_per_s.to_string(),
+                    b.valid_layouts_per_s.to_string(),
                 ])?;
             }
             Ok(())

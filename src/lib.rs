@@ -14,5 +14,7 @@ pub mod export;
 pub mod fit;
 pub mod model;
 pub mod scenario;
+pub mod search;
+pub mod sweep;
 pub mod tomlfile;
 pub mod validate;

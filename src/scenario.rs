@@ -134,6 +134,9 @@ pub struct ScenarioFile {
     pub cluster: ClusterSection,
     #[serde(default)]
     pub layout: LayoutSection,
+    /// The axes of a sweep (`clustersweep sweep`); `estimate` ignores it.
+    #[serde(default)]
+    pub search: Option<crate::search::SearchSection>,
 }
 
 /// A resolved scenario: every default filled in, every cross-check passed.
@@ -180,34 +183,13 @@ impl ScenarioFile {
         };
         let (model_name, model) = resolve_model(&self.model, catalog).map_err(err)?;
         let accelerator = resolve_accelerator(&self.cluster, catalog).map_err(err)?;
-        let training = resolve_training(&self.training, &model, &accelerator).map_err(err)?;
+        let training = resolve_training(&self.training, &model, self.training.global_batch).map_err(err)?;
+        if let Some(problem) = dtype_problem(training.dtype, &accelerator) {
+            return Err(err(format!("[training] {problem}")));
+        }
         let layout = resolve_layout(&self.layout, &self.cluster, &model, &training).map_err(err)?;
-        let mut hardware = catalog.hardware(&accelerator);
-        hardware.scale_up_domain = accelerator.scale_up_domain;
-        let pricing = self.cluster.pricing.unwrap_or(Pricing::Rental);
-        let mut economics = catalog.economics(&accelerator, pricing);
-        if let Some(pue) = self.cluster.pue {
-            economics.pue = positive("cluster", "pue", pue).map_err(err)?;
-        }
-        if let Some(p) = self.cluster.electricity_usd_per_mwh {
-            economics.electricity_usd_per_mwh =
-                non_negative("cluster", "electricity_usd_per_mwh", p).map_err(err)?;
-        }
-        match pricing {
-            Pricing::Rental if accelerator.price_per_hour_usd.is_none() => {
-                return Err(err(format!(
-                    "[cluster] pricing = \"rental\" needs a rental price and the catalog has none for `{}`: set [cluster] price_per_hour_usd, or pricing = \"capex\"",
-                    accelerator.id
-                )))
-            }
-            Pricing::Capex if accelerator.price_usd.is_none() => {
-                return Err(err(format!(
-                    "[cluster] pricing = \"capex\" needs a purchase price and the catalog has none for `{}`: set [cluster] price_usd, or pricing = \"rental\"",
-                    accelerator.id
-                )))
-            }
-            _ => {}
-        }
+        let hardware = catalog.hardware(&accelerator);
+        let economics = resolve_economics(&self.cluster, catalog, &accelerator, true).map_err(err)?;
         Ok(Scenario {
             model_name,
             model,
@@ -218,6 +200,65 @@ impl ScenarioFile {
             layout,
         })
     }
+}
+
+/// Power and money of an accelerator in the scenario's facility: the catalog's figures with
+/// `[cluster]` overrides. With `require_price`, a pricing mode without a price is an error that
+/// names the key to set.
+pub fn resolve_economics(
+    c: &ClusterSection,
+    catalog: &Catalog,
+    accelerator: &AcceleratorSpec,
+    require_price: bool,
+) -> Result<Economics, String> {
+    let pricing = c.pricing.unwrap_or(Pricing::Rental);
+    let mut economics = catalog.economics(accelerator, pricing);
+    if let Some(pue) = c.pue {
+        economics.pue = positive("cluster", "pue", pue)?;
+    }
+    if let Some(p) = c.electricity_usd_per_mwh {
+        economics.electricity_usd_per_mwh = non_negative("cluster", "electricity_usd_per_mwh", p)?;
+    }
+    if require_price {
+        if let Some(problem) = price_problem(pricing, accelerator) {
+            return Err(problem);
+        }
+    }
+    Ok(economics)
+}
+
+/// Why `pricing` cannot price `accelerator`, if it cannot.
+pub fn price_problem(pricing: Pricing, accelerator: &AcceleratorSpec) -> Option<String> {
+    match pricing {
+        Pricing::Rental if accelerator.price_per_hour_usd.is_none() => Some(format!(
+            "[cluster] pricing = \"rental\" needs a rental price and the catalog has none for `{}`: set [cluster] price_per_hour_usd, or pricing = \"capex\"",
+            accelerator.id
+        )),
+        Pricing::Capex if accelerator.price_usd.is_none() => Some(format!(
+            "[cluster] pricing = \"capex\" needs a purchase price and the catalog has none for `{}`: set [cluster] price_usd, or pricing = \"rental\"",
+            accelerator.id
+        )),
+        _ => None,
+    }
+}
+
+/// Why an accelerator cannot run `dtype`, if it cannot.
+pub fn dtype_problem(dtype: Dtype, accelerator: &AcceleratorSpec) -> Option<String> {
+    if accelerator.peak_tflops.get(dtype).is_some() {
+        return None;
+    }
+    let formats: Vec<&str> = Dtype::ALL
+        .iter()
+        .filter(|d| accelerator.peak_tflops.get(**d).is_some())
+        .map(|d| d.name())
+        .collect();
+    Some(format!(
+        "dtype = \"{}\": the catalog has no {} rate for `{}`; it has {}",
+        dtype.name(),
+        dtype.name(),
+        accelerator.id,
+        formats.join(", ")
+    ))
 }
 
 fn positive(section: &str, key: &str, v: f64) -> Result<f64, String> {
@@ -384,7 +425,7 @@ impl ModelSection {
     }
 }
 
-/// The catalog entry with `[cluster]` overrides applied.
+/// The catalog entry `[cluster] accelerator` names, with `[cluster]` overrides applied.
 pub fn resolve_accelerator(c: &ClusterSection, catalog: &Catalog) -> Result<AcceleratorSpec, String> {
     let id = c.accelerator.as_deref().ok_or_else(|| {
         format!(
@@ -392,15 +433,17 @@ pub fn resolve_accelerator(c: &ClusterSection, catalog: &Catalog) -> Result<Acce
             catalog.accelerator_ids()
         )
     })?;
-    let mut spec = catalog
-        .accelerator(id)
-        .ok_or_else(|| {
-            format!(
-                "[cluster] accelerator = \"{id}\" is not in the catalog; known: {}",
-                catalog.accelerator_ids()
-            )
-        })?
-        .clone();
+    let spec = catalog.accelerator(id).ok_or_else(|| {
+        format!(
+            "[cluster] accelerator = \"{id}\" is not in the catalog; known: {}",
+            catalog.accelerator_ids()
+        )
+    })?;
+    apply_overrides(c, spec.clone())
+}
+
+/// A catalog entry with the `[cluster]` overrides of any catalog field applied.
+pub fn apply_overrides(c: &ClusterSection, mut spec: AcceleratorSpec) -> Result<AcceleratorSpec, String> {
     macro_rules! override_positive {
         ($($field:ident),*) => {$(
             if let Some(v) = c.$field {
@@ -462,32 +505,18 @@ pub fn resolve_accelerator(c: &ClusterSection, catalog: &Catalog) -> Result<Acce
     Ok(spec)
 }
 
-fn resolve_training(
+/// The training section; `global_batch` is the batch to use (the sweep passes its own).
+pub fn resolve_training(
     t: &TrainingSection,
     model: &Transformer,
-    accelerator: &AcceleratorSpec,
+    global_batch: Option<u32>,
 ) -> Result<Training, String> {
     let global_batch = positive_int(
         "training",
         "global_batch",
-        t.global_batch
-            .ok_or("[training] global_batch is missing: sequences per optimizer step")?,
+        global_batch.ok_or("[training] global_batch is missing: sequences per optimizer step")?,
     )?;
     let dtype = t.dtype.unwrap_or(Dtype::Bf16);
-    if accelerator.peak_tflops.get(dtype).is_none() {
-        let formats: Vec<&str> = Dtype::ALL
-            .iter()
-            .filter(|d| accelerator.peak_tflops.get(**d).is_some())
-            .map(|d| d.name())
-            .collect();
-        return Err(format!(
-            "[training] dtype = \"{}\": the catalog has no {} rate for `{}`; it has {}",
-            dtype.name(),
-            dtype.name(),
-            accelerator.id,
-            formats.join(", ")
-        ));
-    }
     if let Some(o) = &t.optimizer {
         if o != "adam" {
             return Err(format!("[training] optimizer = \"{o}\": expected \"adam\" (AdamW; set the byte counts to model others)"));

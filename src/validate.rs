@@ -290,6 +290,7 @@ fn row_scenario(row: &RunRow, knobs: &Knobs, catalog: &Catalog) -> Result<Scenar
             tp_overlap: Some(knobs.tp_overlap),
             zero: Some(knobs.zero),
         },
+        search: None,
     };
     file.resolve(catalog, &row.run_id).map_err(|e| match e {
         Error::Scenario { message, .. } => message,

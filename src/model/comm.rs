@@ -1,6 +1,5 @@
 //! Collectives on a two-tier network: a scale-up domain (NVLink, Infinity Fabric, ICI) and a
-//! scale-out fabric (one NIC per accelerator, rail-optimised). Twin: `shaders/model.wgsl`
-//! (section `comm`).
+//! scale-out fabric (one NIC per accelerator, rail-optimised). Twin: `shaders/comm.wgsl`.
 //!
 //! A process group is described by its `size` and its `stride` in the rank order (Megatron-Core
 //! orders ranks tp, cp, ep/dp, pp: a tensor-parallel group has stride 1, a data-parallel group

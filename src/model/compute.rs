@@ -1,5 +1,4 @@
-//! The roofline: seconds that one op takes on one accelerator. Twin: `shaders/model.wgsl`
-//! (section `compute`).
+//! The roofline: seconds that one op takes on one accelerator. Twin: `shaders/compute.wgsl`.
 //!
 //! An op takes `max(flops / (peak * efficiency), bytes / (hbm_bandwidth * memory_efficiency))`.
 //! GEMM efficiency is a smooth function of the per-accelerator GEMM shape: each of `m`, `n`, `k`

@@ -1,5 +1,5 @@
 //! Operation counts: FLOPs, bytes and parameters of each op of one transformer layer, on one
-//! accelerator, for one microbatch. Twin: `shaders/model.wgsl` (section `flops`).
+//! accelerator, for one microbatch. Twin: `shaders/flops.wgsl`.
 //!
 //! Conventions (each function states its own):
 //! - A GEMM of `m x k` by `k x n` costs `2 m n k` FLOPs.

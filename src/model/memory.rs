@@ -1,4 +1,4 @@
-//! Bytes per accelerator, by kind. Twin: `shaders/model.wgsl` (section `memory`).
+//! Bytes per accelerator, by kind. Twin: `shaders/memory.wgsl`.
 //!
 //! Activations follow Korthikanti et al. 2022 ("Reducing Activation Recomputation in Large
 //! Transformer Models", Sec. 4), generalised to grouped-query attention, SwiGLU and fused

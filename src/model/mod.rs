@@ -3,6 +3,7 @@
 //! This module owns the physics. Everything here is plain f64 arithmetic over small `Copy`
 //! structs, with no allocation and no I/O, so that `shaders/*.wgsl` can mirror it function for
 //! function (same names, same loop structure) and a sweep can evaluate it millions of times.
+//! Twin of this file: `shaders/model.wgsl` (types, helpers, `check_layout`).
 //!
 //! The pieces, each a file with named, unit-tested functions:
 //! - [`flops`]: floating-point operations and bytes moved per op of one transformer layer.
@@ -292,8 +293,8 @@ pub enum LayoutViolation {
     TpFfn,
     /// More pipeline stages than layers.
     PpLayers,
-    /// Interleaving needs a pipeline, `pp * interleave <= layers`, and a microbatch count that
-    /// `pp` divides.
+    /// Interleaving needs a pipeline, `interleave` dividing the layers of the fullest stage, and a
+    /// microbatch count that `pp` divides.
     Interleave,
     /// `cp` must split the sequence into `2 cp` equal chunks (load-balanced causal attention).
     CpSeq,
@@ -313,7 +314,7 @@ impl LayoutViolation {
             LayoutViolation::TpFfn => "tp must divide ffn (and expert_ffn)",
             LayoutViolation::PpLayers => "pp must not exceed the layers",
             LayoutViolation::Interleave => {
-                "interleave > 1 needs pp > 1, pp * interleave <= layers, and microbatches per step divisible by pp"
+                "interleave > 1 needs pp > 1, interleave dividing the layers per stage, and microbatches per step divisible by pp"
             }
             LayoutViolation::CpSeq => "cp > 1 needs seq_len divisible by 2 * cp",
             LayoutViolation::Ep => {
@@ -347,8 +348,9 @@ pub fn check_layout(model: &Transformer, training: &Training, layout: &Layout) -
     }
     if layout.interleave > 1 {
         let microbatches = training.global_batch / dp_mb;
+        let stage_layers = model.layers.div_ceil(layout.pp);
         if layout.pp < 2
-            || layout.pp * layout.interleave > model.layers
+            || !stage_layers.is_multiple_of(layout.interleave)
             || !microbatches.is_multiple_of(layout.pp)
         {
             return Some(LayoutViolation::Interleave);

@@ -1,5 +1,5 @@
 //! The whole run: throughput, utilisation, time to train, energy and cost of one layout.
-//! Twin: `shaders/model.wgsl` (section `run`).
+//! Twin: `shaders/run.wgsl`.
 //!
 //! FLOP convention (stated once, used everywhere): model FLOPs count `2` per weight per token
 //! forward and twice that backward, with attention's `4 s^2 h` per layer counted without causal

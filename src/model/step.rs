@@ -1,5 +1,5 @@
 //! One optimizer step: per-layer costs, the pipeline schedule, data-parallel synchronisation and
-//! the optimizer. Twin: `shaders/model.wgsl` (section `step`).
+//! the optimizer. Twin: `shaders/step.wgsl`.
 //!
 //! The step is priced on its slowest pipeline stage:
 //!

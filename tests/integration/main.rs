@@ -3,7 +3,10 @@
 //! after what they reproduce.
 
 mod cli;
+mod gpu;
 mod model_properties;
+mod shaders;
+mod sweep;
 mod validation;
 
 use std::path::PathBuf;

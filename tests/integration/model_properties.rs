@@ -86,6 +86,7 @@ fn scenario_file() -> impl Strategy<Value = ScenarioFile> {
                         tp_overlap: Some(sp),
                         zero: Some(zero),
                     },
+                    search: None,
                 }
             },
         )

@@ -1,0 +1,149 @@
+// Twin: src/model/flops.rs. FLOPs, bytes and parameters of each op of one layer, on one rank,
+// for one microbatch.
+
+struct LocalShape {
+    tokens: f32,
+    kv_tokens: f32,
+    microbatch: f32,
+    hidden: f32,
+    heads: f32,
+    kv_heads: f32,
+    head_dim: f32,
+    ffn: f32,
+    expert_ffn: f32,
+    vocab: f32,
+    replicated_hidden: f32,
+    ffn_kind: u32,
+}
+
+fn local_shape(m: GpuModel, l: Layout) -> LocalShape {
+    let tp = f32(l.tp);
+    let hidden = f32(m.hidden);
+    return LocalShape(
+        f32(l.microbatch) * f32(m.seq_len) / f32(l.cp),
+        f32(m.seq_len),
+        f32(l.microbatch),
+        hidden,
+        f32(m.heads) / tp,
+        max(f32(m.kv_heads) / tp, 1.0),
+        head_dim(m),
+        f32(m.ffn) / tp,
+        f32(m.expert_ffn) / tp,
+        f32(m.vocab) / tp,
+        select(hidden, hidden / tp, l.sequence_parallel),
+        m.ffn_kind,
+    );
+}
+
+fn gemm_flops(m: f32, n: f32, k: f32) -> f32 {
+    return 2.0 * m * n * k;
+}
+
+fn qkv_width(s: LocalShape) -> f32 {
+    return (s.heads + 2.0 * s.kv_heads) * s.head_dim;
+}
+
+fn attention_core_flops(s: LocalShape, causal: f32) -> f32 {
+    return 4.0 * s.tokens * s.kv_tokens * s.heads * s.head_dim * causal;
+}
+
+fn causal_fraction(t: Training) -> f32 {
+    return select(1.0, 0.5, t.flash_attention);
+}
+
+const FLASH_BACKWARD_RATIO: f32 = 2.5;
+
+fn elementwise_forward_bytes(s: LocalShape, dtype: u32, ffn_width: f32) -> f32 {
+    let act_bytes = 2.0;
+    let norms_and_residuals = 10.0 * s.tokens * s.replicated_hidden;
+    let activation = s.tokens * ffn_width * (1.0 + ffn_up_width(s.ffn_kind));
+    var bytes = (norms_and_residuals + activation) * act_bytes;
+    if is_low_precision(dtype) {
+        let gemm_inputs = s.tokens * (2.0 * s.hidden + s.heads * s.head_dim + ffn_width);
+        bytes += gemm_inputs * (act_bytes + gemm_input_bytes(dtype));
+    }
+    return bytes;
+}
+
+fn unfused_softmax_forward_bytes(s: LocalShape) -> f32 {
+    return 8.0 * s.tokens * s.kv_tokens * s.heads;
+}
+
+fn moe_permute_forward_bytes(s: LocalShape, experts_per_token: f32) -> f32 {
+    return 4.0 * s.tokens * experts_per_token * s.hidden * 2.0;
+}
+
+fn cross_entropy_bytes(s: LocalShape) -> f32 {
+    return 16.0 * s.tokens * s.vocab;
+}
+
+fn attention_params(m: GpuModel) -> f32 {
+    return f32(m.hidden) * head_dim(m) * (2.0 * f32(m.heads) + 2.0 * f32(m.kv_heads));
+}
+
+fn dense_ffn_params(m: GpuModel) -> f32 {
+    return f32(m.hidden) * f32(m.ffn) * ffn_matrices(m.ffn_kind);
+}
+
+fn expert_params(m: GpuModel) -> f32 {
+    return f32(m.hidden) * f32(m.expert_ffn) * ffn_matrices(m.ffn_kind);
+}
+
+fn router_params(m: GpuModel) -> f32 {
+    return f32(m.hidden) * f32(m.experts);
+}
+
+fn norm_params(m: GpuModel) -> f32 {
+    return 2.0 * f32(m.hidden);
+}
+
+fn embedding_params(m: GpuModel) -> f32 {
+    let one = f32(m.vocab) * f32(m.hidden);
+    return select(2.0 * one, one, m.tied_embeddings != 0u);
+}
+
+fn dense_params_total(m: GpuModel) -> f32 {
+    let per_layer = attention_params(m) + norm_params(m);
+    let moe = f32(moe_layers(m));
+    let dense = f32(dense_ffn_layers(m));
+    return f32(m.layers) * per_layer + dense * dense_ffn_params(m)
+        + moe * (router_params(m) + f32(m.shared_experts) * expert_params(m)) + embedding_params(m);
+}
+
+fn expert_params_total(m: GpuModel) -> f32 {
+    return f32(moe_layers(m)) * f32(m.experts) * expert_params(m);
+}
+
+fn total_params(m: GpuModel) -> f32 {
+    return dense_params_total(m) + expert_params_total(m);
+}
+
+fn active_params(m: GpuModel) -> f32 {
+    return dense_params_total(m) + f32(moe_layers(m)) * f32(m.experts_per_token) * expert_params(m);
+}
+
+fn model_forward_flops_per_sequence(m: GpuModel) -> f32 {
+    let s = f32(m.seq_len);
+    let h = f32(m.hidden);
+    let v = f32(m.vocab);
+    let matmul_params = active_params(m) - embedding_params(m) - f32(m.layers) * norm_params(m);
+    let attention = f32(m.layers) * 4.0 * s * s * f32(m.heads) * head_dim(m);
+    return 2.0 * s * matmul_params + attention + 2.0 * s * h * v;
+}
+
+fn model_flops_per_step(m: GpuModel, t: Training) -> f32 {
+    return 3.0 * model_forward_flops_per_sequence(m) * f32(t.global_batch);
+}
+
+fn hardware_flops_per_step(m: GpuModel, t: Training, l: Layout) -> f32 {
+    let s = f32(m.seq_len);
+    let attention = f32(m.layers) * 4.0 * s * s * f32(m.heads) * head_dim(m);
+    let logits = 2.0 * s * f32(m.hidden) * f32(m.vocab);
+    var recomputed = 0.0;
+    if l.recompute == RECOMPUTE_SELECTIVE {
+        recomputed = attention;
+    } else if l.recompute == RECOMPUTE_FULL {
+        recomputed = model_forward_flops_per_sequence(m) - logits;
+    }
+    return model_flops_per_step(m, t) + recomputed * f32(t.global_batch);
+}

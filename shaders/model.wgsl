@@ -1,0 +1,245 @@
+// Twin: src/model/mod.rs. The model's types, their helpers, and the layout rules.
+//
+// The shaders are the model of src/model/*.rs in f32, function for function with the same
+// names and loop structure; the files are concatenated in the order model, flops, compute, comm,
+// step, memory, profile, run, sweep. Host-shareable structs (Gpu*) have #[repr(C)] twins in
+// src/sweep/gpu_types.rs, checked member by member by the tests.
+
+struct GpuModel {
+    layers: u32,
+    hidden: u32,
+    heads: u32,
+    kv_heads: u32,
+    head_dim: u32,
+    ffn: u32,
+    ffn_kind: u32,
+    vocab: u32,
+    seq_len: u32,
+    experts: u32,
+    experts_per_token: u32,
+    expert_ffn: u32,
+    shared_experts: u32,
+    dense_layers: u32,
+    tied_embeddings: u32,
+    pad0: u32,
+}
+
+struct GpuTraining {
+    dtype: u32,
+    flash_attention: u32,
+    dropout: u32,
+    global_batch_bound: u32,
+    tokens: f32,
+    weight_bytes: f32,
+    grad_bytes: f32,
+    optimizer_state_bytes: f32,
+    grad_reduce_bytes: f32,
+    objective: u32,
+    n_accelerators: u32,
+    pad0: u32,
+}
+
+struct GpuAccelerator {
+    peak_fp16: f32,
+    peak_bf16: f32,
+    peak_fp8: f32,
+    peak_fp4: f32,
+    hbm_bytes: f32,
+    hbm_bytes_per_s: f32,
+    scale_up_bytes_per_s: f32,
+    scale_up_domain: f32,
+    scale_up_latency_s: f32,
+    scale_out_bytes_per_s: f32,
+    scale_out_latency_s: f32,
+    memory_reserve_bytes: f32,
+    gemm: f32,
+    gemm_half_dim: f32,
+    low_precision_gemm: f32,
+    attention: f32,
+    layer_overhead_s: f32,
+    step_overhead_s: f32,
+    memory: f32,
+    scale_up: f32,
+    scale_out: f32,
+    power_all_in_w: f32,
+    average_power_fraction: f32,
+    pue: f32,
+    electricity_usd_per_mwh: f32,
+    price_usd: f32,
+    price_per_hour_usd: f32,
+    pricing: u32,
+    supports_dtype: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
+}
+
+const FFN_SWIGLU: u32 = 1u;
+const DTYPE_FP16: u32 = 0u;
+const DTYPE_BF16: u32 = 1u;
+const DTYPE_FP8: u32 = 2u;
+const DTYPE_FP4: u32 = 3u;
+const RECOMPUTE_NONE: u32 = 0u;
+const RECOMPUTE_SELECTIVE: u32 = 1u;
+const RECOMPUTE_FULL: u32 = 2u;
+
+// Twin of Layout.
+struct Layout {
+    tp: u32,
+    pp: u32,
+    dp: u32,
+    cp: u32,
+    ep: u32,
+    microbatch: u32,
+    interleave: u32,
+    recompute: u32,
+    sequence_parallel: bool,
+    tp_overlap: bool,
+    zero: u32,
+}
+
+// Twin of Training (the run's settings with one layout's global batch).
+struct Training {
+    global_batch: u32,
+    tokens: f32,
+    dtype: u32,
+    weight_bytes: f32,
+    grad_bytes: f32,
+    optimizer_state_bytes: f32,
+    grad_reduce_bytes: f32,
+    flash_attention: bool,
+    dropout: bool,
+}
+
+fn ffn_matrices(kind: u32) -> f32 {
+    return select(2.0, 3.0, kind == FFN_SWIGLU);
+}
+
+fn ffn_up_width(kind: u32) -> f32 {
+    return select(1.0, 2.0, kind == FFN_SWIGLU);
+}
+
+fn gemm_input_bytes(dtype: u32) -> f32 {
+    if dtype == DTYPE_FP8 {
+        return 1.0;
+    }
+    if dtype == DTYPE_FP4 {
+        return 0.5;
+    }
+    return 2.0;
+}
+
+fn is_low_precision(dtype: u32) -> bool {
+    return dtype == DTYPE_FP8 || dtype == DTYPE_FP4;
+}
+
+fn activation_dtype(dtype: u32) -> u32 {
+    return select(DTYPE_BF16, DTYPE_FP16, dtype == DTYPE_FP16);
+}
+
+fn is_moe(m: GpuModel) -> bool {
+    return m.experts > 1u;
+}
+
+fn head_dim(m: GpuModel) -> f32 {
+    return f32(m.head_dim);
+}
+
+fn moe_layers(m: GpuModel) -> u32 {
+    if is_moe(m) {
+        return m.layers - min(m.dense_layers, m.layers);
+    }
+    return 0u;
+}
+
+fn dense_ffn_layers(m: GpuModel) -> u32 {
+    return m.layers - moe_layers(m);
+}
+
+fn accelerators(l: Layout) -> f32 {
+    return f32(l.tp) * f32(l.pp) * f32(l.dp) * f32(l.cp);
+}
+
+fn microbatches(l: Layout, t: Training) -> u32 {
+    return udiv(t.global_batch, l.dp * l.microbatch);
+}
+
+fn peak(hw: GpuAccelerator, dtype: u32) -> f32 {
+    switch dtype {
+        case 0u: {
+            return hw.peak_fp16;
+        }
+        case 1u: {
+            return hw.peak_bf16;
+        }
+        case 2u: {
+            return hw.peak_fp8;
+        }
+        default: {
+            return hw.peak_fp4;
+        }
+    }
+}
+
+// Unsigned division and remainder. Below 2^24 both operands are exact in f32, whose division
+// is fast where integer division is not (SIMD CPUs scalarise it, GPUs emulate it); one
+// correction step makes the quotient exact. Above, integer division.
+fn udiv(a: u32, b: u32) -> u32 {
+    if a >= 16777216u {
+        return a / b;
+    }
+    var q = u32(floor(f32(a) / f32(b)));
+    if q * b > a {
+        q -= 1u;
+    } else if (q + 1u) * b <= a {
+        q += 1u;
+    }
+    return q;
+}
+
+fn urem(a: u32, b: u32) -> u32 {
+    return a - udiv(a, b) * b;
+}
+
+fn div_ceil(a: u32, b: u32) -> u32 {
+    return udiv(a + b - 1u, b);
+}
+
+// Twin of check_layout: 0 when the layout is fine, else the number of the rule it breaks
+// (1 TpHeads, 2 TpKvHeads, 3 TpFfn, 4 PpLayers, 5 Batch, 6 Interleave, 7 CpSeq, 8 Ep, 9 Zero).
+fn check_layout(m: GpuModel, t: Training, l: Layout) -> u32 {
+    let tp = l.tp;
+    if urem(m.heads, tp) != 0u {
+        return 1u;
+    }
+    if urem(m.kv_heads, tp) != 0u && urem(tp, m.kv_heads) != 0u {
+        return 2u;
+    }
+    if urem(m.ffn, tp) != 0u || (is_moe(m) && urem(m.expert_ffn, tp) != 0u) {
+        return 3u;
+    }
+    if l.pp > m.layers {
+        return 4u;
+    }
+    let dp_mb = l.dp * l.microbatch;
+    if urem(t.global_batch, dp_mb) != 0u {
+        return 5u;
+    }
+    if l.interleave > 1u {
+        let mbs = udiv(t.global_batch, dp_mb);
+        let stage_layers = div_ceil(m.layers, l.pp);
+        if l.pp < 2u || urem(stage_layers, l.interleave) != 0u || urem(mbs, l.pp) != 0u {
+            return 6u;
+        }
+    }
+    if l.cp > 1u && urem(m.seq_len, 2u * l.cp) != 0u {
+        return 7u;
+    }
+    if l.ep > 1u && (!is_moe(m) || urem(m.experts, l.ep) != 0u || urem(l.dp * l.cp, l.ep) != 0u) {
+        return 8u;
+    }
+    if l.zero > 3u {
+        return 9u;
+    }
+    return 0u;
+}

@@ -1,0 +1,43 @@
+// Twin: src/model/profile.rs. What one layer costs and keeps for one microbatch: computed once
+// per set of per-layer knobs (kernel profile_main) and read by every layout that shares them.
+
+struct GpuProfile {
+    forward_s: f32,
+    backward_s: f32,
+    recompute_s: f32,
+    tp_comm_s: f32,
+    cp_comm_s: f32,
+    ep_comm_s: f32,
+    logits_forward_s: f32,
+    logits_backward_s: f32,
+    pipeline_send_bytes: f32,
+    full_activation_bytes: f32,
+    stored_activation_bytes: f32,
+    loss_buffer_bytes: f32,
+}
+
+// The profile's `layer` field (a LayerCosts) unpacked from its flat storage form.
+fn profile_layer(p: GpuProfile) -> LayerCosts {
+    return LayerCosts(p.forward_s, p.backward_s, p.recompute_s, p.tp_comm_s, p.cp_comm_s, p.ep_comm_s);
+}
+
+fn profile(m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout) -> GpuProfile {
+    let logits = logits_costs(m, t, hw, l);
+    let activations = average_layer_activation_bytes(m, t, l);
+    let shape = local_shape(m, l);
+    let layer = average_layer_costs(m, t, hw, l);
+    return GpuProfile(
+        layer.forward_s,
+        layer.backward_s,
+        layer.recompute_s,
+        layer.tp_comm_s,
+        layer.cp_comm_s,
+        layer.ep_comm_s,
+        logits.x,
+        logits.y,
+        shape.tokens * shape.hidden * 2.0 / f32(l.tp),
+        activations.x,
+        activations.y,
+        loss_buffer_bytes(m, l),
+    );
+}

@@ -1,0 +1,58 @@
+// Twin: src/model/run.rs. The whole run: throughput, utilisation, time to train, energy, cost.
+// (The breakdown and memory-by-kind stay on the host: the sweep ranks and counts, the host
+// rebuilds the f64 estimate of each winner.)
+
+struct Estimate {
+    step_time_s: f32,
+    tokens_per_s: f32,
+    tokens_per_s_per_accelerator: f32,
+    model_flops_per_step: f32,
+    hardware_flops_per_step: f32,
+    mfu: f32,
+    hfu: f32,
+    memory_per_accelerator_bytes: f32,
+    memory_capacity_bytes: f32,
+    fits: bool,
+    memory_excess_bytes: f32,
+    time_to_train_s: f32,
+    power_mw: f32,
+    energy_mwh: f32,
+    cost_usd: f32,
+}
+
+fn estimate_with(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout) -> Estimate {
+    let breakdown = step_breakdown_with(p, m, t, hw, l);
+    let memory = memory_breakdown_with(p, m, t, hw, l);
+    let step_time_s = step_breakdown_total_s(breakdown);
+    let accs = accelerators(l);
+    let tokens_per_step = f32(t.global_batch) * f32(m.seq_len);
+    let tokens_per_s = tokens_per_step / step_time_s;
+    let model_flops = model_flops_per_step(m, t);
+    let hardware_flops = hardware_flops_per_step(m, t, l);
+    let peak_total = peak(hw, t.dtype) * accs;
+    let used = memory_breakdown_total_bytes(memory);
+    let time_to_train_s = t.tokens / tokens_per_s;
+    let power_mw = accs * hw.power_all_in_w * hw.pue / 1e6;
+    let energy_mwh = power_mw * hw.average_power_fraction * time_to_train_s / 3600.0;
+    var cost_usd = accs * hw.price_per_hour_usd * time_to_train_s / 3600.0;
+    if hw.pricing == 1u {
+        cost_usd = accs * hw.price_usd + energy_mwh * hw.electricity_usd_per_mwh;
+    }
+    return Estimate(
+        step_time_s,
+        tokens_per_s,
+        tokens_per_s / accs,
+        model_flops,
+        hardware_flops,
+        model_flops / step_time_s / peak_total,
+        hardware_flops / step_time_s / peak_total,
+        used,
+        hw.hbm_bytes,
+        used <= hw.hbm_bytes,
+        max(used - hw.hbm_bytes, 0.0),
+        time_to_train_s,
+        power_mw,
+        energy_mwh,
+        cost_usd,
+    );
+}

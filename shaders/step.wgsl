@@ -1,0 +1,307 @@
+// Twin: src/model/step.rs. Per-layer costs, the pipeline schedule, data parallelism, the step.
+
+struct LayerCosts {
+    forward_s: f32,
+    backward_s: f32,
+    recompute_s: f32,
+    tp_comm_s: f32,
+    cp_comm_s: f32,
+    ep_comm_s: f32,
+}
+
+fn layer_costs_total_s(c: LayerCosts) -> f32 {
+    return c.forward_s + c.backward_s + c.recompute_s + c.tp_comm_s + c.cp_comm_s + c.ep_comm_s;
+}
+
+fn layer_costs_scaled(c: LayerCosts, k: f32) -> LayerCosts {
+    return LayerCosts(
+        c.forward_s * k,
+        c.backward_s * k,
+        c.recompute_s * k,
+        c.tp_comm_s * k,
+        c.cp_comm_s * k,
+        c.ep_comm_s * k,
+    );
+}
+
+fn layer_costs_plus(a: LayerCosts, b: LayerCosts) -> LayerCosts {
+    return LayerCosts(
+        a.forward_s + b.forward_s,
+        a.backward_s + b.backward_s,
+        a.recompute_s + b.recompute_s,
+        a.tp_comm_s + b.tp_comm_s,
+        a.cp_comm_s + b.cp_comm_s,
+        a.ep_comm_s + b.ep_comm_s,
+    );
+}
+
+fn attention_core_forward_s(s: LocalShape, t: Training, hw: GpuAccelerator) -> f32 {
+    let q_tokens = s.tokens / s.microbatch;
+    if t.flash_attention {
+        let flops = attention_core_flops(s, causal_fraction(t));
+        return attention_time_s(flops, s.head_dim, q_tokens, hw, t.dtype);
+    }
+    let act = activation_dtype(t.dtype);
+    let batch = s.microbatch * s.heads;
+    let scores = gemm_time_s(q_tokens, s.kv_tokens, s.head_dim, hw, act);
+    let values = gemm_time_s(q_tokens, s.head_dim, s.kv_tokens, hw, act);
+    return batch * (scores + values) + memory_time_s(unfused_softmax_forward_bytes(s), hw);
+}
+
+fn attention_core_backward_s(forward_s: f32, t: Training) -> f32 {
+    return select(2.0 * forward_s, FLASH_BACKWARD_RATIO * forward_s, t.flash_attention);
+}
+
+fn layer_costs(m: GpuModel, tr: Training, hw: GpuAccelerator, l: Layout, moe: bool) -> LayerCosts {
+    let shape = local_shape(m, l);
+    let dtype = tr.dtype;
+    let act = activation_dtype(dtype);
+    let t = shape.tokens;
+    let h = shape.hidden;
+    let up = ffn_up_width(shape.ffn_kind);
+
+    let qkv = gemm_time_s(t, qkv_width(shape), h, hw, dtype);
+    let proj = gemm_time_s(t, h, shape.heads * shape.head_dim, hw, dtype);
+
+    var ffn_gemms = 0.0;
+    var ffn_width = 0.0;
+    var moe_extra_fwd = 0.0;
+    if moe {
+        let k = f32(m.experts_per_token);
+        let local_experts = f32(m.experts) / f32(l.ep);
+        let tokens_per_expert = t * k / local_experts;
+        let fe = shape.expert_ffn;
+        let routed = local_experts
+            * (gemm_time_s(tokens_per_expert, fe * up, h, hw, dtype) + gemm_time_s(tokens_per_expert, h, fe, hw, dtype));
+        let shared_width = fe * f32(m.shared_experts);
+        var shared_gemms = 0.0;
+        if m.shared_experts > 0u {
+            shared_gemms = gemm_time_s(t, shared_width * up, h, hw, dtype) + gemm_time_s(t, h, shared_width, hw, dtype);
+        }
+        let router = gemm_time_s(t, f32(m.experts), h, hw, act);
+        let permute = memory_time_s(moe_permute_forward_bytes(shape, k), hw);
+        ffn_gemms = routed + shared_gemms;
+        ffn_width = fe * (k + f32(m.shared_experts));
+        moe_extra_fwd = router + permute;
+    } else {
+        let f = shape.ffn;
+        ffn_gemms = gemm_time_s(t, f * up, h, hw, dtype) + gemm_time_s(t, h, f, hw, dtype);
+        ffn_width = f;
+    }
+
+    let gemms = qkv + proj + ffn_gemms;
+    let attention_fwd = attention_core_forward_s(shape, tr, hw);
+    let attention_bwd = attention_core_backward_s(attention_fwd, tr);
+    let elementwise = memory_time_s(elementwise_forward_bytes(shape, dtype, ffn_width), hw);
+
+    let overhead = hw.layer_overhead_s;
+    let forward_s = gemms + attention_fwd + elementwise + moe_extra_fwd + overhead;
+    let backward_s = 2.0 * (gemms + elementwise + moe_extra_fwd + overhead) + attention_bwd;
+    var recompute_s = 0.0;
+    if l.recompute == RECOMPUTE_SELECTIVE {
+        recompute_s = attention_fwd;
+    } else if l.recompute == RECOMPUTE_FULL {
+        recompute_s = forward_s;
+    }
+    let forward_passes = select(1.0, 2.0, l.recompute == RECOMPUTE_FULL);
+
+    let tp = f32(l.tp);
+    let tp_bytes = t * h * 2.0;
+    let tp_pass = 2.0 * all_reduce_s(hw, tp_bytes, tp, 1.0);
+    var tp_comm_s = tp_pass * (forward_passes + 1.0);
+    if l.tp_overlap && l.sequence_parallel && l.tp > 1u {
+        tp_comm_s = tp_overlapped_s(tp_pass, gemms, tp) * forward_passes + tp_overlapped_s(tp_pass, 2.0 * gemms, tp);
+    }
+
+    let cp = f32(l.cp);
+    var cp_comm_s = 0.0;
+    if l.cp > 1u {
+        let chunk_bytes = 2.0 * t * shape.kv_heads * shape.head_dim * 2.0;
+        let across = crosses_domain(cp, tp, hw);
+        let hop = point_to_point_s(hw, chunk_bytes, across);
+        let fwd = (cp - 1.0) * max(hop - attention_fwd / cp, 0.0);
+        let bwd = (cp - 1.0) * max(2.0 * hop - attention_bwd / cp, 0.0);
+        let recomputed = select(fwd, 0.0, l.recompute == RECOMPUTE_NONE);
+        cp_comm_s = fwd + bwd + recomputed;
+    }
+
+    var ep_comm_s = 0.0;
+    if moe && l.ep > 1u {
+        let tokens = select(t, t / tp, l.sequence_parallel);
+        let bytes = tokens * f32(m.experts_per_token) * h * 2.0;
+        let a2a = all_to_all_s(hw, bytes, f32(l.ep), tp);
+        ep_comm_s = a2a * 2.0 * (forward_passes + 1.0);
+    }
+
+    return LayerCosts(forward_s, backward_s, recompute_s, tp_comm_s, cp_comm_s, ep_comm_s);
+}
+
+fn tp_overlapped_s(comm_s: f32, gemm_s: f32, tp: f32) -> f32 {
+    return comm_s / tp + max(comm_s - gemm_s, 0.0) * (tp - 1.0) / tp;
+}
+
+// (forward, backward) of the output layer for one microbatch on the last stage.
+fn logits_costs(m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout) -> vec2<f32> {
+    let shape = local_shape(m, l);
+    let gemm = gemm_time_s(shape.tokens, shape.vocab, shape.hidden, hw, activation_dtype(t.dtype));
+    let loss = memory_time_s(cross_entropy_bytes(shape), hw);
+    return vec2<f32>(gemm + loss * 10.0 / 16.0, 2.0 * gemm + loss * 6.0 / 16.0);
+}
+
+// (fullest, last) stage layer counts.
+fn stage_layers(m: GpuModel, l: Layout) -> vec2<f32> {
+    let layers = f32(m.layers);
+    let pp = f32(l.pp);
+    let fullest = ceil(layers / pp);
+    var last = layers;
+    if l.pp > 1u {
+        last = max(layers - (pp - 1.0) * fullest, 0.0);
+    }
+    return vec2<f32>(fullest, last);
+}
+
+// (dense, experts) parameters held by one rank of the fullest stage.
+fn stage_params(m: GpuModel, l: Layout) -> vec2<f32> {
+    let fullest = stage_layers(m, l).x;
+    let share = fullest / f32(m.layers);
+    let tp = f32(l.tp);
+    let embeddings = embedding_params(m);
+    let on_stage_embeddings = select(embeddings, f32(m.vocab) * f32(m.hidden), l.pp > 1u);
+    let dense = ((dense_params_total(m) - embeddings) * share + on_stage_embeddings) / tp;
+    let experts = expert_params_total(m) * share / (tp * f32(l.ep));
+    return vec2<f32>(dense, experts);
+}
+
+struct StepBreakdown {
+    forward_s: f32,
+    backward_s: f32,
+    recompute_s: f32,
+    tp_comm_s: f32,
+    cp_comm_s: f32,
+    ep_comm_s: f32,
+    pp_p2p_s: f32,
+    pp_bubble_s: f32,
+    dp_comm_s: f32,
+    optimizer_s: f32,
+    step_overhead_s: f32,
+}
+
+fn step_breakdown_total_s(b: StepBreakdown) -> f32 {
+    return b.forward_s + b.backward_s + b.recompute_s + b.tp_comm_s + b.cp_comm_s + b.ep_comm_s + b.pp_p2p_s
+        + b.pp_bubble_s + b.dp_comm_s + b.optimizer_s + b.step_overhead_s;
+}
+
+// The closure `collective` of data_parallel_exposed_s.
+fn dp_collective(hw: GpuAccelerator, params_dense: f32, params_expert: f32, bytes_per_param: f32, passes: f32,
+                 group: f32, stride: f32, expert_group: f32, expert_stride: f32) -> f32 {
+    if passes > 1.5 {
+        return all_reduce_s(hw, params_dense * bytes_per_param, group, stride)
+            + all_reduce_s(hw, params_expert * bytes_per_param, expert_group, expert_stride);
+    }
+    return all_gather_s(hw, params_dense * bytes_per_param, group, stride)
+        + all_gather_s(hw, params_expert * bytes_per_param, expert_group, expert_stride);
+}
+
+fn data_parallel_exposed_s(m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout, mbs: f32,
+                           stage_forward_s: f32, stage_backward_s: f32, stage_layer_count: f32) -> f32 {
+    let params = stage_params(m, l);
+    let dense = params.x;
+    let experts = params.y;
+    let group = f32(l.dp) * f32(l.cp);
+    let stride = f32(l.tp);
+    let expert_group = group / f32(l.ep);
+    let expert_stride = stride * f32(l.ep);
+    let grads = t.grad_reduce_bytes;
+    let weights = t.weight_bytes;
+    if l.zero == 0u {
+        let ar = dp_collective(hw, dense, experts, grads, 2.0, group, stride, expert_group, expert_stride);
+        return max(ar - stage_backward_s, 0.0);
+    }
+    if l.zero == 1u {
+        let rs = dp_collective(hw, dense, experts, grads, 1.0, group, stride, expert_group, expert_stride);
+        let ag = dp_collective(hw, dense, experts, weights, 1.0, group, stride, expert_group, expert_stride);
+        return max(rs - stage_backward_s, 0.0) + max(ag - stage_forward_s, 0.0);
+    }
+    let layers = max(stage_layer_count, 1.0);
+    let ag = layers * dp_collective(hw, dense / layers, experts / layers, weights, 1.0, group, stride, expert_group, expert_stride);
+    let rs = layers * dp_collective(hw, dense / layers, experts / layers, grads, 1.0, group, stride, expert_group, expert_stride);
+    let first_layer = ag / layers;
+    let backward_comm = select(rs, ag + rs, l.zero >= 3u);
+    let per_microbatch = first_layer + max(ag - stage_forward_s, 0.0) + max(backward_comm - stage_backward_s, 0.0);
+    return per_microbatch * mbs;
+}
+
+fn optimizer_s(m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout) -> f32 {
+    let params = stage_params(m, l);
+    var dense_shard = params.x;
+    var expert_shard = params.y;
+    if l.zero >= 1u {
+        let group = f32(l.dp) * f32(l.cp);
+        dense_shard = params.x / group;
+        expert_shard = params.y / (group / f32(l.ep));
+    }
+    let bytes_per_param = 2.0 * t.optimizer_state_bytes + 2.0 * t.grad_bytes + t.weight_bytes;
+    return memory_time_s((dense_shard + expert_shard) * bytes_per_param, hw);
+}
+
+fn average_layer_costs(m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout) -> LayerCosts {
+    let dense = layer_costs(m, t, hw, l, false);
+    if is_moe(m) {
+        let moe_share = f32(moe_layers(m)) / f32(m.layers);
+        let moe = layer_costs(m, t, hw, l, true);
+        return layer_costs_plus(layer_costs_scaled(dense, 1.0 - moe_share), layer_costs_scaled(moe, moe_share));
+    }
+    return dense;
+}
+
+fn step_breakdown_with(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout) -> StepBreakdown {
+    let mbs = f32(microbatches(l, t));
+    let layer = profile_layer(p);
+    let stages = stage_layers(m, l);
+    let fullest = stages.x;
+    let last = stages.y;
+    let logits_fwd = p.logits_forward_s;
+    let logits_bwd = p.logits_backward_s;
+
+    let fullest_s = fullest * layer_costs_total_s(layer);
+    let last_s = last * layer_costs_total_s(layer) + logits_fwd + logits_bwd;
+    var stage = layer_costs_scaled(layer, fullest);
+    var stage_logits_fwd = 0.0;
+    var stage_logits_bwd = 0.0;
+    var stage_layers_n = fullest;
+    if last_s >= fullest_s {
+        stage = layer_costs_scaled(layer, last);
+        stage_logits_fwd = logits_fwd;
+        stage_logits_bwd = logits_bwd;
+        stage_layers_n = last;
+    }
+
+    var pp_p2p_per_microbatch = 0.0;
+    if l.pp > 1u {
+        let bytes = p.pipeline_send_bytes;
+        let stride = f32(l.tp) * f32(l.cp) * f32(l.dp);
+        let across = crosses_domain(f32(l.pp), stride, hw);
+        pp_p2p_per_microbatch = 2.0 * f32(l.interleave) * point_to_point_s(hw, bytes, across);
+    }
+
+    let per_microbatch_s = layer_costs_total_s(stage) + stage_logits_fwd + stage_logits_bwd + pp_p2p_per_microbatch;
+    let pp_bubble_s = (f32(l.pp) - 1.0) / f32(l.interleave) * per_microbatch_s;
+
+    let stage_forward = stage.forward_s + stage_logits_fwd;
+    let stage_backward = stage.backward_s + stage.recompute_s + stage_logits_bwd;
+    let dp_comm_s = data_parallel_exposed_s(m, t, hw, l, mbs, stage_forward, stage_backward, max(stage_layers_n, fullest));
+
+    return StepBreakdown(
+        mbs * stage_forward,
+        mbs * (stage.backward_s + stage_logits_bwd),
+        mbs * stage.recompute_s,
+        mbs * stage.tp_comm_s,
+        mbs * stage.cp_comm_s,
+        mbs * stage.ep_comm_s,
+        mbs * pp_p2p_per_microbatch,
+        pp_bubble_s,
+        dp_comm_s,
+        optimizer_s(m, t, hw, l),
+        hw.step_overhead_s,
+    );
+}

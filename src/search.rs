@@ -1,0 +1,590 @@
+//! The search space of a sweep: the `[search]` section of a scenario file, resolved into axes,
+//! and the mixed-radix numbering that turns a 64-bit index into one layout.
+//!
+//! This module owns what a sweep covers and how a layout is found from its index, on the CPU
+//! (here) and on the GPU. Twin: `shaders/sweep.wgsl` (`digits`, `candidate_at`). Layouts are never
+//! stored: an index, the axes and the model are all it takes to rebuild one.
+//!
+//! Axes, outermost first: accelerator, tp, cp, ep, microbatch, sequence_parallel, recompute
+//! (the per-layer knobs: one [`crate::model::profile::Profile`] serves everything inside them),
+//! then count, pp, interleave, zero, global_batch.
+
+use crate::catalog::{AcceleratorSpec, Catalog};
+use crate::error::Error;
+use crate::model::run::Economics;
+use crate::model::{check_layout, Hardware, Layout, Recompute, Training, Transformer};
+use crate::scenario::{
+    apply_overrides, dtype_problem, price_problem, resolve_economics, resolve_model, resolve_training,
+    ScenarioFile,
+};
+use serde::{Deserialize, Serialize};
+
+/// An axis as written: a list, or a range `{ from, to, step }` (arithmetic) or
+/// `{ from, to, factor }` (geometric).
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum AxisSpec {
+    List(Vec<u64>),
+    Range(AxisRange),
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AxisRange {
+    pub from: u64,
+    pub to: u64,
+    pub step: Option<u64>,
+    pub factor: Option<u64>,
+}
+
+/// `[search]` as written. Every key is optional; see [`SearchSpace::resolve`] for the defaults.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchSection {
+    pub accelerators: Option<Vec<String>>,
+    pub counts: Option<AxisSpec>,
+    pub tp: Option<AxisSpec>,
+    pub pp: Option<AxisSpec>,
+    pub cp: Option<AxisSpec>,
+    pub ep: Option<AxisSpec>,
+    pub microbatch: Option<AxisSpec>,
+    pub interleave: Option<AxisSpec>,
+    pub recompute: Option<Vec<Recompute>>,
+    pub sequence_parallel: Option<Vec<bool>>,
+    pub zero: Option<AxisSpec>,
+    /// Global batches in sequences, tried as an axis.
+    pub global_batch: Option<AxisSpec>,
+    /// Or a bound in tokens: each layout takes the largest batch under it that it can split.
+    pub global_batch_tokens: Option<f64>,
+}
+
+/// What a sweep ranks by. Every objective is minimised; MFU is negated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Objective {
+    /// Time to train the token budget.
+    Time,
+    /// Cost of the run (rental or purchase, by the scenario's pricing).
+    Cost,
+    /// Energy of the run.
+    Energy,
+    /// Model FLOPs utilisation (higher is better).
+    Mfu,
+}
+
+impl Objective {
+    pub fn name(self) -> &'static str {
+        match self {
+            Objective::Time => "time",
+            Objective::Cost => "cost",
+            Objective::Energy => "energy",
+            Objective::Mfu => "mfu",
+        }
+    }
+    /// GPU code of the objective (`shaders/sweep.wgsl` reads it).
+    pub fn code(self) -> u32 {
+        self as u32
+    }
+}
+
+/// Axis positions in the mixed radix, outermost first.
+pub const AXIS_ACCELERATOR: usize = 0;
+pub const AXIS_TP: usize = 1;
+pub const AXIS_CP: usize = 2;
+pub const AXIS_EP: usize = 3;
+pub const AXIS_MICROBATCH: usize = 4;
+pub const AXIS_SP: usize = 5;
+pub const AXIS_RECOMPUTE: usize = 6;
+pub const AXIS_COUNT: usize = 7;
+pub const AXIS_PP: usize = 8;
+pub const AXIS_INTERLEAVE: usize = 9;
+pub const AXIS_ZERO: usize = 10;
+pub const AXIS_GLOBAL_BATCH: usize = 11;
+pub const N_AXES: usize = 12;
+/// Axes that a profile depends on: the outermost seven.
+pub const PROFILE_AXES: usize = 7;
+
+pub const AXIS_NAMES: [&str; N_AXES] = [
+    "accelerators",
+    "tp",
+    "cp",
+    "ep",
+    "microbatch",
+    "sequence_parallel",
+    "recompute",
+    "counts",
+    "pp",
+    "interleave",
+    "zero",
+    "global_batch",
+];
+
+/// One accelerator of the space, resolved.
+#[derive(Clone, Debug)]
+pub struct SpaceAccelerator {
+    pub spec: AcceleratorSpec,
+    pub hardware: Hardware,
+    pub economics: Economics,
+    /// The catalog has a rate for the run's dtype.
+    pub supports_dtype: bool,
+    /// The scenario's pricing has a price for it.
+    pub priced: bool,
+}
+
+/// The resolved space.
+#[derive(Clone, Debug)]
+pub struct SearchSpace {
+    pub model_name: String,
+    pub model: Transformer,
+    /// The run's training settings; `global_batch` is set per layout.
+    pub training: Training,
+    pub accelerators: Vec<SpaceAccelerator>,
+    /// Values of each axis (the accelerator axis holds indices into `accelerators`;
+    /// booleans and recompute modes are 0/1 and 0/1/2).
+    pub axes: [Vec<u32>; N_AXES],
+    /// When set, the global-batch axis holds one value, a bound in sequences.
+    pub global_batch_bound: bool,
+    pub objective: Objective,
+    /// Layouts in the space: the product of the axis lengths.
+    pub size: u64,
+}
+
+/// Why a decoded layout is not priced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Invalid {
+    /// `count` is not a multiple of `tp * pp * cp`.
+    Degrees,
+    /// The layout breaks one of the model's rules (see `check_layout`), or the batch bound leaves
+    /// no batch it can split, or sequence parallelism is asked without tensor parallelism.
+    Layout,
+    /// The accelerator has no rate for the run's format.
+    Dtype,
+}
+
+/// A decoded layout: which accelerator, the layout, and its global batch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Candidate {
+    pub accelerator: usize,
+    pub layout: Layout,
+    pub global_batch: u32,
+}
+
+fn expand(key: &str, spec: &AxisSpec) -> Result<Vec<u32>, String> {
+    let values: Vec<u64> = match spec {
+        AxisSpec::List(v) => v.clone(),
+        AxisSpec::Range(r) => {
+            if r.from == 0 || r.to < r.from {
+                return Err(format!(
+                    "[search] {key}: a range needs 1 <= from <= to, got from = {}, to = {}",
+                    r.from, r.to
+                ));
+            }
+            match (r.step, r.factor) {
+                (Some(_), Some(_)) => return Err(format!("[search] {key}: give step or factor, not both")),
+                (None, Some(f)) if f < 2 => {
+                    return Err(format!("[search] {key}: factor = {f}, expected at least 2"))
+                }
+                (None, Some(f)) => std::iter::successors(Some(r.from), |x| x.checked_mul(f))
+                    .take_while(|x| *x <= r.to)
+                    .collect(),
+                (Some(0), None) => return Err(format!("[search] {key}: step = 0, expected at least 1")),
+                (step, None) => (r.from..=r.to)
+                    .step_by(step.unwrap_or(1) as usize)
+                    .take(1 << 20)
+                    .collect(),
+            }
+        }
+    };
+    if values.is_empty() {
+        return Err(format!("[search] {key} is empty: give at least one value"));
+    }
+    if values.len() > 1 << 16 {
+        return Err(format!(
+            "[search] {key} has {} values; at most 65,536 per axis",
+            values.len()
+        ));
+    }
+    values
+        .into_iter()
+        .map(|v| {
+            u32::try_from(v)
+                .ok()
+                .filter(|v| *v >= 1 || key == "zero")
+                .ok_or_else(|| format!("[search] {key}: value {v} is out of range (1 to 2^32 - 1)"))
+        })
+        .collect()
+}
+
+fn powers_of_two(max: u32) -> Vec<u32> {
+    std::iter::successors(Some(1u32), |x| x.checked_mul(2))
+        .take_while(|x| *x <= max)
+        .collect()
+}
+
+fn divisors(n: u32) -> Vec<u32> {
+    (1..=n).filter(|d| n.is_multiple_of(*d)).collect()
+}
+
+impl SearchSpace {
+    /// Resolve a scenario file's `[model]`, `[training]`, `[cluster]` and `[search]` into a space.
+    /// `[layout]` is ignored: the sweep searches it.
+    ///
+    /// Defaults for axes `[search]` leaves out:
+    /// - accelerators: `[cluster] accelerator` if set, else every catalog entry;
+    /// - counts: `[cluster] count` if set, else powers of two from 8 to 65,536;
+    /// - tp: powers of two up to the heads (at most 64), within and beyond the scale-up domain;
+    /// - pp: every divisor of the layer count;
+    /// - cp: 1, 2, 4, 8, 16; ep: 1 (dense), powers of two up to the experts (MoE);
+    /// - microbatch: 1, 2, 4, 8; interleave: 1, 2, 3, 4, 5, 6, 8;
+    /// - recompute: none, selective, full; sequence_parallel: off, on; zero: 0 to 3;
+    /// - global batch: `[training] global_batch` as a bound (each layout takes the largest batch
+    ///   not above it that `dp * microbatch` divides).
+    pub fn resolve(
+        file: &ScenarioFile,
+        catalog: &Catalog,
+        objective: Objective,
+        origin: &str,
+    ) -> Result<SearchSpace, Error> {
+        let err = |message: String| Error::Scenario {
+            origin: origin.to_string(),
+            message,
+        };
+        let search = file.search.clone().unwrap_or_default();
+        let (model_name, model) = resolve_model(&file.model, catalog).map_err(err)?;
+
+        // The global batch: an axis, a bound in tokens, or [training] global_batch as a bound.
+        let seq = model.seq_len as f64;
+        let (gb_values, global_batch_bound) = match (&search.global_batch, search.global_batch_tokens) {
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    "[search] give global_batch or global_batch_tokens, not both".into()
+                ))
+            }
+            (Some(spec), None) => (expand("global_batch", spec).map_err(err)?, false),
+            (None, Some(tokens)) => {
+                let seqs = (tokens / seq).floor();
+                if !(seqs >= 1.0 && seqs < u32::MAX as f64) {
+                    return Err(err(format!(
+                        "[search] global_batch_tokens = {tokens}: expected at least one sequence ({seq} tokens)"
+                    )));
+                }
+                (vec![seqs as u32], true)
+            }
+            (None, None) => {
+                match file.training.global_batch {
+                    Some(gb) if gb >= 1 => (vec![gb], true),
+                    _ => return Err(err(
+                        "[training] global_batch or [search] global_batch / global_batch_tokens is needed"
+                            .into(),
+                    )),
+                }
+            }
+        };
+        let mut training = resolve_training(&file.training, &model, Some(gb_values[0])).map_err(err)?;
+        training.global_batch = 0;
+
+        // Accelerators.
+        let ids: Vec<String> = match (&search.accelerators, &file.cluster.accelerator) {
+            (Some(ids), _) => ids.clone(),
+            (None, Some(id)) => vec![id.clone()],
+            (None, None) => catalog.accelerators.iter().map(|a| a.id.clone()).collect(),
+        };
+        if ids.is_empty() {
+            return Err(err(
+                "[search] accelerators is empty: give at least one catalog id".into(),
+            ));
+        }
+        let pricing = file.cluster.pricing.unwrap_or(crate::model::run::Pricing::Rental);
+        let mut accelerators = vec![];
+        for id in &ids {
+            let spec = catalog.accelerator(id).ok_or_else(|| {
+                err(format!(
+                    "[search] accelerators: `{id}` is not in the catalog; known: {}",
+                    catalog.accelerator_ids()
+                ))
+            })?;
+            let spec = apply_overrides(&file.cluster, spec.clone()).map_err(err)?;
+            let priced = price_problem(pricing, &spec).is_none();
+            if objective == Objective::Cost && !priced {
+                return Err(err(format!(
+                    "--objective cost: {} (or leave `{}` out of [search] accelerators)",
+                    price_problem(pricing, &spec).unwrap_or_default(),
+                    spec.id
+                )));
+            }
+            accelerators.push(SpaceAccelerator {
+                hardware: catalog.hardware(&spec),
+                economics: resolve_economics(&file.cluster, catalog, &spec, false).map_err(err)?,
+                supports_dtype: dtype_problem(training.dtype, &spec).is_none(),
+                priced,
+                spec,
+            });
+        }
+        if accelerators.iter().all(|a| !a.supports_dtype) {
+            return Err(err(format!(
+                "[training] dtype = \"{}\": none of the searched accelerators has a rate for it",
+                training.dtype.name()
+            )));
+        }
+
+        let axis = |key: &str, given: &Option<AxisSpec>, default: Vec<u32>| -> Result<Vec<u32>, Error> {
+            match given {
+                Some(spec) => expand(key, spec).map_err(err),
+                None => Ok(default),
+            }
+        };
+        let counts = match (&search.counts, file.cluster.count) {
+            (Some(spec), _) => expand("counts", spec).map_err(err)?,
+            (None, Some(c)) => {
+                vec![u32::try_from(c).map_err(|_| err(format!("[cluster] count = {c}: at most 2^32 - 1")))?]
+            }
+            (None, None) => (3..=16).map(|k| 1u32 << k).collect(),
+        };
+        let moe = model.is_moe();
+        let axes: [Vec<u32>; N_AXES] = [
+            (0..accelerators.len() as u32).collect(),
+            axis("tp", &search.tp, powers_of_two(model.heads.min(64)))?,
+            axis("cp", &search.cp, powers_of_two(16))?,
+            axis(
+                "ep",
+                &search.ep,
+                if moe {
+                    powers_of_two(model.experts.min(256))
+                } else {
+                    vec![1]
+                },
+            )?,
+            axis("microbatch", &search.microbatch, vec![1, 2, 4, 8])?,
+            search
+                .sequence_parallel
+                .clone()
+                .unwrap_or(vec![false, true])
+                .into_iter()
+                .map(u32::from)
+                .collect(),
+            search
+                .recompute
+                .clone()
+                .unwrap_or(Recompute::ALL.to_vec())
+                .into_iter()
+                .map(|r| r as u32)
+                .collect(),
+            counts,
+            axis("pp", &search.pp, divisors(model.layers))?,
+            axis("interleave", &search.interleave, vec![1, 2, 3, 4, 5, 6, 8])?,
+            axis("zero", &search.zero, vec![0, 1, 2, 3])?,
+            gb_values,
+        ];
+        for (i, values) in axes.iter().enumerate() {
+            if values.is_empty() {
+                return Err(err(format!(
+                    "[search] {} is empty: give at least one value",
+                    AXIS_NAMES[i]
+                )));
+            }
+        }
+        if let Some(z) = axes[AXIS_ZERO].iter().find(|z| **z > 3) {
+            return Err(err(format!("[search] zero: value {z}, expected 0 to 3")));
+        }
+        let size = axes
+            .iter()
+            .try_fold(1u64, |acc, v| acc.checked_mul(v.len() as u64))
+            .ok_or_else(|| err("[search] the space has more than 2^64 layouts: narrow an axis".into()))?;
+        Ok(SearchSpace {
+            model_name,
+            model,
+            training,
+            accelerators,
+            axes,
+            global_batch_bound,
+            objective,
+            size,
+        })
+    }
+
+    /// Radix of each axis.
+    pub fn radices(&self) -> [u64; N_AXES] {
+        std::array::from_fn(|i| self.axes[i].len() as u64)
+    }
+
+    /// Layouts sharing one set of per-layer knobs: the product of the inner axes.
+    pub fn inner_size(&self) -> u64 {
+        self.radices()[PROFILE_AXES..].iter().product()
+    }
+
+    /// The digits of `index`, outermost first.
+    pub fn digits(&self, mut index: u64) -> [u32; N_AXES] {
+        let radices = self.radices();
+        let mut d = [0u32; N_AXES];
+        for i in (0..N_AXES).rev() {
+            d[i] = (index % radices[i]) as u32;
+            index /= radices[i];
+        }
+        d
+    }
+
+    /// The index of `digits`.
+    pub fn index(&self, digits: &[u32; N_AXES]) -> u64 {
+        let radices = self.radices();
+        digits
+            .iter()
+            .zip(radices)
+            .fold(0u64, |acc, (d, r)| acc * r + *d as u64)
+    }
+
+    /// The layout at `digits`, or why it is not a layout to price. Memory is not checked here.
+    pub fn candidate_at(&self, digits: &[u32; N_AXES]) -> Result<Candidate, Invalid> {
+        let v = |axis: usize| self.axes[axis][digits[axis] as usize];
+        let accelerator = v(AXIS_ACCELERATOR) as usize;
+        let (tp, pp, cp) = (v(AXIS_TP), v(AXIS_PP), v(AXIS_CP));
+        let count = v(AXIS_COUNT) as u64;
+        let model_parallel = tp as u64 * pp as u64 * cp as u64;
+        if !count.is_multiple_of(model_parallel) {
+            return Err(Invalid::Degrees);
+        }
+        let dp = (count / model_parallel) as u32;
+        let sequence_parallel = v(AXIS_SP) == 1;
+        if sequence_parallel && tp == 1 {
+            return Err(Invalid::Layout);
+        }
+        let microbatch = v(AXIS_MICROBATCH);
+        let interleave = v(AXIS_INTERLEAVE);
+        let global_batch = if self.global_batch_bound {
+            // The largest batch under the bound that dp * microbatch (and pp, to interleave) divide.
+            let unit = dp as u64 * microbatch as u64 * if interleave > 1 { pp as u64 } else { 1 };
+            let bound = v(AXIS_GLOBAL_BATCH) as u64;
+            let gb = bound / unit * unit;
+            if gb == 0 {
+                return Err(Invalid::Layout);
+            }
+            gb as u32
+        } else {
+            v(AXIS_GLOBAL_BATCH)
+        };
+        let layout = Layout {
+            tp,
+            pp,
+            dp,
+            cp,
+            ep: v(AXIS_EP),
+            microbatch,
+            interleave,
+            recompute: Recompute::ALL[v(AXIS_RECOMPUTE) as usize],
+            sequence_parallel,
+            tp_overlap: sequence_parallel,
+            zero: v(AXIS_ZERO),
+        };
+        let training = Training {
+            global_batch,
+            ..self.training
+        };
+        if check_layout(&self.model, &training, &layout).is_some() {
+            return Err(Invalid::Layout);
+        }
+        if !self.accelerators[accelerator].supports_dtype {
+            return Err(Invalid::Dtype);
+        }
+        Ok(Candidate {
+            accelerator,
+            layout,
+            global_batch,
+        })
+    }
+
+    /// The layout at `index`.
+    pub fn candidate(&self, index: u64) -> Result<Candidate, Invalid> {
+        self.candidate_at(&self.digits(index))
+    }
+
+    /// The run's training settings with a layout's global batch.
+    pub fn training_for(&self, c: &Candidate) -> Training {
+        Training {
+            global_batch: c.global_batch,
+            ..self.training
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::ScenarioFile;
+
+    fn space(search: &str) -> SearchSpace {
+        let text = format!(
+            "[model]\npreset = \"llama3-70b\"\n[training]\nglobal_batch = 1024\n[cluster]\naccelerator = \"h100-sxm\"\n[search]\n{search}"
+        );
+        let file = ScenarioFile::parse(&text, "t").unwrap();
+        SearchSpace::resolve(&file, &Catalog::builtin(), Objective::Time, "t").unwrap()
+    }
+
+    #[test]
+    fn digits_round_trip_and_the_size_is_the_product() {
+        let s = space("counts = [512, 1024]\n");
+        assert_eq!(s.size, s.radices().iter().product::<u64>());
+        for index in [0, 1, 17, s.size / 3, s.size - 1] {
+            assert_eq!(s.index(&s.digits(index)), index);
+        }
+    }
+
+    #[test]
+    fn defaults_cover_what_a_practitioner_would_try() {
+        let s = space("");
+        assert_eq!(s.axes[AXIS_TP], vec![1, 2, 4, 8, 16, 32, 64]);
+        assert_eq!(s.axes[AXIS_PP], vec![1, 2, 4, 5, 8, 10, 16, 20, 40, 80]);
+        assert_eq!(s.axes[AXIS_ZERO], vec![0, 1, 2, 3]);
+        assert_eq!(s.axes[AXIS_COUNT].len(), 14);
+        assert!(s.global_batch_bound);
+    }
+
+    #[test]
+    fn ranges_expand_arithmetically_and_geometrically() {
+        let s = space(
+            "counts = { from = 1024, to = 4096, step = 1024 }\ntp = { from = 1, to = 16, factor = 2 }\n",
+        );
+        assert_eq!(s.axes[AXIS_COUNT], vec![1024, 2048, 3072, 4096]);
+        assert_eq!(s.axes[AXIS_TP], vec![1, 2, 4, 8, 16]);
+    }
+
+    #[test]
+    fn bad_axis_names_the_key() {
+        let text = "[model]\npreset = \"llama3-70b\"\n[training]\nglobal_batch = 1024\n[search]\ntp = { from = 4, to = 2 }\n";
+        let file = ScenarioFile::parse(text, "t").unwrap();
+        let msg = SearchSpace::resolve(&file, &Catalog::builtin(), Objective::Time, "t")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("[search] tp"), "{msg}");
+    }
+
+    #[test]
+    fn a_known_layout_decodes_to_what_was_asked() {
+        let s = space("counts = [2048]\ntp = [4]\npp = [4]\ncp = [2]\nmicrobatch = [1]\ninterleave = [5]\nrecompute = [\"none\"]\nsequence_parallel = [true]\nzero = [1]\n");
+        assert_eq!(s.size, 1);
+        let c = s.candidate(0).unwrap();
+        assert_eq!(
+            (c.layout.tp, c.layout.pp, c.layout.dp, c.layout.cp),
+            (4, 4, 64, 2)
+        );
+        assert_eq!(c.global_batch, 1024);
+        assert!(c.layout.tp_overlap);
+    }
+
+    #[test]
+    fn invalid_layouts_say_why() {
+        let s = space("counts = [24]\ntp = [16]\npp = [1]\ncp = [1]\n");
+        assert_eq!(s.candidate(0), Err(Invalid::Degrees));
+        let s = space("counts = [16]\ntp = [1]\npp = [1]\ncp = [1]\nsequence_parallel = [true]\n");
+        assert_eq!(s.candidate(0), Err(Invalid::Layout));
+    }
+
+    #[test]
+    fn batch_bound_rounds_down_to_a_multiple_of_dp_times_microbatch() {
+        let s = space(
+            "counts = [96]\ntp = [1]\npp = [1]\ncp = [1]\nmicrobatch = [2]\nsequence_parallel = [false]\n",
+        );
+        let c = s.candidate(0).unwrap();
+        // dp 96, microbatch 2: 1024 rounds down to 960.
+        assert_eq!(c.global_batch, 960);
+    }
+}

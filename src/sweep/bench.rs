@@ -1,0 +1,129 @@
+//! `clustersweep bench`: layouts per second on a fixed built-in space, per backend.
+
+use super::cpu::sweep_cpu;
+use super::driver::Backend;
+use super::gpu::{select_adapters, GpuEngine};
+use super::Counts;
+use crate::catalog::Catalog;
+use crate::error::Error;
+use crate::scenario::ScenarioFile;
+use crate::search::{Objective, SearchSpace};
+use serde::Serialize;
+
+/// The space `bench` sweeps: LLaMA 3 70B on every catalog accelerator, six cluster sizes, every
+/// knob (tp, pp over the divisors of 80, cp, microbatch, interleave, recompute, sequence
+/// parallelism, ZeRO): 10,967,040 layouts.
+pub const BENCH_SCENARIO: &str = r#"
+[model]
+preset = "llama3-70b"
+
+[training]
+tokens = 15e12
+
+[cluster]
+price_per_hour_usd = 2.0
+
+[search]
+counts = [512, 1024, 2048, 4096, 8192, 16384]
+cp = [1, 2, 4, 8]
+interleave = [1, 2, 4, 5]
+global_batch_tokens = 16777216
+"#;
+
+/// One backend's figures.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchResult {
+    pub backend: String,
+    pub adapter: Option<String>,
+    pub elapsed_s: f64,
+    /// Every decoded layout, valid or not.
+    pub layouts_per_s: f64,
+    /// Layouts that passed the validity checks and fit.
+    pub valid_layouts_per_s: f64,
+    /// Shares of the GPU run's time: kernels, readback, host merging.
+    pub gpu_share: Option<f64>,
+    pub readback_share: Option<f64>,
+    pub host_share: Option<f64>,
+    pub counts: Counts,
+}
+
+/// What `bench` reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    pub space_size: u64,
+    /// The fastest backend's rate.
+    pub layouts_per_s: f64,
+    pub results: Vec<BenchResult>,
+    pub notes: Vec<String>,
+}
+
+/// The bench space.
+pub fn bench_space() -> SearchSpace {
+    let file = ScenarioFile::parse(BENCH_SCENARIO, "bench").expect("the bench scenario parses");
+    SearchSpace::resolve(&file, &Catalog::builtin(), Objective::Time, "bench")
+        .expect("the bench scenario resolves")
+}
+
+/// Measure the backends asked for.
+pub fn run_bench(backend: Option<Backend>) -> Result<BenchReport, Error> {
+    let space = bench_space();
+    let range = 0..space.size;
+    let mut results = vec![];
+    let mut notes = vec![];
+    if matches!(backend, None | Some(Backend::Cpu)) {
+        let clock = std::time::Instant::now();
+        let p = sweep_cpu(&space, range.clone(), 20, &|_| {});
+        let t = clock.elapsed().as_secs_f64();
+        results.push(BenchResult {
+            backend: "cpu".into(),
+            adapter: Some(format!("{} threads", rayon::current_num_threads())),
+            elapsed_s: t,
+            layouts_per_s: p.counts.evaluated as f64 / t,
+            valid_layouts_per_s: p.counts.valid as f64 / t,
+            gpu_share: None,
+            readback_share: None,
+            host_share: None,
+            counts: p.counts,
+        });
+    }
+    if matches!(backend, None | Some(Backend::Gpu) | Some(Backend::Auto)) {
+        match select_adapters().and_then(|a| GpuEngine::new(&a[0])) {
+            Ok(engine) => {
+                // One small sweep first: the driver compiles the pipelines at first dispatch.
+                let _ = engine.sweep(&space, 0..4096, 20, &|_| {});
+                let clock = std::time::Instant::now();
+                match engine.sweep(&space, range.clone(), 20, &|_| {}) {
+                    Ok((p, timing)) => {
+                        let t = clock.elapsed().as_secs_f64();
+                        results.push(BenchResult {
+                            backend: "gpu".into(),
+                            adapter: Some(engine.name()),
+                            elapsed_s: t,
+                            layouts_per_s: p.counts.evaluated as f64 / t,
+                            valid_layouts_per_s: p.counts.valid as f64 / t,
+                            gpu_share: Some(timing.gpu_s / t),
+                            readback_share: Some(timing.readback_s / t),
+                            host_share: Some(timing.host_s / t),
+                            counts: p.counts,
+                        });
+                    }
+                    Err(f) => notes.push(format!("GPU bench failed: {}", f.message)),
+                }
+            }
+            Err(message) => notes.push(format!("no GPU measured: {message}")),
+        }
+    }
+    if results.is_empty() {
+        return Err(Error::Usage(format!(
+            "bench measured nothing: {}",
+            notes.join("; ")
+        )));
+    }
+    let best = results.iter().map(|r| r.layouts_per_s).fold(0.0, f64::max);
+    Ok(BenchReport {
+        space_size: space.size,
+        layouts_per_s: best,
+        results,
+        notes,
+    })
+}

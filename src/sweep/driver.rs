@@ -1,0 +1,397 @@
+//! The sweep driver: picks the backend, splits the index space over adapters and shards, shows
+//! progress, falls back to the CPU when a GPU fails, and builds the report.
+
+use super::cpu::sweep_cpu;
+use super::gpu::{select_adapters, GpuEngine, GpuTimings};
+use super::{top_entry, Counts, Partial, TopEntry};
+use crate::error::Error;
+use crate::search::SearchSpace;
+use serde::{Deserialize, Serialize};
+use std::io::IsTerminal;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// Where layouts are evaluated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// The f64 model on every core.
+    Cpu,
+    /// The WGSL shaders on the best adapter (or every adapter with `--adapters all`),
+    /// software adapters included.
+    Gpu,
+    /// A hardware GPU if one is found, otherwise the CPU (a software adapter such as llvmpipe is
+    /// slower than the CPU backend on the same machine, so auto does not pick it).
+    Auto,
+}
+
+/// Which adapters a GPU sweep uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Adapters {
+    /// The best adapter (see `clustersweep adapters`).
+    Best,
+    /// Every usable adapter, each taking an equal slice of the index space.
+    All,
+}
+
+/// What the user asked of a sweep.
+#[derive(Clone, Debug)]
+pub struct SweepOptions {
+    pub backend: Backend,
+    pub adapters: Adapters,
+    pub top: usize,
+    /// `(k, n)`: evaluate the k-th (1-based) of n equal slices of the index space.
+    pub shard: Option<(u64, u64)>,
+    /// Draw a progress bar on stderr (only when it is a terminal).
+    pub progress: bool,
+}
+
+/// Everything `sweep --json` prints, and what `merge` reads back.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SweepReport {
+    pub model: String,
+    pub objective: String,
+    /// A hash of everything that defines the space; merged parts must share it.
+    pub space_fingerprint: String,
+    pub space_size: u64,
+    /// The slice of the index space evaluated: `[start, end)`.
+    pub range: [u64; 2],
+    pub shard: Option<String>,
+    pub counts: Counts,
+    pub elapsed_s: f64,
+    pub layouts_per_s: f64,
+    pub valid_layouts_per_s: f64,
+    pub backend: String,
+    pub adapters: Vec<String>,
+    pub gpu_timings: Option<GpuTimings>,
+    pub notes: Vec<String>,
+    pub top: Vec<TopEntry>,
+}
+
+/// FNV-1a over the space's defining data: model, training, accelerators (with every resolved
+/// number), axes and objective.
+pub fn fingerprint(space: &SearchSpace) -> String {
+    let text = format!(
+        "{:?}|{:?}|{:?}|{:?}|{:?}|{}",
+        space.model,
+        space.training,
+        space
+            .accelerators
+            .iter()
+            .map(|a| (&a.spec.id, a.hardware, a.economics))
+            .collect::<Vec<_>>(),
+        space.axes,
+        space.global_batch_bound,
+        space.objective.name()
+    );
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in text.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{h:016x}")
+}
+
+/// The slice of `size` that shard `k` of `n` (1-based) covers.
+pub fn shard_range(size: u64, k: u64, n: u64) -> Range<u64> {
+    let at = |i: u64| ((size as u128 * i as u128) / n as u128) as u64;
+    at(k - 1)..at(k)
+}
+
+/// Parse `K/N` (1 <= K <= N).
+pub fn parse_shard(text: &str) -> Result<(u64, u64), String> {
+    let bad = || format!("--shard {text}: expected K/N with 1 <= K <= N, e.g. --shard 3/8");
+    let (k, n) = text.split_once('/').ok_or_else(bad)?;
+    let (k, n): (u64, u64) = (
+        k.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if k == 0 || n == 0 || k > n {
+        return Err(bad());
+    }
+    Ok((k, n))
+}
+
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    done: AtomicU64,
+}
+
+impl Progress {
+    fn new(total: u64, show: bool) -> Progress {
+        let bar = (show && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(total);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {human_pos}/{human_len} layouts, {per_sec}, eta {eta} {msg}",
+                )
+                .expect("a valid template"),
+            );
+            bar
+        });
+        Progress {
+            bar,
+            done: AtomicU64::new(0),
+        }
+    }
+    fn advance(&self, n: u64) {
+        self.done.fetch_add(n, Ordering::Relaxed);
+        if let Some(bar) = &self.bar {
+            bar.inc(n);
+        }
+    }
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Sweep one range on the GPU engine, finishing on the CPU if it fails.
+fn gpu_then_cpu(
+    engine: &GpuEngine,
+    space: &SearchSpace,
+    range: Range<u64>,
+    k: usize,
+    progress: &Progress,
+    notes: &Mutex<Vec<String>>,
+    timings: &Mutex<GpuTimings>,
+) -> Partial {
+    match engine.sweep(space, range.clone(), k, &|n| progress.advance(n)) {
+        Ok((partial, t)) => {
+            let mut all = timings.lock().expect("timings lock");
+            all.gpu_s += t.gpu_s;
+            all.readback_s += t.readback_s;
+            all.host_s += t.host_s;
+            partial
+        }
+        Err(failure) => {
+            notes.lock().expect("notes lock").push(format!(
+                "{} stopped at index {} ({}); the CPU finished the remaining {} layouts",
+                engine.name(),
+                failure.completed,
+                failure.message,
+                range.end - failure.completed
+            ));
+            failure
+                .partial
+                .merge(sweep_cpu(space, failure.completed..range.end, k, &|n| {
+                    progress.advance(n)
+                }))
+        }
+    }
+}
+
+/// Run a sweep as the options ask.
+pub fn run_sweep(space: &SearchSpace, opts: &SweepOptions) -> Result<SweepReport, Error> {
+    let range = match opts.shard {
+        Some((k, n)) => shard_range(space.size, k, n),
+        None => 0..space.size,
+    };
+    let k = opts.top.max(1);
+    let notes = Mutex::new(vec![]);
+    let timings = Mutex::new(GpuTimings::default());
+    let progress = Progress::new(range.end - range.start, opts.progress);
+
+    // Which engines.
+    let engines: Vec<GpuEngine> = match opts.backend {
+        Backend::Cpu => vec![],
+        Backend::Gpu | Backend::Auto => match select_adapters() {
+            Ok(adapters) => {
+                let hardware: Vec<&wgpu::Adapter> = adapters
+                    .iter()
+                    .filter(|a| {
+                        opts.backend == Backend::Gpu || a.get_info().device_type != wgpu::DeviceType::Cpu
+                    })
+                    .collect();
+                if hardware.is_empty() {
+                    eprintln!(
+                        "note: only a software adapter ({}) is available, slower here than the CPU backend: sweeping on the CPU (--backend gpu uses it anyway)",
+                        adapters[0].get_info().name
+                    );
+                }
+                let take = if opts.adapters == Adapters::All {
+                    hardware.len()
+                } else {
+                    hardware.len().min(1)
+                };
+                let mut engines = vec![];
+                for a in hardware.into_iter().take(take) {
+                    match GpuEngine::new(a) {
+                        Ok(e) => engines.push(e),
+                        Err(message) => notes.lock().expect("notes lock").push(message),
+                    }
+                }
+                if engines.is_empty() && opts.backend == Backend::Gpu {
+                    return Err(Error::Usage(format!(
+                        "--backend gpu: no usable adapter could be opened{}",
+                        notes
+                            .lock()
+                            .expect("notes lock")
+                            .first()
+                            .map(|m| format!(" ({m})"))
+                            .unwrap_or_default()
+                    )));
+                }
+                engines
+            }
+            Err(message) => {
+                if opts.backend == Backend::Gpu {
+                    return Err(Error::Usage(format!("--backend gpu: {message}")));
+                }
+                eprintln!("note: {message}: sweeping on the CPU");
+                vec![]
+            }
+        },
+    };
+
+    let clock = std::time::Instant::now();
+    let partial = if engines.is_empty() {
+        sweep_cpu(space, range.clone(), k, &|n| progress.advance(n))
+    } else {
+        // Equal slices of the range, one per adapter, in parallel.
+        let n = engines.len() as u64;
+        let size = range.end - range.start;
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = engines
+                .iter()
+                .enumerate()
+                .map(|(i, engine)| {
+                    let part = range.start + size * i as u64 / n..range.start + size * (i as u64 + 1) / n;
+                    let (progress, notes, timings) = (&progress, &notes, &timings);
+                    scope.spawn(move || gpu_then_cpu(engine, space, part, k, progress, notes, timings))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a sweep thread does not panic"))
+                .fold(Partial::new(k), Partial::merge)
+        })
+    };
+    let elapsed_s = clock.elapsed().as_secs_f64();
+    progress.finish();
+
+    let top = partial
+        .top
+        .into_sorted()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| top_entry(space, i + 1, r).map(|(entry, _)| entry))
+        .collect();
+    let counts = partial.counts;
+    Ok(SweepReport {
+        model: space.model_name.clone(),
+        objective: space.objective.name().to_string(),
+        space_fingerprint: fingerprint(space),
+        space_size: space.size,
+        range: [range.start, range.end],
+        shard: opts.shard.map(|(k, n)| format!("{k}/{n}")),
+        counts,
+        elapsed_s,
+        layouts_per_s: counts.evaluated as f64 / elapsed_s,
+        valid_layouts_per_s: counts.valid as f64 / elapsed_s,
+        backend: if engines.is_empty() {
+            "cpu".into()
+        } else {
+            "gpu".into()
+        },
+        adapters: engines.iter().map(GpuEngine::name).collect(),
+        gpu_timings: (!engines.is_empty()).then(|| *timings.lock().expect("timings lock")),
+        notes: notes.into_inner().expect("notes lock"),
+        top,
+    })
+}
+
+/// Merge shard reports into the report one run over their union gives.
+pub fn merge_reports(parts: Vec<SweepReport>, top: Option<usize>) -> Result<SweepReport, String> {
+    let first = parts.first().ok_or("nothing to merge")?.clone();
+    for p in &parts {
+        if p.space_fingerprint != first.space_fingerprint {
+            return Err(format!(
+                "the parts sweep different spaces (fingerprints {} and {}): merge parts of one scenario",
+                first.space_fingerprint, p.space_fingerprint
+            ));
+        }
+    }
+    let mut ranges: Vec<[u64; 2]> = parts.iter().map(|p| p.range).collect();
+    ranges.sort();
+    for w in ranges.windows(2) {
+        if w[1][0] < w[0][1] {
+            return Err(format!(
+                "the parts overlap ({:?} and {:?}): each shard once",
+                w[0], w[1]
+            ));
+        }
+    }
+    let k = top.unwrap_or_else(|| parts.iter().map(|p| p.top.len()).max().unwrap_or(0));
+    let mut counts = Counts::default();
+    let mut entries: Vec<TopEntry> = vec![];
+    let mut notes = vec![];
+    let mut elapsed: f64 = 0.0;
+    for p in parts.iter() {
+        counts.add(&p.counts);
+        entries.extend(p.top.iter().cloned());
+        notes.extend(p.notes.iter().cloned());
+        elapsed = elapsed.max(p.elapsed_s);
+    }
+    entries.sort_by(|a, b| a.objective.total_cmp(&b.objective).then(a.index.cmp(&b.index)));
+    entries.truncate(k);
+    for (i, e) in entries.iter_mut().enumerate() {
+        e.rank = i + 1;
+    }
+    let covered: u64 = ranges.iter().map(|r| r[1] - r[0]).sum();
+    if covered < first.space_size {
+        notes.push(format!(
+            "the parts cover {covered} of {} layouts: the ranking is of those only",
+            first.space_size
+        ));
+    }
+    let mut adapters: Vec<String> = parts.iter().flat_map(|p| p.adapters.clone()).collect();
+    adapters.sort();
+    adapters.dedup();
+    Ok(SweepReport {
+        range: [ranges[0][0], ranges[ranges.len() - 1][1]],
+        shard: None,
+        counts,
+        elapsed_s: elapsed,
+        layouts_per_s: counts.evaluated as f64 / elapsed,
+        valid_layouts_per_s: counts.valid as f64 / elapsed,
+        backend: parts
+            .iter()
+            .map(|p| p.backend.as_str())
+            .collect::<Vec<_>>()
+            .join("+"),
+        adapters,
+        gpu_timings: None,
+        notes,
+        top: entries,
+        ..first
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_tile_the_space() {
+        let size = 1_000_003;
+        let mut next = 0;
+        for k in 1..=7 {
+            let r = shard_range(size, k, 7);
+            assert_eq!(r.start, next);
+            next = r.end;
+        }
+        assert_eq!(next, size);
+    }
+
+    #[test]
+    fn shard_syntax() {
+        assert_eq!(parse_shard("3/8"), Ok((3, 8)));
+        assert!(parse_shard("0/8").is_err());
+        assert!(parse_shard("9/8").is_err());
+        assert!(parse_shard("3").unwrap_err().contains("--shard"));
+    }
+}

@@ -1,0 +1,218 @@
+//! The shaders without a GPU: naga parses and validates them, and every host-shareable WGSL
+//! struct has the size and member offsets of its #[repr(C)] Rust twin.
+
+use clustersweep::sweep::gpu::SHADER_SOURCE;
+use clustersweep::sweep::gpu_types::*;
+use std::mem::{offset_of, size_of};
+use wgpu::naga;
+
+fn module() -> naga::Module {
+    naga::front::wgsl::parse_str(SHADER_SOURCE)
+        .unwrap_or_else(|e| panic!("{}", e.emit_to_string(SHADER_SOURCE)))
+}
+
+#[test]
+fn shaders_parse_and_validate() {
+    let m = module();
+    naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::default(),
+    )
+    .validate(&m)
+    .unwrap_or_else(|e| panic!("{}", e.emit_to_string(SHADER_SOURCE)));
+    for entry in ["profile_main", "sweep_main", "evaluate_main"] {
+        assert!(m.entry_points.iter().any(|e| e.name == entry), "{entry}");
+    }
+}
+
+/// (member name, byte offset) of a WGSL struct, and its size.
+fn wgsl_struct(m: &naga::Module, name: &str) -> (Vec<(String, u32)>, u32) {
+    let ty = m
+        .types
+        .iter()
+        .find(|(_, t)| t.name.as_deref() == Some(name))
+        .unwrap_or_else(|| panic!("no WGSL struct {name}"))
+        .1;
+    match &ty.inner {
+        naga::TypeInner::Struct { members, span } => (
+            members
+                .iter()
+                .map(|mb| (mb.name.clone().unwrap_or_default(), mb.offset))
+                .collect(),
+            *span,
+        ),
+        other => panic!("{name} is not a struct: {other:?}"),
+    }
+}
+
+macro_rules! same_layout {
+    ($m:expr, $ty:ident, [$($field:ident),* $(,)?]) => {{
+        let (members, span) = wgsl_struct(&$m, stringify!($ty));
+        assert_eq!(span as usize, size_of::<$ty>(), "size of {}", stringify!($ty));
+        let rust: Vec<(String, u32)> = vec![$((stringify!($field).to_string(), offset_of!($ty, $field) as u32)),*];
+        assert_eq!(members, rust, "members of {}", stringify!($ty));
+    }};
+}
+
+#[test]
+fn host_structs_match_their_wgsl_twins() {
+    let m = module();
+    same_layout!(
+        m,
+        GpuModel,
+        [
+            layers,
+            hidden,
+            heads,
+            kv_heads,
+            head_dim,
+            ffn,
+            ffn_kind,
+            vocab,
+            seq_len,
+            experts,
+            experts_per_token,
+            expert_ffn,
+            shared_experts,
+            dense_layers,
+            tied_embeddings,
+            pad0,
+        ]
+    );
+    same_layout!(
+        m,
+        GpuTraining,
+        [
+            dtype,
+            flash_attention,
+            dropout,
+            global_batch_bound,
+            tokens,
+            weight_bytes,
+            grad_bytes,
+            optimizer_state_bytes,
+            grad_reduce_bytes,
+            objective,
+            n_accelerators,
+            pad0,
+        ]
+    );
+    same_layout!(
+        m,
+        GpuAccelerator,
+        [
+            peak_fp16,
+            peak_bf16,
+            peak_fp8,
+            peak_fp4,
+            hbm_bytes,
+            hbm_bytes_per_s,
+            scale_up_bytes_per_s,
+            scale_up_domain,
+            scale_up_latency_s,
+            scale_out_bytes_per_s,
+            scale_out_latency_s,
+            memory_reserve_bytes,
+            gemm,
+            gemm_half_dim,
+            low_precision_gemm,
+            attention,
+            layer_overhead_s,
+            step_overhead_s,
+            memory,
+            scale_up,
+            scale_out,
+            power_all_in_w,
+            average_power_fraction,
+            pue,
+            electricity_usd_per_mwh,
+            price_usd,
+            price_per_hour_usd,
+            pricing,
+            supports_dtype,
+            pad0,
+            pad1,
+            pad2,
+        ]
+    );
+    same_layout!(m, GpuAxes, [radix, offset]);
+    same_layout!(
+        m,
+        GpuBatch,
+        [
+            base_lo,
+            base_hi,
+            count,
+            k,
+            threshold,
+            outer_start,
+            outer_count,
+            workgroups_x
+        ]
+    );
+    same_layout!(m, GpuHit, [index_lo, index_hi, objective, pad0]);
+    same_layout!(
+        m,
+        GpuMetrics,
+        [
+            outcome,
+            step_time_s,
+            tokens_per_s,
+            mfu,
+            hfu,
+            memory_per_accelerator_bytes,
+            time_to_train_s,
+            power_mw,
+            energy_mwh,
+            cost_usd,
+            objective,
+            pad0,
+        ]
+    );
+    same_layout!(
+        m,
+        GpuProfile,
+        [
+            forward_s,
+            backward_s,
+            recompute_s,
+            tp_comm_s,
+            cp_comm_s,
+            ep_comm_s,
+            logits_forward_s,
+            logits_backward_s,
+            pipeline_send_bytes,
+            full_activation_bytes,
+            stored_activation_bytes,
+            loss_buffer_bytes,
+        ]
+    );
+}
+
+#[test]
+fn each_shader_names_its_twin() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for entry in std::fs::read_dir(root.join("shaders")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let first = text.lines().next().unwrap_or("");
+        assert!(
+            first.starts_with("// Twin: src/"),
+            "{} starts with {first:?}",
+            path.display()
+        );
+        let twins: Vec<&str> = first
+            .split([' ', ',', '(', ')'])
+            .map(|w| w.trim_end_matches('.'))
+            .filter(|w| w.starts_with("src/") && w.ends_with(".rs"))
+            .collect();
+        assert!(!twins.is_empty(), "{}", path.display());
+        for twin in twins {
+            assert!(
+                root.join(twin).exists(),
+                "{} names {twin}, which does not exist",
+                path.display()
+            );
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! `sweep`, `merge`, `adapters` and `bench` through the real binary.
+
+use crate::{clustersweep, stderr, stdout, temp_file};
+use serde_json::Value;
+
+const SCENARIO: &str = r#"
+[model]
+preset = "llama3-8b"
+[training]
+tokens = 1e12
+dtype = "bf16"
+[cluster]
+price_per_hour_usd = 2.5
+[search]
+accelerators = ["h100-sxm", "a100-80gb", "mi300x"]
+counts = [64, 128, 256]
+global_batch_tokens = 4194304
+"#;
+
+fn sweep_json(test: &str, extra: &[&str]) -> Value {
+    let path = temp_file(test, "sweep.toml", SCENARIO);
+    let mut args = vec![
+        "sweep",
+        path.to_str().unwrap(),
+        "--backend",
+        "cpu",
+        "--json",
+        "--top",
+        "12",
+    ];
+    args.extend_from_slice(extra);
+    let o = clustersweep(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn sweep_json_has_the_layout_and_every_estimate_field() {
+    let v = sweep_json("fields", &[]);
+    let top = v["top"].as_array().unwrap();
+    assert_eq!(top.len(), 12);
+    for key in [
+        "accelerator",
+        "count",
+        "tp",
+        "pp",
+        "dp",
+        "cp",
+        "ep",
+        "microbatch",
+        "interleave",
+        "recompute",
+        "sequence_parallel",
+        "zero",
+        "global_batch",
+    ] {
+        assert!(top[0]["layout"].get(key).is_some(), "layout.{key}");
+    }
+    for key in [
+        "step_time_s",
+        "tokens_per_s",
+        "mfu",
+        "fits",
+        "time_to_train_s",
+        "energy_mwh",
+        "cost_usd",
+        "breakdown",
+        "memory",
+    ] {
+        assert!(top[0].get(key).is_some(), "{key}");
+    }
+    let c = &v["counts"];
+    let sum = c["invalid_degrees"].as_u64().unwrap()
+        + c["invalid_layout"].as_u64().unwrap()
+        + c["invalid_dtype"].as_u64().unwrap()
+        + c["did_not_fit"].as_u64().unwrap()
+        + c["valid"].as_u64().unwrap();
+    assert_eq!(sum, c["evaluated"].as_u64().unwrap());
+    assert_eq!(c["evaluated"], v["space_size"]);
+    assert!(v["elapsed_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["backend"], "cpu");
+    // Ranked best first.
+    let t: Vec<f64> = top
+        .iter()
+        .map(|e| e["time_to_train_s"].as_f64().unwrap())
+        .collect();
+    assert!(t.windows(2).all(|w| w[0] <= w[1]), "{t:?}");
+}
+
+#[test]
+fn estimate_of_a_top_layout_gives_the_same_numbers() {
+    let v = sweep_json("estimate-agrees", &[]);
+    for entry in v["top"].as_array().unwrap().iter().take(3) {
+        let l = &entry["layout"];
+        let text = format!(
+            "[model]\npreset = \"llama3-8b\"\n[training]\ntokens = 1e12\nglobal_batch = {}\n[cluster]\naccelerator = {}\ncount = {}\nprice_per_hour_usd = 2.5\n[layout]\ntp = {}\npp = {}\ncp = {}\nep = {}\nmicrobatch = {}\ninterleave = {}\nrecompute = {}\nsequence_parallel = {}\ntp_overlap = {}\nzero = {}\n",
+            l["global_batch"], l["accelerator"], l["count"], l["tp"], l["pp"], l["cp"], l["ep"], l["microbatch"],
+            l["interleave"], l["recompute"], l["sequence_parallel"], l["sequence_parallel"], l["zero"]
+        );
+        let path = temp_file("estimate-agrees", "one.toml", &text);
+        let o = clustersweep(&["estimate", path.to_str().unwrap(), "--json"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let e: Value = serde_json::from_slice(&o.stdout).unwrap();
+        for key in [
+            "step_time_s",
+            "tokens_per_s",
+            "mfu",
+            "memory_per_accelerator_bytes",
+            "time_to_train_s",
+            "energy_mwh",
+            "cost_usd",
+        ] {
+            let (a, b) = (entry[key].as_f64().unwrap(), e[key].as_f64().unwrap());
+            assert!(((a - b) / a).abs() <= 1e-4, "{key}: sweep {a} estimate {b}");
+        }
+        assert_eq!(e["layout"]["dp"], l["dp"]);
+    }
+}
+
+#[test]
+fn merged_shards_give_the_single_run_top_k() {
+    let whole = sweep_json("shards", &[]);
+    let mut parts = vec![];
+    for k in 1..=3 {
+        let part = sweep_json("shards", &["--shard", &format!("{k}/3")]);
+        let path = temp_file("shards", &format!("part-{k}.json"), &part.to_string());
+        parts.push(path.to_str().unwrap().to_string());
+    }
+    let mut args = vec!["merge", "--json"];
+    args.extend(parts.iter().map(String::as_str));
+    let o = clustersweep(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let merged: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let ids = |v: &Value| {
+        v["top"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["index"].as_u64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&merged), ids(&whole));
+    assert_eq!(merged["counts"], whole["counts"]);
+    // Merging a part twice is refused.
+    let o = clustersweep(&["merge", &parts[0], &parts[0]]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("overlap"), "{}", stderr(&o));
+}
+
+#[test]
+fn sweep_writes_csv_and_prints_a_table() {
+    let path = temp_file("csv", "sweep.toml", SCENARIO);
+    let csv = path.with_file_name("top.csv");
+    let o = clustersweep(&[
+        "sweep",
+        path.to_str().unwrap(),
+        "--backend",
+        "cpu",
+        "--top",
+        "5",
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("evaluated") && out.contains("invalid") && out.contains("did not fit"),
+        "{out}"
+    );
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(text.lines().count(), 6, "{text}");
+    assert!(text.starts_with("rank,index,objective,accelerator,count,tp"));
+}
+
+#[test]
+fn bad_search_axis_exits_2_naming_the_key() {
+    let path = temp_file(
+        "bad-axis",
+        "s.toml",
+        &SCENARIO.replace("counts = [64, 128, 256]", "counts = { from = 256, to = 64 }"),
+    );
+    let o = clustersweep(&["sweep", path.to_str().unwrap(), "--backend", "cpu"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("[search] counts"), "{}", stderr(&o));
+    let o = clustersweep(&["sweep", path.to_str().unwrap(), "--shard", "4/3"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn cost_objective_needs_prices_and_says_which() {
+    let text = SCENARIO
+        .replace("price_per_hour_usd = 2.5\n", "")
+        .replace("\"mi300x\"", "\"gb300\"");
+    let path = temp_file("cost-price", "s.toml", &text);
+    let o = clustersweep(&[
+        "sweep",
+        path.to_str().unwrap(),
+        "--backend",
+        "cpu",
+        "--objective",
+        "cost",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("gb300") && stderr(&o).contains("price_per_hour_usd"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn adapters_json_lists_what_wgpu_sees() {
+    let o = clustersweep(&["adapters", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let list = v.as_array().unwrap();
+    if std::env::var("REQUIRE_GPU").is_ok_and(|v| v == "1") {
+        assert!(
+            list.iter()
+                .any(|a| a["usable"] == true && a["backend"] == "Vulkan"),
+            "{v}"
+        );
+    }
+}
+
+#[test]
+fn bench_reports_layouts_per_second() {
+    let o = clustersweep(&["bench", "--backend", "cpu", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["layouts_per_s"].as_f64().unwrap() > 0.0);
+    assert!(v["space_size"].as_u64().unwrap() >= 10_000_000);
+    assert_eq!(v["results"][0]["counts"]["evaluated"], v["space_size"]);
+}
+
+#[test]
+fn a_gpu_that_fails_mid_sweep_is_finished_on_the_cpu() {
+    if crate::gpu::engine().is_none() {
+        return;
+    }
+    let path = temp_file("fault", "sweep.toml", SCENARIO);
+    let cpu = sweep_json("fault", &[]);
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_clustersweep"))
+        .args([
+            "sweep",
+            path.to_str().unwrap(),
+            "--backend",
+            "gpu",
+            "--json",
+            "--top",
+            "12",
+        ])
+        .env("CLUSTERSWEEP_GPU_FAULT_AFTER", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("the CPU finished"), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["counts"], cpu["counts"]);
+    let ids = |v: &Value| {
+        v["top"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["index"].as_u64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&v), ids(&cpu));
+}
