@@ -29,6 +29,19 @@ const OUTCOME_NO_FIT: u32 = 4u;
 
 // Stands for infinity: no objective reaches it.
 const NOT_RANKED: f32 = 3.0e38;
+// counters[6] holds the batch's running threshold as an order-preserving key (see float_key):
+// a workgroup that fills its k reports lowers it for the workgroups after it.
+const THRESHOLD_SLOT: u32 = 6u;
+
+// A u32 whose unsigned order is the order of the f32 `x` (negatives reversed, sign flipped).
+fn float_key(x: f32) -> u32 {
+    let bits = bitcast<u32>(x);
+    return select(~bits, bits | 0x80000000u, x >= 0.0);
+}
+
+fn key_float(key: u32) -> f32 {
+    return bitcast<f32>(select(~key, key & 0x7fffffffu, (key & 0x80000000u) != 0u));
+}
 const WORKGROUP: u32 = 256u;
 
 struct GpuAxes {
@@ -333,6 +346,7 @@ fn sweep_main(
     }
     workgroupBarrier();
 
+    let threshold = min(batch.threshold, key_float(atomicLoad(&counters[THRESHOLD_SLOT])));
     var objective = NOT_RANKED;
     if linear < batch.count {
         let d = digits_plus(wg_digits, lid);
@@ -345,7 +359,7 @@ fn sweep_main(
             if e.fits {
                 atomicAdd(&wg_counts[4u], 1u);
                 let value = objective_value(run.objective, e);
-                if value < batch.threshold {
+                if value < threshold {
                     objective = value;
                     atomicAdd(&wg_ranked, 1u);
                 }
@@ -367,6 +381,7 @@ fn sweep_main(
     // lane (the lower index), as TopK breaks them.
     let capacity = arrayLength(&hits);
     let rounds = min(batch.k, workgroupUniformLoad(&wg_ranked));
+    var kth = NOT_RANKED;
     for (var round = 0u; round < rounds; round++) {
         wg_best[lid] = wg_objective[lid];
         wg_lane[lid] = lid;
@@ -386,6 +401,7 @@ fn sweep_main(
         if best >= NOT_RANKED {
             break;
         }
+        kth = best;
         if lid == 0u {
             let lane = wg_lane[0];
             let slot = atomicAdd(&counters[5u], 1u);
@@ -396,6 +412,11 @@ fn sweep_main(
             wg_objective[lane] = NOT_RANKED;
         }
         workgroupBarrier();
+    }
+    // k reports from this workgroup alone: no layout worse than the k-th can rank. (The margin
+    // keeps near-ties, which the host ranks in order, as the host's threshold does.)
+    if lid == 0u && rounds == batch.k && kth < NOT_RANKED {
+        atomicMin(&counters[THRESHOLD_SLOT], float_key(kth + abs(kth) * 1e-5));
     }
 }
 

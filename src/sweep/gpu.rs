@@ -159,6 +159,16 @@ pub struct GpuTimings {
     pub host_s: f64,
 }
 
+/// The order-preserving u32 key of an f32 (twin of `float_key` in `shaders/sweep.wgsl`).
+pub fn float_key(x: f32) -> u32 {
+    let bits = x.to_bits();
+    if x >= 0.0 {
+        bits | 0x8000_0000
+    } else {
+        !bits
+    }
+}
+
 /// Why the GPU stopped, and how far it got.
 #[derive(Debug)]
 pub struct GpuFailure {
@@ -554,7 +564,11 @@ impl GpuEngine {
             };
             let clock = std::time::Instant::now();
             self.queue.write_buffer(&b.batch, 0, bytemuck::bytes_of(&params));
-            self.queue.write_buffer(&b.counters, 0, &[0u8; 32]);
+            // Counters start at zero; slot 6, the running threshold, at the host's.
+            let mut initial = [0u32; 8];
+            initial[6] = float_key(threshold);
+            self.queue
+                .write_buffer(&b.counters, 0, bytemuck::cast_slice(&initial));
             let mut encoder = self.device.create_command_encoder(&Default::default());
             {
                 let mut pass = encoder.begin_compute_pass(&Default::default());
@@ -629,5 +643,19 @@ impl GpuEngine {
         let size = indices.len() as u64 * std::mem::size_of::<GpuMetrics>() as u64;
         let data = self.read_back(encoder, &b.eval_out, 0, size)?;
         Ok(bytemuck::cast_slice::<u8, GpuMetrics>(&data).to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn float_keys_order_like_the_floats() {
+        let values = [-3.0e38f32, -2.5, -1e-9, -0.0, 0.0, 1e-9, 1.0, 2.5e5, 3.0e38];
+        for w in values.windows(2) {
+            assert!(float_key(w[0]) <= float_key(w[1]), "{} {}", w[0], w[1]);
+        }
+        assert!(float_key(1.0) < float_key(1.0000001));
     }
 }
