@@ -72,7 +72,7 @@ pub fn run_bench(backend: Option<Backend>) -> Result<BenchReport, Error> {
     let mut notes = vec![];
     if matches!(backend, None | Some(Backend::Cpu)) {
         let clock = std::time::Instant::now();
-        let p = sweep_cpu(&space, range.clone(), 20, &|_| {});
+        let p = sweep_cpu(&space, range.clone(), 20, &|_, _| {});
         let t = clock.elapsed().as_secs_f64();
         results.push(BenchResult {
             backend: "cpu".into(),
@@ -90,9 +90,9 @@ pub fn run_bench(backend: Option<Backend>) -> Result<BenchReport, Error> {
         match select_adapters().and_then(|a| GpuEngine::new(&a[0])) {
             Ok(engine) => {
                 // One small sweep first: the driver compiles the pipelines at first dispatch.
-                let _ = engine.sweep(&space, 0..4096, 20, &|_| {});
+                let _ = engine.sweep(&space, 0..4096, 20, &|_, _| {});
                 let clock = std::time::Instant::now();
-                match engine.sweep(&space, range.clone(), 20, &|_| {}) {
+                match engine.sweep(&space, range.clone(), 20, &|_, _| {}) {
                     Ok((p, timing)) => {
                         let t = clock.elapsed().as_secs_f64();
                         results.push(BenchResult {

@@ -74,12 +74,12 @@ pub fn evaluate_range(space: &SearchSpace, range: Range<u64>, k: usize) -> Parti
 }
 
 /// Evaluate `range` on all cores; `progress` is called with the number of layouts finished
-/// since its last call.
+/// since its last call and the best objective among them (infinity if none ranked).
 pub fn sweep_cpu(
     space: &SearchSpace,
     range: Range<u64>,
     k: usize,
-    progress: &(dyn Fn(u64) + Sync),
+    progress: &(dyn Fn(u64, f64) + Sync),
 ) -> Partial {
     let chunks: Vec<Range<u64>> = (range.start..range.end)
         .step_by(CHUNK as usize)
@@ -92,7 +92,7 @@ pub fn sweep_cpu(
             let n = chunk.end - chunk.start;
             let part = evaluate_range(space, chunk, k);
             done.fetch_add(n, Ordering::Relaxed);
-            progress(n);
+            progress(n, part.top.best().unwrap_or(f64::INFINITY));
             part
         })
         .reduce(|| Partial::new(k), Partial::merge)
@@ -116,7 +116,7 @@ mod tests {
     #[test]
     fn counts_add_up_and_every_outcome_occurs() {
         let s = space();
-        let p = sweep_cpu(&s, 0..s.size, 10, &|_| {});
+        let p = sweep_cpu(&s, 0..s.size, 10, &|_, _| {});
         let c = p.counts;
         assert_eq!(c.evaluated, s.size);
         assert_eq!(c.invalid() + c.did_not_fit + c.valid, c.evaluated);
@@ -146,7 +146,7 @@ mod tests {
     fn parallel_chunks_agree_with_one_sequential_pass() {
         let s = space();
         let a = evaluate_range(&s, 0..s.size, 15);
-        let b = sweep_cpu(&s, 0..s.size, 15, &|_| {});
+        let b = sweep_cpu(&s, 0..s.size, 15, &|_, _| {});
         assert_eq!(a.counts, b.counts);
         assert_eq!(a.top.into_sorted(), b.top.into_sorted());
     }

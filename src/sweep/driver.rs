@@ -5,7 +5,7 @@ use super::cpu::sweep_cpu;
 use super::gpu::{select_adapters, GpuEngine, GpuTimings};
 use super::{top_entry, Counts, Partial, TopEntry};
 use crate::error::Error;
-use crate::search::SearchSpace;
+use crate::search::{Objective, SearchSpace};
 use serde::{Deserialize, Serialize};
 use std::io::IsTerminal;
 use std::ops::Range;
@@ -117,10 +117,13 @@ pub fn parse_shard(text: &str) -> Result<(u64, u64), String> {
 struct Progress {
     bar: Option<indicatif::ProgressBar>,
     done: AtomicU64,
+    /// The best objective so far, as f64 bits.
+    best: AtomicU64,
+    objective: Objective,
 }
 
 impl Progress {
-    fn new(total: u64, show: bool) -> Progress {
+    fn new(total: u64, show: bool, objective: Objective) -> Progress {
         let bar = (show && std::io::stderr().is_terminal()).then(|| {
             let bar = indicatif::ProgressBar::new(total);
             bar.set_style(
@@ -134,18 +137,41 @@ impl Progress {
         Progress {
             bar,
             done: AtomicU64::new(0),
+            best: AtomicU64::new(f64::INFINITY.to_bits()),
+            objective,
         }
     }
-    fn advance(&self, n: u64) {
+    /// `n` more layouts done; `best` the best objective among them.
+    fn advance(&self, n: u64, best: f64) {
         self.done.fetch_add(n, Ordering::Relaxed);
+        let previous = self
+            .best
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                (best < f64::from_bits(b)).then_some(best.to_bits())
+            })
+            .unwrap_or_else(|b| b);
         if let Some(bar) = &self.bar {
             bar.inc(n);
+            let now = best.min(f64::from_bits(previous));
+            if now.is_finite() {
+                bar.set_message(format!("best {}", describe_objective(self.objective, now)));
+            }
         }
     }
     fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+/// An objective value in its unit, for the progress bar.
+fn describe_objective(objective: Objective, v: f64) -> String {
+    match objective {
+        Objective::Time => format!("{} to train", crate::export::human_duration(v)),
+        Objective::Cost => crate::export::human_usd(v),
+        Objective::Energy => format!("{v:.0} MWh"),
+        Objective::Mfu => format!("MFU {:.1} %", -100.0 * v),
     }
 }
 
@@ -159,7 +185,7 @@ fn gpu_then_cpu(
     notes: &Mutex<Vec<String>>,
     timings: &Mutex<GpuTimings>,
 ) -> Partial {
-    match engine.sweep(space, range.clone(), k, &|n| progress.advance(n)) {
+    match engine.sweep(space, range.clone(), k, &|n, best| progress.advance(n, best)) {
         Ok((partial, t)) => {
             let mut all = timings.lock().expect("timings lock");
             all.gpu_s += t.gpu_s;
@@ -177,8 +203,8 @@ fn gpu_then_cpu(
             ));
             failure
                 .partial
-                .merge(sweep_cpu(space, failure.completed..range.end, k, &|n| {
-                    progress.advance(n)
+                .merge(sweep_cpu(space, failure.completed..range.end, k, &|n, best| {
+                    progress.advance(n, best)
                 }))
         }
     }
@@ -193,7 +219,7 @@ pub fn run_sweep(space: &SearchSpace, opts: &SweepOptions) -> Result<SweepReport
     let k = opts.top.max(1);
     let notes = Mutex::new(vec![]);
     let timings = Mutex::new(GpuTimings::default());
-    let progress = Progress::new(range.end - range.start, opts.progress);
+    let progress = Progress::new(range.end - range.start, opts.progress, space.objective);
 
     // Which engines.
     let engines: Vec<GpuEngine> = match opts.backend {
@@ -249,7 +275,7 @@ pub fn run_sweep(space: &SearchSpace, opts: &SweepOptions) -> Result<SweepReport
 
     let clock = std::time::Instant::now();
     let partial = if engines.is_empty() {
-        sweep_cpu(space, range.clone(), k, &|n| progress.advance(n))
+        sweep_cpu(space, range.clone(), k, &|n, best| progress.advance(n, best))
     } else {
         // Equal slices of the range, one per adapter, in parallel.
         let n = engines.len() as u64;

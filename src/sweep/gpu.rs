@@ -490,7 +490,7 @@ impl GpuEngine {
         space: &SearchSpace,
         range: Range<u64>,
         k: usize,
-        progress: &(dyn Fn(u64) + Sync),
+        progress: &(dyn Fn(u64, f64) + Sync),
     ) -> Result<(Partial, GpuTimings), GpuFailure> {
         let mut timings = GpuTimings::default();
         let inner = space.inner_size();
@@ -619,7 +619,7 @@ impl GpuEngine {
                 }
             }
             partial = partial.merge(batch);
-            progress(count);
+            progress(count, partial.top.best().unwrap_or(f64::INFINITY));
             start = end;
             size = batch_layouts;
         }

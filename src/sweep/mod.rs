@@ -122,6 +122,11 @@ impl TopK {
         }
     }
 
+    /// The best objective kept, if any.
+    pub fn best(&self) -> Option<f64> {
+        self.heap.iter().map(|r| r.objective).min_by(f64::total_cmp)
+    }
+
     /// Best first.
     pub fn into_sorted(self) -> Vec<Ranked> {
         self.heap.into_sorted_vec()

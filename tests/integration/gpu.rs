@@ -152,8 +152,8 @@ fn gpu_and_cpu_agree_on_100k_random_layouts() {
 }
 
 fn check_sweeps_agree(space: &SearchSpace, engine: &GpuEngine, k: usize) {
-    let (gpu, _) = engine.sweep(space, 0..space.size, k, &|_| {}).unwrap();
-    let cpu = sweep_cpu(space, 0..space.size, k, &|_| {});
+    let (gpu, _) = engine.sweep(space, 0..space.size, k, &|_, _| {}).unwrap();
+    let cpu = sweep_cpu(space, 0..space.size, k, &|_, _| {});
     assert_eq!(gpu.counts.evaluated, cpu.counts.evaluated);
     assert_eq!(gpu.counts.invalid(), cpu.counts.invalid());
     // Feasibility may differ only at the memory limit; here it does not differ at all.
@@ -192,8 +192,8 @@ fn gpu_sweep_of_a_slice_past_2_to_the_32_decodes_64_bit_indices() {
     assert!(space.size > 1 << 33, "{}", space.size);
     let start = (1u64 << 32) + 12_345;
     let range = start..start + 300_000;
-    let (gpu, _) = engine.sweep(&space, range.clone(), 10, &|_| {}).unwrap();
-    let cpu = sweep_cpu(&space, range, 10, &|_| {});
+    let (gpu, _) = engine.sweep(&space, range.clone(), 10, &|_, _| {}).unwrap();
+    let cpu = sweep_cpu(&space, range, 10, &|_, _| {});
     assert_eq!(gpu.counts, cpu.counts);
     let g: Vec<u64> = gpu.top.into_sorted().iter().map(|r| r.index).collect();
     let c: Vec<u64> = cpu.top.into_sorted().iter().map(|r| r.index).collect();
