@@ -1,4 +1,5 @@
-// Twin: src/model/comm.rs. Collectives on the scale-up domain and the scale-out NICs.
+// Twin: src/model/comm.rs. Collectives on the tiered network: scale-up domain, pod, the
+// oversubscribed fabric above pods, and the links between sites.
 
 fn scale_up_bandwidth(hw: GpuAccelerator) -> f32 {
     return hw.scale_up_bytes_per_s * hw.scale_up;
@@ -8,15 +9,37 @@ fn scale_out_bandwidth(hw: GpuAccelerator) -> f32 {
     return hw.scale_out_bytes_per_s * hw.scale_out;
 }
 
-fn members_per_domain(size: f32, stride: f32, domain: f32) -> f32 {
-    if size * stride <= domain {
+fn cross_pod_bandwidth(hw: GpuAccelerator) -> f32 {
+    return scale_out_bandwidth(hw) / hw.pod_oversubscription;
+}
+
+fn inter_site_bandwidth(hw: GpuAccelerator) -> f32 {
+    return hw.inter_site_bytes_per_s * hw.scale_out;
+}
+
+fn members_per_domain(size: f32, stride: f32, block: f32) -> f32 {
+    if size * stride <= block {
         return size;
     }
-    return clamp(floor(domain / stride), 1.0, size);
+    return clamp(floor(block / stride), 1.0, size);
 }
 
 fn crosses_domain(size: f32, stride: f32, hw: GpuAccelerator) -> bool {
     return size * stride > hw.scale_up_domain;
+}
+
+// (bandwidth, latency) of the slowest link inside a span of ranks.
+fn slowest_link(hw: GpuAccelerator, span: f32) -> vec2<f32> {
+    if span > hw.site_size {
+        return vec2<f32>(inter_site_bandwidth(hw), hw.inter_site_latency_s);
+    }
+    if span > hw.pod_size {
+        return vec2<f32>(cross_pod_bandwidth(hw), hw.scale_out_latency_s);
+    }
+    if span > hw.scale_up_domain {
+        return vec2<f32>(scale_out_bandwidth(hw), hw.scale_out_latency_s);
+    }
+    return vec2<f32>(scale_up_bandwidth(hw), hw.scale_up_latency_s);
 }
 
 fn ring_s(bytes: f32, n: f32, passes: f32, bandwidth: f32, latency_s: f32) -> f32 {
@@ -32,7 +55,22 @@ fn flat_ring_s(hw: GpuAccelerator, bytes: f32, size: f32, stride: f32, passes: f
         return ring_s(bytes, size, passes, up, hw.scale_up_latency_s);
     }
     let k = members_per_domain(size, stride, hw.scale_up_domain);
-    return ring_s(bytes, size, passes, min(up, k * scale_out_bandwidth(hw)), hw.scale_out_latency_s);
+    let link = slowest_link(hw, size * stride);
+    return ring_s(bytes, size, passes, min(up, k * link.x), link.y);
+}
+
+fn hierarchical_s(hw: GpuAccelerator, bytes: f32, size: f32, stride: f32, passes: f32) -> f32 {
+    let in_domain = members_per_domain(size, stride, hw.scale_up_domain);
+    let in_pod = max(members_per_domain(size, stride, hw.pod_size), in_domain);
+    let in_site = max(members_per_domain(size, stride, hw.site_size), in_pod);
+    let domain_s = ring_s(bytes, in_domain, passes, scale_up_bandwidth(hw), hw.scale_up_latency_s);
+    var b = bytes / in_domain;
+    let pod_s = ring_s(b, in_pod / in_domain, passes, scale_out_bandwidth(hw), hw.scale_out_latency_s);
+    b = b / (in_pod / in_domain);
+    let cross_pod_s = ring_s(b, in_site / in_pod, passes, cross_pod_bandwidth(hw), hw.scale_out_latency_s);
+    b = b / (in_site / in_pod);
+    let sites_s = ring_s(b, size / in_site, passes, inter_site_bandwidth(hw), hw.inter_site_latency_s);
+    return domain_s + pod_s + cross_pod_s + sites_s;
 }
 
 fn all_reduce_s(hw: GpuAccelerator, bytes: f32, size: f32, stride: f32) -> f32 {
@@ -43,33 +81,41 @@ fn all_reduce_s(hw: GpuAccelerator, bytes: f32, size: f32, stride: f32) -> f32 {
     if !crosses_domain(size, stride, hw) {
         return flat;
     }
-    let k = members_per_domain(size, stride, hw.scale_up_domain);
-    let hierarchical = ring_s(bytes, k, 2.0, scale_up_bandwidth(hw), hw.scale_up_latency_s)
-        + ring_s(bytes / k, size / k, 2.0, scale_out_bandwidth(hw), hw.scale_out_latency_s);
-    return min(flat, hierarchical);
+    return min(flat, hierarchical_s(hw, bytes, size, stride, 2.0));
 }
 
 fn all_gather_s(hw: GpuAccelerator, bytes: f32, size: f32, stride: f32) -> f32 {
     if size <= 1.0 || bytes <= 0.0 {
         return 0.0;
     }
-    return flat_ring_s(hw, bytes, size, stride, 1.0);
+    let flat = flat_ring_s(hw, bytes, size, stride, 1.0);
+    if size * stride <= hw.pod_size {
+        return flat;
+    }
+    return min(flat, hierarchical_s(hw, bytes, size, stride, 1.0));
+}
+
+// One peer class's share of an all-to-all: `peers` of `size` at `bandwidth`.
+fn all_to_all_share(bytes: f32, peers: f32, size: f32, bandwidth: f32) -> f32 {
+    return bytes * peers / size / bandwidth;
 }
 
 fn all_to_all_s(hw: GpuAccelerator, bytes: f32, size: f32, stride: f32) -> f32 {
     if size <= 1.0 || bytes <= 0.0 {
         return 0.0;
     }
-    let k = members_per_domain(size, stride, hw.scale_up_domain);
-    let inside = bytes * (k - 1.0) / size / scale_up_bandwidth(hw);
-    let outside = bytes * (size - k) / size / scale_out_bandwidth(hw);
-    let latency = select(hw.scale_up_latency_s, hw.scale_out_latency_s, k < size);
-    return max(inside, outside) + (size - 1.0) * latency;
+    let in_domain = members_per_domain(size, stride, hw.scale_up_domain);
+    let in_pod = max(members_per_domain(size, stride, hw.pod_size), in_domain);
+    let in_site = max(members_per_domain(size, stride, hw.site_size), in_pod);
+    let inside = all_to_all_share(bytes, in_domain - 1.0, size, scale_up_bandwidth(hw));
+    let pod = all_to_all_share(bytes, in_pod - in_domain, size, scale_out_bandwidth(hw));
+    let cross_pod = all_to_all_share(bytes, in_site - in_pod, size, cross_pod_bandwidth(hw));
+    let sites = all_to_all_share(bytes, size - in_site, size, inter_site_bandwidth(hw));
+    let latency = slowest_link(hw, size * stride).y;
+    return max(max(inside, pod), max(cross_pod, sites)) + (size - 1.0) * latency;
 }
 
-fn point_to_point_s(hw: GpuAccelerator, bytes: f32, across_domains: bool) -> f32 {
-    if across_domains {
-        return bytes / scale_out_bandwidth(hw) + hw.scale_out_latency_s;
-    }
-    return bytes / scale_up_bandwidth(hw) + hw.scale_up_latency_s;
+fn point_to_point_s(hw: GpuAccelerator, bytes: f32, span: f32) -> f32 {
+    let link = slowest_link(hw, span);
+    return bytes / link.x + link.y;
 }

@@ -52,6 +52,11 @@ struct GpuAccelerator {
     scale_out_bytes_per_s: f32,
     scale_out_latency_s: f32,
     memory_reserve_bytes: f32,
+    pod_size: f32,
+    pod_oversubscription: f32,
+    site_size: f32,
+    inter_site_bytes_per_s: f32,
+    inter_site_latency_s: f32,
     gemm: f32,
     gemm_half_dim: f32,
     low_precision_gemm: f32,
@@ -67,11 +72,14 @@ struct GpuAccelerator {
     electricity_usd_per_mwh: f32,
     price_usd: f32,
     price_per_hour_usd: f32,
+    capex_per_accelerator_usd: f32,
+    failure_rate_per_hour: f32,
+    checkpoint_bytes_per_s: f32,
+    restart_s: f32,
     pricing: u32,
     supports_dtype: u32,
     pad0: u32,
     pad1: u32,
-    pad2: u32,
 }
 
 const FFN_SWIGLU: u32 = 1u;
@@ -240,6 +248,25 @@ fn check_layout(m: GpuModel, t: Training, l: Layout) -> u32 {
     }
     if l.zero > 3u {
         return 9u;
+    }
+    return 0u;
+}
+
+fn sites(hw: GpuAccelerator, accs: f32) -> f32 {
+    return max(ceil(accs / hw.site_size), 1.0);
+}
+
+// Twin of check_placement: 0 when the layout's model replicas fit the sites, 10 (Sites) when not.
+fn check_placement(hw: GpuAccelerator, l: Layout) -> u32 {
+    let count = accelerators(l);
+    if count <= hw.site_size {
+        return 0u;
+    }
+    let model_parallel = f32(l.tp) * f32(l.cp) * f32(l.pp);
+    let n = sites(hw, count);
+    let dp = f32(l.dp);
+    if dp - n * floor(dp / n) != 0.0 || model_parallel > hw.site_size {
+        return 10u;
     }
     return 0u;
 }

@@ -14,10 +14,26 @@ struct Estimate {
     memory_capacity_bytes: f32,
     fits: bool,
     memory_excess_bytes: f32,
+    goodput: f32,
+    checkpoint_interval_s: f32,
     time_to_train_s: f32,
     power_mw: f32,
     energy_mwh: f32,
     cost_usd: f32,
+}
+
+// Twin of goodput: (goodput, checkpoint interval) under failures (Young 1974).
+fn goodput(accs: f32, m: GpuModel, t: Training, hw: GpuAccelerator) -> vec2<f32> {
+    let rate_per_s = hw.failure_rate_per_hour / 3600.0;
+    if rate_per_s <= 0.0 {
+        return vec2<f32>(1.0, 0.0);
+    }
+    let mtti_s = 1.0 / (accs * rate_per_s);
+    let shard_bytes = total_params(m) * (t.weight_bytes + t.optimizer_state_bytes) / accs;
+    let checkpoint_s = shard_bytes / hw.checkpoint_bytes_per_s;
+    let interval_s = sqrt(2.0 * checkpoint_s * mtti_s);
+    let waste = checkpoint_s / interval_s + (interval_s / 2.0 + hw.restart_s) / mtti_s;
+    return vec2<f32>(max(1.0 - waste, 1e-6), interval_s);
 }
 
 fn estimate_with(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout) -> Estimate {
@@ -31,12 +47,13 @@ fn estimate_with(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAccelerator, l:
     let hardware_flops = hardware_flops_per_step(m, t, l);
     let peak_total = peak(hw, t.dtype) * accs;
     let used = memory_breakdown_total_bytes(memory);
-    let time_to_train_s = t.tokens / tokens_per_s;
+    let good = goodput(accs, m, t, hw);
+    let time_to_train_s = t.tokens / tokens_per_s / good.x;
     let power_mw = accs * hw.power_all_in_w * hw.pue / 1e6;
     let energy_mwh = power_mw * hw.average_power_fraction * time_to_train_s / 3600.0;
     var cost_usd = accs * hw.price_per_hour_usd * time_to_train_s / 3600.0;
     if hw.pricing == 1u {
-        cost_usd = accs * hw.price_usd + energy_mwh * hw.electricity_usd_per_mwh;
+        cost_usd = accs * hw.capex_per_accelerator_usd + energy_mwh * hw.electricity_usd_per_mwh;
     }
     return Estimate(
         step_time_s,
@@ -50,6 +67,8 @@ fn estimate_with(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAccelerator, l:
         hw.hbm_bytes,
         used <= hw.hbm_bytes,
         max(used - hw.hbm_bytes, 0.0),
+        good.x,
+        good.y,
         time_to_train_s,
         power_mw,
         energy_mwh,

@@ -52,6 +52,25 @@ fn attention_core_backward_s(forward_s: f32, t: Training) -> f32 {
     return select(2.0 * forward_s, FLASH_BACKWARD_RATIO * forward_s, t.flash_attention);
 }
 
+fn spans_sites(hw: GpuAccelerator, l: Layout) -> bool {
+    return accelerators(l) > hw.site_size;
+}
+
+fn data_parallel_stride(hw: GpuAccelerator, l: Layout) -> f32 {
+    if spans_sites(hw, l) {
+        return f32(l.tp) * f32(l.pp);
+    }
+    return f32(l.tp);
+}
+
+fn pipeline_stride(hw: GpuAccelerator, l: Layout) -> f32 {
+    let model_parallel = f32(l.tp) * f32(l.cp);
+    if spans_sites(hw, l) {
+        return model_parallel;
+    }
+    return model_parallel * f32(l.dp);
+}
+
 fn layer_costs(m: GpuModel, tr: Training, hw: GpuAccelerator, l: Layout, moe: bool) -> LayerCosts {
     let shape = local_shape(m, l);
     let dtype = tr.dtype;
@@ -117,8 +136,7 @@ fn layer_costs(m: GpuModel, tr: Training, hw: GpuAccelerator, l: Layout, moe: bo
     var cp_comm_s = 0.0;
     if l.cp > 1u {
         let chunk_bytes = 2.0 * t * shape.kv_heads * shape.head_dim * 2.0;
-        let across = crosses_domain(cp, tp, hw);
-        let hop = point_to_point_s(hw, chunk_bytes, across);
+        let hop = point_to_point_s(hw, chunk_bytes, cp * tp);
         let fwd = (cp - 1.0) * max(hop - attention_fwd / cp, 0.0);
         let bwd = (cp - 1.0) * max(2.0 * hop - attention_bwd / cp, 0.0);
         let recomputed = select(fwd, 0.0, l.recompute == RECOMPUTE_NONE);
@@ -129,7 +147,7 @@ fn layer_costs(m: GpuModel, tr: Training, hw: GpuAccelerator, l: Layout, moe: bo
     if moe && l.ep > 1u {
         let tokens = select(t, t / tp, l.sequence_parallel);
         let bytes = tokens * f32(m.experts_per_token) * h * 2.0;
-        let a2a = all_to_all_s(hw, bytes, f32(l.ep), tp);
+        let a2a = all_to_all_s(hw, bytes, f32(l.ep), data_parallel_stride(hw, l));
         ep_comm_s = a2a * 2.0 * (forward_passes + 1.0);
     }
 
@@ -208,7 +226,7 @@ fn data_parallel_exposed_s(m: GpuModel, t: Training, hw: GpuAccelerator, l: Layo
     let dense = params.x;
     let experts = params.y;
     let group = f32(l.dp) * f32(l.cp);
-    let stride = f32(l.tp);
+    let stride = data_parallel_stride(hw, l);
     let expert_group = group / f32(l.ep);
     let expert_stride = stride * f32(l.ep);
     let grads = t.grad_reduce_bytes;
@@ -279,9 +297,8 @@ fn step_breakdown_with(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAccelerat
     var pp_p2p_per_microbatch = 0.0;
     if l.pp > 1u {
         let bytes = p.pipeline_send_bytes;
-        let stride = f32(l.tp) * f32(l.cp) * f32(l.dp);
-        let across = crosses_domain(f32(l.pp), stride, hw);
-        pp_p2p_per_microbatch = 2.0 * f32(l.interleave) * point_to_point_s(hw, bytes, across);
+        let span = f32(l.pp) * pipeline_stride(hw, l);
+        pp_p2p_per_microbatch = 2.0 * f32(l.interleave) * point_to_point_s(hw, bytes, span);
     }
 
     let per_microbatch_s = layer_costs_total_s(stage) + stage_logits_fwd + stage_logits_bwd + pp_p2p_per_microbatch;

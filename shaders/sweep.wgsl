@@ -258,7 +258,8 @@ fn candidate_at(d: array<u32, 12>) -> Candidate {
         axis_value(AXIS_ZERO, d[AXIS_ZERO]),
     );
     c.global_batch = global_batch;
-    if check_layout(model, run_training(global_batch), c.parallel) != 0u {
+    if check_layout(model, run_training(global_batch), c.parallel) != 0u
+        || check_placement(accelerator_table[c.accelerator], c.parallel) != 0u {
         c.outcome = OUTCOME_LAYOUT;
         return c;
     }

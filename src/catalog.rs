@@ -20,8 +20,101 @@ const BUILTIN_MODELS: &str = include_str!("../catalog/models.toml");
 pub struct Facility {
     pub pue: f64,
     pub electricity_usd_per_mwh: f64,
+    /// Accelerators under one full-bisection pod of the scale-out fabric.
+    pub pod_size: f64,
+    /// Oversubscription of the fabric above a pod.
+    pub pod_oversubscription: f64,
+    /// Facility power one site can supply; 0 for a single site of any size.
+    pub site_power_mw: f64,
+    /// Inter-site bandwidth per accelerator is its NIC rate divided by this.
+    pub site_oversubscription: f64,
+    pub inter_site_latency_ms: f64,
+    /// Checkpoint write bandwidth per accelerator.
+    pub checkpoint_gb_per_s: f64,
+    /// Time from an interruption to training again (detect, reschedule, reload).
+    pub restart_minutes: f64,
+    /// Unexpected interruptions per accelerator-hour, for accelerators without their own figure.
+    pub failure_rate_per_hour: f64,
+    /// Server cost per accelerator over the accelerator's price (host, chassis, switches).
+    pub server_cost_factor: f64,
+    /// Share of a cluster's capital cost that is its scale-out network.
+    pub network_cost_share: f64,
+    /// Building and power infrastructure per MW of IT load.
+    pub facility_usd_per_mw: f64,
     #[serde(default)]
     pub sources: BTreeMap<String, String>,
+}
+
+/// `[facility]` in a user's catalog file: any field replaces the built-in one.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FacilityFile {
+    pue: Option<f64>,
+    electricity_usd_per_mwh: Option<f64>,
+    pod_size: Option<f64>,
+    pod_oversubscription: Option<f64>,
+    site_power_mw: Option<f64>,
+    site_oversubscription: Option<f64>,
+    inter_site_latency_ms: Option<f64>,
+    checkpoint_gb_per_s: Option<f64>,
+    restart_minutes: Option<f64>,
+    failure_rate_per_hour: Option<f64>,
+    server_cost_factor: Option<f64>,
+    network_cost_share: Option<f64>,
+    facility_usd_per_mw: Option<f64>,
+    #[serde(default)]
+    sources: BTreeMap<String, String>,
+}
+
+macro_rules! merge_facility {
+    ($into:expr, $from:expr, [$($field:ident),*]) => {$(
+        if let Some(v) = $from.$field {
+            $into.$field = v;
+        }
+    )*};
+}
+
+impl Facility {
+    fn merge(&mut self, f: FacilityFile) {
+        merge_facility!(
+            self,
+            f,
+            [
+                pue,
+                electricity_usd_per_mwh,
+                pod_size,
+                pod_oversubscription,
+                site_power_mw,
+                site_oversubscription,
+                inter_site_latency_ms,
+                checkpoint_gb_per_s,
+                restart_minutes,
+                failure_rate_per_hour,
+                server_cost_factor,
+                network_cost_share,
+                facility_usd_per_mw
+            ]
+        );
+        self.sources.extend(f.sources);
+    }
+
+    /// Accelerators one site powers (infinite for a single site of any size).
+    pub fn site_size(&self, power_all_in_w: f64) -> f64 {
+        if self.site_power_mw > 0.0 {
+            (self.site_power_mw * 1e6 / (power_all_in_w * self.pue))
+                .floor()
+                .max(1.0)
+        } else {
+            1e30
+        }
+    }
+
+    /// Capital cost per accelerator: its price grossed up for its share of servers and of the
+    /// network, plus the facility behind its power.
+    pub fn capex_per_accelerator_usd(&self, price_usd: f64, power_all_in_w: f64) -> f64 {
+        price_usd * self.server_cost_factor / (1.0 - self.network_cost_share)
+            + self.facility_usd_per_mw * power_all_in_w / 1e6
+    }
 }
 
 /// Achieved fractions of datasheet rates, fitted per family of accelerators.
@@ -139,6 +232,9 @@ pub struct AcceleratorSpec {
     pub price_usd: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price_per_hour_usd: Option<f64>,
+    /// Unexpected interruptions per accelerator-hour (default: the facility's figure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_rate_per_hour: Option<f64>,
     #[serde(default)]
     pub sources: BTreeMap<String, String>,
 }
@@ -178,7 +274,7 @@ pub struct ModelPreset {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CatalogFile {
-    facility: Option<Facility>,
+    facility: Option<FacilityFile>,
     #[serde(default)]
     efficiency: Vec<EfficiencyFamily>,
     #[serde(default)]
@@ -217,6 +313,17 @@ impl Catalog {
             facility: Facility {
                 pue: 1.0,
                 electricity_usd_per_mwh: 0.0,
+                pod_size: 1e30,
+                pod_oversubscription: 1.0,
+                site_power_mw: 0.0,
+                site_oversubscription: 1.0,
+                inter_site_latency_ms: 0.0,
+                checkpoint_gb_per_s: 1.0,
+                restart_minutes: 0.0,
+                failure_rate_per_hour: 0.0,
+                server_cost_factor: 1.0,
+                network_cost_share: 0.0,
+                facility_usd_per_mw: 0.0,
                 sources: BTreeMap::new(),
             },
             efficiency: vec![],
@@ -247,7 +354,7 @@ impl Catalog {
     pub fn merge_text(&mut self, text: &str, origin: &str) -> Result<(), Error> {
         let file = parse_file(text, origin)?;
         if let Some(f) = file.facility {
-            self.facility = f;
+            self.facility.merge(f);
         }
         for e in file.efficiency {
             replace_or_push(&mut self.efficiency, e, |x| &x.id);
@@ -436,8 +543,14 @@ impl Catalog {
             .join(", ")
     }
 
-    /// The model's view of an accelerator: SI units and resolved efficiencies.
+    /// The model's view of an accelerator: SI units and resolved efficiencies, in this catalog's
+    /// facility.
     pub fn hardware(&self, spec: &AcceleratorSpec) -> Hardware {
+        self.hardware_in(spec, &self.facility)
+    }
+
+    /// The model's view of an accelerator in `facility`.
+    pub fn hardware_in(&self, spec: &AcceleratorSpec, facility: &Facility) -> Hardware {
         let fitted = self
             .fitted_efficiency(&spec.efficiency)
             .expect("families are checked when the catalog is loaded");
@@ -456,6 +569,11 @@ impl Catalog {
             scale_up_latency_s: spec.scale_up_latency_us * 1e-6,
             scale_out_bytes_per_s: spec.scale_out_gbps * 1e9 / 8.0,
             scale_out_latency_s: spec.scale_out_latency_us * 1e-6,
+            pod_size: facility.pod_size,
+            pod_oversubscription: facility.pod_oversubscription,
+            site_size: facility.site_size(spec.power_all_in_w),
+            inter_site_bytes_per_s: spec.scale_out_gbps * 1e9 / 8.0 / facility.site_oversubscription,
+            inter_site_latency_s: facility.inter_site_latency_ms * 1e-3,
             memory_reserve_bytes: fitted.memory_reserve_gb * 1e9,
             efficiency: fitted.with_measured(
                 spec.memory_efficiency,
@@ -468,13 +586,25 @@ impl Catalog {
     /// Power and money facts of an accelerator in this catalog's facility. Missing prices are
     /// NaN here; the scenario checks that the pricing it uses has one.
     pub fn economics(&self, spec: &AcceleratorSpec, pricing: Pricing) -> Economics {
+        self.economics_in(spec, &self.facility, pricing)
+    }
+
+    /// Power and money facts of an accelerator in `facility`.
+    pub fn economics_in(&self, spec: &AcceleratorSpec, facility: &Facility, pricing: Pricing) -> Economics {
         Economics {
             power_all_in_w: spec.power_all_in_w,
             average_power_fraction: spec.average_power_fraction,
-            pue: self.facility.pue,
-            electricity_usd_per_mwh: self.facility.electricity_usd_per_mwh,
+            pue: facility.pue,
+            electricity_usd_per_mwh: facility.electricity_usd_per_mwh,
             price_usd: spec.price_usd.unwrap_or(f64::NAN),
             price_per_hour_usd: spec.price_per_hour_usd.unwrap_or(f64::NAN),
+            capex_per_accelerator_usd: facility
+                .capex_per_accelerator_usd(spec.price_usd.unwrap_or(f64::NAN), spec.power_all_in_w),
+            failure_rate_per_hour: spec
+                .failure_rate_per_hour
+                .unwrap_or(facility.failure_rate_per_hour),
+            checkpoint_bytes_per_s: facility.checkpoint_gb_per_s * 1e9,
+            restart_s: facility.restart_minutes * 60.0,
             pricing,
         }
     }

@@ -142,7 +142,7 @@ impl Exporter for TableExporter {
             layout_line(&r.layout)
         );
         let mut t = table(&["total", "value"]);
-        let rows: [(&str, String); 11] = [
+        let rows: [(&str, String); 12] = [
             ("step time", human_duration(e.step_time_s)),
             ("tokens/s", format!("{:.0}", e.tokens_per_s)),
             (
@@ -166,6 +166,10 @@ impl Exporter for TableExporter {
                 } else {
                     format!("NO: {} over", human_bytes(e.memory_excess_bytes))
                 },
+            ),
+            (
+                "goodput (failures, checkpoints)",
+                format!("{:.1} %", e.goodput * 100.0),
             ),
             ("time to train", human_duration(e.time_to_train_s)),
             ("facility power", format!("{:.2} MW", e.power_mw)),

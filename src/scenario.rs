@@ -6,11 +6,13 @@
 //! the model) and a bad value gets a message naming the key, the value and what was expected.
 //! Nothing here panics on user input.
 
-use crate::catalog::{AcceleratorSpec, Catalog, PeakTflops};
+use crate::catalog::{AcceleratorSpec, Catalog, Facility, PeakTflops};
 use crate::error::Error;
 use crate::model::flops::total_params;
 use crate::model::run::{Economics, Pricing};
-use crate::model::{check_layout, Dtype, FfnKind, Hardware, Layout, Recompute, Training, Transformer};
+use crate::model::{
+    check_layout, check_placement, sites, Dtype, FfnKind, Hardware, Layout, Recompute, Training, Transformer,
+};
 use serde::{Deserialize, Serialize};
 
 /// The scenario `clustersweep estimate` runs when given no file: LLaMA 3 70B on 2,048 H100s in
@@ -103,6 +105,14 @@ pub struct ClusterSection {
     pub price_per_hour_usd: Option<f64>,
     pub pue: Option<f64>,
     pub electricity_usd_per_mwh: Option<f64>,
+    pub failure_rate_per_hour: Option<f64>,
+    pub pod_size: Option<f64>,
+    pub pod_oversubscription: Option<f64>,
+    pub site_power_mw: Option<f64>,
+    pub site_oversubscription: Option<f64>,
+    pub inter_site_latency_ms: Option<f64>,
+    pub checkpoint_gb_per_s: Option<f64>,
+    pub restart_minutes: Option<f64>,
 }
 
 /// `[layout]` as written. Omitted degrees are 1, `dp` follows from the count.
@@ -188,7 +198,17 @@ impl ScenarioFile {
             return Err(err(format!("[training] {problem}")));
         }
         let layout = resolve_layout(&self.layout, &self.cluster, &model, &training).map_err(err)?;
-        let hardware = catalog.hardware(&accelerator);
+        let facility = resolve_facility(&self.cluster, catalog).map_err(err)?;
+        let hardware = catalog.hardware_in(&accelerator, &facility);
+        if let Some(v) = check_placement(&hardware, &layout) {
+            return Err(err(format!(
+                "[layout] {} on {} sites of {} accelerators: {}",
+                layout_values(&layout, &model, &training),
+                sites(&hardware, layout.accelerators() as f64),
+                hardware.site_size,
+                v.describe()
+            )));
+        }
         let economics = resolve_economics(&self.cluster, catalog, &accelerator, true).map_err(err)?;
         Ok(Scenario {
             model_name,
@@ -212,19 +232,52 @@ pub fn resolve_economics(
     require_price: bool,
 ) -> Result<Economics, String> {
     let pricing = c.pricing.unwrap_or(Pricing::Rental);
-    let mut economics = catalog.economics(accelerator, pricing);
-    if let Some(pue) = c.pue {
-        economics.pue = positive("cluster", "pue", pue)?;
-    }
-    if let Some(p) = c.electricity_usd_per_mwh {
-        economics.electricity_usd_per_mwh = non_negative("cluster", "electricity_usd_per_mwh", p)?;
-    }
+    let facility = resolve_facility(c, catalog)?;
+    let economics = catalog.economics_in(accelerator, &facility, pricing);
     if require_price {
         if let Some(problem) = price_problem(pricing, accelerator) {
             return Err(problem);
         }
     }
     Ok(economics)
+}
+
+/// The catalog's facility with the `[cluster]` overrides of its fields.
+pub fn resolve_facility(c: &ClusterSection, catalog: &Catalog) -> Result<Facility, String> {
+    let mut f = catalog.facility.clone();
+    if let Some(v) = c.pue {
+        f.pue = positive("cluster", "pue", v)?;
+    }
+    if let Some(v) = c.electricity_usd_per_mwh {
+        f.electricity_usd_per_mwh = non_negative("cluster", "electricity_usd_per_mwh", v)?;
+    }
+    if let Some(v) = c.pod_size {
+        f.pod_size = positive("cluster", "pod_size", v)?;
+    }
+    if let Some(v) = c.pod_oversubscription {
+        if !(v.is_finite() && v >= 1.0) {
+            return Err(format!(
+                "[cluster] pod_oversubscription = {v}: expected 1 (full bisection) or more"
+            ));
+        }
+        f.pod_oversubscription = v;
+    }
+    if let Some(v) = c.site_power_mw {
+        f.site_power_mw = non_negative("cluster", "site_power_mw", v)?;
+    }
+    if let Some(v) = c.site_oversubscription {
+        f.site_oversubscription = positive("cluster", "site_oversubscription", v)?;
+    }
+    if let Some(v) = c.inter_site_latency_ms {
+        f.inter_site_latency_ms = non_negative("cluster", "inter_site_latency_ms", v)?;
+    }
+    if let Some(v) = c.checkpoint_gb_per_s {
+        f.checkpoint_gb_per_s = positive("cluster", "checkpoint_gb_per_s", v)?;
+    }
+    if let Some(v) = c.restart_minutes {
+        f.restart_minutes = non_negative("cluster", "restart_minutes", v)?;
+    }
+    Ok(f)
 }
 
 /// Why `pricing` cannot price `accelerator`, if it cannot.
@@ -487,6 +540,9 @@ pub fn apply_overrides(c: &ClusterSection, mut spec: AcceleratorSpec) -> Result<
     }
     if let Some(p) = c.price_per_hour_usd {
         spec.price_per_hour_usd = Some(non_negative("cluster", "price_per_hour_usd", p)?);
+    }
+    if let Some(r) = c.failure_rate_per_hour {
+        spec.failure_rate_per_hour = Some(non_negative("cluster", "failure_rate_per_hour", r)?);
     }
     if let Some(peak) = c.peak_tflops {
         for d in Dtype::ALL {

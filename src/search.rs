@@ -12,10 +12,10 @@
 use crate::catalog::{AcceleratorSpec, Catalog};
 use crate::error::Error;
 use crate::model::run::Economics;
-use crate::model::{check_layout, Hardware, Layout, Recompute, Training, Transformer};
+use crate::model::{check_layout, check_placement, Hardware, Layout, Recompute, Training, Transformer};
 use crate::scenario::{
-    apply_overrides, dtype_problem, price_problem, resolve_economics, resolve_model, resolve_training,
-    ScenarioFile,
+    apply_overrides, dtype_problem, price_problem, resolve_economics, resolve_facility, resolve_model,
+    resolve_training, ScenarioFile,
 };
 use serde::{Deserialize, Serialize};
 
@@ -296,6 +296,7 @@ impl SearchSpace {
             ));
         }
         let pricing = file.cluster.pricing.unwrap_or(crate::model::run::Pricing::Rental);
+        let facility = resolve_facility(&file.cluster, catalog).map_err(err)?;
         let mut accelerators = vec![];
         for id in &ids {
             let spec = catalog.accelerator(id).ok_or_else(|| {
@@ -314,7 +315,7 @@ impl SearchSpace {
                 )));
             }
             accelerators.push(SpaceAccelerator {
-                hardware: catalog.hardware(&spec),
+                hardware: catalog.hardware_in(&spec, &facility),
                 economics: resolve_economics(&file.cluster, catalog, &spec, false).map_err(err)?,
                 supports_dtype: dtype_problem(training.dtype, &spec).is_none(),
                 priced,
@@ -479,7 +480,9 @@ impl SearchSpace {
             global_batch,
             ..self.training
         };
-        if check_layout(&self.model, &training, &layout).is_some() {
+        if check_layout(&self.model, &training, &layout).is_some()
+            || check_placement(&self.accelerators[accelerator].hardware, &layout).is_some()
+        {
             return Err(Invalid::Layout);
         }
         if !self.accelerators[accelerator].supports_dtype {

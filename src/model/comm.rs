@@ -1,24 +1,28 @@
-//! Collectives on a two-tier network: a scale-up domain (NVLink, Infinity Fabric, ICI) and a
-//! scale-out fabric (one NIC per accelerator, rail-optimised). Twin: `shaders/comm.wgsl`.
+//! Collectives on a tiered network. Twin: `shaders/comm.wgsl`.
+//!
+//! The tiers, from the fastest: the scale-up domain (NVLink, NVL72, ICI); the scale-out fabric
+//! inside a pod (one NIC per accelerator, rail-optimised, full bisection); the fabric above the
+//! pods (the same NICs, oversubscribed: Llama 3's 24K-GPU cluster joins pods of 3,072 at 1:7);
+//! and the links between sites (campuses), a per-accelerator share of the inter-site capacity.
 //!
 //! A process group is described by its `size` and its `stride` in the rank order (Megatron-Core
-//! orders ranks tp, cp, ep/dp, pp: a tensor-parallel group has stride 1, a data-parallel group
-//! stride `tp * cp`). Ranks are packed into scale-up domains in order, so a group with
-//! `size * stride <= domain` never leaves its domain.
+//! orders ranks tp, cp, dp, pp; a cluster on several sites puts dp outermost so that only data
+//! parallelism crosses sites). Ranks are packed into domains, pods and sites in order, so a
+//! group whose span `size * stride` fits in a tier never leaves it.
 //!
 //! Times are alpha-beta: `latency * steps + bytes / bandwidth`, with the bus-bandwidth factors of
 //! ring algorithms (`2 (n-1)/n` for all-reduce, `(n-1)/n` for all-gather and reduce-scatter;
-//! Patarasuk and Yuan 2009; NCCL's nccl-tests PERFORMANCE.md).
+//! Patarasuk and Yuan 2009; NCCL's nccl-tests PERFORMANCE.md). A collective is priced two ways
+//! and the faster is taken, as NCCL's tuner chooses between algorithms:
+//! - a flat ring through all ranks: each boundary it crosses is crossed by one channel per
+//!   member of the domain, so it runs at the slowest crossed tier times the domain's members
+//!   (`min(scale_up, k * NIC)` inside a pod), with that tier's latency per step;
+//! - hierarchical: reduce-scatter inside each domain, then inside each pod, then across pods,
+//!   then across sites, each on `1/k` of the previous level's data, and back: fewer slow steps
+//!   and a little more data on the fast tiers.
 //!
-//! Across domains an all-reduce is priced two ways and the faster is taken, as NCCL's tuner
-//! chooses between ring and tree:
-//! - a flat ring through all ranks: every domain boundary is crossed by one channel per NIC, so
-//!   the ring runs at `min(scale_up, members_per_domain * scale_out)` bus bandwidth, with one
-//!   latency per step;
-//! - hierarchical: reduce-scatter inside each domain, all-reduce across domains on `1/k` of the
-//!   data per rank, all-gather inside the domain; fewer slow steps, one more fast phase.
-//!
-//! All-gather and reduce-scatter use the flat ring only.
+//! All-gather and reduce-scatter inside one pod use the flat ring only (NCCL has no
+//! hierarchical all-gather across nodes); beyond a pod, frameworks shard hierarchically too.
 
 use super::Hardware;
 
@@ -27,23 +31,47 @@ pub fn scale_up_bandwidth(hw: &Hardware) -> f64 {
     hw.scale_up_bytes_per_s * hw.efficiency.scale_up
 }
 
-/// Scale-out bandwidth that collectives reach, bytes/s per accelerator and direction.
+/// Scale-out bandwidth that collectives reach inside a pod, bytes/s per accelerator.
 pub fn scale_out_bandwidth(hw: &Hardware) -> f64 {
     hw.scale_out_bytes_per_s * hw.efficiency.scale_out
 }
 
-/// Members of a group of `size` ranks spaced `stride` apart that share one scale-up domain.
-pub fn members_per_domain(size: f64, stride: f64, domain: f64) -> f64 {
-    if size * stride <= domain {
+/// Scale-out bandwidth per accelerator across pods (the oversubscribed tier).
+pub fn cross_pod_bandwidth(hw: &Hardware) -> f64 {
+    scale_out_bandwidth(hw) / hw.pod_oversubscription
+}
+
+/// Inter-site bandwidth per accelerator.
+pub fn inter_site_bandwidth(hw: &Hardware) -> f64 {
+    hw.inter_site_bytes_per_s * hw.efficiency.scale_out
+}
+
+/// Members of a group of `size` ranks spaced `stride` apart that share one block of `block`
+/// consecutive ranks (a domain, a pod, a site).
+pub fn members_per_domain(size: f64, stride: f64, block: f64) -> f64 {
+    if size * stride <= block {
         size
     } else {
-        (domain / stride).floor().clamp(1.0, size)
+        (block / stride).floor().clamp(1.0, size)
     }
 }
 
 /// True when a group of `size` ranks spaced `stride` apart spans more than one scale-up domain.
 pub fn crosses_domain(size: f64, stride: f64, hw: &Hardware) -> bool {
     size * stride > hw.scale_up_domain as f64
+}
+
+/// Bandwidth and latency of the slowest link inside a span of `span` consecutive ranks.
+pub fn slowest_link(hw: &Hardware, span: f64) -> (f64, f64) {
+    if span > hw.site_size {
+        (inter_site_bandwidth(hw), hw.inter_site_latency_s)
+    } else if span > hw.pod_size {
+        (cross_pod_bandwidth(hw), hw.scale_out_latency_s)
+    } else if span > hw.scale_up_domain as f64 {
+        (scale_out_bandwidth(hw), hw.scale_out_latency_s)
+    } else {
+        (scale_up_bandwidth(hw), hw.scale_up_latency_s)
+    }
 }
 
 /// A ring collective of `passes` sweeps (2 for all-reduce, 1 for all-gather or reduce-scatter)
@@ -55,27 +83,58 @@ pub fn ring_s(bytes: f64, n: f64, passes: f64, bandwidth: f64, latency_s: f64) -
     passes * ((n - 1.0) / n * bytes / bandwidth + (n - 1.0) * latency_s)
 }
 
-/// A flat ring of `passes` sweeps through every rank of a group: inside one domain it runs on
-/// the scale-up links; across domains each boundary is crossed by one channel per NIC, so it
-/// runs at `min(scale_up, members_per_domain * scale_out)`, paying one network latency per step.
+/// A flat ring of `passes` sweeps through every rank of a group.
 pub fn flat_ring_s(hw: &Hardware, bytes: f64, size: f64, stride: f64, passes: f64) -> f64 {
     let up = scale_up_bandwidth(hw);
     if !crosses_domain(size, stride, hw) {
         return ring_s(bytes, size, passes, up, hw.scale_up_latency_s);
     }
     let k = members_per_domain(size, stride, hw.scale_up_domain as f64);
-    ring_s(
+    let (link, latency) = slowest_link(hw, size * stride);
+    ring_s(bytes, size, passes, up.min(k * link), latency)
+}
+
+/// The hierarchical collective: a ring per tier, each on what the tier below left per rank.
+pub fn hierarchical_s(hw: &Hardware, bytes: f64, size: f64, stride: f64, passes: f64) -> f64 {
+    let in_domain = members_per_domain(size, stride, hw.scale_up_domain as f64);
+    let in_pod = members_per_domain(size, stride, hw.pod_size).max(in_domain);
+    let in_site = members_per_domain(size, stride, hw.site_size).max(in_pod);
+    let domain_s = ring_s(
         bytes,
-        size,
+        in_domain,
         passes,
-        up.min(k * scale_out_bandwidth(hw)),
+        scale_up_bandwidth(hw),
+        hw.scale_up_latency_s,
+    );
+    let bytes = bytes / in_domain;
+    let pod_s = ring_s(
+        bytes,
+        in_pod / in_domain,
+        passes,
+        scale_out_bandwidth(hw),
         hw.scale_out_latency_s,
-    )
+    );
+    let bytes = bytes / (in_pod / in_domain);
+    let cross_pod_s = ring_s(
+        bytes,
+        in_site / in_pod,
+        passes,
+        cross_pod_bandwidth(hw),
+        hw.scale_out_latency_s,
+    );
+    let bytes = bytes / (in_site / in_pod);
+    let sites_s = ring_s(
+        bytes,
+        size / in_site,
+        passes,
+        inter_site_bandwidth(hw),
+        hw.inter_site_latency_s,
+    );
+    domain_s + pod_s + cross_pod_s + sites_s
 }
 
 /// All-reduce of `bytes` on every rank of the group: the faster of the flat ring and the
-/// hierarchical algorithm (reduce-scatter in each domain, all-reduce of `1/k` of the data across
-/// domains, all-gather in each domain), whose latency grows with domains, not ranks.
+/// hierarchical algorithm.
 pub fn all_reduce_s(hw: &Hardware, bytes: f64, size: f64, stride: f64) -> f64 {
     if size <= 1.0 || bytes <= 0.0 {
         return 0.0;
@@ -84,52 +143,46 @@ pub fn all_reduce_s(hw: &Hardware, bytes: f64, size: f64, stride: f64) -> f64 {
     if !crosses_domain(size, stride, hw) {
         return flat;
     }
-    let k = members_per_domain(size, stride, hw.scale_up_domain as f64);
-    let hierarchical = ring_s(bytes, k, 2.0, scale_up_bandwidth(hw), hw.scale_up_latency_s)
-        + ring_s(
-            bytes / k,
-            size / k,
-            2.0,
-            scale_out_bandwidth(hw),
-            hw.scale_out_latency_s,
-        );
-    flat.min(hierarchical)
+    flat.min(hierarchical_s(hw, bytes, size, stride, 2.0))
 }
 
-/// All-gather (or reduce-scatter) whose full, unsharded buffer is `bytes` on each rank: a flat
-/// ring, the only algorithm NCCL offers for these across nodes with several GPUs per node.
+/// All-gather (or reduce-scatter) whose full, unsharded buffer is `bytes` on each rank: the flat
+/// ring inside a pod, the faster of it and the hierarchical algorithm beyond.
 pub fn all_gather_s(hw: &Hardware, bytes: f64, size: f64, stride: f64) -> f64 {
     if size <= 1.0 || bytes <= 0.0 {
         return 0.0;
     }
-    flat_ring_s(hw, bytes, size, stride, 1.0)
+    let flat = flat_ring_s(hw, bytes, size, stride, 1.0);
+    if size * stride <= hw.pod_size {
+        return flat;
+    }
+    flat.min(hierarchical_s(hw, bytes, size, stride, 1.0))
 }
 
 /// All-to-all in which each rank sends `bytes` in total, spread evenly over the group (its own
-/// share stays local). Traffic to peers inside the domain and across it flows at once; the
-/// slower tier sets the time.
+/// share stays local). Traffic to peers in the domain, in the pod, in other pods and on other
+/// sites flows at once; the slowest share sets the time.
 pub fn all_to_all_s(hw: &Hardware, bytes: f64, size: f64, stride: f64) -> f64 {
     if size <= 1.0 || bytes <= 0.0 {
         return 0.0;
     }
-    let k = members_per_domain(size, stride, hw.scale_up_domain as f64);
-    let inside = bytes * (k - 1.0) / size / scale_up_bandwidth(hw);
-    let outside = bytes * (size - k) / size / scale_out_bandwidth(hw);
-    let latency = if k < size {
-        hw.scale_out_latency_s
-    } else {
-        hw.scale_up_latency_s
-    };
-    inside.max(outside) + (size - 1.0) * latency
+    let in_domain = members_per_domain(size, stride, hw.scale_up_domain as f64);
+    let in_pod = members_per_domain(size, stride, hw.pod_size).max(in_domain);
+    let in_site = members_per_domain(size, stride, hw.site_size).max(in_pod);
+    let share = |peers: f64, bandwidth: f64| bytes * peers / size / bandwidth;
+    let inside = share(in_domain - 1.0, scale_up_bandwidth(hw));
+    let pod = share(in_pod - in_domain, scale_out_bandwidth(hw));
+    let cross_pod = share(in_site - in_pod, cross_pod_bandwidth(hw));
+    let sites = share(size - in_site, inter_site_bandwidth(hw));
+    let (_, latency) = slowest_link(hw, size * stride);
+    inside.max(pod).max(cross_pod).max(sites) + (size - 1.0) * latency
 }
 
-/// One point-to-point transfer of `bytes`, inside the domain or across it.
-pub fn point_to_point_s(hw: &Hardware, bytes: f64, across_domains: bool) -> f64 {
-    if across_domains {
-        bytes / scale_out_bandwidth(hw) + hw.scale_out_latency_s
-    } else {
-        bytes / scale_up_bandwidth(hw) + hw.scale_up_latency_s
-    }
+/// One point-to-point transfer of `bytes` between neighbours of a group spanning `span` ranks,
+/// on its slowest link.
+pub fn point_to_point_s(hw: &Hardware, bytes: f64, span: f64) -> f64 {
+    let (bandwidth, latency) = slowest_link(hw, span);
+    bytes / bandwidth + latency
 }
 
 #[cfg(test)]
@@ -198,6 +251,54 @@ mod tests {
         let across = all_to_all_s(&hw, 8e8, 16.0, 1.0);
         let out = 8e8 * 8.0 / 16.0 / scale_out_bandwidth(&hw) + 15.0 * hw.scale_out_latency_s;
         assert!((across - out).abs() < 1e-12);
+    }
+
+    #[test]
+    fn crossing_oversubscribed_pods_costs_more_than_one_pod() {
+        let mut hw = h100();
+        hw.pod_size = 64.0;
+        hw.pod_oversubscription = 7.0;
+        let one_pod = all_reduce_s(&hw, 1e9, 64.0, 1.0);
+        let two_pods = all_reduce_s(&hw, 1e9, 128.0, 1.0);
+        assert!(two_pods > one_pod);
+        // The hierarchical algorithm moves 1/64 of the data across pods: by hand.
+        let expected = ring_s(1e9, 8.0, 2.0, scale_up_bandwidth(&hw), hw.scale_up_latency_s)
+            + ring_s(
+                1e9 / 8.0,
+                8.0,
+                2.0,
+                scale_out_bandwidth(&hw),
+                hw.scale_out_latency_s,
+            )
+            + ring_s(
+                1e9 / 64.0,
+                2.0,
+                2.0,
+                scale_out_bandwidth(&hw) / 7.0,
+                hw.scale_out_latency_s,
+            );
+        assert!((hierarchical_s(&hw, 1e9, 128.0, 1.0, 2.0) - expected).abs() < 1e-12);
+        assert!(two_pods <= expected);
+    }
+
+    #[test]
+    fn sites_are_the_slowest_tier() {
+        let mut hw = h100();
+        hw.site_size = 64.0;
+        assert_eq!(
+            slowest_link(&hw, 128.0),
+            (inter_site_bandwidth(&hw), hw.inter_site_latency_s)
+        );
+        assert_eq!(
+            slowest_link(&hw, 64.0),
+            (scale_out_bandwidth(&hw), hw.scale_out_latency_s)
+        );
+        assert_eq!(
+            slowest_link(&hw, 8.0),
+            (scale_up_bandwidth(&hw), hw.scale_up_latency_s)
+        );
+        let p2p = point_to_point_s(&hw, 1e9, 128.0);
+        assert!((p2p - (1e9 / inter_site_bandwidth(&hw) + 1e-3)).abs() < 1e-12);
     }
 
     #[test]

@@ -268,6 +268,15 @@ pub struct Hardware {
     /// Per-accelerator scale-out (NIC) bandwidth, one direction.
     pub scale_out_bytes_per_s: f64,
     pub scale_out_latency_s: f64,
+    /// Accelerators under one full-bisection pod of the scale-out fabric.
+    pub pod_size: f64,
+    /// Oversubscription of the fabric above a pod (1 = full bisection everywhere).
+    pub pod_oversubscription: f64,
+    /// Accelerators one site (campus) can power; a larger cluster spans several sites.
+    pub site_size: f64,
+    /// Per-accelerator share of the inter-site bandwidth, one direction.
+    pub inter_site_bytes_per_s: f64,
+    pub inter_site_latency_s: f64,
     /// HBM held back from the model: runtime context, communication buffers, allocator slack.
     pub memory_reserve_bytes: f64,
     pub efficiency: Efficiency,
@@ -304,6 +313,9 @@ pub enum LayoutViolation {
     Batch,
     /// ZeRO stages are 0 to 3.
     Zero,
+    /// A cluster on several sites needs whole model replicas on each: `dp` a multiple of the
+    /// sites and `tp * cp * pp` within one site.
+    Sites,
 }
 
 impl LayoutViolation {
@@ -322,6 +334,9 @@ impl LayoutViolation {
             }
             LayoutViolation::Batch => "dp * microbatch must divide global_batch",
             LayoutViolation::Zero => "zero must be 0, 1, 2 or 3",
+            LayoutViolation::Sites => {
+                "on several sites, dp must be a multiple of the sites and tp * cp * pp must fit in one site"
+            }
         }
     }
 }
@@ -368,6 +383,26 @@ pub fn check_layout(model: &Transformer, training: &Training, layout: &Layout) -
     }
     if layout.zero > 3 {
         return Some(LayoutViolation::Zero);
+    }
+    None
+}
+
+/// Sites a cluster of `accelerators` spans.
+pub fn sites(hw: &Hardware, accelerators: f64) -> f64 {
+    (accelerators / hw.site_size).ceil().max(1.0)
+}
+
+/// The rule a layout breaks on this hardware's sites, if any: only data parallelism crosses
+/// sites, so each site must hold whole model replicas.
+pub fn check_placement(hw: &Hardware, layout: &Layout) -> Option<LayoutViolation> {
+    let count = layout.accelerators() as f64;
+    if count <= hw.site_size {
+        return None;
+    }
+    let model_parallel = layout.tp as f64 * layout.cp as f64 * layout.pp as f64;
+    let n = sites(hw, count);
+    if layout.dp as f64 % n != 0.0 || model_parallel > hw.site_size {
+        return Some(LayoutViolation::Sites);
     }
     None
 }

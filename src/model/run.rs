@@ -7,7 +7,7 @@
 //! MFU divides model FLOPs per second by the dense peak of the run's format (FP8 runs against the
 //! FP8 peak, as NVIDIA's DGX Cloud benchmarks and MosaicML do). HFU adds the recomputed forward.
 
-use super::flops::{hardware_flops_per_step, model_flops_per_step};
+use super::flops::{hardware_flops_per_step, model_flops_per_step, total_params};
 use super::memory::{memory_breakdown_with, MemoryBreakdown};
 use super::profile::{profile, Profile};
 use super::step::{step_breakdown_with, StepBreakdown};
@@ -36,6 +36,14 @@ pub struct Economics {
     pub electricity_usd_per_mwh: f64,
     pub price_usd: f64,
     pub price_per_hour_usd: f64,
+    /// Capital cost per accelerator: its share of servers, network and facility included.
+    pub capex_per_accelerator_usd: f64,
+    /// Unexpected interruptions per accelerator-hour.
+    pub failure_rate_per_hour: f64,
+    /// Checkpoint write bandwidth per accelerator.
+    pub checkpoint_bytes_per_s: f64,
+    /// Seconds from an interruption to training again.
+    pub restart_s: f64,
     pub pricing: Pricing,
 }
 
@@ -54,6 +62,11 @@ pub struct Estimate {
     pub fits: bool,
     /// Bytes over capacity when the layout does not fit (0 when it fits).
     pub memory_excess_bytes: f64,
+    /// Fraction of wall-clock time that trains, after checkpoints, lost work and restarts.
+    pub goodput: f64,
+    /// The checkpoint interval that maximises goodput.
+    pub checkpoint_interval_s: f64,
+    /// Wall-clock time to train the token budget, goodput included.
     pub time_to_train_s: f64,
     /// Facility power of the cluster at nameplate, PUE included.
     pub power_mw: f64,
@@ -61,6 +74,31 @@ pub struct Estimate {
     pub cost_usd: f64,
     pub breakdown: StepBreakdown,
     pub memory: MemoryBreakdown,
+}
+
+/// Goodput under failures, and the checkpoint interval that gives it (Young 1974, "A first
+/// order approximation to the optimum checkpoint interval"; Daly 2006). Interruptions come every
+/// `M = 1 / (n * rate)`; each rank writes its shard of the weights and optimizer state in `d`;
+/// checkpointing every `tau = sqrt(2 d M)` wastes `d / tau` writing, `tau / (2 M)` redoing lost
+/// work and `R / M` restarting, so goodput is `1 - sqrt(2 d / M) - R / M` (at least 1e-6: a
+/// cluster that fails faster than it restarts makes no progress to speak of).
+pub fn goodput(
+    accelerators: f64,
+    model: &Transformer,
+    training: &Training,
+    economics: &Economics,
+) -> (f64, f64) {
+    let rate_per_s = economics.failure_rate_per_hour / 3600.0;
+    if rate_per_s <= 0.0 {
+        return (1.0, 0.0);
+    }
+    let mtti_s = 1.0 / (accelerators * rate_per_s);
+    let shard_bytes =
+        total_params(model) * (training.weight_bytes + training.optimizer_state_bytes) / accelerators;
+    let checkpoint_s = shard_bytes / economics.checkpoint_bytes_per_s;
+    let interval_s = (2.0 * checkpoint_s * mtti_s).sqrt();
+    let waste = checkpoint_s / interval_s + (interval_s / 2.0 + economics.restart_s) / mtti_s;
+    ((1.0 - waste).max(1e-6), interval_s)
 }
 
 /// Estimate one layout end to end.
@@ -100,12 +138,16 @@ pub fn estimate_with(
     let hardware_flops = hardware_flops_per_step(model, training, layout);
     let peak = hw.peak(training.dtype) * accelerators;
     let used = memory.total_bytes();
-    let time_to_train_s = training.tokens / tokens_per_s;
+    let (goodput, checkpoint_interval_s) = goodput(accelerators, model, training, economics);
+    let time_to_train_s = training.tokens / tokens_per_s / goodput;
     let power_mw = accelerators * economics.power_all_in_w * economics.pue / 1e6;
     let energy_mwh = power_mw * economics.average_power_fraction * time_to_train_s / 3600.0;
     let cost_usd = match economics.pricing {
         Pricing::Rental => accelerators * economics.price_per_hour_usd * time_to_train_s / 3600.0,
-        Pricing::Capex => accelerators * economics.price_usd + energy_mwh * economics.electricity_usd_per_mwh,
+        Pricing::Capex => {
+            accelerators * economics.capex_per_accelerator_usd
+                + energy_mwh * economics.electricity_usd_per_mwh
+        }
     };
     Estimate {
         step_time_s,
@@ -119,6 +161,8 @@ pub fn estimate_with(
         memory_capacity_bytes: hw.hbm_bytes,
         fits: used <= hw.hbm_bytes,
         memory_excess_bytes: (used - hw.hbm_bytes).max(0.0),
+        goodput,
+        checkpoint_interval_s,
         time_to_train_s,
         power_mw,
         energy_mwh,
@@ -166,7 +210,46 @@ mod tests {
         let mut capex = econ;
         capex.pricing = Pricing::Capex;
         let c = estimate(&m, &t, &h100(), &capex, &layout);
-        assert!((c.cost_usd - (30000.0 + c.energy_mwh * 80.0)).abs() < 1e-6);
+        // Capex: the accelerator's all-in capital cost plus the electricity the run draws.
+        assert!((c.cost_usd - (60000.0 + c.energy_mwh * 80.0)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn goodput_by_hand_at_llama3_scale() {
+        // 16,384 accelerators at 1.97e-5 interruptions per hour: one every 11,154 s (Llama 3's
+        // ~3.1 h). An 8.03B model's 14 bytes per parameter over 16,384 ranks at 1 GB/s: 6.86 ms.
+        let m = llama3_8b();
+        let t = training();
+        let mut econ = economics();
+        econ.failure_rate_per_hour = 1.97e-5;
+        let (g, tau) = goodput(16384.0, &m, &t, &econ);
+        let mtti: f64 = 3600.0 / (16384.0 * 1.97e-5);
+        let delta = crate::model::flops::total_params(&m) * 14.0 / 16384.0 / 1e9;
+        assert!((tau - (2.0 * delta * mtti).sqrt()).abs() < 1e-9);
+        let expected = 1.0 - delta / tau - (tau / 2.0 + 600.0) / mtti;
+        assert!((g - expected).abs() < 1e-12);
+        assert!((g - 0.9451).abs() < 1e-3, "{g}");
+        // Failing faster than restarting leaves no progress to speak of.
+        let (g, _) = goodput(1e7, &m, &t, &econ);
+        assert_eq!(g, 1e-6);
+        // No failures, no waste.
+        econ.failure_rate_per_hour = 0.0;
+        assert_eq!(goodput(16384.0, &m, &t, &econ).0, 1.0);
+    }
+
+    #[test]
+    fn time_to_train_includes_goodput() {
+        let m = llama3_8b();
+        let t = training();
+        let mut econ = economics();
+        let perfect = estimate(&m, &t, &h100(), &econ, &plain_layout());
+        econ.failure_rate_per_hour = 1e-3;
+        let failing = estimate(&m, &t, &h100(), &econ, &plain_layout());
+        assert!(failing.goodput < 1.0);
+        assert!(
+            (failing.time_to_train_s * failing.goodput - perfect.time_to_train_s).abs()
+                < 1e-6 * perfect.time_to_train_s
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! where `m` is the number of microbatches. The bubble is the 1F1B / interleaved-1F1B bubble of
 //! Narayanan et al. 2021, `(pp - 1) / (interleave * m)` of the useful time.
 
-use super::comm::{all_gather_s, all_reduce_s, all_to_all_s, crosses_domain, point_to_point_s};
+use super::comm::{all_gather_s, all_reduce_s, all_to_all_s, point_to_point_s};
 use super::compute::{attention_time_s, gemm_time_s, memory_time_s};
 use super::flops::{
     attention_core_flops, causal_fraction, cross_entropy_bytes, dense_params_total,
@@ -86,6 +86,32 @@ pub fn attention_core_backward_s(forward_s: f64, training: &Training) -> f64 {
         FLASH_BACKWARD_RATIO * forward_s
     } else {
         2.0 * forward_s
+    }
+}
+
+/// True when the cluster outgrows one site. Ranks are then ordered tp, cp, pp, dp (instead of
+/// Megatron-Core's tp, cp, dp, pp) so that only data parallelism crosses sites.
+pub fn spans_sites(hw: &Hardware, layout: &Layout) -> bool {
+    layout.accelerators() as f64 > hw.site_size
+}
+
+/// Stride of the data-parallel group (with context parallelism folded in, as Megatron-Core
+/// reduces gradients over dp x cp).
+pub fn data_parallel_stride(hw: &Hardware, layout: &Layout) -> f64 {
+    if spans_sites(hw, layout) {
+        layout.tp as f64 * layout.pp as f64
+    } else {
+        layout.tp as f64
+    }
+}
+
+/// Stride of the pipeline group.
+pub fn pipeline_stride(hw: &Hardware, layout: &Layout) -> f64 {
+    let model_parallel = layout.tp as f64 * layout.cp as f64;
+    if spans_sites(hw, layout) {
+        model_parallel
+    } else {
+        model_parallel * layout.dp as f64
     }
 }
 
@@ -176,8 +202,7 @@ pub fn layer_costs(
     let cp = layout.cp as f64;
     let cp_comm_s = if layout.cp > 1 {
         let chunk_bytes = 2.0 * t * shape.kv_heads * shape.head_dim * 2.0;
-        let across = crosses_domain(cp, tp, hw);
-        let hop = point_to_point_s(hw, chunk_bytes, across);
+        let hop = point_to_point_s(hw, chunk_bytes, cp * tp);
         let fwd = (cp - 1.0) * (hop - attention_fwd / cp).max(0.0);
         let bwd = (cp - 1.0) * (2.0 * hop - attention_bwd / cp).max(0.0);
         let recomputed = if layout.recompute == Recompute::None {
@@ -194,7 +219,7 @@ pub fn layer_costs(
     let ep_comm_s = if moe && layout.ep > 1 {
         let tokens = if layout.sequence_parallel { t / tp } else { t };
         let bytes = tokens * model.experts_per_token as f64 * h * 2.0;
-        let a2a = all_to_all_s(hw, bytes, layout.ep as f64, tp);
+        let a2a = all_to_all_s(hw, bytes, layout.ep as f64, data_parallel_stride(hw, layout));
         a2a * 2.0 * (forward_passes + 1.0)
     } else {
         0.0
@@ -341,7 +366,7 @@ pub fn data_parallel_exposed_s(
 ) -> f64 {
     let (dense, experts) = stage_params(model, layout);
     let group = layout.dp as f64 * layout.cp as f64;
-    let stride = layout.tp as f64;
+    let stride = data_parallel_stride(hw, layout);
     let expert_group = group / layout.ep as f64;
     let expert_stride = stride * layout.ep as f64;
     let collective = |params_dense: f64, params_expert: f64, bytes_per_param: f64, passes: f64| {
@@ -447,9 +472,8 @@ pub fn step_breakdown_with(
     // forward and backward, once per virtual stage.
     let pp_p2p_per_microbatch = if layout.pp > 1 {
         let bytes = p.pipeline_send_bytes;
-        let stride = layout.tp as f64 * layout.cp as f64 * layout.dp as f64;
-        let across = crosses_domain(layout.pp as f64, stride, hw);
-        2.0 * layout.interleave as f64 * point_to_point_s(hw, bytes, across)
+        let span = layout.pp as f64 * pipeline_stride(hw, layout);
+        2.0 * layout.interleave as f64 * point_to_point_s(hw, bytes, span)
     } else {
         0.0
     };

@@ -73,6 +73,11 @@ pub fn h100() -> Hardware {
         scale_up_latency_s: 3e-6,
         scale_out_bytes_per_s: 50e9,
         scale_out_latency_s: 10e-6,
+        pod_size: 1e9,
+        pod_oversubscription: 1.0,
+        site_size: 1e30,
+        inter_site_bytes_per_s: 50e9 / 16.0,
+        inter_site_latency_s: 1e-3,
         memory_reserve_bytes: 3e9,
         efficiency: Efficiency {
             gemm: 0.8,
@@ -126,6 +131,10 @@ pub fn economics() -> Economics {
         electricity_usd_per_mwh: 80.0,
         price_usd: 30000.0,
         price_per_hour_usd: 2.0,
+        capex_per_accelerator_usd: 60000.0,
+        failure_rate_per_hour: 0.0,
+        checkpoint_bytes_per_s: 1e9,
+        restart_s: 600.0,
         pricing: Pricing::Rental,
     }
 }

@@ -65,6 +65,11 @@ pub struct GpuAccelerator {
     pub scale_out_bytes_per_s: f32,
     pub scale_out_latency_s: f32,
     pub memory_reserve_bytes: f32,
+    pub pod_size: f32,
+    pub pod_oversubscription: f32,
+    pub site_size: f32,
+    pub inter_site_bytes_per_s: f32,
+    pub inter_site_latency_s: f32,
     pub gemm: f32,
     pub gemm_half_dim: f32,
     pub low_precision_gemm: f32,
@@ -80,11 +85,14 @@ pub struct GpuAccelerator {
     pub electricity_usd_per_mwh: f32,
     pub price_usd: f32,
     pub price_per_hour_usd: f32,
+    pub capex_per_accelerator_usd: f32,
+    pub failure_rate_per_hour: f32,
+    pub checkpoint_bytes_per_s: f32,
+    pub restart_s: f32,
     pub pricing: u32,
     pub supports_dtype: u32,
     pub pad0: u32,
     pub pad1: u32,
-    pub pad2: u32,
 }
 
 /// Twin of `GpuAxes` in `shaders/sweep.wgsl`: each axis's radix and where its values start in
@@ -223,6 +231,11 @@ pub fn gpu_accelerator(a: &SpaceAccelerator) -> GpuAccelerator {
         scale_out_bytes_per_s: hw.scale_out_bytes_per_s as f32,
         scale_out_latency_s: hw.scale_out_latency_s as f32,
         memory_reserve_bytes: hw.memory_reserve_bytes as f32,
+        pod_size: hw.pod_size as f32,
+        pod_oversubscription: hw.pod_oversubscription as f32,
+        site_size: hw.site_size as f32,
+        inter_site_bytes_per_s: hw.inter_site_bytes_per_s as f32,
+        inter_site_latency_s: hw.inter_site_latency_s as f32,
         gemm: e.gemm as f32,
         gemm_half_dim: e.gemm_half_dim as f32,
         low_precision_gemm: e.low_precision_gemm as f32,
@@ -238,6 +251,10 @@ pub fn gpu_accelerator(a: &SpaceAccelerator) -> GpuAccelerator {
         electricity_usd_per_mwh: econ.electricity_usd_per_mwh as f32,
         price_usd: econ.price_usd as f32,
         price_per_hour_usd: econ.price_per_hour_usd as f32,
+        capex_per_accelerator_usd: econ.capex_per_accelerator_usd as f32,
+        failure_rate_per_hour: econ.failure_rate_per_hour as f32,
+        checkpoint_bytes_per_s: econ.checkpoint_bytes_per_s as f32,
+        restart_s: econ.restart_s as f32,
         pricing: match econ.pricing {
             Pricing::Rental => 0,
             Pricing::Capex => 1,
@@ -245,7 +262,6 @@ pub fn gpu_accelerator(a: &SpaceAccelerator) -> GpuAccelerator {
         supports_dtype: a.supports_dtype as u32,
         pad0: 0,
         pad1: 0,
-        pad2: 0,
     }
 }
 

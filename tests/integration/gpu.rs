@@ -26,8 +26,9 @@ pub fn engine() -> Option<GpuEngine> {
     }
 }
 
-/// An MoE model in FP8 with unfused attention, dropout, fp32 gradients and purchase pricing:
-/// every branch the dense bench space does not take.
+/// An MoE model in FP8 with unfused attention, dropout, fp32 gradients, purchase pricing and
+/// 1 MW sites (clusters of more than ~650 accelerators span sites): every branch the dense bench
+/// space does not take.
 const MOE_SCENARIO: &str = r#"
 [model]
 preset = "mixtral-8x22b"
@@ -41,6 +42,7 @@ tokens = 2e12
 [cluster]
 pricing = "capex"
 price_usd = 30000
+site_power_mw = 1.0
 [search]
 accelerators = ["h100-sxm", "b200", "gb200", "mi300x", "gaudi3"]
 counts = [256, 512, 2048]

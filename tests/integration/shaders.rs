@@ -113,6 +113,11 @@ fn host_structs_match_their_wgsl_twins() {
             scale_out_bytes_per_s,
             scale_out_latency_s,
             memory_reserve_bytes,
+            pod_size,
+            pod_oversubscription,
+            site_size,
+            inter_site_bytes_per_s,
+            inter_site_latency_s,
             gemm,
             gemm_half_dim,
             low_precision_gemm,
@@ -128,11 +133,14 @@ fn host_structs_match_their_wgsl_twins() {
             electricity_usd_per_mwh,
             price_usd,
             price_per_hour_usd,
+            capex_per_accelerator_usd,
+            failure_rate_per_hour,
+            checkpoint_bytes_per_s,
+            restart_s,
             pricing,
             supports_dtype,
             pad0,
             pad1,
-            pad2,
         ]
     );
     same_layout!(m, GpuAxes, [radix, offset]);
