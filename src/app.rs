@@ -3,12 +3,14 @@
 //! code.
 
 use crate::catalog::Catalog;
-use crate::cli::{Cli, Command, EstimateArgs, FitArgs, MergeArgs, SweepArgs, ValidateArgs};
+use crate::cli::{Cli, Command, EstimateArgs, FitArgs, MergeArgs, PlanArgs, SweepArgs, ValidateArgs};
 use crate::error::Error;
 use crate::export::{exporter, CsvExporter, EstimateReport, Exporter, FitReport};
 use crate::fit::{cross_validate, fit_catalog};
 use crate::model::flops::total_params;
 use crate::model::run::estimate;
+use crate::plan::{example, plan, PlanOptions, DEFAULT_PLAN, EXAMPLES};
+use crate::plot::{pareto_svg, scaling_svg};
 use crate::scenario::{ScenarioFile, DEFAULT_SCENARIO};
 use crate::search::SearchSpace;
 use crate::sweep::bench::run_bench;
@@ -38,7 +40,46 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
         Command::Bench(args) => exporter(args.json, false)
             .bench(&run_bench(args.backend)?)
             .map_err(internal),
+        Command::Plan(args) => run_plan(args, &catalog),
+        Command::Init(args) => example(&args.name).map(str::to_string).ok_or_else(|| {
+            Error::Usage(format!(
+                "init {}: no such example; known: {}",
+                args.name,
+                EXAMPLES.join(", ")
+            ))
+        }),
     }
+}
+
+fn run_plan(args: &PlanArgs, catalog: &Catalog) -> Result<String, Error> {
+    let (file, origin) = match &args.scenario {
+        Some(path) => (ScenarioFile::read(path)?, path.display().to_string()),
+        None => (
+            ScenarioFile::parse(DEFAULT_PLAN, "(built-in plan)")?,
+            "(built-in plan)".to_string(),
+        ),
+    };
+    let report = plan(
+        &file,
+        catalog,
+        &PlanOptions {
+            objective: args.objective,
+            backend: args.backend,
+            // The plot draws the Pareto set, so asking for it computes the set.
+            pareto: args.pareto || args.plot.is_some(),
+            top: args.top,
+        },
+        &origin,
+    )?;
+    if let Some(path) = &args.plot {
+        pareto_svg(&report, path).map_err(Error::Internal)?;
+    }
+    if let Some(path) = &args.plot_scaling {
+        scaling_svg(&report, path).map_err(Error::Internal)?;
+    }
+    exporter(args.output.json, args.output.csv)
+        .plan(&report)
+        .map_err(internal)
 }
 
 fn write_csv(path: &std::path::Path, report: &SweepReport) -> Result<(), Error> {

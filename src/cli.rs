@@ -42,6 +42,11 @@ pub enum Command {
     Adapters(AdaptersArgs),
     /// Layouts per second on a fixed built-in space of about 11 million layouts.
     Bench(BenchArgs),
+    /// Design the cluster: accelerator, count and layout under a budget, a power envelope and a
+    /// deadline.
+    Plan(PlanArgs),
+    /// Print an example scenario to start from: stargate (the default plan), estimate, sweep.
+    Init(InitArgs),
 }
 
 /// How to print a result.
@@ -163,4 +168,37 @@ pub struct BenchArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Scenario file (TOML) with [constraints]; without it, the built-in question: a 2T-parameter
+    /// model on 100T tokens under $100B and 5 GW (`clustersweep init stargate` prints it).
+    pub scenario: Option<PathBuf>,
+    /// What to rank the feasible plans by.
+    #[arg(long, value_enum, default_value_t = Objective::Time)]
+    pub objective: Objective,
+    /// Where to evaluate layouts.
+    #[arg(long, value_enum, default_value_t = Backend::Auto)]
+    pub backend: Backend,
+    /// Also report the Pareto set over time to train, cost and energy.
+    #[arg(long)]
+    pub pareto: bool,
+    /// Draw the Pareto set (days against $ and against MWh) to this SVG file.
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
+    /// Draw time to train and MFU against cluster size to this SVG file.
+    #[arg(long, value_name = "FILE")]
+    pub plot_scaling: Option<PathBuf>,
+    /// How many ranked plans to report.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// stargate, estimate or sweep.
+    pub name: String,
 }

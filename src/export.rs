@@ -5,9 +5,11 @@ use crate::catalog::Catalog;
 use crate::fit::{toml_snippet, FamilyFit, HoldOut};
 use crate::model::run::{Estimate, Pricing};
 use crate::model::{Dtype, Layout};
+use crate::plan::{Plan, PlanReport};
 use crate::sweep::bench::BenchReport;
 use crate::sweep::driver::SweepReport;
 use crate::sweep::gpu::AdapterReport;
+use crate::sweep::SweepLayout;
 use crate::validate::ValidationReport;
 use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{Cell, CellAlignment, Table};
@@ -46,6 +48,7 @@ pub trait Exporter {
     fn sweep(&self, report: &SweepReport) -> anyhow::Result<String>;
     fn adapters(&self, adapters: &[AdapterReport]) -> anyhow::Result<String>;
     fn bench(&self, report: &BenchReport) -> anyhow::Result<String>;
+    fn plan(&self, report: &PlanReport) -> anyhow::Result<String>;
 }
 
 /// A top entry's estimate field as a number (NaN when absent or null).
@@ -426,21 +429,9 @@ impl Exporter for TableExporter {
     }
 
     fn sweep(&self, r: &SweepReport) -> anyhow::Result<String> {
-        let mut t = table(&[
-            "#",
-            "accelerator",
-            "count",
-            "tp",
-            "pp",
-            "dp",
-            "cp",
-            "ep",
-            "mb",
-            "v",
-            "recompute",
-            "sp",
-            "zero",
-            "batch",
+        let mut header = vec!["#"];
+        header.extend(LAYOUT_HEADER);
+        header.extend([
             "step",
             "tokens/s",
             "MFU",
@@ -449,23 +440,11 @@ impl Exporter for TableExporter {
             "cost",
             "energy",
         ]);
+        let mut t = table(&header);
         for e in &r.top {
-            let l = &e.layout;
-            t.add_row(vec![
-                Cell::new(e.rank),
-                Cell::new(&l.accelerator),
-                Cell::new(l.count),
-                Cell::new(l.tp),
-                Cell::new(l.pp),
-                Cell::new(l.dp),
-                Cell::new(l.cp),
-                Cell::new(l.ep),
-                Cell::new(l.microbatch),
-                Cell::new(l.interleave),
-                Cell::new(l.recompute.name()),
-                Cell::new(if l.sequence_parallel { "on" } else { "off" }),
-                Cell::new(l.zero),
-                Cell::new(l.global_batch),
+            let mut row = vec![Cell::new(e.rank)];
+            row.extend(layout_cells(&e.layout));
+            row.extend([
                 Cell::new(human_duration(field(e, "step_time_s"))),
                 Cell::new(format!("{:.0}", field(e, "tokens_per_s"))),
                 Cell::new(format!("{:.1} %", 100.0 * field(e, "mfu"))),
@@ -474,6 +453,7 @@ impl Exporter for TableExporter {
                 Cell::new(human_usd(field(e, "cost_usd"))),
                 Cell::new(format!("{:.0} MWh", field(e, "energy_mwh"))),
             ]);
+            t.add_row(row);
         }
         right(
             &mut t,
@@ -576,6 +556,156 @@ impl Exporter for TableExporter {
         }
         Ok(out)
     }
+    fn plan(&self, r: &PlanReport) -> anyhow::Result<String> {
+        let c = &r.constraints;
+        let pricing = match r.pricing {
+            Pricing::Capex => "capex",
+            Pricing::Rental => "rental",
+        };
+        let limits: Vec<String> = [
+            c.budget_usd
+                .map(|b| format!("budget {} ({pricing})", human_usd(b))),
+            c.power_mw.map(|p| format!("power {p:.0} MW")),
+            c.max_days.map(|d| format!("at most {d:.0} days")),
+            c.max_accelerators.map(|n| format!("at most {n} accelerators")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let mut out = format!(
+            "{} ({:.2}T parameters) on {:.3}T tokens; {}; ranked by {}\n\n",
+            r.model,
+            r.parameters / 1e12,
+            r.tokens / 1e12,
+            if limits.is_empty() {
+                "no constraints".to_string()
+            } else {
+                limits.join(", ")
+            },
+            r.objective
+        );
+        if let Some(best) = r.plans.first() {
+            let (l, e) = (&best.layout, &best.metrics);
+            out += &format!(
+                "The plan: {} x {}, tp {} pp {} dp {} cp {} ep {} (microbatch {}, interleave {}, recompute {}, zero {}), \
+                 {:.1} days to train, {:.0} MW, {}, {:.3e} MWh, MFU {:.1} %, goodput {:.1} %. {}.\n\n",
+                l.count,
+                l.accelerator,
+                l.tp,
+                l.pp,
+                l.dp,
+                l.cp,
+                l.ep,
+                l.microbatch,
+                l.interleave,
+                l.recompute.name(),
+                l.zero,
+                best.time_to_train_days,
+                e.power_mw,
+                human_usd(e.cost_usd),
+                e.energy_mwh,
+                100.0 * e.mfu,
+                100.0 * e.goodput,
+                best.binding_constraint
+            );
+        } else {
+            out += "No plan meets the constraints.\n\n";
+        }
+        out += &format!(
+            "The best plan on each accelerator\n{}\n\n",
+            plan_table(&r.per_accelerator)
+        );
+        out += &format!("The {} best plans\n{}\n\n", r.plans.len(), plan_table(&r.plans));
+        if let Some(p) = &r.pareto {
+            out += &format!(
+                "Pareto set over time, cost and energy ({} plans)\n{}\n\n",
+                p.len(),
+                plan_table(p)
+            );
+        }
+        let d = &r.dropped;
+        out += &format!(
+            "{} (accelerator, count) pairs; dropped: {} over power, {} over budget, {} over the deadline, \
+             {} with no layout that fits. {} layouts evaluated in {} on {}.\n",
+            r.pairs,
+            d.power,
+            d.budget,
+            d.time,
+            d.no_layout,
+            r.counts.evaluated,
+            human_duration(r.elapsed_s),
+            r.backend
+        );
+        for s in &r.skipped_accelerators {
+            out += &format!("left out: {s}\n");
+        }
+        Ok(out)
+    }
+}
+
+fn plan_table(plans: &[Plan]) -> Table {
+    let mut header = LAYOUT_HEADER.to_vec();
+    header.extend([
+        "days",
+        "MW",
+        "cost",
+        "MWh",
+        "MFU",
+        "goodput",
+        "binding constraint",
+    ]);
+    let mut t = table(&header);
+    for p in plans {
+        let e = &p.metrics;
+        let mut row = layout_cells(&p.layout);
+        row.extend([
+            Cell::new(format!("{:.1}", p.time_to_train_days)),
+            Cell::new(format!("{:.0}", e.power_mw)),
+            Cell::new(human_usd(e.cost_usd)),
+            Cell::new(format!("{:.3e}", e.energy_mwh)),
+            Cell::new(format!("{:.1} %", 100.0 * e.mfu)),
+            Cell::new(format!("{:.1} %", 100.0 * e.goodput)),
+            Cell::new(&p.binding_constraint),
+        ]);
+        t.add_row(row);
+    }
+    right(&mut t, &[1, 2, 3, 4, 5, 6, 7, 8, 11, 12, 13, 14, 15, 16, 17, 18]);
+    t
+}
+
+/// Table columns of a layout, shared by `sweep` and `plan`.
+const LAYOUT_HEADER: [&str; 13] = [
+    "accelerator",
+    "count",
+    "tp",
+    "pp",
+    "dp",
+    "cp",
+    "ep",
+    "mb",
+    "v",
+    "recompute",
+    "sp",
+    "zero",
+    "batch",
+];
+
+fn layout_cells(l: &SweepLayout) -> Vec<Cell> {
+    vec![
+        Cell::new(&l.accelerator),
+        Cell::new(l.count),
+        Cell::new(l.tp),
+        Cell::new(l.pp),
+        Cell::new(l.dp),
+        Cell::new(l.cp),
+        Cell::new(l.ep),
+        Cell::new(l.microbatch),
+        Cell::new(l.interleave),
+        Cell::new(l.recompute.name()),
+        Cell::new(if l.sequence_parallel { "on" } else { "off" }),
+        Cell::new(l.zero),
+        Cell::new(l.global_batch),
+    ]
 }
 
 impl Exporter for JsonExporter {
@@ -600,6 +730,44 @@ impl Exporter for JsonExporter {
     fn bench(&self, r: &BenchReport) -> anyhow::Result<String> {
         Ok(serde_json::to_string_pretty(r)? + "\n")
     }
+    fn plan(&self, r: &PlanReport) -> anyhow::Result<String> {
+        Ok(serde_json::to_string_pretty(r)? + "\n")
+    }
+}
+
+/// The CSV columns of a layout, in `sweep --json`'s key order.
+const LAYOUT_COLUMNS: [&str; 13] = [
+    "accelerator",
+    "count",
+    "tp",
+    "pp",
+    "dp",
+    "cp",
+    "ep",
+    "microbatch",
+    "interleave",
+    "recompute",
+    "sequence_parallel",
+    "zero",
+    "global_batch",
+];
+
+fn layout_record(l: &SweepLayout) -> Vec<String> {
+    vec![
+        l.accelerator.clone(),
+        l.count.to_string(),
+        l.tp.to_string(),
+        l.pp.to_string(),
+        l.dp.to_string(),
+        l.cp.to_string(),
+        l.ep.to_string(),
+        l.microbatch.to_string(),
+        l.interleave.to_string(),
+        l.recompute.name().to_string(),
+        l.sequence_parallel.to_string(),
+        l.zero.to_string(),
+        l.global_batch.to_string(),
+    ]
 }
 
 fn csv_text(write: impl FnOnce(&mut csv::Writer<Vec<u8>>) -> anyhow::Result<()>) -> anyhow::Result<String> {
@@ -781,49 +949,17 @@ impl Exporter for CsvExporter {
                         .collect()
                 })
                 .unwrap_or_default();
-            let mut header: Vec<String> = [
-                "rank",
-                "index",
-                "objective",
-                "accelerator",
-                "count",
-                "tp",
-                "pp",
-                "dp",
-                "cp",
-                "ep",
-                "microbatch",
-                "interleave",
-                "recompute",
-                "sequence_parallel",
-                "zero",
-                "global_batch",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+            let mut header: Vec<String> = ["rank", "index", "objective"]
+                .iter()
+                .chain(&LAYOUT_COLUMNS)
+                .map(|s| s.to_string())
+                .collect();
             header.extend(estimate_keys.iter().cloned());
             w.write_record(&header)?;
             for e in &r.top {
                 let l = &e.layout;
-                let mut row = vec![
-                    e.rank.to_string(),
-                    e.index.to_string(),
-                    e.objective.to_string(),
-                    l.accelerator.clone(),
-                    l.count.to_string(),
-                    l.tp.to_string(),
-                    l.pp.to_string(),
-                    l.dp.to_string(),
-                    l.cp.to_string(),
-                    l.ep.to_string(),
-                    l.microbatch.to_string(),
-                    l.interleave.to_string(),
-                    l.recompute.name().to_string(),
-                    l.sequence_parallel.to_string(),
-                    l.zero.to_string(),
-                    l.global_batch.to_string(),
-                ];
+                let mut row = vec![e.rank.to_string(), e.index.to_string(), e.objective.to_string()];
+                row.extend(layout_record(l));
                 row.extend(
                     estimate_keys
                         .iter()
@@ -878,6 +1014,39 @@ impl Exporter for CsvExporter {
                     b.layouts_per_s.to_string(),
                     b.valid_layouts_per_s.to_string(),
                 ])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn plan(&self, r: &PlanReport) -> anyhow::Result<String> {
+        csv_text(|w| {
+            let mut header = vec!["rank"];
+            header.extend(LAYOUT_COLUMNS);
+            header.extend([
+                "time_to_train_days",
+                "power_mw",
+                "cost_usd",
+                "energy_mwh",
+                "mfu",
+                "goodput",
+                "binding_constraint",
+            ]);
+            w.write_record(&header)?;
+            for (i, p) in r.plans.iter().enumerate() {
+                let e = &p.metrics;
+                let mut row = vec![(i + 1).to_string()];
+                row.extend(layout_record(&p.layout));
+                row.extend([
+                    p.time_to_train_days.to_string(),
+                    e.power_mw.to_string(),
+                    e.cost_usd.to_string(),
+                    e.energy_mwh.to_string(),
+                    e.mfu.to_string(),
+                    e.goodput.to_string(),
+                    p.binding_constraint.clone(),
+                ]);
+                w.write_record(&row)?;
             }
             Ok(())
         })

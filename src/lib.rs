@@ -13,6 +13,8 @@ pub mod error;
 pub mod export;
 pub mod fit;
 pub mod model;
+pub mod plan;
+pub mod plot;
 pub mod scenario;
 pub mod search;
 pub mod sweep;

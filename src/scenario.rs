@@ -46,6 +46,8 @@ zero = 1
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
+    /// What reports call the model (default: the preset's id, or "custom").
+    pub name: Option<String>,
     pub preset: Option<String>,
     pub layers: Option<u32>,
     pub hidden: Option<u32>,
@@ -147,6 +149,9 @@ pub struct ScenarioFile {
     /// The axes of a sweep (`clustersweep sweep`); `estimate` ignores it.
     #[serde(default)]
     pub search: Option<crate::search::SearchSection>,
+    /// The limits of a plan (`clustersweep plan`); the other commands ignore it.
+    #[serde(default)]
+    pub constraints: Option<crate::plan::ConstraintsSection>,
 }
 
 /// A resolved scenario: every default filled in, every cross-check passed.
@@ -449,6 +454,7 @@ pub fn resolve_model(m: &ModelSection, catalog: &Catalog) -> Result<(String, Tra
         }
     }
     let name = match &m.preset {
+        _ if m.name.is_some() => m.name.clone().unwrap_or_default(),
         Some(id) if m.has_explicit_keys() => format!("{id} (modified)"),
         Some(id) => id.clone(),
         None => "custom".to_string(),

@@ -291,6 +291,7 @@ fn row_scenario(row: &RunRow, knobs: &Knobs, catalog: &Catalog) -> Result<Scenar
             zero: Some(knobs.zero),
         },
         search: None,
+        constraints: None,
     };
     file.resolve(catalog, &row.run_id).map_err(|e| match e {
         Error::Scenario { message, .. } => message,

@@ -201,3 +201,50 @@ fn gpu_sweep_of_a_slice_past_2_to_the_32_decodes_64_bit_indices() {
     let c: Vec<u64> = cpu.top.into_sorted().iter().map(|r| r.index).collect();
     assert_eq!(g, c);
 }
+
+#[test]
+fn gpu_and_cpu_backends_give_the_same_plan() {
+    use clustersweep::plan::{plan, PlanOptions, DEFAULT_PLAN};
+    use clustersweep::sweep::driver::Backend;
+    if engine().is_none() {
+        return;
+    }
+    let file = ScenarioFile::parse(DEFAULT_PLAN, "stargate").unwrap();
+    let run = |backend| {
+        let options = PlanOptions {
+            objective: Objective::Time,
+            backend,
+            pareto: true,
+            top: 50,
+        };
+        plan(&file, &Catalog::builtin(), &options, "stargate").unwrap()
+    };
+    let (gpu, cpu) = (run(Backend::Gpu), run(Backend::Cpu));
+    assert!(gpu.backend.starts_with("gpu"), "{}", gpu.backend);
+    assert_eq!(gpu.pairs, cpu.pairs);
+    assert_eq!(gpu.dropped, cpu.dropped);
+    let lists = [
+        (&gpu.plans, &cpu.plans),
+        (&gpu.per_accelerator, &cpu.per_accelerator),
+        (gpu.pareto.as_ref().unwrap(), cpu.pareto.as_ref().unwrap()),
+    ];
+    for (g, c) in lists {
+        assert_eq!(g.len(), c.len());
+        for (a, b) in g.iter().zip(c) {
+            // The same pair; the same layout unless two of the pair tie within f32 precision.
+            assert_eq!(
+                (&a.layout.accelerator, a.layout.count),
+                (&b.layout.accelerator, b.layout.count)
+            );
+            let (ta, tb) = (a.metrics.time_to_train_s, b.metrics.time_to_train_s);
+            assert!(
+                a.layout == b.layout || close(ta, tb, 1e-4),
+                "gpu {:?} cpu {:?}",
+                a.layout,
+                b.layout
+            );
+            assert!(close(ta, tb, 1e-4), "{ta} vs {tb}");
+            assert_eq!(a.binding_constraint, b.binding_constraint);
+        }
+    }
+}

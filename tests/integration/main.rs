@@ -5,12 +5,30 @@
 mod cli;
 mod gpu;
 mod model_properties;
+mod plan;
 mod shaders;
 mod sweep;
 mod validation;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
+
+/// The keys of a layout in `sweep --json` and `plan --json`.
+pub const LAYOUT_KEYS: [&str; 13] = [
+    "accelerator",
+    "count",
+    "tp",
+    "pp",
+    "dp",
+    "cp",
+    "ep",
+    "microbatch",
+    "interleave",
+    "recompute",
+    "sequence_parallel",
+    "zero",
+    "global_batch",
+];
 
 /// Run the built binary with `args`.
 pub fn clustersweep(args: &[&str]) -> Output {

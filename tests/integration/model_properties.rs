@@ -87,6 +87,7 @@ fn scenario_file() -> impl Strategy<Value = ScenarioFile> {
                         zero: Some(zero),
                     },
                     search: None,
+                    constraints: None,
                 }
             },
         )

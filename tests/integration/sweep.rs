@@ -1,6 +1,6 @@
 //! `sweep`, `merge`, `adapters` and `bench` through the real binary.
 
-use crate::{clustersweep, stderr, stdout, temp_file};
+use crate::{clustersweep, stderr, stdout, temp_file, LAYOUT_KEYS};
 use serde_json::Value;
 
 const SCENARIO: &str = r#"
@@ -39,21 +39,7 @@ fn sweep_json_has_the_layout_and_every_estimate_field() {
     let v = sweep_json("fields", &[]);
     let top = v["top"].as_array().unwrap();
     assert_eq!(top.len(), 12);
-    for key in [
-        "accelerator",
-        "count",
-        "tp",
-        "pp",
-        "dp",
-        "cp",
-        "ep",
-        "microbatch",
-        "interleave",
-        "recompute",
-        "sequence_parallel",
-        "zero",
-        "global_batch",
-    ] {
+    for key in LAYOUT_KEYS {
         assert!(top[0]["layout"].get(key).is_some(), "layout.{key}");
     }
     for key in [

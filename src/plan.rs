@@ -1,0 +1,633 @@
+//! `clustersweep plan`: design the cluster under a budget, a power envelope and a deadline.
+//!
+//! This module owns the planner: which accelerators and cluster sizes to consider, the
+//! constraints and why each candidate was dropped, the ranking, the binding constraint of each
+//! plan, and the Pareto set over time to train, cost and energy.
+//!
+//! The planner sweeps accelerator type and count together with the layout, on the sweep engine:
+//! for every (accelerator, count) pair it finds the fastest layout that fits. Within a pair,
+//! cost (rental: proportional to time; capex: fixed plus energy) and energy (proportional to
+//! time) fall with time to train, so the fastest layout of a pair dominates every other layout
+//! of that pair, and the plans and the Pareto set are drawn from the pairs' fastest layouts.
+
+use crate::catalog::Catalog;
+use crate::error::Error;
+use crate::model::run::{Estimate, Pricing};
+use crate::scenario::{resolve_facility, ScenarioFile};
+use crate::search::{AxisSpec, Objective, SearchSpace};
+use crate::sweep::cpu::sweep_cpu;
+use crate::sweep::driver::Backend;
+use crate::sweep::gpu::{select_adapters, GpuEngine};
+use crate::sweep::{top_entry, Counts, Partial, SweepLayout, TopEntry};
+use serde::{Deserialize, Serialize};
+
+/// `[constraints]` as written.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConstraintsSection {
+    /// Capital (pricing = "capex") or rental (pricing = "rental") spend, USD.
+    pub budget_usd: Option<f64>,
+    /// Facility power of the cluster, PUE included, MW.
+    pub power_mw: Option<f64>,
+    /// Wall-clock days to train the token budget.
+    pub max_days: Option<f64>,
+    pub max_accelerators: Option<u64>,
+}
+
+/// One plan: a layout and everything `estimate --json` says of it, plus what a planner reads.
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    pub layout: SweepLayout,
+    #[serde(flatten)]
+    pub estimate: serde_json::Map<String, serde_json::Value>,
+    pub time_to_train_days: f64,
+    /// The constraint closest to its limit, e.g. "power-bound: 4.98 GW used of 5.00".
+    pub binding_constraint: String,
+    #[serde(skip)]
+    pub metrics: Estimate,
+}
+
+/// Why (accelerator, count) pairs were dropped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Dropped {
+    /// Facility power above `power_mw`.
+    pub power: u64,
+    /// Cost above `budget_usd`.
+    pub budget: u64,
+    /// Time to train above `max_days`.
+    pub time: u64,
+    /// No layout of the pair is valid and fits in memory.
+    pub no_layout: u64,
+}
+
+/// Everything `plan` reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct PlanReport {
+    pub model: String,
+    pub parameters: f64,
+    pub tokens: f64,
+    pub objective: String,
+    pub constraints: ConstraintsSection,
+    pub pricing: Pricing,
+    /// Ranked by the objective.
+    pub plans: Vec<Plan>,
+    /// The best plan of each accelerator type, in the objective's order.
+    pub per_accelerator: Vec<Plan>,
+    /// The non-dominated plans over time to train, cost and energy (with `--pareto`).
+    pub pareto: Option<Vec<Plan>>,
+    /// Every pair's fastest layout, feasible or not, for the scaling plot.
+    #[serde(skip)]
+    pub scaling: Vec<Plan>,
+    /// (accelerator, count) pairs considered, and why some were dropped.
+    pub pairs: u64,
+    pub dropped: Dropped,
+    /// Accelerators left out entirely, and why.
+    pub skipped_accelerators: Vec<String>,
+    /// Layouts evaluated over all pairs.
+    pub counts: Counts,
+    pub elapsed_s: f64,
+    pub backend: String,
+}
+
+/// The scenario `clustersweep plan` runs with no file: the question from the news. A dense
+/// 2-trillion-parameter model (LLaMA-3-style, 160 layers of width 32,768) trained on 100
+/// trillion tokens within a year, under $100B of capital and 5 GW of facility power, over every
+/// accelerator in the catalog, on sites of at most 1.2 GW (a Stargate Abilene-sized campus).
+pub const DEFAULT_PLAN: &str = r#"# The question from the news: a frontier model under $100B and 5 GW. Which accelerator, how
+# many, on what network, and with which layout?
+[model]
+name = "dense-2t"        # a LLaMA-3-style dense model of 2.05T parameters
+layers = 160
+hidden = 32768
+heads = 256
+kv_heads = 16
+ffn = 106496
+ffn_kind = "swiglu"
+vocab = 131072
+seq_len = 8192
+
+[training]
+tokens = 100e12          # 100T tokens
+dtype = "fp8"            # accelerators without FP8 (V100, A100, MI250X) are left out
+
+[cluster]
+pricing = "capex"        # accelerators, their servers and network, and the facility
+site_power_mw = 1200     # campuses of at most 1.2 GW (Stargate Abilene); only DP crosses sites
+
+[constraints]
+budget_usd = 100e9
+power_mw = 5000
+max_days = 365           # trained within a year
+
+[search]
+global_batch_tokens = 67108864   # batches of up to 64M tokens (8,192 sequences)
+tp = [1, 2, 4, 8, 16, 32, 64]
+cp = [1, 2, 4]
+microbatch = [1, 2]
+interleave = [1, 2, 4]
+zero = [1, 3]
+"#;
+
+/// Example scenarios `clustersweep init NAME` prints.
+pub fn example(name: &str) -> Option<&'static str> {
+    match name {
+        "stargate" => Some(DEFAULT_PLAN),
+        "estimate" => Some(crate::scenario::DEFAULT_SCENARIO),
+        "sweep" => Some(EXAMPLE_SWEEP),
+        _ => None,
+    }
+}
+
+pub const EXAMPLES: [&str; 3] = ["stargate", "estimate", "sweep"];
+
+/// An example sweep: LLaMA 3 405B on three accelerators and three cluster sizes.
+pub const EXAMPLE_SWEEP: &str = r#"# Which of three accelerators, how many, and which layout trains LLaMA 3 405B fastest?
+[model]
+preset = "llama3-405b"
+
+[training]
+global_batch = 2048
+tokens = 15e12
+dtype = "bf16"
+
+[cluster]
+pricing = "rental"
+
+[search]
+accelerators = ["h100-sxm", "b200", "gb200"]
+counts = [8192, 16384, 32768]
+"#;
+
+/// The planner's options.
+#[derive(Clone, Debug)]
+pub struct PlanOptions {
+    pub objective: Objective,
+    pub backend: Backend,
+    pub pareto: bool,
+    pub top: usize,
+}
+
+/// Count candidates up to `max`: 1.5x steps from 64 ({2^k, 3 * 2^(k-1)}), and `max` itself
+/// rounded down to a multiple of a power of two (a sixteenth of it at most, between 8 and
+/// 4,096, so that it has many divisors), so that a binding cap is reached within a few percent.
+pub fn count_grid(max: u64) -> Vec<u32> {
+    let mut counts: Vec<u64> = vec![];
+    let mut k = 64u64;
+    while k <= max && k <= u32::MAX as u64 {
+        counts.push(k);
+        if k * 3 / 2 <= max {
+            counts.push(k * 3 / 2);
+        }
+        k *= 2;
+    }
+    let granularity = (max / 16).max(1).ilog2().clamp(3, 12);
+    let cap = max >> granularity << granularity;
+    if cap >= 64 && cap <= u32::MAX as u64 {
+        counts.push(cap);
+    }
+    counts.sort();
+    counts.dedup();
+    counts.into_iter().map(|c| c as u32).collect()
+}
+
+fn positive(key: &str, v: Option<f64>) -> Result<Option<f64>, String> {
+    match v {
+        Some(x) if !(x.is_finite() && x > 0.0) => {
+            Err(format!("[constraints] {key} = {x}: expected a positive number"))
+        }
+        other => Ok(other),
+    }
+}
+
+/// Megawatts as MW below 1 GW, else GW.
+fn human_power(mw: f64) -> String {
+    if mw >= 1000.0 {
+        format!("{:.2} GW", mw / 1000.0)
+    } else {
+        format!("{mw:.1} MW")
+    }
+}
+
+/// Human form of the binding constraint of a plan of `count` accelerators, given the fastest
+/// plan of the next larger size of the same accelerator (`larger`), if any:
+/// - a limit within 10 % of its value (the next size up in the planner's grid, 1.5x, breaks it);
+/// - else, when the larger cluster trains slower although its steps are faster, failures are what
+///   stop it: interruptions (one every `1 / (count * rate)` hours) eat more than the extra speed;
+/// - else, when the larger cluster's steps are slower too, communication stops it (scale-bound);
+/// - else nothing binds: the plan trades time against cost or energy.
+fn binding(
+    constraints: &ConstraintsSection,
+    e: &Estimate,
+    count: u64,
+    failure_rate_per_hour: f64,
+    larger: Option<&Estimate>,
+) -> String {
+    use crate::export::human_usd;
+    let mut limits: Vec<(f64, String)> = vec![];
+    if let Some(p) = constraints.power_mw {
+        limits.push((
+            e.power_mw / p,
+            format!(
+                "power-bound: {} used of {}",
+                human_power(e.power_mw),
+                human_power(p)
+            ),
+        ));
+    }
+    if let Some(b) = constraints.budget_usd {
+        limits.push((
+            e.cost_usd / b,
+            format!(
+                "budget-bound: {} spent of {}",
+                human_usd(e.cost_usd),
+                human_usd(b)
+            ),
+        ));
+    }
+    if let Some(d) = constraints.max_days {
+        let days = e.time_to_train_s / 86400.0;
+        limits.push((days / d, format!("deadline-bound: {days:.1} days of {d:.0}")));
+    }
+    if let Some(n) = constraints.max_accelerators {
+        limits.push((
+            count as f64 / n as f64,
+            format!("count-bound: {count} accelerators of {n}"),
+        ));
+    }
+    let closest = limits.into_iter().max_by(|a, b| a.0.total_cmp(&b.0));
+    if let Some((share, text)) = &closest {
+        if *share >= 0.9 {
+            return text.clone();
+        }
+    }
+    match larger {
+        Some(l) if l.time_to_train_s >= e.time_to_train_s && l.tokens_per_s > e.tokens_per_s => format!(
+            "reliability-bound: goodput {:.0} %, an interruption every {:.0} min",
+            100.0 * e.goodput,
+            60.0 / (count as f64 * failure_rate_per_hour)
+        ),
+        Some(l) if l.time_to_train_s >= e.time_to_train_s => {
+            "scale-bound: a larger cluster steps slower".into()
+        }
+        _ => match closest {
+            Some((share, _)) => format!("none binding (closest limit at {:.0} %)", 100.0 * share),
+            None => "unconstrained".into(),
+        },
+    }
+}
+
+fn objective_value(objective: Objective, e: &Estimate) -> f64 {
+    crate::sweep::objective_value(objective, e)
+}
+
+/// True when `a` is at least as good as `b` on time, cost and energy, and better on one.
+pub fn dominates(a: &Estimate, b: &Estimate) -> bool {
+    let (at, ac, ae) = (a.time_to_train_s, a.cost_usd, a.energy_mwh);
+    let (bt, bc, be) = (b.time_to_train_s, b.cost_usd, b.energy_mwh);
+    at <= bt && ac <= bc && ae <= be && (at < bt || ac < bc || ae < be)
+}
+
+/// The non-dominated members of `plans`, in their order.
+pub fn pareto_set(plans: &[Plan]) -> Vec<Plan> {
+    plans
+        .iter()
+        .filter(|p| !plans.iter().any(|q| dominates(&q.metrics, &p.metrics)))
+        .cloned()
+        .collect()
+}
+
+/// Run the planner on a scenario file.
+pub fn plan(
+    file: &ScenarioFile,
+    catalog: &Catalog,
+    opts: &PlanOptions,
+    origin: &str,
+) -> Result<PlanReport, Error> {
+    let err = |message: String| Error::Scenario {
+        origin: origin.to_string(),
+        message,
+    };
+    let constraints = file.constraints.clone().unwrap_or_default();
+    positive("budget_usd", constraints.budget_usd).map_err(err)?;
+    positive("power_mw", constraints.power_mw).map_err(err)?;
+    positive("max_days", constraints.max_days).map_err(err)?;
+    if constraints.max_accelerators == Some(0) {
+        return Err(err(
+            "[constraints] max_accelerators = 0: expected at least 1".into()
+        ));
+    }
+    let pricing = file.cluster.pricing.unwrap_or(Pricing::Rental);
+    // The facility keys are checked here, before any sweep, so a bad one names itself.
+    resolve_facility(&file.cluster, catalog).map_err(err)?;
+
+    // The full space resolves the model, training and the accelerators (with their overrides).
+    let mut whole = file.clone();
+    let mut search = whole.search.clone().unwrap_or_default();
+    search.counts.get_or_insert(AxisSpec::List(vec![64]));
+    whole.search = Some(search.clone());
+    let base = SearchSpace::resolve(&whole, catalog, Objective::Time, origin)?;
+
+    let mut skipped = vec![];
+    let mut work: Vec<(String, Vec<u32>)> = vec![];
+    for acc in &base.accelerators {
+        let id = acc.spec.id.clone();
+        if !acc.supports_dtype {
+            skipped.push(format!("{id}: no {} rate", base.training.dtype.name()));
+            continue;
+        }
+        if !acc.priced {
+            skipped.push(format!(
+                "{id}: no {} price in the catalog",
+                match pricing {
+                    Pricing::Rental => "rental",
+                    Pricing::Capex => "purchase",
+                }
+            ));
+            continue;
+        }
+        let per_accelerator_mw = acc.economics.power_all_in_w * acc.economics.pue / 1e6;
+        let mut max = constraints.max_accelerators.unwrap_or(u64::MAX);
+        if let Some(p) = constraints.power_mw {
+            max = max.min((p / per_accelerator_mw).floor() as u64);
+        }
+        if let (Some(b), Pricing::Capex) = (constraints.budget_usd, pricing) {
+            max = max.min((b / acc.economics.capex_per_accelerator_usd).floor() as u64);
+        }
+        let counts = match &file.search.as_ref().and_then(|s| s.counts.clone()) {
+            Some(_) => search_counts(file, catalog, origin)?,
+            None if max == u64::MAX => {
+                return Err(err(
+                    "[constraints] give power_mw, budget_usd (with pricing = \"capex\") or max_accelerators, or [search] counts, so the planner knows how large to go".into(),
+                ))
+            }
+            None => count_grid(max),
+        };
+        let counts: Vec<u32> = counts.into_iter().filter(|c| (*c as u64) <= max).collect();
+        if counts.is_empty() {
+            skipped.push(format!("{id}: the constraints allow fewer than 64"));
+            continue;
+        }
+        work.push((id, counts));
+    }
+
+    // The engine: a hardware GPU, or the CPU.
+    let engine = match opts.backend {
+        Backend::Cpu => None,
+        Backend::Gpu | Backend::Auto => {
+            let adapters = select_adapters();
+            match adapters {
+                Ok(list) => {
+                    let chosen = list.iter().find(|a| {
+                        opts.backend == Backend::Gpu || a.get_info().device_type != wgpu::DeviceType::Cpu
+                    });
+                    match chosen.map(GpuEngine::new) {
+                        Some(Ok(e)) => Some(e),
+                        Some(Err(m)) if opts.backend == Backend::Gpu => {
+                            return Err(Error::Usage(format!("--backend gpu: {m}")))
+                        }
+                        _ => None,
+                    }
+                }
+                Err(m) if opts.backend == Backend::Gpu => {
+                    return Err(Error::Usage(format!("--backend gpu: {m}")))
+                }
+                Err(_) => None,
+            }
+        }
+    };
+
+    // One space per (accelerator, count) pair; each pair's fastest layout that fits.
+    let mut spaces = vec![];
+    for (id, counts) in &work {
+        for count in counts {
+            let mut pair = file.clone();
+            let mut s = search.clone();
+            s.accelerators = Some(vec![id.clone()]);
+            s.counts = Some(AxisSpec::List(vec![*count as u64]));
+            pair.search = Some(s);
+            spaces.push((
+                *count as u64,
+                SearchSpace::resolve(&pair, catalog, Objective::Time, origin)?,
+            ));
+        }
+    }
+    let clock = std::time::Instant::now();
+    let fastest = |space: &SearchSpace| -> Partial {
+        match &engine {
+            Some(e) => match e.sweep(space, 0..space.size, 1, &|_, _| {}) {
+                Ok((p, _)) => p,
+                Err(f) => f
+                    .partial
+                    .merge(sweep_cpu(space, f.completed..space.size, 1, &|_, _| {})),
+            },
+            None => sweep_cpu(space, 0..space.size, 1, &|_, _| {}),
+        }
+    };
+    // Pairs are small spaces: the CPU runs them in parallel, one per core; a GPU one by one.
+    let partials: Vec<Partial> = if engine.is_some() {
+        spaces.iter().map(|(_, s)| fastest(s)).collect()
+    } else {
+        use rayon::prelude::*;
+        spaces.par_iter().map(|(_, s)| fastest(s)).collect()
+    };
+    let mut counts_total = Counts::default();
+    let mut dropped = Dropped::default();
+    let mut feasible: Vec<Plan> = vec![];
+    let mut scaling: Vec<Plan> = vec![];
+    let pairs = spaces.len() as u64;
+    // Each pair's fastest layout, then its binding constraint, which looks at the next larger
+    // size of the same accelerator.
+    let mut best: Vec<(u64, TopEntry, Estimate, f64)> = vec![];
+    for ((count, space), partial) in spaces.iter().zip(partials) {
+        counts_total.add(&partial.counts);
+        match partial
+            .top
+            .into_sorted()
+            .first()
+            .and_then(|b| top_entry(space, 1, b))
+        {
+            Some((entry, e)) => best.push((
+                *count,
+                entry,
+                e,
+                space.accelerators[0].economics.failure_rate_per_hour,
+            )),
+            None => dropped.no_layout += 1,
+        }
+    }
+    for (count, entry, e, rate) in &best {
+        let larger = best
+            .iter()
+            .filter(|(c, other, ..)| *c > *count && other.layout.accelerator == entry.layout.accelerator)
+            .min_by_key(|(c, ..)| *c)
+            .map(|(_, _, larger, _)| larger);
+        let plan = to_plan(entry.clone(), *e, binding(&constraints, e, *count, *rate, larger));
+        scaling.push(plan.clone());
+        if constraints.power_mw.is_some_and(|p| e.power_mw > p) {
+            dropped.power += 1;
+        } else if constraints.budget_usd.is_some_and(|b| e.cost_usd > b) {
+            dropped.budget += 1;
+        } else if constraints
+            .max_days
+            .is_some_and(|d| e.time_to_train_s / 86400.0 > d)
+        {
+            dropped.time += 1;
+        } else {
+            feasible.push(plan);
+        }
+    }
+    let elapsed_s = clock.elapsed().as_secs_f64();
+    let order = |a: &Plan, b: &Plan| {
+        objective_value(opts.objective, &a.metrics).total_cmp(&objective_value(opts.objective, &b.metrics))
+    };
+    feasible.sort_by(order);
+    let mut per_accelerator: Vec<Plan> = vec![];
+    for p in &feasible {
+        if !per_accelerator
+            .iter()
+            .any(|q| q.layout.accelerator == p.layout.accelerator)
+        {
+            per_accelerator.push(p.clone());
+        }
+    }
+    let pareto = opts.pareto.then(|| pareto_set(&feasible));
+    let plans = feasible.into_iter().take(opts.top.max(1)).collect();
+    Ok(PlanReport {
+        model: base.model_name.clone(),
+        parameters: crate::model::flops::total_params(&base.model),
+        tokens: base.training.tokens,
+        objective: opts.objective.name().into(),
+        constraints,
+        pricing,
+        plans,
+        per_accelerator,
+        pareto,
+        scaling,
+        pairs,
+        dropped,
+        skipped_accelerators: skipped,
+        counts: counts_total,
+        elapsed_s,
+        backend: engine
+            .as_ref()
+            .map_or("cpu".into(), |e| format!("gpu ({})", e.name())),
+    })
+}
+
+/// The counts `[search] counts` lists.
+fn search_counts(file: &ScenarioFile, catalog: &Catalog, origin: &str) -> Result<Vec<u32>, Error> {
+    let mut f = file.clone();
+    if let Some(s) = f.search.as_mut() {
+        s.accelerators = None;
+    }
+    let space = SearchSpace::resolve(&f, catalog, Objective::Time, origin)?;
+    Ok(space.axes[crate::search::AXIS_COUNT].clone())
+}
+
+fn to_plan(entry: TopEntry, e: Estimate, binding_constraint: String) -> Plan {
+    Plan {
+        layout: entry.layout,
+        estimate: entry.estimate,
+        time_to_train_days: e.time_to_train_s / 86400.0,
+        binding_constraint,
+        metrics: e,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn count_grid_steps_by_half_and_reaches_the_cap() {
+        let g = count_grid(100_000);
+        assert_eq!(&g[..4], &[64, 96, 128, 192]);
+        assert_eq!(*g.last().unwrap(), 98304);
+        assert!(g.contains(&65536));
+        assert!(g
+            .windows(2)
+            .all(|w| w[0] < w[1] && w[1] as f64 / w[0] as f64 <= 1.5 + 1e-9));
+    }
+
+    fn an_estimate(power_mw: f64, cost_usd: f64, days: f64, goodput: f64) -> Estimate {
+        use crate::model::test_support::*;
+        let e =
+            crate::model::run::estimate(&llama3_8b(), &training(), &h100(), &economics(), &plain_layout());
+        Estimate {
+            power_mw,
+            cost_usd,
+            time_to_train_s: days * 86400.0,
+            goodput,
+            ..e
+        }
+    }
+
+    #[test]
+    fn binding_names_the_limit_within_ten_percent_else_the_failures() {
+        let limits = ConstraintsSection {
+            budget_usd: Some(100e9),
+            power_mw: Some(5000.0),
+            max_days: Some(365.0),
+            max_accelerators: Some(1_000_000),
+        };
+        let at_power = an_estimate(4980.0, 60e9, 100.0, 0.95);
+        assert_eq!(
+            binding(&limits, &at_power, 100_000, 2e-5, None),
+            "power-bound: 4.98 GW used of 5.00 GW"
+        );
+        let at_budget = an_estimate(3000.0, 95e9, 100.0, 0.95);
+        assert_eq!(
+            binding(&limits, &at_budget, 100_000, 2e-5, None),
+            "budget-bound: $95.00B spent of $100.00B"
+        );
+        let at_deadline = an_estimate(300.0, 5e9, 360.0, 0.95);
+        assert_eq!(
+            binding(&limits, &at_deadline, 10_000, 2e-5, None),
+            "deadline-bound: 360.0 days of 365"
+        );
+        let at_count = an_estimate(300.0, 5e9, 100.0, 0.95);
+        assert_eq!(
+            binding(&limits, &at_count, 950_000, 2e-5, None),
+            "count-bound: 950000 accelerators of 1000000"
+        );
+        // A larger cluster whose steps are faster but which trains slower: failures bind.
+        // 131,072 accelerators failing 2e-5 times an hour each: one interruption every 22.9 min.
+        let failing = an_estimate(300.0, 17e9, 100.0, 0.54);
+        let larger = Estimate {
+            tokens_per_s: failing.tokens_per_s * 1.3,
+            goodput: 0.4,
+            ..an_estimate(450.0, 26e9, 110.0, 0.4)
+        };
+        assert_eq!(
+            binding(&limits, &failing, 131_072, 2e-5, Some(&larger)),
+            "reliability-bound: goodput 54 %, an interruption every 23 min"
+        );
+        let slower_steps = Estimate {
+            tokens_per_s: failing.tokens_per_s * 0.9,
+            ..larger
+        };
+        assert_eq!(
+            binding(&limits, &failing, 131_072, 2e-5, Some(&slower_steps)),
+            "scale-bound: a larger cluster steps slower"
+        );
+        let faster = an_estimate(450.0, 26e9, 80.0, 0.4);
+        assert_eq!(
+            binding(&limits, &failing, 131_072, 2e-5, Some(&faster)),
+            "none binding (closest limit at 27 %)"
+        );
+        assert_eq!(
+            binding(&ConstraintsSection::default(), &failing, 64, 2e-5, None),
+            "unconstrained"
+        );
+    }
+
+    #[test]
+    fn dominance_needs_no_worse_everywhere_and_better_somewhere() {
+        let a = an_estimate(1.0, 10.0, 10.0, 1.0);
+        let cheaper = an_estimate(1.0, 9.0, 10.0, 1.0);
+        let slower_cheaper = an_estimate(1.0, 9.0, 11.0, 1.0);
+        assert!(dominates(&cheaper, &a) && !dominates(&a, &cheaper));
+        assert!(!dominates(&slower_cheaper, &a) && !dominates(&a, &slower_cheaper));
+        assert!(!dominates(&a, &a));
+    }
+}
