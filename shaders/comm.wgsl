@@ -34,7 +34,7 @@ fn slowest_link(hw: GpuAccelerator, span: f32) -> vec2<f32> {
         return vec2<f32>(inter_site_bandwidth(hw), hw.inter_site_latency_s);
     }
     if span > hw.pod_size {
-        return vec2<f32>(cross_pod_bandwidth(hw), hw.scale_out_latency_s);
+        return vec2<f32>(cross_pod_bandwidth(hw), hw.cross_pod_latency_s);
     }
     if span > hw.scale_up_domain {
         return vec2<f32>(scale_out_bandwidth(hw), hw.scale_out_latency_s);
@@ -67,7 +67,7 @@ fn hierarchical_s(hw: GpuAccelerator, bytes: f32, size: f32, stride: f32, passes
     var b = bytes / in_domain;
     let pod_s = ring_s(b, in_pod / in_domain, passes, scale_out_bandwidth(hw), hw.scale_out_latency_s);
     b = b / (in_pod / in_domain);
-    let cross_pod_s = ring_s(b, in_site / in_pod, passes, cross_pod_bandwidth(hw), hw.scale_out_latency_s);
+    let cross_pod_s = ring_s(b, in_site / in_pod, passes, cross_pod_bandwidth(hw), hw.cross_pod_latency_s);
     b = b / (in_site / in_pod);
     let sites_s = ring_s(b, size / in_site, passes, inter_site_bandwidth(hw), hw.inter_site_latency_s);
     return domain_s + pod_s + cross_pod_s + sites_s;

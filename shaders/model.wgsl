@@ -54,6 +54,7 @@ struct GpuAccelerator {
     memory_reserve_bytes: f32,
     pod_size: f32,
     pod_oversubscription: f32,
+    cross_pod_latency_s: f32,
     site_size: f32,
     inter_site_bytes_per_s: f32,
     inter_site_latency_s: f32,
@@ -78,7 +79,6 @@ struct GpuAccelerator {
     restart_s: f32,
     pricing: u32,
     supports_dtype: u32,
-    pad0: u32,
     pad1: u32,
 }
 

@@ -24,6 +24,8 @@ pub struct Facility {
     pub pod_size: f64,
     /// Oversubscription of the fabric above a pod.
     pub pod_oversubscription: f64,
+    /// Latency a step across pods adds to the scale-out latency (more switch hops, longer fibre).
+    pub cross_pod_latency_us: f64,
     /// Facility power one site can supply; 0 for a single site of any size.
     pub site_power_mw: f64,
     /// Inter-site bandwidth per accelerator is its NIC rate divided by this.
@@ -53,6 +55,7 @@ struct FacilityFile {
     electricity_usd_per_mwh: Option<f64>,
     pod_size: Option<f64>,
     pod_oversubscription: Option<f64>,
+    cross_pod_latency_us: Option<f64>,
     site_power_mw: Option<f64>,
     site_oversubscription: Option<f64>,
     inter_site_latency_ms: Option<f64>,
@@ -84,6 +87,7 @@ impl Facility {
                 electricity_usd_per_mwh,
                 pod_size,
                 pod_oversubscription,
+                cross_pod_latency_us,
                 site_power_mw,
                 site_oversubscription,
                 inter_site_latency_ms,
@@ -315,6 +319,7 @@ impl Catalog {
                 electricity_usd_per_mwh: 0.0,
                 pod_size: 1e30,
                 pod_oversubscription: 1.0,
+                cross_pod_latency_us: 0.0,
                 site_power_mw: 0.0,
                 site_oversubscription: 1.0,
                 inter_site_latency_ms: 0.0,
@@ -571,6 +576,7 @@ impl Catalog {
             scale_out_latency_s: spec.scale_out_latency_us * 1e-6,
             pod_size: facility.pod_size,
             pod_oversubscription: facility.pod_oversubscription,
+            cross_pod_latency_s: spec.scale_out_latency_us * 1e-6 + facility.cross_pod_latency_us * 1e-6,
             site_size: facility.site_size(spec.power_all_in_w),
             inter_site_bytes_per_s: spec.scale_out_gbps * 1e9 / 8.0 / facility.site_oversubscription,
             inter_site_latency_s: facility.inter_site_latency_ms * 1e-3,

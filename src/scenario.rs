@@ -110,6 +110,7 @@ pub struct ClusterSection {
     pub failure_rate_per_hour: Option<f64>,
     pub pod_size: Option<f64>,
     pub pod_oversubscription: Option<f64>,
+    pub cross_pod_latency_us: Option<f64>,
     pub site_power_mw: Option<f64>,
     pub site_oversubscription: Option<f64>,
     pub inter_site_latency_ms: Option<f64>,
@@ -266,6 +267,9 @@ pub fn resolve_facility(c: &ClusterSection, catalog: &Catalog) -> Result<Facilit
             ));
         }
         f.pod_oversubscription = v;
+    }
+    if let Some(v) = c.cross_pod_latency_us {
+        f.cross_pod_latency_us = non_negative("cluster", "cross_pod_latency_us", v)?;
     }
     if let Some(v) = c.site_power_mw {
         f.site_power_mw = non_negative("cluster", "site_power_mw", v)?;

@@ -66,7 +66,7 @@ pub fn slowest_link(hw: &Hardware, span: f64) -> (f64, f64) {
     if span > hw.site_size {
         (inter_site_bandwidth(hw), hw.inter_site_latency_s)
     } else if span > hw.pod_size {
-        (cross_pod_bandwidth(hw), hw.scale_out_latency_s)
+        (cross_pod_bandwidth(hw), hw.cross_pod_latency_s)
     } else if span > hw.scale_up_domain as f64 {
         (scale_out_bandwidth(hw), hw.scale_out_latency_s)
     } else {
@@ -120,7 +120,7 @@ pub fn hierarchical_s(hw: &Hardware, bytes: f64, size: f64, stride: f64, passes:
         in_site / in_pod,
         passes,
         cross_pod_bandwidth(hw),
-        hw.scale_out_latency_s,
+        hw.cross_pod_latency_s,
     );
     let bytes = bytes / (in_site / in_pod);
     let sites_s = ring_s(
@@ -275,10 +275,29 @@ mod tests {
                 2.0,
                 2.0,
                 scale_out_bandwidth(&hw) / 7.0,
-                hw.scale_out_latency_s,
+                hw.cross_pod_latency_s,
             );
         assert!((hierarchical_s(&hw, 1e9, 128.0, 1.0, 2.0) - expected).abs() < 1e-12);
         assert!(two_pods <= expected);
+    }
+
+    #[test]
+    fn a_step_across_pods_pays_the_longer_path() {
+        let mut hw = h100();
+        hw.pod_size = 64.0;
+        // The fixture's 13 us: 10 us of scale-out latency and 3 us for the aggregation layer.
+        assert_eq!(slowest_link(&hw, 128.0), (scale_out_bandwidth(&hw), 13e-6));
+        // Small messages are latency-bound: a ring of 1,024 ranks across 16 pods pays the
+        // extra 3 us in each of its 2 x 1,023 steps.
+        let (crossing, one_pod) = (flat_ring_s(&hw, 8.0, 1024.0, 1.0, 2.0), {
+            let mut unbounded = hw;
+            unbounded.pod_size = 1e30;
+            flat_ring_s(&unbounded, 8.0, 1024.0, 1.0, 2.0)
+        });
+        assert!(
+            (crossing - one_pod - 2.0 * 1023.0 * 3e-6).abs() < 1e-9,
+            "{crossing} {one_pod}"
+        );
     }
 
     #[test]

@@ -272,6 +272,9 @@ pub struct Hardware {
     pub pod_size: f64,
     /// Oversubscription of the fabric above a pod (1 = full bisection everywhere).
     pub pod_oversubscription: f64,
+    /// Latency of a step across pods: the scale-out latency plus the extra switch hops and fibre
+    /// of the aggregation layer.
+    pub cross_pod_latency_s: f64,
     /// Accelerators one site (campus) can power; a larger cluster spans several sites.
     pub site_size: f64,
     /// Per-accelerator share of the inter-site bandwidth, one direction.

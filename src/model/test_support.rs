@@ -75,6 +75,7 @@ pub fn h100() -> Hardware {
         scale_out_latency_s: 10e-6,
         pod_size: 1e9,
         pod_oversubscription: 1.0,
+        cross_pod_latency_s: 13e-6,
         site_size: 1e30,
         inter_site_bytes_per_s: 50e9 / 16.0,
         inter_site_latency_s: 1e-3,

@@ -67,6 +67,7 @@ pub struct GpuAccelerator {
     pub memory_reserve_bytes: f32,
     pub pod_size: f32,
     pub pod_oversubscription: f32,
+    pub cross_pod_latency_s: f32,
     pub site_size: f32,
     pub inter_site_bytes_per_s: f32,
     pub inter_site_latency_s: f32,
@@ -91,7 +92,6 @@ pub struct GpuAccelerator {
     pub restart_s: f32,
     pub pricing: u32,
     pub supports_dtype: u32,
-    pub pad0: u32,
     pub pad1: u32,
 }
 
@@ -233,6 +233,7 @@ pub fn gpu_accelerator(a: &SpaceAccelerator) -> GpuAccelerator {
         memory_reserve_bytes: hw.memory_reserve_bytes as f32,
         pod_size: hw.pod_size as f32,
         pod_oversubscription: hw.pod_oversubscription as f32,
+        cross_pod_latency_s: hw.cross_pod_latency_s as f32,
         site_size: hw.site_size as f32,
         inter_site_bytes_per_s: hw.inter_site_bytes_per_s as f32,
         inter_site_latency_s: hw.inter_site_latency_s as f32,
@@ -260,7 +261,6 @@ pub fn gpu_accelerator(a: &SpaceAccelerator) -> GpuAccelerator {
             Pricing::Capex => 1,
         },
         supports_dtype: a.supports_dtype as u32,
-        pad0: 0,
         pad1: 0,
     }
 }

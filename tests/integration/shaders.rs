@@ -115,6 +115,7 @@ fn host_structs_match_their_wgsl_twins() {
             memory_reserve_bytes,
             pod_size,
             pod_oversubscription,
+            cross_pod_latency_s,
             site_size,
             inter_site_bytes_per_s,
             inter_site_latency_s,
@@ -139,7 +140,6 @@ fn host_structs_match_their_wgsl_twins() {
             restart_s,
             pricing,
             supports_dtype,
-            pad0,
             pad1,
         ]
     );
