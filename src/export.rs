@@ -94,6 +94,15 @@ pub fn human_bytes(b: f64) -> String {
     format!("{:.2} GB", b / 1e9)
 }
 
+/// Megawatts to three significant figures at most ("283 MW", "2.95 MW").
+pub fn human_mw(mw: f64) -> String {
+    match mw.abs() {
+        x if x >= 100.0 => format!("{mw:.0} MW"),
+        x if x >= 10.0 => format!("{mw:.1} MW"),
+        _ => format!("{mw:.2} MW"),
+    }
+}
+
 /// Dollars with a magnitude suffix.
 pub fn human_usd(v: f64) -> String {
     match v.abs() {
@@ -588,7 +597,7 @@ impl Exporter for TableExporter {
             let (l, e) = (&best.layout, &best.metrics);
             out += &format!(
                 "The plan: {} x {}, tp {} pp {} dp {} cp {} ep {} (microbatch {}, interleave {}, recompute {}, zero {}), \
-                 {:.1} days to train, {:.0} MW, {}, {:.3e} MWh, MFU {:.1} %, goodput {:.1} %. {}.\n\n",
+                 {:.1} days to train, {}, {}, {:.3e} MWh, MFU {:.1} %, goodput {:.1} %. {}.\n\n",
                 l.count,
                 l.accelerator,
                 l.tp,
@@ -601,7 +610,7 @@ impl Exporter for TableExporter {
                 l.recompute.name(),
                 l.zero,
                 best.time_to_train_days,
-                e.power_mw,
+                human_mw(e.power_mw),
                 human_usd(e.cost_usd),
                 e.energy_mwh,
                 100.0 * e.mfu,
@@ -660,7 +669,7 @@ fn plan_table(plans: &[Plan]) -> Table {
         let mut row = layout_cells(&p.layout);
         row.extend([
             Cell::new(format!("{:.1}", p.time_to_train_days)),
-            Cell::new(format!("{:.0}", e.power_mw)),
+            Cell::new(human_mw(e.power_mw).trim_end_matches(" MW").to_string()),
             Cell::new(human_usd(e.cost_usd)),
             Cell::new(format!("{:.3e}", e.energy_mwh)),
             Cell::new(format!("{:.1} %", 100.0 * e.mfu)),

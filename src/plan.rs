@@ -204,7 +204,7 @@ fn human_power(mw: f64) -> String {
     if mw >= 1000.0 {
         format!("{:.2} GW", mw / 1000.0)
     } else {
-        format!("{mw:.1} MW")
+        crate::export::human_mw(mw)
     }
 }
 
