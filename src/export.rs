@@ -648,6 +648,9 @@ impl Exporter for TableExporter {
         for s in &r.skipped_accelerators {
             out += &format!("left out: {s}\n");
         }
+        for n in &r.notes {
+            out += &format!("note: {n}\n");
+        }
         Ok(out)
     }
 }

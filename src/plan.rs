@@ -16,10 +16,11 @@ use crate::model::run::{Estimate, Pricing};
 use crate::scenario::{resolve_facility, ScenarioFile};
 use crate::search::{AxisSpec, Objective, SearchSpace};
 use crate::sweep::cpu::sweep_cpu;
-use crate::sweep::driver::Backend;
-use crate::sweep::gpu::{select_adapters, GpuEngine};
+use crate::sweep::driver::{gpu_then_cpu, open_engines, Adapters, Backend};
+use crate::sweep::gpu::GpuTimings;
 use crate::sweep::{top_entry, Counts, Partial, SweepLayout, TopEntry};
 use serde::{Deserialize, Serialize};
+use std::sync::Mutex;
 
 /// `[constraints]` as written.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -87,6 +88,8 @@ pub struct PlanReport {
     pub counts: Counts,
     pub elapsed_s: f64,
     pub backend: String,
+    /// What went wrong on the way and how it was handled (a GPU that failed mid-plan).
+    pub notes: Vec<String>,
 }
 
 /// The scenario `clustersweep plan` runs with no file: the question from the news. A dense
@@ -370,31 +373,12 @@ pub fn plan(
         work.push((id, counts));
     }
 
-    // The engine: a hardware GPU, or the CPU.
-    let engine = match opts.backend {
-        Backend::Cpu => None,
-        Backend::Gpu | Backend::Auto => {
-            let adapters = select_adapters();
-            match adapters {
-                Ok(list) => {
-                    let chosen = list.iter().find(|a| {
-                        opts.backend == Backend::Gpu || a.get_info().device_type != wgpu::DeviceType::Cpu
-                    });
-                    match chosen.map(GpuEngine::new) {
-                        Some(Ok(e)) => Some(e),
-                        Some(Err(m)) if opts.backend == Backend::Gpu => {
-                            return Err(Error::Usage(format!("--backend gpu: {m}")))
-                        }
-                        _ => None,
-                    }
-                }
-                Err(m) if opts.backend == Backend::Gpu => {
-                    return Err(Error::Usage(format!("--backend gpu: {m}")))
-                }
-                Err(_) => None,
-            }
-        }
-    };
+    // The engine: a GPU as `--backend` asks (the sweep's rules), or the CPU.
+    let notes = Mutex::new(vec![]);
+    let timings = Mutex::new(GpuTimings::default());
+    let engine = open_engines(opts.backend, Adapters::Best, &notes)?
+        .into_iter()
+        .next();
 
     // One space per (accelerator, count) pair; each pair's fastest layout that fits.
     let mut spaces = vec![];
@@ -413,14 +397,10 @@ pub fn plan(
     }
     let clock = std::time::Instant::now();
     let fastest = |space: &SearchSpace| -> Partial {
+        let range = 0..space.size;
         match &engine {
-            Some(e) => match e.sweep(space, 0..space.size, 1, &|_, _| {}) {
-                Ok((p, _)) => p,
-                Err(f) => f
-                    .partial
-                    .merge(sweep_cpu(space, f.completed..space.size, 1, &|_, _| {})),
-            },
-            None => sweep_cpu(space, 0..space.size, 1, &|_, _| {}),
+            Some(e) => gpu_then_cpu(e, space, range, 1, &|_, _| {}, &notes, &timings),
+            None => sweep_cpu(space, range, 1, &|_, _| {}),
         }
     };
     // Pairs are small spaces: the CPU runs them in parallel, one per core; a GPU one by one.
@@ -508,6 +488,7 @@ pub fn plan(
         skipped_accelerators: skipped,
         counts: counts_total,
         elapsed_s,
+        notes: notes.into_inner().expect("notes lock"),
         backend: engine
             .as_ref()
             .map_or("cpu".into(), |e| format!("gpu ({})", e.name())),

@@ -175,17 +175,18 @@ fn describe_objective(objective: Objective, v: f64) -> String {
     }
 }
 
-/// Sweep one range on the GPU engine, finishing on the CPU if it fails.
-fn gpu_then_cpu(
+/// Sweep one range on the GPU engine, finishing on the CPU if it fails (and saying so in
+/// `notes`). The sweep and the planner both go through here.
+pub fn gpu_then_cpu(
     engine: &GpuEngine,
     space: &SearchSpace,
     range: Range<u64>,
     k: usize,
-    progress: &Progress,
+    progress: &(dyn Fn(u64, f64) + Sync),
     notes: &Mutex<Vec<String>>,
     timings: &Mutex<GpuTimings>,
 ) -> Partial {
-    match engine.sweep(space, range.clone(), k, &|n, best| progress.advance(n, best)) {
+    match engine.sweep(space, range.clone(), k, progress) {
         Ok((partial, t)) => {
             let mut all = timings.lock().expect("timings lock");
             all.gpu_s += t.gpu_s;
@@ -203,11 +204,66 @@ fn gpu_then_cpu(
             ));
             failure
                 .partial
-                .merge(sweep_cpu(space, failure.completed..range.end, k, &|n, best| {
-                    progress.advance(n, best)
-                }))
+                .merge(sweep_cpu(space, failure.completed..range.end, k, progress))
         }
     }
+}
+
+/// The GPU engines `backend` asks for: none for `cpu`; for `auto`, hardware adapters only
+/// (with one line on stderr when only a software adapter or none is found); for `gpu`, any
+/// adapter, and an error when none opens. Adapters that fail to open are noted in `notes`.
+pub fn open_engines(
+    backend: Backend,
+    adapters: Adapters,
+    notes: &Mutex<Vec<String>>,
+) -> Result<Vec<GpuEngine>, Error> {
+    if backend == Backend::Cpu {
+        return Ok(vec![]);
+    }
+    let found = match select_adapters() {
+        Ok(found) => found,
+        Err(message) => {
+            if backend == Backend::Gpu {
+                return Err(Error::Usage(format!("--backend gpu: {message}")));
+            }
+            eprintln!("note: {message}: sweeping on the CPU");
+            return Ok(vec![]);
+        }
+    };
+    let hardware: Vec<&wgpu::Adapter> = found
+        .iter()
+        .filter(|a| backend == Backend::Gpu || a.get_info().device_type != wgpu::DeviceType::Cpu)
+        .collect();
+    if hardware.is_empty() {
+        eprintln!(
+            "note: only a software adapter ({}) is available, slower here than the CPU backend: sweeping on the CPU (--backend gpu uses it anyway)",
+            found[0].get_info().name
+        );
+    }
+    let take = if adapters == Adapters::All {
+        hardware.len()
+    } else {
+        hardware.len().min(1)
+    };
+    let mut engines = vec![];
+    for a in hardware.into_iter().take(take) {
+        match GpuEngine::new(a) {
+            Ok(e) => engines.push(e),
+            Err(message) => notes.lock().expect("notes lock").push(message),
+        }
+    }
+    if engines.is_empty() && backend == Backend::Gpu {
+        return Err(Error::Usage(format!(
+            "--backend gpu: no usable adapter could be opened{}",
+            notes
+                .lock()
+                .expect("notes lock")
+                .first()
+                .map(|m| format!(" ({m})"))
+                .unwrap_or_default()
+        )));
+    }
+    Ok(engines)
 }
 
 /// Run a sweep as the options ask.
@@ -221,57 +277,7 @@ pub fn run_sweep(space: &SearchSpace, opts: &SweepOptions) -> Result<SweepReport
     let timings = Mutex::new(GpuTimings::default());
     let progress = Progress::new(range.end - range.start, opts.progress, space.objective);
 
-    // Which engines.
-    let engines: Vec<GpuEngine> = match opts.backend {
-        Backend::Cpu => vec![],
-        Backend::Gpu | Backend::Auto => match select_adapters() {
-            Ok(adapters) => {
-                let hardware: Vec<&wgpu::Adapter> = adapters
-                    .iter()
-                    .filter(|a| {
-                        opts.backend == Backend::Gpu || a.get_info().device_type != wgpu::DeviceType::Cpu
-                    })
-                    .collect();
-                if hardware.is_empty() {
-                    eprintln!(
-                        "note: only a software adapter ({}) is available, slower here than the CPU backend: sweeping on the CPU (--backend gpu uses it anyway)",
-                        adapters[0].get_info().name
-                    );
-                }
-                let take = if opts.adapters == Adapters::All {
-                    hardware.len()
-                } else {
-                    hardware.len().min(1)
-                };
-                let mut engines = vec![];
-                for a in hardware.into_iter().take(take) {
-                    match GpuEngine::new(a) {
-                        Ok(e) => engines.push(e),
-                        Err(message) => notes.lock().expect("notes lock").push(message),
-                    }
-                }
-                if engines.is_empty() && opts.backend == Backend::Gpu {
-                    return Err(Error::Usage(format!(
-                        "--backend gpu: no usable adapter could be opened{}",
-                        notes
-                            .lock()
-                            .expect("notes lock")
-                            .first()
-                            .map(|m| format!(" ({m})"))
-                            .unwrap_or_default()
-                    )));
-                }
-                engines
-            }
-            Err(message) => {
-                if opts.backend == Backend::Gpu {
-                    return Err(Error::Usage(format!("--backend gpu: {message}")));
-                }
-                eprintln!("note: {message}: sweeping on the CPU");
-                vec![]
-            }
-        },
-    };
+    let engines = open_engines(opts.backend, opts.adapters, &notes)?;
 
     let clock = std::time::Instant::now();
     let partial = if engines.is_empty() {
@@ -287,7 +293,8 @@ pub fn run_sweep(space: &SearchSpace, opts: &SweepOptions) -> Result<SweepReport
                 .map(|(i, engine)| {
                     let part = range.start + size * i as u64 / n..range.start + size * (i as u64 + 1) / n;
                     let (progress, notes, timings) = (&progress, &notes, &timings);
-                    scope.spawn(move || gpu_then_cpu(engine, space, part, k, progress, notes, timings))
+                    let advance = move |n, best| progress.advance(n, best);
+                    scope.spawn(move || gpu_then_cpu(engine, space, part, k, &advance, notes, timings))
                 })
                 .collect();
             handles

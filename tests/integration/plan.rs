@@ -478,3 +478,49 @@ fn bad_constraint_exits_2_naming_the_key() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("power_gw"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_gpu_that_fails_mid_plan_is_finished_on_the_cpu_and_noted() {
+    if crate::gpu::engine().is_none() {
+        return;
+    }
+    let path = temp_file(
+        "plan-fault",
+        "plan.toml",
+        &format!("{SMALL_PLAN}\n[constraints]\npower_mw = 0.2\n"),
+    );
+    let run = |backend: &str, fault: Option<&str>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_clustersweep"));
+        command.args([
+            "plan",
+            path.to_str().unwrap(),
+            "--backend",
+            backend,
+            "--json",
+            "--top",
+            "5",
+        ]);
+        if let Some(after) = fault {
+            command.env("CLUSTERSWEEP_GPU_FAULT_AFTER", after);
+        }
+        let o = command.output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice::<Value>(&o.stdout).unwrap()
+    };
+    let (cpu, faulty) = (run("cpu", None), run("gpu", Some("0")));
+    let notes = faulty["notes"].as_array().unwrap();
+    assert!(
+        !notes.is_empty() && notes[0].as_str().unwrap().contains("the CPU finished"),
+        "{notes:?}"
+    );
+    let pairs = |v: &Value| {
+        v["plans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p["layout"].clone(), p["step_time_s"].as_f64().unwrap()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(pairs(&faulty), pairs(&cpu));
+    assert_eq!(faulty["counts"], cpu["counts"]);
+}
