@@ -36,6 +36,11 @@ fn goodput(accs: f32, m: GpuModel, t: Training, hw: GpuAccelerator) -> vec2<f32>
     return vec2<f32>(max(1.0 - waste, 1e-6), interval_s);
 }
 
+// Twin of facility_power_mw: all-in power times the PUE, MW.
+fn facility_power_mw(accs: f32, hw: GpuAccelerator) -> f32 {
+    return accs * hw.power_all_in_w * hw.pue / 1e6;
+}
+
 fn estimate_with(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout) -> Estimate {
     let breakdown = step_breakdown_with(p, m, t, hw, l);
     let memory = memory_breakdown_with(p, m, t, hw, l);
@@ -49,7 +54,7 @@ fn estimate_with(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAccelerator, l:
     let used = memory_breakdown_total_bytes(memory);
     let good = goodput(accs, m, t, hw);
     let time_to_train_s = t.tokens / tokens_per_s / good.x;
-    let power_mw = accs * hw.power_all_in_w * hw.pue / 1e6;
+    let power_mw = facility_power_mw(accs, hw);
     let energy_mwh = power_mw * hw.average_power_fraction * time_to_train_s / 3600.0;
     var cost_usd = accs * hw.price_per_hour_usd * time_to_train_s / 3600.0;
     if hw.pricing == 1u {

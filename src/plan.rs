@@ -12,13 +12,13 @@
 
 use crate::catalog::Catalog;
 use crate::error::Error;
-use crate::model::run::{Estimate, Pricing};
+use crate::model::run::{facility_power_mw, Estimate, Pricing};
 use crate::scenario::{resolve_facility, ScenarioFile};
 use crate::search::{AxisSpec, Objective, SearchSpace};
 use crate::sweep::cpu::sweep_cpu;
 use crate::sweep::driver::{gpu_then_cpu, open_engines, Adapters, Backend};
 use crate::sweep::gpu::GpuTimings;
-use crate::sweep::{top_entry, Counts, Partial, SweepLayout, TopEntry};
+use crate::sweep::{objective_value, top_entry, Counts, Partial, SweepLayout, TopEntry};
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 
@@ -279,10 +279,6 @@ fn binding(
     }
 }
 
-fn objective_value(objective: Objective, e: &Estimate) -> f64 {
-    crate::sweep::objective_value(objective, e)
-}
-
 /// True when `a` is at least as good as `b` on time, cost and energy, and better on one.
 pub fn dominates(a: &Estimate, b: &Estimate) -> bool {
     let (at, ac, ae) = (a.time_to_train_s, a.cost_usd, a.energy_mwh);
@@ -330,6 +326,11 @@ pub fn plan(
     whole.search = Some(search.clone());
     let base = SearchSpace::resolve(&whole, catalog, Objective::Time, origin)?;
 
+    // `[search] counts`, when given, are the same for every accelerator.
+    let listed_counts = match file.search.as_ref().and_then(|s| s.counts.as_ref()) {
+        Some(_) => Some(search_counts(file, catalog, origin)?),
+        None => None,
+    };
     let mut skipped = vec![];
     let mut work: Vec<(String, Vec<u32>)> = vec![];
     for acc in &base.accelerators {
@@ -348,7 +349,7 @@ pub fn plan(
             ));
             continue;
         }
-        let per_accelerator_mw = acc.economics.power_all_in_w * acc.economics.pue / 1e6;
+        let per_accelerator_mw = facility_power_mw(1.0, &acc.economics);
         let mut max = constraints.max_accelerators.unwrap_or(u64::MAX);
         if let Some(p) = constraints.power_mw {
             max = max.min((p / per_accelerator_mw).floor() as u64);
@@ -356,8 +357,8 @@ pub fn plan(
         if let (Some(b), Pricing::Capex) = (constraints.budget_usd, pricing) {
             max = max.min((b / acc.economics.capex_per_accelerator_usd).floor() as u64);
         }
-        let counts = match &file.search.as_ref().and_then(|s| s.counts.clone()) {
-            Some(_) => search_counts(file, catalog, origin)?,
+        let counts = match &listed_counts {
+            Some(listed) => listed.clone(),
             None if max == u64::MAX => {
                 return Err(err(
                     "[constraints] give power_mw, budget_usd (with pricing = \"capex\") or max_accelerators, or [search] counts, so the planner knows how large to go".into(),

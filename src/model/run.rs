@@ -101,6 +101,12 @@ pub fn goodput(
     ((1.0 - waste).max(1e-6), interval_s)
 }
 
+/// Facility power of `accelerators`: all-in nameplate power (host, network and cooling share
+/// included) times the PUE, MW. The planner bounds cluster sizes by it.
+pub fn facility_power_mw(accelerators: f64, economics: &Economics) -> f64 {
+    accelerators * economics.power_all_in_w * economics.pue / 1e6
+}
+
 /// Estimate one layout end to end.
 pub fn estimate(
     model: &Transformer,
@@ -140,7 +146,7 @@ pub fn estimate_with(
     let used = memory.total_bytes();
     let (goodput, checkpoint_interval_s) = goodput(accelerators, model, training, economics);
     let time_to_train_s = training.tokens / tokens_per_s / goodput;
-    let power_mw = accelerators * economics.power_all_in_w * economics.pue / 1e6;
+    let power_mw = facility_power_mw(accelerators, economics);
     let energy_mwh = power_mw * economics.average_power_fraction * time_to_train_s / 3600.0;
     let cost_usd = match economics.pricing {
         Pricing::Rental => accelerators * economics.price_per_hour_usd * time_to_train_s / 3600.0,
