@@ -24,7 +24,7 @@ fn gemm_time_s(m: f32, n: f32, k: f32, hw: GpuAccelerator, dtype: u32) -> f32 {
     return max(compute_s, memory_time_s(bytes, hw));
 }
 
-fn attention_time_s(flops: f32, hd: f32, q_tokens: f32, hw: GpuAccelerator, dtype: u32) -> f32 {
+fn attention_time_s(flops: f32, hd: f32, q_tokens: f32, hw: GpuAccelerator, dtype: u32, kernel: u32) -> f32 {
     let shape = saturation(hd, ATTENTION_HEAD_DIM_HALF) * saturation(q_tokens, hw.gemm_half_dim);
-    return flops / (peak(hw, activation_dtype(dtype)) * hw.attention * shape);
+    return flops / (peak(hw, activation_dtype(dtype)) * fused_attention(hw, kernel) * shape);
 }

@@ -48,7 +48,7 @@ fn attention_core_flops(s: LocalShape, causal: f32) -> f32 {
 }
 
 fn causal_fraction(t: Training) -> f32 {
-    return select(1.0, 0.5, t.flash_attention);
+    return select(1.0, 0.5, attention_is_fused(t.attention));
 }
 
 const FLASH_BACKWARD_RATIO: f32 = 2.5;
@@ -95,6 +95,10 @@ fn router_params(m: GpuModel) -> f32 {
 
 fn norm_params(m: GpuModel) -> f32 {
     return 2.0 * f32(m.hidden);
+}
+
+fn tensors_per_layer(m: GpuModel) -> f32 {
+    return select(12.0, 9.0, m.ffn_kind == FFN_SWIGLU);
 }
 
 fn embedding_params(m: GpuModel) -> f32 {

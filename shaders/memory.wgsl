@@ -21,12 +21,12 @@ fn layer_activation_bytes(s: LocalShape, t: Training, moe: bool, experts_per_tok
     let attn_out = s.heads * s.head_dim;
     let gemm_in = gemm_input_bytes(t.dtype);
     var projection_input = 2.0 * tk * attn_out;
-    if t.flash_attention && is_low_precision(t.dtype) {
+    if attention_is_fused(t.attention) && is_low_precision(t.dtype) {
         projection_input = (2.0 + gemm_in) * tk * attn_out;
     }
     let attention_block = 4.0 * tk * r + gemm_in * tk * r + 2.0 * tk * qkv_width(s) + projection_input + mask * tk * r;
     var core = (2.0 + 3.0 * mask) * tk * s.kv_tokens * s.heads;
-    if t.flash_attention {
+    if attention_is_fused(t.attention) {
         core = 4.0 * tk * s.heads;
     }
     var width = s.ffn;
@@ -42,7 +42,7 @@ fn layer_activation_bytes(s: LocalShape, t: Training, moe: bool, experts_per_tok
 
 fn stored_layer_activation_bytes(full: f32, s: LocalShape, t: Training, recompute: u32) -> f32 {
     if recompute == RECOMPUTE_SELECTIVE {
-        if t.flash_attention {
+        if attention_is_fused(t.attention) {
             return full;
         }
         let mask = select(0.0, 1.0, t.dropout);
@@ -105,16 +105,23 @@ fn memory_breakdown_with(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAcceler
     if is_low_precision(t.dtype) {
         weight_bytes = 2.0 * gemm_input_bytes(t.dtype);
     }
-    var weights_bytes = zero_shard(l, 3u, dense, experts, group, expert_group) * weight_bytes;
+    let whole_for_step = l.zero >= 2u && zero_once_per_step(t.stack, l);
+    let weights_stage = select(3u, 4u, whole_for_step);
+    let gradients_stage = select(2u, 4u, whole_for_step);
+    var persistent_weight_bytes = weight_bytes;
+    if l.zero >= 3u && t.stack.zero3_master_only != 0u && !whole_for_step {
+        persistent_weight_bytes = 0.0;
+    }
+    var weights_bytes = zero_shard(l, weights_stage, dense, experts, group, expert_group) * persistent_weight_bytes;
     let stages = stage_layers(m, l);
     let fullest = stages.x;
     let last = stages.y;
-    if l.zero >= 3u {
+    if l.zero >= 3u && !whole_for_step {
         let layer_params = params / max(fullest, 1.0);
         weights_bytes += 2.0 * layer_params * t.weight_bytes;
         weights_bytes += layer_params * t.grad_bytes;
     }
-    let gradients_bytes = zero_shard(l, 2u, dense, experts, group, expert_group) * t.grad_bytes;
+    let gradients_bytes = zero_shard(l, gradients_stage, dense, experts, group, expert_group) * t.grad_bytes;
     let optimizer_bytes = zero_shard(l, 1u, dense, experts, group, expert_group) * t.optimizer_state_bytes;
 
     let stored_layer = p.stored_activation_bytes;

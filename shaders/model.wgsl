@@ -26,17 +26,41 @@ struct GpuModel {
 
 struct GpuTraining {
     dtype: u32,
-    flash_attention: u32,
-    dropout: u32,
     global_batch_bound: u32,
     tokens: f32,
+    objective: u32,
+    n_accelerators: u32,
+    n_stacks: u32,
+    pad0: u32,
+    pad1: u32,
+}
+
+// Twin of Stack (booleans as 0/1) with the training settings that follow from the stack.
+struct GpuStack {
+    tensor_parallel: u32,
+    pipeline_parallel: u32,
+    sequence_parallel: u32,
+    interleave: u32,
+    context_parallel: u32,
+    expert_parallel: u32,
+    tp_overlap: u32,
+    zero_stages: u32,
+    recompute_modes: u32,
+    formats: u32,
+    grad_reduce_overlap: u32,
+    param_gather_overlap: u32,
+    zero_sync: u32,
+    zero3_regathers_for_recompute: u32,
+    zero3_gathers_per_tensor: u32,
+    zero3_master_only: u32,
+    pp_overlap: u32,
+    data_parallel_outermost: u32,
+    attention: u32,
+    dropout: u32,
     weight_bytes: f32,
     grad_bytes: f32,
     optimizer_state_bytes: f32,
     grad_reduce_bytes: f32,
-    objective: u32,
-    n_accelerators: u32,
-    pad0: u32,
 }
 
 struct GpuAccelerator {
@@ -62,6 +86,8 @@ struct GpuAccelerator {
     gemm_half_dim: f32,
     low_precision_gemm: f32,
     attention: f32,
+    attention_flash2: f32,
+    attention_flash1: f32,
     layer_overhead_s: f32,
     step_overhead_s: f32,
     memory: f32,
@@ -79,7 +105,7 @@ struct GpuAccelerator {
     restart_s: f32,
     pricing: u32,
     supports_dtype: u32,
-    pad1: u32,
+    pad0: u32,
 }
 
 const FFN_SWIGLU: u32 = 1u;
@@ -90,6 +116,24 @@ const DTYPE_FP4: u32 = 3u;
 const RECOMPUTE_NONE: u32 = 0u;
 const RECOMPUTE_SELECTIVE: u32 = 1u;
 const RECOMPUTE_FULL: u32 = 2u;
+const ATTENTION_UNFUSED: u32 = 0u;
+const ATTENTION_FLASH1: u32 = 1u;
+const ATTENTION_FLASH2: u32 = 2u;
+const ATTENTION_FLASH3: u32 = 3u;
+const ZERO_SYNC_PER_MICROBATCH: u32 = 0u;
+const ZERO_SYNC_PER_STEP: u32 = 1u;
+const ZERO_SYNC_PER_STEP_WHEN_PIPELINED: u32 = 2u;
+// StackViolation codes (0: none).
+const STACK_TENSOR_PARALLEL: u32 = 1u;
+const STACK_PIPELINE_PARALLEL: u32 = 2u;
+const STACK_SEQUENCE_PARALLEL: u32 = 3u;
+const STACK_TP_OVERLAP: u32 = 4u;
+const STACK_INTERLEAVE: u32 = 5u;
+const STACK_CONTEXT_PARALLEL: u32 = 6u;
+const STACK_EXPERT_PARALLEL: u32 = 7u;
+const STACK_ZERO: u32 = 8u;
+const STACK_RECOMPUTE: u32 = 9u;
+const STACK_FORMAT: u32 = 10u;
 
 // Twin of Layout.
 struct Layout {
@@ -106,7 +150,7 @@ struct Layout {
     zero: u32,
 }
 
-// Twin of Training (the run's settings with one layout's global batch).
+// Twin of Training (the run's settings under one stack, with one layout's global batch).
 struct Training {
     global_batch: u32,
     tokens: f32,
@@ -115,8 +159,65 @@ struct Training {
     grad_bytes: f32,
     optimizer_state_bytes: f32,
     grad_reduce_bytes: f32,
-    flash_attention: bool,
+    attention: u32,
     dropout: bool,
+    stack: GpuStack,
+}
+
+// Twin of AttentionKernel::is_fused.
+fn attention_is_fused(kernel: u32) -> bool {
+    return kernel != ATTENTION_UNFUSED;
+}
+
+// Twin of Efficiency::fused_attention.
+fn fused_attention(hw: GpuAccelerator, kernel: u32) -> f32 {
+    if kernel == ATTENTION_FLASH1 {
+        return hw.attention_flash1;
+    }
+    return select(hw.attention, hw.attention_flash2, kernel == ATTENTION_FLASH2);
+}
+
+// Twin of Stack::zero_once_per_step.
+fn zero_once_per_step(s: GpuStack, l: Layout) -> bool {
+    if s.zero_sync == ZERO_SYNC_PER_STEP {
+        return true;
+    }
+    return s.zero_sync == ZERO_SYNC_PER_STEP_WHEN_PIPELINED && l.pp > 1u;
+}
+
+// Twin of check_stack: 0 when the stack can run the layout, else a StackViolation code.
+fn check_stack(s: GpuStack, l: Layout, dtype: u32) -> u32 {
+    if l.tp > 1u && s.tensor_parallel == 0u {
+        return STACK_TENSOR_PARALLEL;
+    }
+    if l.pp > 1u && s.pipeline_parallel == 0u {
+        return STACK_PIPELINE_PARALLEL;
+    }
+    if l.sequence_parallel && s.sequence_parallel == 0u {
+        return STACK_SEQUENCE_PARALLEL;
+    }
+    if l.tp_overlap && s.tp_overlap == 0u {
+        return STACK_TP_OVERLAP;
+    }
+    if l.interleave > 1u && s.interleave == 0u {
+        return STACK_INTERLEAVE;
+    }
+    if l.cp > 1u && s.context_parallel == 0u {
+        return STACK_CONTEXT_PARALLEL;
+    }
+    if l.ep > 1u && s.expert_parallel == 0u {
+        return STACK_EXPERT_PARALLEL;
+    }
+    if l.zero >= 32u || (s.zero_stages & (1u << l.zero)) == 0u {
+        return STACK_ZERO;
+    }
+    if (s.recompute_modes & (1u << l.recompute)) == 0u {
+        return STACK_RECOMPUTE;
+    }
+    if (s.formats & (1u << dtype)) == 0u {
+        return STACK_FORMAT;
+    }
+    return 0u;
 }
 
 fn ffn_matrices(kind: u32) -> f32 {

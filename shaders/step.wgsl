@@ -37,9 +37,9 @@ fn layer_costs_plus(a: LayerCosts, b: LayerCosts) -> LayerCosts {
 
 fn attention_core_forward_s(s: LocalShape, t: Training, hw: GpuAccelerator) -> f32 {
     let q_tokens = s.tokens / s.microbatch;
-    if t.flash_attention {
+    if attention_is_fused(t.attention) {
         let flops = attention_core_flops(s, causal_fraction(t));
-        return attention_time_s(flops, s.head_dim, q_tokens, hw, t.dtype);
+        return attention_time_s(flops, s.head_dim, q_tokens, hw, t.dtype, t.attention);
     }
     let act = activation_dtype(t.dtype);
     let batch = s.microbatch * s.heads;
@@ -49,23 +49,27 @@ fn attention_core_forward_s(s: LocalShape, t: Training, hw: GpuAccelerator) -> f
 }
 
 fn attention_core_backward_s(forward_s: f32, t: Training) -> f32 {
-    return select(2.0 * forward_s, FLASH_BACKWARD_RATIO * forward_s, t.flash_attention);
+    return select(2.0 * forward_s, FLASH_BACKWARD_RATIO * forward_s, attention_is_fused(t.attention));
 }
 
 fn spans_sites(hw: GpuAccelerator, l: Layout) -> bool {
     return accelerators(l) > hw.site_size;
 }
 
-fn data_parallel_stride(hw: GpuAccelerator, l: Layout) -> f32 {
-    if spans_sites(hw, l) {
+fn data_parallel_outermost(t: Training, hw: GpuAccelerator, l: Layout) -> bool {
+    return t.stack.data_parallel_outermost != 0u || spans_sites(hw, l);
+}
+
+fn data_parallel_stride(t: Training, hw: GpuAccelerator, l: Layout) -> f32 {
+    if data_parallel_outermost(t, hw, l) {
         return f32(l.tp) * f32(l.pp);
     }
     return f32(l.tp);
 }
 
-fn pipeline_stride(hw: GpuAccelerator, l: Layout) -> f32 {
+fn pipeline_stride(t: Training, hw: GpuAccelerator, l: Layout) -> f32 {
     let model_parallel = f32(l.tp) * f32(l.cp);
-    if spans_sites(hw, l) {
+    if data_parallel_outermost(t, hw, l) {
         return model_parallel;
     }
     return model_parallel * f32(l.dp);
@@ -128,7 +132,7 @@ fn layer_costs(m: GpuModel, tr: Training, hw: GpuAccelerator, l: Layout, moe: bo
     let tp_bytes = t * h * 2.0;
     let tp_pass = 2.0 * all_reduce_s(hw, tp_bytes, tp, 1.0);
     var tp_comm_s = tp_pass * (forward_passes + 1.0);
-    if l.tp_overlap && l.sequence_parallel && l.tp > 1u {
+    if tp_overlap_applies(hw, l) {
         tp_comm_s = tp_overlapped_s(tp_pass, gemms, tp) * forward_passes + tp_overlapped_s(tp_pass, 2.0 * gemms, tp);
     }
 
@@ -147,15 +151,23 @@ fn layer_costs(m: GpuModel, tr: Training, hw: GpuAccelerator, l: Layout, moe: bo
     if moe && l.ep > 1u {
         let tokens = select(t, t / tp, l.sequence_parallel);
         let bytes = tokens * f32(m.experts_per_token) * h * 2.0;
-        let a2a = all_to_all_s(hw, bytes, f32(l.ep), data_parallel_stride(hw, l));
+        let a2a = all_to_all_s(hw, bytes, f32(l.ep), data_parallel_stride(tr, hw, l));
         ep_comm_s = a2a * 2.0 * (forward_passes + 1.0);
     }
 
     return LayerCosts(forward_s, backward_s, recompute_s, tp_comm_s, cp_comm_s, ep_comm_s);
 }
 
+fn tp_overlap_applies(hw: GpuAccelerator, l: Layout) -> bool {
+    return l.tp_overlap && l.sequence_parallel && l.tp > 1u && !crosses_domain(f32(l.tp), 1.0, hw);
+}
+
 fn tp_overlapped_s(comm_s: f32, gemm_s: f32, tp: f32) -> f32 {
     return comm_s / tp + max(comm_s - gemm_s, 0.0) * (tp - 1.0) / tp;
+}
+
+fn pipeline_send_exposed_s(send_s: f32, chunk_s: f32, t: Training, l: Layout) -> f32 {
+    return exposed_s(send_s, chunk_s, t.stack.pp_overlap != 0u && l.interleave > 1u);
 }
 
 // (forward, backward) of the output layer for one microbatch on the last stage.
@@ -222,31 +234,59 @@ fn dp_collective(hw: GpuAccelerator, params_dense: f32, params_expert: f32, byte
 
 fn data_parallel_exposed_s(m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout, mbs: f32,
                            stage_forward_s: f32, stage_backward_s: f32, stage_layer_count: f32) -> f32 {
+    let st = t.stack;
     let params = stage_params(m, l);
     let dense = params.x;
     let experts = params.y;
     let group = f32(l.dp) * f32(l.cp);
-    let stride = data_parallel_stride(hw, l);
+    let stride = data_parallel_stride(t, hw, l);
     let expert_group = group / f32(l.ep);
     let expert_stride = stride * f32(l.ep);
     let grads = t.grad_reduce_bytes;
     let weights = t.weight_bytes;
     if l.zero == 0u {
         let ar = dp_collective(hw, dense, experts, grads, 2.0, group, stride, expert_group, expert_stride);
-        return max(ar - stage_backward_s, 0.0);
+        return exposed_s(ar, stage_backward_s, st.grad_reduce_overlap != 0u);
     }
     if l.zero == 1u {
         let rs = dp_collective(hw, dense, experts, grads, 1.0, group, stride, expert_group, expert_stride);
         let ag = dp_collective(hw, dense, experts, weights, 1.0, group, stride, expert_group, expert_stride);
-        return max(rs - stage_backward_s, 0.0) + max(ag - stage_forward_s, 0.0);
+        return exposed_s(rs, stage_backward_s, st.grad_reduce_overlap != 0u)
+            + exposed_s(ag, stage_forward_s, st.param_gather_overlap != 0u);
     }
     let layers = max(stage_layer_count, 1.0);
-    let ag = layers * dp_collective(hw, dense / layers, experts / layers, weights, 1.0, group, stride, expert_group, expert_stride);
+    var gathers = layers;
+    if l.zero >= 3u && st.zero3_gathers_per_tensor != 0u {
+        gathers = layers * tensors_per_layer(m);
+    }
+    let ag = gathers * dp_collective(hw, dense / gathers, experts / gathers, weights, 1.0, group, stride, expert_group, expert_stride);
     let rs = layers * dp_collective(hw, dense / layers, experts / layers, grads, 1.0, group, stride, expert_group, expert_stride);
     let first_layer = ag / layers;
-    let backward_comm = select(rs, ag + rs, l.zero >= 3u);
-    let per_microbatch = first_layer + max(ag - stage_forward_s, 0.0) + max(backward_comm - stage_backward_s, 0.0);
+    if zero_once_per_step(st, l) {
+        var forward = ag;
+        if st.param_gather_overlap != 0u {
+            forward = first_layer + max(ag - stage_forward_s, 0.0);
+        }
+        return forward + exposed_s(rs, stage_backward_s, st.grad_reduce_overlap != 0u);
+    }
+    let regathers = l.zero >= 3u && l.recompute == RECOMPUTE_FULL && st.zero3_regathers_for_recompute != 0u;
+    var backward_gathers = 0.0;
+    if l.zero >= 3u {
+        backward_gathers = select(1.0, 2.0, regathers);
+    }
+    let backward_comm = backward_gathers * ag + rs;
+    var per_microbatch = ag + backward_comm;
+    if st.param_gather_overlap != 0u {
+        per_microbatch = first_layer + max(ag - stage_forward_s, 0.0) + max(backward_comm - stage_backward_s, 0.0);
+    }
     return per_microbatch * mbs;
+}
+
+fn exposed_s(comm_s: f32, window_s: f32, overlaps: bool) -> f32 {
+    if overlaps {
+        return max(comm_s - window_s, 0.0);
+    }
+    return comm_s;
 }
 
 fn optimizer_s(m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout) -> f32 {
@@ -297,8 +337,13 @@ fn step_breakdown_with(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAccelerat
     var pp_p2p_per_microbatch = 0.0;
     if l.pp > 1u {
         let bytes = p.pipeline_send_bytes;
-        let span = f32(l.pp) * pipeline_stride(hw, l);
-        pp_p2p_per_microbatch = 2.0 * f32(l.interleave) * point_to_point_s(hw, bytes, span);
+        let span = f32(l.pp) * pipeline_stride(t, hw, l);
+        let send = point_to_point_s(hw, bytes, span);
+        let v = f32(l.interleave);
+        let chunk_forward = stage.forward_s / v;
+        let chunk_backward = (stage.backward_s + stage.recompute_s) / v;
+        pp_p2p_per_microbatch = v * (pipeline_send_exposed_s(send, chunk_forward, t, l)
+            + pipeline_send_exposed_s(send, chunk_backward, t, l));
     }
 
     let per_microbatch_s = layer_costs_total_s(stage) + stage_logits_fwd + stage_logits_bwd + pp_p2p_per_microbatch;

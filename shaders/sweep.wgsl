@@ -5,33 +5,38 @@
 //   profile; each workgroup reports its best `k` below the threshold and counts outcomes;
 // - evaluate_main: every metric of given indices (the GPU-CPU parity tests).
 
-const N_AXES: u32 = 12u;
-const PROFILE_AXES: u32 = 7u;
+const N_AXES: u32 = 13u;
+const PROFILE_AXES: u32 = 8u;
 const AXIS_ACCELERATOR: u32 = 0u;
-const AXIS_TP: u32 = 1u;
-const AXIS_CP: u32 = 2u;
-const AXIS_EP: u32 = 3u;
-const AXIS_MICROBATCH: u32 = 4u;
-const AXIS_SP: u32 = 5u;
-const AXIS_RECOMPUTE: u32 = 6u;
-const AXIS_COUNT: u32 = 7u;
-const AXIS_PP: u32 = 8u;
-const AXIS_INTERLEAVE: u32 = 9u;
-const AXIS_ZERO: u32 = 10u;
-const AXIS_GLOBAL_BATCH: u32 = 11u;
+const AXIS_STACK: u32 = 1u;
+const AXIS_TP: u32 = 2u;
+const AXIS_CP: u32 = 3u;
+const AXIS_EP: u32 = 4u;
+const AXIS_MICROBATCH: u32 = 5u;
+const AXIS_SP: u32 = 6u;
+const AXIS_RECOMPUTE: u32 = 7u;
+const AXIS_COUNT: u32 = 8u;
+const AXIS_PP: u32 = 9u;
+const AXIS_INTERLEAVE: u32 = 10u;
+const AXIS_ZERO: u32 = 11u;
+const AXIS_GLOBAL_BATCH: u32 = 12u;
 
-// Outcomes, as in Counts and Invalid.
+// Outcomes (sweep::gpu::Outcome), as in Counts and Invalid. counters[o] counts outcome o.
 const OUTCOME_VALID: u32 = 0u;
 const OUTCOME_DEGREES: u32 = 1u;
 const OUTCOME_LAYOUT: u32 = 2u;
 const OUTCOME_DTYPE: u32 = 3u;
 const OUTCOME_NO_FIT: u32 = 4u;
+const OUTCOME_STACK: u32 = 5u;
+const N_OUTCOMES: u32 = 6u;
 
 // Stands for infinity: no objective reaches it.
 const NOT_RANKED: f32 = 3.0e38;
-// counters[6] holds the batch's running threshold as an order-preserving key (see float_key):
+// counters[6] counts the hits reported.
+const HITS_SLOT: u32 = 6u;
+// counters[7] holds the batch's running threshold as an order-preserving key (see float_key):
 // a workgroup that fills its k reports lowers it for the workgroups after it.
-const THRESHOLD_SLOT: u32 = 6u;
+const THRESHOLD_SLOT: u32 = 7u;
 
 // A u32 whose unsigned order is the order of the f32 `x` (negatives reversed, sign flipped).
 fn float_key(x: f32) -> u32 {
@@ -45,8 +50,8 @@ fn key_float(key: u32) -> f32 {
 const WORKGROUP: u32 = 256u;
 
 struct GpuAxes {
-    radix: array<u32, 12>,
-    offset: array<u32, 12>,
+    radix: array<u32, 13>,
+    offset: array<u32, 13>,
 }
 
 struct GpuBatch {
@@ -93,6 +98,7 @@ struct GpuMetrics {
 @group(0) @binding(8) var<storage, read_write> hits: array<GpuHit>;
 @group(0) @binding(9) var<storage, read> eval_indices: array<vec2<u32>>;
 @group(0) @binding(10) var<storage, read_write> eval_out: array<GpuMetrics>;
+@group(0) @binding(11) var<storage, read> stack_table: array<GpuStack>;
 
 // A 64-bit index as (hi, lo).
 struct Index64 {
@@ -107,8 +113,8 @@ fn index_add(base: Index64, offset: u32) -> Index64 {
 
 // Twin of SearchSpace::digits: divide the 64-bit index by each radix (at most 65,536, so 16-bit
 // long division stays within 32 bits), innermost axis first.
-fn digits(index: Index64) -> array<u32, 12> {
-    var d: array<u32, 12>;
+fn digits(index: Index64) -> array<u32, 13> {
+    var d: array<u32, 13>;
     var hi = index.hi;
     var lo = index.lo;
     for (var j = 0u; j < N_AXES; j++) {
@@ -144,9 +150,11 @@ fn odometer_wheel(digit: u32, carry: u32, r: u32) -> vec2<u32> {
 // The digits of the number `d` plus `offset`, carrying from the innermost axis outwards (the
 // odometer of src/sweep/cpu.rs, stepped `offset` at once). Written out axis by axis: constant
 // indices keep the digits in registers on SIMD back ends.
-fn digits_plus(d: array<u32, 12>, offset: u32) -> array<u32, 12> {
+fn digits_plus(d: array<u32, 13>, offset: u32) -> array<u32, 13> {
     var out = d;
     var w = vec2<u32>(0u, offset);
+    w = odometer_wheel(out[12], w.y, axes.radix[12]);
+    out[12] = w.x;
     w = odometer_wheel(out[11], w.y, axes.radix[11]);
     out[11] = w.x;
     w = odometer_wheel(out[10], w.y, axes.radix[10]);
@@ -178,9 +186,9 @@ fn axis_value(axis: u32, digit: u32) -> u32 {
     return axis_values[axes.offset[axis] + digit];
 }
 
-// The profile key of a layout: the mixed-radix number of its outer seven digits (written out
+// The profile key of a layout: the mixed-radix number of its outer eight digits (written out
 // for constant indices, as digits_plus).
-fn outer_key(d: array<u32, 12>) -> u32 {
+fn outer_key(d: array<u32, 13>) -> u32 {
     var key = d[0];
     key = key * axes.radix[1] + d[1];
     key = key * axes.radix[2] + d[2];
@@ -188,34 +196,42 @@ fn outer_key(d: array<u32, 12>) -> u32 {
     key = key * axes.radix[4] + d[4];
     key = key * axes.radix[5] + d[5];
     key = key * axes.radix[6] + d[6];
+    key = key * axes.radix[7] + d[7];
     return key;
 }
 
-fn run_training(global_batch: u32) -> Training {
+// Twin of SearchSpace::training_for: the run's settings under stack `stack` with a layout's
+// global batch.
+fn run_training(global_batch: u32, stack: u32) -> Training {
+    let st = stack_table[stack];
     return Training(
         global_batch,
         run.tokens,
         run.dtype,
-        run.weight_bytes,
-        run.grad_bytes,
-        run.optimizer_state_bytes,
-        run.grad_reduce_bytes,
-        run.flash_attention != 0u,
-        run.dropout != 0u,
+        st.weight_bytes,
+        st.grad_bytes,
+        st.optimizer_state_bytes,
+        st.grad_reduce_bytes,
+        st.attention,
+        st.dropout != 0u,
+        st,
     );
 }
 
 struct Candidate {
     outcome: u32,
     accelerator: u32,
+    stack: u32,
     parallel: Layout,
     global_batch: u32,
 }
 
 // Twin of SearchSpace::candidate_at (memory is checked by the caller).
-fn candidate_at(d: array<u32, 12>) -> Candidate {
+fn candidate_at(d: array<u32, 13>) -> Candidate {
     var c: Candidate;
     c.accelerator = axis_value(AXIS_ACCELERATOR, d[AXIS_ACCELERATOR]);
+    c.stack = axis_value(AXIS_STACK, d[AXIS_STACK]);
+    let st = stack_table[c.stack];
     let tp = axis_value(AXIS_TP, d[AXIS_TP]);
     let pp = axis_value(AXIS_PP, d[AXIS_PP]);
     let cp = axis_value(AXIS_CP, d[AXIS_CP]);
@@ -254,17 +270,21 @@ fn candidate_at(d: array<u32, 12>) -> Candidate {
         interleave,
         axis_value(AXIS_RECOMPUTE, d[AXIS_RECOMPUTE]),
         sequence_parallel,
-        sequence_parallel,
+        sequence_parallel && st.tp_overlap != 0u,
         axis_value(AXIS_ZERO, d[AXIS_ZERO]),
     );
     c.global_batch = global_batch;
-    if check_layout(model, run_training(global_batch), c.parallel) != 0u
+    if check_layout(model, run_training(global_batch, c.stack), c.parallel) != 0u
         || check_placement(accelerator_table[c.accelerator], c.parallel) != 0u {
         c.outcome = OUTCOME_LAYOUT;
         return c;
     }
     if accelerator_table[c.accelerator].supports_dtype == 0u {
         c.outcome = OUTCOME_DTYPE;
+        return c;
+    }
+    if check_stack(st, c.parallel, run.dtype) != 0u {
+        c.outcome = OUTCOME_STACK;
         return c;
     }
     c.outcome = OUTCOME_VALID;
@@ -297,13 +317,14 @@ fn profile_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     // The outer digits of key outer_start + slot.
     var key = batch.outer_start + slot;
-    var d: array<u32, 12>;
+    var d: array<u32, 13>;
     for (var j = 0u; j < PROFILE_AXES; j++) {
         let i = PROFILE_AXES - 1u - j;
         d[i] = key % axes.radix[i];
         key = key / axes.radix[i];
     }
     let sp = axis_value(AXIS_SP, d[AXIS_SP]) == 1u;
+    let stack = axis_value(AXIS_STACK, d[AXIS_STACK]);
     // Only the per-layer knobs matter to a profile; the rest are placeholders.
     let l = Layout(
         axis_value(AXIS_TP, d[AXIS_TP]),
@@ -315,21 +336,21 @@ fn profile_main(@builtin(global_invocation_id) gid: vec3<u32>) {
         1u,
         axis_value(AXIS_RECOMPUTE, d[AXIS_RECOMPUTE]),
         sp,
-        sp,
+        sp && stack_table[stack].tp_overlap != 0u,
         0u,
     );
     let hw = accelerator_table[axis_value(AXIS_ACCELERATOR, d[AXIS_ACCELERATOR])];
-    profiles[slot] = profile(model, run_training(1u), hw, l);
+    profiles[slot] = profile(model, run_training(1u, stack), hw, l);
 }
 
 var<workgroup> wg_objective: array<f32, 256>;
 var<workgroup> wg_best: array<f32, 256>;
 var<workgroup> wg_lane: array<u32, 256>;
-var<workgroup> wg_counts: array<atomic<u32>, 5>;
+var<workgroup> wg_counts: array<atomic<u32>, 6>;
 // Lanes with an objective below the threshold: the reduction is skipped when none has one.
 var<workgroup> wg_ranked: atomic<u32>;
 // The digits of the workgroup's first index, decoded once by lane 0.
-var<workgroup> wg_digits: array<u32, 12>;
+var<workgroup> wg_digits: array<u32, 13>;
 
 @compute @workgroup_size(256)
 fn sweep_main(
@@ -338,7 +359,7 @@ fn sweep_main(
 ) {
     let group = wid.y * batch.workgroups_x + wid.x;
     let linear = group * WORKGROUP + lid;
-    if lid < 5u {
+    if lid < N_OUTCOMES {
         atomicStore(&wg_counts[lid], 0u);
     }
     if lid == 0u {
@@ -353,25 +374,25 @@ fn sweep_main(
         let d = digits_plus(wg_digits, lid);
         let c = candidate_at(d);
         if c.outcome != OUTCOME_VALID {
-            atomicAdd(&wg_counts[c.outcome - 1u], 1u);
+            atomicAdd(&wg_counts[c.outcome], 1u);
         } else {
             let p = profiles[outer_key(d) - batch.outer_start];
-            let e = estimate_with(p, model, run_training(c.global_batch), accelerator_table[c.accelerator], c.parallel);
+            let e = estimate_with(p, model, run_training(c.global_batch, c.stack), accelerator_table[c.accelerator], c.parallel);
             if e.fits {
-                atomicAdd(&wg_counts[4u], 1u);
+                atomicAdd(&wg_counts[OUTCOME_VALID], 1u);
                 let value = objective_value(run.objective, e);
                 if value < threshold {
                     objective = value;
                     atomicAdd(&wg_ranked, 1u);
                 }
             } else {
-                atomicAdd(&wg_counts[3u], 1u);
+                atomicAdd(&wg_counts[OUTCOME_NO_FIT], 1u);
             }
         }
     }
     wg_objective[lid] = objective;
     workgroupBarrier();
-    if lid < 5u {
+    if lid < N_OUTCOMES {
         let n = atomicLoad(&wg_counts[lid]);
         if n > 0u {
             atomicAdd(&counters[lid], n);
@@ -405,7 +426,7 @@ fn sweep_main(
         kth = best;
         if lid == 0u {
             let lane = wg_lane[0];
-            let slot = atomicAdd(&counters[5u], 1u);
+            let slot = atomicAdd(&counters[HITS_SLOT], 1u);
             if slot < capacity {
                 let index = index_add(Index64(batch.base_hi, batch.base_lo), group * WORKGROUP + lane);
                 hits[slot] = GpuHit(index.lo, index.hi, best, 0u);
@@ -433,7 +454,7 @@ fn evaluate_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     var out: GpuMetrics;
     out.outcome = c.outcome;
     if c.outcome == OUTCOME_VALID {
-        let t = run_training(c.global_batch);
+        let t = run_training(c.global_batch, c.stack);
         let hw = accelerator_table[c.accelerator];
         let e = estimate_with(profile(model, t, hw, c.parallel), model, t, hw, c.parallel);
         out.outcome = select(OUTCOME_NO_FIT, OUTCOME_VALID, e.fits);

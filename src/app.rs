@@ -6,7 +6,7 @@ use crate::catalog::Catalog;
 use crate::cli::{Cli, Command, EstimateArgs, FitArgs, MergeArgs, PlanArgs, SweepArgs, ValidateArgs};
 use crate::error::Error;
 use crate::export::{exporter, CsvExporter, EstimateReport, Exporter, FitReport};
-use crate::fit::{cross_validate, fit_catalog};
+use crate::fit::{cross_validate, fit_catalog, fitted_catalog_toml};
 use crate::model::flops::total_params;
 use crate::model::run::estimate;
 use crate::plan::{example, plan, PlanOptions, DEFAULT_PLAN, EXAMPLES};
@@ -28,6 +28,9 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
     match &cli.command {
         Command::Estimate(args) => run_estimate(args, &catalog),
         Command::Validate(args) => run_validate(args, &catalog),
+        Command::Catalog(args) if args.stacks => exporter(args.output.json, args.output.csv)
+            .stacks(&catalog.stacks)
+            .map_err(internal),
         Command::Catalog(args) => exporter(args.output.json, args.output.csv)
             .catalog(&catalog)
             .map_err(internal),
@@ -155,6 +158,8 @@ fn run_estimate(args: &EstimateArgs, catalog: &Catalog) -> Result<String, Error>
         parameters: total_params(&s.model),
         accelerator: s.accelerator.id.clone(),
         count: s.layout.accelerators(),
+        stack: s.stack.id.clone(),
+        attention_kernel: s.training.attention,
         layout: s.layout,
         global_batch: s.training.global_batch,
         seq_len: s.model.seq_len,
@@ -170,7 +175,7 @@ fn run_estimate(args: &EstimateArgs, catalog: &Catalog) -> Result<String, Error>
 
 fn run_validate(args: &ValidateArgs, catalog: &Catalog) -> Result<String, Error> {
     let rows = read_runs(&args.runs)?;
-    let report = validate(&rows, catalog);
+    let report = validate(&rows, catalog, args.assume);
     let text = exporter(args.output.json, args.output.csv)
         .validation(&report)
         .map_err(internal)?;
@@ -188,11 +193,20 @@ fn run_validate(args: &ValidateArgs, catalog: &Catalog) -> Result<String, Error>
 
 fn run_fit(args: &FitArgs, catalog: &Catalog) -> Result<String, Error> {
     let rows = read_runs(&args.runs)?;
+    let families = fit_catalog(&rows, catalog, args.iterations, args.assume, false);
+    if let Some(path) = &args.output {
+        let text = fitted_catalog_toml(catalog, &families, &args.runs.display().to_string())
+            .map_err(Error::Internal)?;
+        std::fs::write(path, text).map_err(|e| Error::Io {
+            path: path.display().to_string(),
+            source: e,
+        })?;
+    }
     let report = FitReport {
-        families: fit_catalog(&rows, catalog, args.iterations),
+        families,
         cross_validation: args
             .cross_validate
-            .then(|| cross_validate(&rows, catalog, args.iterations)),
+            .then(|| cross_validate(&rows, catalog, args.iterations, args.assume)),
     };
     exporter(args.json, false).fit(&report).map_err(internal)
 }

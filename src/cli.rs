@@ -3,6 +3,7 @@
 
 use crate::search::Objective;
 use crate::sweep::driver::{Adapters, Backend};
+use crate::validate::Assume;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -80,12 +81,19 @@ pub struct ValidateArgs {
     /// step time exceeds this many percent.
     #[arg(long, value_name = "PCT")]
     pub max_mape: Option<f64>,
+    /// What fills the knobs a row leaves empty: its stack's defaults (what the run's framework
+    /// did), or the fastest value its stack can run that fits (exploration only).
+    #[arg(long, value_enum, default_value_t = Assume::Stack)]
+    pub assume: Assume,
     #[command(flatten)]
     pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct CatalogArgs {
+    /// List the software stacks: what each can do and overlap, its defaults, its sources.
+    #[arg(long)]
+    pub stacks: bool,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -100,6 +108,12 @@ pub struct FitArgs {
     /// Also report leave-one-group-out cross-validation (refit without each group, price it).
     #[arg(long)]
     pub cross_validate: bool,
+    /// What fills the knobs a row leaves empty (as for `validate`).
+    #[arg(long, value_enum, default_value_t = Assume::Stack)]
+    pub assume: Assume,
+    /// Write the fitted families as a catalog file that `--catalog FILE` loads.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,

@@ -1,16 +1,17 @@
 //! Printing results: one [`Exporter`] trait, one implementation per format (table, JSON, CSV),
 //! so every command offers the same formats the same way.
 
-use crate::catalog::Catalog;
+use crate::catalog::stacks::{MicrobatchDefault, RankOrder, TpOverlapMechanism};
+use crate::catalog::{Catalog, StackSpec};
 use crate::fit::{toml_snippet, FamilyFit, HoldOut};
 use crate::model::run::{Estimate, Pricing};
-use crate::model::{Dtype, Layout};
+use crate::model::{AttentionKernel, Dtype, Layout};
 use crate::plan::{Plan, PlanReport};
 use crate::sweep::bench::BenchReport;
 use crate::sweep::driver::SweepReport;
 use crate::sweep::gpu::AdapterReport;
 use crate::sweep::SweepLayout;
-use crate::validate::ValidationReport;
+use crate::validate::{Assume, Source, ValidationReport};
 use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{Cell, CellAlignment, Table};
 use serde::Serialize;
@@ -22,6 +23,9 @@ pub struct EstimateReport {
     pub parameters: f64,
     pub accelerator: String,
     pub count: u64,
+    /// The software stack and the attention kernel it runs.
+    pub stack: String,
+    pub attention_kernel: AttentionKernel,
     pub layout: Layout,
     pub global_batch: u32,
     pub seq_len: u32,
@@ -44,6 +48,7 @@ pub trait Exporter {
     fn estimate(&self, report: &EstimateReport) -> anyhow::Result<String>;
     fn validation(&self, report: &ValidationReport) -> anyhow::Result<String>;
     fn catalog(&self, catalog: &Catalog) -> anyhow::Result<String>;
+    fn stacks(&self, stacks: &[StackSpec]) -> anyhow::Result<String>;
     fn fit(&self, report: &FitReport) -> anyhow::Result<String>;
     fn sweep(&self, report: &SweepReport) -> anyhow::Result<String>;
     fn adapters(&self, adapters: &[AdapterReport]) -> anyhow::Result<String>;
@@ -140,7 +145,7 @@ impl Exporter for TableExporter {
         let e = &r.estimate;
         let mut out = String::new();
         out += &format!(
-            "{} ({:.1}B parameters) on {} x {}, {} tokens/step of {}, {}\nlayout: {}\n\n",
+            "{} ({:.1}B parameters) on {} x {}, {} tokens/step of {}, {}\nstack: {} ({} attention)\nlayout: {}\n\n",
             r.model,
             r.parameters / 1e9,
             r.count,
@@ -151,6 +156,8 @@ impl Exporter for TableExporter {
                 Pricing::Rental => "rental pricing",
                 Pricing::Capex => "purchase pricing",
             },
+            r.stack,
+            r.attention_kernel.name(),
             layout_line(&r.layout)
         );
         let mut t = table(&["total", "value"]);
@@ -217,14 +224,23 @@ impl Exporter for TableExporter {
     }
 
     fn validation(&self, r: &ValidationReport) -> anyhow::Result<String> {
-        let mut t = table(&["run", "measured", "predicted", "error", "chosen / reason"]);
+        let mut t = table(&[
+            "run",
+            "stack",
+            "measured",
+            "predicted",
+            "error",
+            "assumed / reason",
+        ]);
         for row in &r.rows {
+            // The knobs the row did not record, with where their values came from.
             let chosen = match &row.reason {
                 Some(reason) => reason.clone(),
                 None => row
-                    .chosen
+                    .assumed
                     .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
+                    .filter(|(k, a)| a.source != Source::Recorded && k.as_str() != "stack")
+                    .map(|(k, a)| format!("{k}={} ({})", a.value, a.source.name()))
                     .collect::<Vec<_>>()
                     .join(" "),
             };
@@ -235,6 +251,7 @@ impl Exporter for TableExporter {
             };
             t.add_row(vec![
                 Cell::new(&row.run_id),
+                Cell::new(&row.stack),
                 Cell::new(
                     row.measured_step_time_s
                         .map_or("-".into(), |v| format!("{v:.3} s")),
@@ -247,7 +264,7 @@ impl Exporter for TableExporter {
                 Cell::new(chosen),
             ]);
         }
-        right(&mut t, &[1, 2, 3]);
+        right(&mut t, &[2, 3, 4]);
         let mut out = format!("{t}\n\n");
         let mut t = table(&["group", "rows", "MAPE", "max |error|", "worst run"]);
         for g in r
@@ -278,7 +295,13 @@ impl Exporter for TableExporter {
         out += &format!("{t}\n");
         if let Some(o) = &r.overall {
             out += &format!(
-                "\nMAPE {:.2} % over {} rows with a measured step time (max {:.1} %, {}); mean Spearman {}; {} rows not modelled.\n",
+                "\nMean of the {} groups' MAPEs {} (knobs a row leaves empty: --assume {}). MAPE {:.2} % over {} rows with a measured step time (max {:.1} %, {}); mean Spearman {}; {} rows not modelled.\n",
+                r.groups.len(),
+                r.mean_group_mape_pct.map_or("-".into(), |m| format!("{m:.2} %")),
+                match r.assume {
+                    Assume::Stack => "stack",
+                    Assume::Fastest => "fastest",
+                },
                 o.mape_pct,
                 o.rows,
                 o.max_abs_error_pct,
@@ -334,6 +357,8 @@ impl Exporter for TableExporter {
             "half dim",
             "low-precision",
             "attention",
+            "flash2",
+            "flash1",
             "layer us",
             "step ms",
             "like",
@@ -346,6 +371,8 @@ impl Exporter for TableExporter {
                 Cell::new(format!("{:.0}", e.gemm_half_dim)),
                 Cell::new(format!("{:.3}", e.low_precision_gemm)),
                 Cell::new(format!("{:.3}", e.attention)),
+                Cell::new(format!("{:.3}", e.attention_flash2)),
+                Cell::new(format!("{:.3}", e.attention_flash1)),
                 Cell::new(format!("{:.1}", e.layer_overhead_us)),
                 Cell::new(format!("{:.1}", e.step_overhead_ms)),
                 Cell::new(f.like.clone().unwrap_or_default()),
@@ -406,15 +433,130 @@ impl Exporter for TableExporter {
         Ok(out)
     }
 
+    fn stacks(&self, stacks: &[StackSpec]) -> anyhow::Result<String> {
+        let yes = |b: bool| if b { "yes" } else { "-" };
+        let mut t = table(&[
+            "stack",
+            "year",
+            "TP",
+            "SP",
+            "TP overlap",
+            "PP",
+            "interleave",
+            "PP overlap",
+            "CP",
+            "EP",
+            "ZeRO",
+            "attention",
+            "formats",
+            "rank order",
+        ]);
+        for st in stacks {
+            t.add_row(vec![
+                Cell::new(&st.id),
+                Cell::new(st.year),
+                Cell::new(yes(st.tensor_parallel)),
+                Cell::new(yes(st.sequence_parallel)),
+                Cell::new(match st.tp_overlap {
+                    TpOverlapMechanism::None => "-",
+                    TpOverlapMechanism::Userbuffers => "userbuffers",
+                    TpOverlapMechanism::AsyncTp => "async TP",
+                }),
+                Cell::new(yes(st.pipeline_parallel)),
+                Cell::new(yes(st.interleave)),
+                Cell::new(yes(st.pp_overlap)),
+                Cell::new(yes(st.context_parallel)),
+                Cell::new(if st.expert_parallel {
+                    if st.ep_overlap {
+                        "yes, overlapped"
+                    } else {
+                        "yes"
+                    }
+                } else {
+                    "-"
+                }),
+                Cell::new(
+                    st.zero
+                        .iter()
+                        .map(|z| z.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                ),
+                Cell::new(st.attention.name()),
+                Cell::new(st.formats.iter().map(|d| d.name()).collect::<Vec<_>>().join(" ")),
+                Cell::new(match st.rank_order {
+                    RankOrder::TpCpDpPp => "tp-cp-dp-pp",
+                    RankOrder::TpCpPpDp => "tp-cp-pp-dp",
+                }),
+            ]);
+        }
+        let mut out = format!("{t}\n\n");
+        let mut t = table(&[
+            "stack",
+            "microbatch",
+            "interleave",
+            "recompute",
+            "SP",
+            "TP overlap",
+            "zero",
+            "grads",
+            "DP overlap (grads, params)",
+            "ZeRO-2/3 sync",
+        ]);
+        for st in stacks {
+            let d = &st.defaults;
+            t.add_row(vec![
+                Cell::new(&st.id),
+                Cell::new(match d.microbatch {
+                    MicrobatchDefault::Sequences(m) => m.to_string(),
+                    MicrobatchDefault::Named(_) => "per replica".into(),
+                }),
+                Cell::new(d.interleave),
+                Cell::new(d.recompute.name()),
+                Cell::new(yes(d.sequence_parallel)),
+                Cell::new(yes(d.tp_overlap)),
+                Cell::new(d.zero),
+                Cell::new(&d.grad_dtype),
+                Cell::new(format!(
+                    "{}, {}",
+                    yes(st.grad_reduce_overlap),
+                    yes(st.param_gather_overlap)
+                )),
+                Cell::new(match st.zero_sync {
+                    crate::model::ZeroSync::PerMicrobatch => "per microbatch",
+                    crate::model::ZeroSync::PerStep => "per step",
+                    crate::model::ZeroSync::PerStepWhenPipelined => "per step under PP",
+                }),
+            ]);
+        }
+        out += &format!("Defaults (what a run gets when it does not set the knob):\n{t}\n\nSources\n");
+        for st in stacks {
+            out += &format!("{} ({}):\n", st.id, st.name);
+            for (k, v) in &st.sources {
+                out += &format!("  {k}: {v}\n");
+            }
+        }
+        Ok(out)
+    }
+
     fn fit(&self, r: &FitReport) -> anyhow::Result<String> {
         let mut out = String::new();
         for f in &r.families {
+            let informed: Vec<String> = f.informed_rows.iter().map(|(k, n)| format!("{k} {n}")).collect();
             out += &format!(
-                "[{}] fitted {}\n{}\n",
+                "[{}] fitted {}\nrows each parameter informs: {}\n{}",
                 f.family,
                 f.fitted_keys.join(", "),
+                informed.join(", "),
                 toml_snippet(f)
             );
+            for (key, fitted, prior) in &f.drifted {
+                out += &format!(
+                    "note: {key} = {fitted:.4} is {:+.0} % from its prior {prior} (a sign of a mechanism the model lacks, or of a prior that does not describe these rows)\n",
+                    (fitted / prior - 1.0) * 100.0
+                );
+            }
+            out += "\n";
         }
         if let Some(cv) = &r.cross_validation {
             let mut t = table(&[
@@ -466,7 +608,7 @@ impl Exporter for TableExporter {
         }
         right(
             &mut t,
-            &[0, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 14, 15, 16, 17, 18, 19, 20],
+            &[0, 3, 4, 5, 6, 7, 8, 9, 10, 13, 14, 15, 16, 17, 18, 19, 20, 21],
         );
         let c = &r.counts;
         let mut out = format!("{} ranked by {}\n{t}\n\n", r.model, r.objective);
@@ -491,8 +633,8 @@ impl Exporter for TableExporter {
             },
         );
         out += &format!(
-            "invalid {} (degrees not dividing the count {}, layout rules {}, format unsupported {}); did not fit {}; valid {}\n",
-            c.invalid(), c.invalid_degrees, c.invalid_layout, c.invalid_dtype, c.did_not_fit, c.valid
+            "invalid {} (degrees not dividing the count {}, layout rules {}, format unsupported {}, beyond the stack {}); did not fit {}; valid {}\n",
+            c.invalid(), c.invalid_degrees, c.invalid_layout, c.invalid_dtype, c.invalid_stack, c.did_not_fit, c.valid
         );
         Ok(out)
     }
@@ -681,13 +823,14 @@ fn plan_table(plans: &[Plan]) -> Table {
         ]);
         t.add_row(row);
     }
-    right(&mut t, &[1, 2, 3, 4, 5, 6, 7, 8, 11, 12, 13, 14, 15, 16, 17, 18]);
+    right(&mut t, &[2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 14, 15, 16, 17, 18, 19]);
     t
 }
 
 /// Table columns of a layout, shared by `sweep` and `plan`.
-const LAYOUT_HEADER: [&str; 13] = [
+const LAYOUT_HEADER: [&str; 14] = [
     "accelerator",
+    "stack",
     "count",
     "tp",
     "pp",
@@ -705,6 +848,7 @@ const LAYOUT_HEADER: [&str; 13] = [
 fn layout_cells(l: &SweepLayout) -> Vec<Cell> {
     vec![
         Cell::new(&l.accelerator),
+        Cell::new(&l.stack),
         Cell::new(l.count),
         Cell::new(l.tp),
         Cell::new(l.pp),
@@ -730,6 +874,9 @@ impl Exporter for JsonExporter {
     fn catalog(&self, c: &Catalog) -> anyhow::Result<String> {
         Ok(serde_json::to_string_pretty(c)? + "\n")
     }
+    fn stacks(&self, stacks: &[StackSpec]) -> anyhow::Result<String> {
+        Ok(serde_json::to_string_pretty(stacks)? + "\n")
+    }
     fn fit(&self, r: &FitReport) -> anyhow::Result<String> {
         Ok(serde_json::to_string_pretty(r)? + "\n")
     }
@@ -748,8 +895,9 @@ impl Exporter for JsonExporter {
 }
 
 /// The CSV columns of a layout, in `sweep --json`'s key order.
-const LAYOUT_COLUMNS: [&str; 13] = [
+const LAYOUT_COLUMNS: [&str; 14] = [
     "accelerator",
+    "stack",
     "count",
     "tp",
     "pp",
@@ -767,6 +915,7 @@ const LAYOUT_COLUMNS: [&str; 13] = [
 fn layout_record(l: &SweepLayout) -> Vec<String> {
     vec![
         l.accelerator.clone(),
+        l.stack.clone(),
         l.count.to_string(),
         l.tp.to_string(),
         l.pp.to_string(),
@@ -841,12 +990,13 @@ impl Exporter for CsvExporter {
                 "run_id",
                 "group",
                 "accelerator",
+                "stack",
                 "measured_step_time_s",
                 "predicted_step_time_s",
                 "error_pct",
                 "measured_from",
                 "fits",
-                "chosen",
+                "assumed",
                 "reason",
             ])?;
             for row in &r.rows {
@@ -855,12 +1005,13 @@ impl Exporter for CsvExporter {
                     row.run_id.clone(),
                     row.group.clone(),
                     row.accelerator.clone(),
+                    row.stack.clone(),
                     opt(row.measured_step_time_s),
                     opt(row.predicted_step_time_s),
                     opt(row.error_pct),
                     row.measured_from.unwrap_or("").to_string(),
                     row.fits.map_or(String::new(), |f| f.to_string()),
-                    serde_json::to_string(&row.chosen)?,
+                    serde_json::to_string(&row.assumed)?,
                     row.reason.clone().unwrap_or_default(),
                 ])?;
             }
@@ -909,6 +1060,56 @@ impl Exporter for CsvExporter {
                     a.power_all_in_w.to_string(),
                     opt(a.price_usd),
                     opt(a.price_per_hour_usd),
+                ])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn stacks(&self, stacks: &[StackSpec]) -> anyhow::Result<String> {
+        csv_text(|w| {
+            w.write_record([
+                "id",
+                "name",
+                "year",
+                "tensor_parallel",
+                "sequence_parallel",
+                "tp_overlap",
+                "pipeline_parallel",
+                "interleave",
+                "pp_overlap",
+                "context_parallel",
+                "expert_parallel",
+                "zero",
+                "attention",
+                "rank_order",
+            ])?;
+            for st in stacks {
+                w.write_record([
+                    st.id.clone(),
+                    st.name.clone(),
+                    st.year.to_string(),
+                    st.tensor_parallel.to_string(),
+                    st.sequence_parallel.to_string(),
+                    serde_json::to_value(st.tp_overlap)?
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
+                    st.pipeline_parallel.to_string(),
+                    st.interleave.to_string(),
+                    st.pp_overlap.to_string(),
+                    st.context_parallel.to_string(),
+                    st.expert_parallel.to_string(),
+                    st.zero
+                        .iter()
+                        .map(|z| z.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    st.attention.name().to_string(),
+                    serde_json::to_value(st.rank_order)?
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
                 ])?;
             }
             Ok(())

@@ -12,16 +12,18 @@
 //! catalog sources it; the fit only absorbs what no datasheet states: how well real kernels
 //! use the tensor cores.
 
-use crate::catalog::{Catalog, FittedEfficiency};
-use crate::model::Dtype;
-use crate::validate::{best_candidate, prepare_row, PreparedRow, RunRow};
+use crate::catalog::{Catalog, EfficiencyFamily, FittedEfficiency};
+use crate::validate::{best_candidate, prepare_row, Assume, PreparedRow, RunRow};
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// The parameters a fit may adjust, by catalog key.
-pub const FITTABLE: [&str; 6] = [
+pub const FITTABLE: [&str; 8] = [
     "gemm",
     "gemm_half_dim",
     "attention",
+    "attention_flash2",
+    "attention_flash1",
     "low_precision_gemm",
     "layer_overhead_us",
     "step_overhead_ms",
@@ -56,6 +58,8 @@ fn get(e: &FittedEfficiency, key: &str) -> f64 {
         "gemm" => e.gemm,
         "gemm_half_dim" => e.gemm_half_dim,
         "attention" => e.attention,
+        "attention_flash2" => e.attention_flash2,
+        "attention_flash1" => e.attention_flash1,
         "low_precision_gemm" => e.low_precision_gemm,
         "layer_overhead_us" => e.layer_overhead_us,
         "step_overhead_ms" => e.step_overhead_ms,
@@ -68,6 +72,8 @@ fn set(e: &mut FittedEfficiency, key: &str, v: f64) {
         "gemm" => e.gemm = v,
         "gemm_half_dim" => e.gemm_half_dim = v,
         "attention" => e.attention = v,
+        "attention_flash2" => e.attention_flash2 = v,
+        "attention_flash1" => e.attention_flash1 = v,
         "low_precision_gemm" => e.low_precision_gemm = v,
         "layer_overhead_us" => e.layer_overhead_us = v,
         "step_overhead_ms" => e.step_overhead_ms = v,
@@ -82,28 +88,69 @@ fn set(e: &mut FittedEfficiency, key: &str, v: f64) {
 /// short-sequence runs).
 pub const PRIOR_WEIGHT_PCT: f64 = 1.5;
 
+/// A parameter informs a row when changing it by 10 % moves the row's predicted step time by
+/// more than this fraction.
+pub const INFORMED_FRACTION: f64 = 0.002;
+
+/// A fitted parameter that ends further than this from its prior is reported (a sign of a
+/// missing mechanism more than of a wrong benchmark).
+pub const PRIOR_DRIFT_LIMIT: f64 = 0.15;
+
 /// The prior penalty of `efficiency` for the fitted `keys`, in MAPE points.
-pub fn prior_penalty(
-    efficiency: &FittedEfficiency,
-    keys: &[String],
-    prior: &std::collections::BTreeMap<String, f64>,
-) -> f64 {
+pub fn prior_penalty(efficiency: &FittedEfficiency, keys: &[String], prior: &BTreeMap<String, f64>) -> f64 {
     keys.iter()
         .filter_map(|k| prior.get(k).map(|p| (k, p)))
         .map(|(k, p)| PRIOR_WEIGHT_PCT * (get(efficiency, k) / p).ln().powi(2))
         .sum()
 }
 
-/// Mean absolute percentage error of `rows` under `efficiency`.
-pub fn mape(rows: &[PreparedRow], efficiency: &FittedEfficiency) -> f64 {
-    let sum: f64 = rows
-        .iter()
+/// The absolute percentage error of each row under `efficiency`.
+fn row_errors_pct(rows: &[PreparedRow], efficiency: &FittedEfficiency) -> Vec<f64> {
+    rows.iter()
         .map(|r| {
             let (_, est) = best_candidate(r, Some(efficiency));
-            (est.step_time_s / r.measured_step_time_s - 1.0).abs()
+            100.0 * (est.step_time_s / r.measured_step_time_s - 1.0).abs()
         })
-        .sum();
-    100.0 * sum / rows.len() as f64
+        .collect()
+}
+
+/// Mean absolute percentage error of `rows` under `efficiency`, each group (publication)
+/// weighted equally, as the validation targets count it.
+pub fn mape(rows: &[PreparedRow], efficiency: &FittedEfficiency) -> f64 {
+    let mut by_group: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
+    for (r, e) in rows.iter().zip(row_errors_pct(rows, efficiency)) {
+        let g = by_group.entry(r.group.as_str()).or_default();
+        g.0 += e;
+        g.1 += 1;
+    }
+    if by_group.is_empty() {
+        return 0.0;
+    }
+    by_group.values().map(|(sum, n)| sum / *n as f64).sum::<f64>() / by_group.len() as f64
+}
+
+/// How many of `rows` each parameter informs at `efficiency` (see [`INFORMED_FRACTION`]).
+pub fn informed_rows(rows: &[PreparedRow], efficiency: &FittedEfficiency) -> BTreeMap<String, usize> {
+    let base: Vec<f64> = rows
+        .iter()
+        .map(|r| best_candidate(r, Some(efficiency)).1.step_time_s)
+        .collect();
+    FITTABLE
+        .iter()
+        .map(|key| {
+            let mut moved = *efficiency;
+            set(&mut moved, key, get(efficiency, key) * 1.1);
+            let n = rows
+                .iter()
+                .zip(&base)
+                .filter(|(r, b)| {
+                    let t = best_candidate(r, Some(&moved)).1.step_time_s;
+                    (t / **b - 1.0).abs() > INFORMED_FRACTION
+                })
+                .count();
+            (key.to_string(), n)
+        })
+        .collect()
 }
 
 /// Minimise `f` from `start` by Nelder-Mead (reflection 1, expansion 2, contraction 1/2,
@@ -171,27 +218,34 @@ pub struct FamilyFit {
     pub family: String,
     pub rows: usize,
     pub fitted_keys: Vec<String>,
+    /// Rows each parameter informs (at the fitted values).
+    pub informed_rows: BTreeMap<String, usize>,
+    /// Mean of the family's groups' MAPEs, before and after.
     pub mape_before_pct: f64,
     pub mape_after_pct: f64,
     pub before: FittedEfficiency,
     pub after: FittedEfficiency,
+    pub prior: BTreeMap<String, f64>,
+    /// Fitted parameters further than [`PRIOR_DRIFT_LIMIT`] from their prior: (key, fitted,
+    /// prior).
+    pub drifted: Vec<(String, f64, f64)>,
 }
 
 /// The family's rows with a measured step time, prepared.
-pub fn family_rows(rows: &[RunRow], catalog: &Catalog, family: &str) -> Vec<PreparedRow> {
+pub fn family_rows(rows: &[RunRow], catalog: &Catalog, family: &str, assume: Assume) -> Vec<PreparedRow> {
     rows.iter()
         .filter(|r| {
             catalog
-                .accelerator(&r.accelerator)
+                .accelerator(r.accelerator())
                 .is_some_and(|a| a.efficiency == family)
         })
-        .filter_map(|r| prepare_row(r, catalog).ok())
+        .filter_map(|r| prepare_row(r, catalog, assume).ok())
         .filter(|p| p.measured_from == "step_time_s")
         .collect()
 }
 
-/// The keys to fit for a family: its `fit` list, or all that its rows can inform.
-pub fn keys_to_fit(catalog: &Catalog, family: &str, rows: &[PreparedRow]) -> Vec<String> {
+/// The keys to fit for a family: its `fit` list, or every key that informs at least one row.
+pub fn keys_to_fit(catalog: &Catalog, family: &str, informed: &BTreeMap<String, usize>) -> Vec<String> {
     if let Some(keys) = catalog
         .efficiency
         .iter()
@@ -200,14 +254,9 @@ pub fn keys_to_fit(catalog: &Catalog, family: &str, rows: &[PreparedRow]) -> Vec
     {
         return keys;
     }
-    let low_precision = rows.iter().any(|r| {
-        r.candidates
-            .iter()
-            .any(|(_, s)| matches!(s.training.dtype, Dtype::Fp8 | Dtype::Fp4))
-    });
     FITTABLE
         .iter()
-        .filter(|k| **k != "low_precision_gemm" || low_precision)
+        .filter(|k| informed.get(**k).copied().unwrap_or(0) > 0)
         .map(|k| k.to_string())
         .collect()
 }
@@ -217,7 +266,7 @@ pub fn fit_rows(
     family: &str,
     rows: &[PreparedRow],
     keys: &[String],
-    prior: &std::collections::BTreeMap<String, f64>,
+    prior: &BTreeMap<String, f64>,
     start: FittedEfficiency,
     iterations: usize,
 ) -> FamilyFit {
@@ -237,40 +286,76 @@ pub fn fit_rows(
     // Restarting the simplex around the best point escapes the collapses Nelder-Mead is prone
     // to; three rounds settle every family of the calibration set.
     let mut after = before;
-    for _ in 0..3 {
-        let (next, value) = nelder_mead(&objective, &x, iterations);
-        x = next;
-        after = value;
+    if !keys.is_empty() {
+        for _ in 0..3 {
+            let (next, value) = nelder_mead(&objective, &x, iterations);
+            x = next;
+            after = value;
+        }
     }
     let after_efficiency = if after < before {
         point_to_efficiency(&x)
     } else {
         start
     };
+    let drifted = keys
+        .iter()
+        .filter_map(|k| {
+            let p = *prior.get(k)?;
+            let v = get(&after_efficiency, k);
+            ((v / p - 1.0).abs() > PRIOR_DRIFT_LIMIT).then(|| (k.clone(), v, p))
+        })
+        .collect();
     FamilyFit {
         family: family.to_string(),
         rows: rows.len(),
         fitted_keys: keys.to_vec(),
+        informed_rows: informed_rows(rows, &after_efficiency),
         mape_before_pct: mape(rows, &start),
         mape_after_pct: mape(rows, &after_efficiency),
         before: start,
         after: after_efficiency,
+        prior: prior.clone(),
+        drifted,
     }
 }
 
-/// Fit every family that has rows of its own (families with `like` inherit and are skipped).
-pub fn fit_catalog(rows: &[RunRow], catalog: &Catalog, iterations: usize) -> Vec<FamilyFit> {
+/// A family's values with every parameter that has a prior set to it: where a fit starts when
+/// the catalog's values must not leak what they were fitted on (cross-validation).
+pub fn prior_values(catalog: &Catalog, family: &EfficiencyFamily) -> Option<FittedEfficiency> {
+    let mut e = catalog.fitted_efficiency(&family.id).ok()?;
+    for (k, v) in &family.prior {
+        if FITTABLE.contains(&k.as_str()) {
+            set(&mut e, k, *v);
+        }
+    }
+    Some(e)
+}
+
+/// Fit every family that has rows of its own (families with `like` inherit and are skipped),
+/// from the catalog's values, or from the priors with `from_priors`.
+pub fn fit_catalog(
+    rows: &[RunRow],
+    catalog: &Catalog,
+    iterations: usize,
+    assume: Assume,
+    from_priors: bool,
+) -> Vec<FamilyFit> {
     catalog
         .efficiency
         .iter()
         .filter(|f| f.like.is_none())
         .filter_map(|f| {
-            let prepared = family_rows(rows, catalog, &f.id);
+            let prepared = family_rows(rows, catalog, &f.id, assume);
             if prepared.is_empty() {
                 return None;
             }
-            let keys = keys_to_fit(catalog, &f.id, &prepared);
-            let start = catalog.fitted_efficiency(&f.id).ok()?;
+            let start = if from_priors {
+                prior_values(catalog, f)?
+            } else {
+                catalog.fitted_efficiency(&f.id).ok()?
+            };
+            let keys = keys_to_fit(catalog, &f.id, &informed_rows(&prepared, &start));
             Some(fit_rows(&f.id, &prepared, &keys, &f.prior, start, iterations))
         })
         .collect()
@@ -285,9 +370,9 @@ pub struct HoldOut {
     pub out_of_sample_mape_pct: f64,
 }
 
-/// Leave-one-group-out cross-validation: for each group, refit on the others and measure the
-/// error on the group. A model that fits the physics loses little out of sample.
-pub fn cross_validate(rows: &[RunRow], catalog: &Catalog, iterations: usize) -> Vec<HoldOut> {
+/// Leave-one-group-out cross-validation: for each group, refit on the others (from the priors)
+/// and measure the error on the group. A model that fits the physics loses little out of sample.
+pub fn cross_validate(rows: &[RunRow], catalog: &Catalog, iterations: usize, assume: Assume) -> Vec<HoldOut> {
     let mut groups: Vec<String> = rows.iter().map(|r| r.group.clone()).collect();
     groups.sort();
     groups.dedup();
@@ -295,15 +380,21 @@ pub fn cross_validate(rows: &[RunRow], catalog: &Catalog, iterations: usize) -> 
         .into_iter()
         .filter_map(|g| {
             let (held, kept): (Vec<RunRow>, Vec<RunRow>) = rows.iter().cloned().partition(|r| r.group == g);
-            let fits = fit_catalog(&kept, catalog, iterations);
+            // Every family restarts from its priors, so that none keeps what it learned from the
+            // held-out rows; a family left without rows keeps its priors.
             let mut refitted = catalog.clone();
-            for f in &fits {
+            for f in catalog.efficiency.iter().filter(|f| f.like.is_none()) {
+                if let Some(e) = prior_values(catalog, f) {
+                    refitted.set_fitted(&f.id, &e);
+                }
+            }
+            for f in fit_catalog(&kept, catalog, iterations, assume, true) {
                 refitted.set_fitted(&f.family, &f.after);
             }
             let price = |c: &Catalog| -> (usize, f64) {
                 let prepared: Vec<PreparedRow> = held
                     .iter()
-                    .filter_map(|r| prepare_row(r, c).ok())
+                    .filter_map(|r| prepare_row(r, c, assume).ok())
                     .filter(|p| p.measured_from == "step_time_s")
                     .collect();
                 let sum: f64 = prepared
@@ -324,12 +415,48 @@ pub fn cross_validate(rows: &[RunRow], catalog: &Catalog, iterations: usize) -> 
         .collect()
 }
 
+/// A catalog file holding the fitted families, in the catalog's own format: `--catalog FILE`
+/// loads it as it is, replacing the built-in families of the same ids.
+pub fn fitted_catalog_toml(catalog: &Catalog, fits: &[FamilyFit], origin: &str) -> Result<String, String> {
+    #[derive(Serialize)]
+    struct File {
+        efficiency: Vec<EfficiencyFamily>,
+    }
+    let mut families = vec![];
+    for f in fits {
+        let Some(mut family) = catalog.efficiency.iter().find(|e| e.id == f.family).cloned() else {
+            continue;
+        };
+        family.set_values(&f.after);
+        let informed: Vec<String> = f
+            .fitted_keys
+            .iter()
+            .map(|k| format!("{k} ({} rows)", f.informed_rows.get(k).copied().unwrap_or(0)))
+            .collect();
+        family.sources.insert(
+            "fit".into(),
+            format!(
+                "fitted by `clustersweep fit {origin}` to {} rows (mean of groups' MAPE {:.2} %, was {:.2} %): {}",
+                f.rows,
+                f.mape_after_pct,
+                f.mape_before_pct,
+                informed.join(", ")
+            ),
+        );
+        families.push(family);
+    }
+    let body = toml::to_string(&File { efficiency: families }).map_err(|e| e.to_string())?;
+    Ok(format!(
+        "# Efficiency families fitted by `clustersweep fit {origin}`; load with `clustersweep --catalog FILE ...`.\n{body}"
+    ))
+}
+
 /// The catalog lines that a fit produces, to paste into `catalog/accelerators.toml`.
 pub fn toml_snippet(fit: &FamilyFit) -> String {
     let a = &fit.after;
     format!(
-        "# {}: fitted to {} rows, MAPE {:.2} % (was {:.2} %)\ngemm = {:.4}\ngemm_half_dim = {:.1}\nlow_precision_gemm = {:.4}\nattention = {:.4}\nlayer_overhead_us = {:.1}\nstep_overhead_ms = {:.1}\n",
-        fit.family, fit.rows, fit.mape_after_pct, fit.mape_before_pct, a.gemm, a.gemm_half_dim, a.low_precision_gemm, a.attention, a.layer_overhead_us, a.step_overhead_ms
+        "# {}: fitted to {} rows, mean of groups' MAPE {:.2} % (was {:.2} %)\ngemm = {:.4}\ngemm_half_dim = {:.1}\nlow_precision_gemm = {:.4}\nattention = {:.4}\nattention_flash2 = {:.4}\nattention_flash1 = {:.4}\nlayer_overhead_us = {:.1}\nstep_overhead_ms = {:.1}\n",
+        fit.family, fit.rows, fit.mape_after_pct, fit.mape_before_pct, a.gemm, a.gemm_half_dim, a.low_precision_gemm, a.attention, a.attention_flash2, a.attention_flash1, a.layer_overhead_us, a.step_overhead_ms
     )
 }
 

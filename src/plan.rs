@@ -336,7 +336,7 @@ pub fn plan(
     for acc in &base.accelerators {
         let id = acc.spec.id.clone();
         if !acc.supports_dtype {
-            skipped.push(format!("{id}: no {} rate", base.training.dtype.name()));
+            skipped.push(format!("{id}: no {} rate", base.dtype().name()));
             continue;
         }
         if !acc.priced {
@@ -476,7 +476,7 @@ pub fn plan(
     Ok(PlanReport {
         model: base.model_name.clone(),
         parameters: crate::model::flops::total_params(&base.model),
-        tokens: base.training.tokens,
+        tokens: base.tokens(),
         objective: opts.objective.name().into(),
         constraints,
         pricing,

@@ -6,12 +6,14 @@
 //! the model) and a bad value gets a message naming the key, the value and what was expected.
 //! Nothing here panics on user input.
 
-use crate::catalog::{AcceleratorSpec, Catalog, Facility, PeakTflops};
+use crate::catalog::stacks::{grad_bytes, MicrobatchDefault};
+use crate::catalog::{AcceleratorSpec, Catalog, Facility, PeakTflops, StackSpec, DEFAULT_STACK};
 use crate::error::Error;
 use crate::model::flops::total_params;
 use crate::model::run::{Economics, Pricing};
 use crate::model::{
-    check_layout, check_placement, sites, Dtype, FfnKind, Hardware, Layout, Recompute, Training, Transformer,
+    check_layout, check_placement, check_stack, sites, AttentionKernel, Dtype, FfnKind, Hardware, Layout,
+    Recompute, Training, Transformer,
 };
 use serde::{Deserialize, Serialize};
 
@@ -64,12 +66,27 @@ pub struct ModelSection {
     pub shared_experts: Option<u32>,
     pub dense_layers: Option<u32>,
     pub tied_embeddings: Option<bool>,
+    /// Attention variant: "mha" / "gqa" (the default, set by `kv_heads`), or "mla" (multi-head
+    /// latent attention, not modelled yet). The keys below are Hugging Face config names.
+    pub attention: Option<String>,
+    pub q_lora_rank: Option<u32>,
+    pub kv_lora_rank: Option<u32>,
+    pub qk_nope_head_dim: Option<u32>,
+    pub qk_rope_head_dim: Option<u32>,
+    pub v_head_dim: Option<u32>,
+    /// Sliding-window attention (not modelled yet): the window in tokens, and on how many layers.
+    pub sliding_window: Option<u32>,
+    pub sliding_window_layers: Option<u32>,
+    /// Multi-token prediction modules (not modelled yet).
+    pub mtp_layers: Option<u32>,
 }
 
 /// `[training]` as written.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainingSection {
+    /// The software stack (`clustersweep catalog --stacks`); default megatron-core-2025.
+    pub stack: Option<String>,
     pub global_batch: Option<u32>,
     pub tokens: Option<f64>,
     pub dtype: Option<Dtype>,
@@ -77,7 +94,10 @@ pub struct TrainingSection {
     pub weight_bytes: Option<f64>,
     pub optimizer_state_bytes: Option<f64>,
     pub grad_dtype: Option<String>,
+    /// Fused attention (default: the stack's kernel); false runs it unfused.
     pub flash_attention: Option<bool>,
+    /// The attention kernel, overriding the stack's: "unfused", "flash1", "flash2" or "flash3".
+    pub attention_kernel: Option<AttentionKernel>,
     pub dropout: Option<bool>,
 }
 
@@ -160,6 +180,8 @@ pub struct ScenarioFile {
 pub struct Scenario {
     /// The preset the model came from, or "custom".
     pub model_name: String,
+    /// The software stack's catalog entry.
+    pub stack: StackSpec,
     pub model: Transformer,
     pub training: Training,
     /// The catalog entry with the scenario's overrides applied.
@@ -193,17 +215,43 @@ impl ScenarioFile {
 
     /// Fill defaults from the catalog and check everything.
     pub fn resolve(&self, catalog: &Catalog, origin: &str) -> Result<Scenario, Error> {
+        self.resolve_with(catalog, origin, true)
+    }
+
+    /// As [`ScenarioFile::resolve`]; with `require_price` false a pricing mode without a price
+    /// is no error (its cost is NaN: `validate` predicts step times, not money).
+    pub fn resolve_with(
+        &self,
+        catalog: &Catalog,
+        origin: &str,
+        require_price: bool,
+    ) -> Result<Scenario, Error> {
         let err = |message: String| Error::Scenario {
             origin: origin.to_string(),
             message,
         };
         let (model_name, model) = resolve_model(&self.model, catalog).map_err(err)?;
+        let stack = resolve_stack(&self.training, catalog).map_err(err)?;
         let accelerator = resolve_accelerator(&self.cluster, catalog).map_err(err)?;
-        let training = resolve_training(&self.training, &model, self.training.global_batch).map_err(err)?;
+        let training =
+            resolve_training(&self.training, &model, self.training.global_batch, stack).map_err(err)?;
         if let Some(problem) = dtype_problem(training.dtype, &accelerator) {
             return Err(err(format!("[training] {problem}")));
         }
-        let layout = resolve_layout(&self.layout, &self.cluster, &model, &training).map_err(err)?;
+        if !training.stack.supports_format(training.dtype) {
+            return Err(err(format!(
+                "[training] dtype = \"{}\": stack `{}` cannot train in this format; it has {}",
+                training.dtype.name(),
+                stack.id,
+                stack
+                    .formats
+                    .iter()
+                    .map(|d| d.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        let layout = resolve_layout(&self.layout, &self.cluster, &model, &training, stack).map_err(err)?;
         let facility = resolve_facility(&self.cluster, catalog).map_err(err)?;
         let hardware = catalog.hardware_in(&accelerator, &facility);
         if let Some(v) = check_placement(&hardware, &layout) {
@@ -215,9 +263,11 @@ impl ScenarioFile {
                 v.describe()
             )));
         }
-        let economics = resolve_economics(&self.cluster, catalog, &accelerator, true).map_err(err)?;
+        let economics =
+            resolve_economics(&self.cluster, catalog, &accelerator, require_price).map_err(err)?;
         Ok(Scenario {
             model_name,
+            stack: stack.clone(),
             model,
             training,
             accelerator,
@@ -226,6 +276,17 @@ impl ScenarioFile {
             layout,
         })
     }
+}
+
+/// The stack `[training] stack` names, or the default.
+pub fn resolve_stack<'a>(t: &TrainingSection, catalog: &'a Catalog) -> Result<&'a StackSpec, String> {
+    let id = t.stack.as_deref().unwrap_or(DEFAULT_STACK);
+    catalog.stack(id).ok_or_else(|| {
+        format!(
+            "[training] stack = \"{id}\" is not a known stack; known: {} (`clustersweep catalog --stacks` describes them)",
+            catalog.stack_ids()
+        )
+    })
 }
 
 /// Power and money of an accelerator in the scenario's facility: the catalog's figures with
@@ -351,6 +412,9 @@ fn positive_int(section: &str, key: &str, v: u32) -> Result<u32, String> {
 
 /// The model: a preset with explicit keys over it, or explicit keys alone.
 pub fn resolve_model(m: &ModelSection, catalog: &Catalog) -> Result<(String, Transformer), String> {
+    if let Some(problem) = m.not_modelled() {
+        return Err(problem);
+    }
     let preset = match &m.preset {
         Some(id) => Some(catalog.model(id).ok_or_else(|| {
             format!(
@@ -467,6 +531,46 @@ pub fn resolve_model(m: &ModelSection, catalog: &Catalog) -> Result<(String, Tra
 }
 
 impl ModelSection {
+    /// The model keys the format reads but the model does not price yet (multi-head latent
+    /// attention, sliding windows, multi-token prediction), as the error that says so.
+    pub fn not_modelled(&self) -> Option<String> {
+        let mla_keys = [
+            ("q_lora_rank", self.q_lora_rank),
+            ("kv_lora_rank", self.kv_lora_rank),
+            ("qk_nope_head_dim", self.qk_nope_head_dim),
+            ("qk_rope_head_dim", self.qk_rope_head_dim),
+            ("v_head_dim", self.v_head_dim),
+        ];
+        match self.attention.as_deref() {
+            None | Some("mha") | Some("gqa") => {
+                if let Some((key, _)) = mla_keys.iter().find(|(_, v)| v.is_some()) {
+                    return Some(format!(
+                        "[model] {key} is set but attention is not \"mla\": set attention = \"mla\" or drop it"
+                    ));
+                }
+            }
+            Some("mla") => {
+                return Some(
+                    "[model] attention = \"mla\": multi-head latent attention is not modelled yet (its parameters, projections and 192-wide scores are not priced)".into(),
+                )
+            }
+            Some(other) => {
+                return Some(format!(
+                    "[model] attention = \"{other}\": expected \"mha\", \"gqa\" or \"mla\""
+                ))
+            }
+        }
+        if self.sliding_window.is_some() || self.sliding_window_layers.is_some() {
+            return Some(
+                "[model] sliding_window: sliding-window attention is not modelled yet (its layers would be priced as full attention)".into(),
+            );
+        }
+        if self.mtp_layers.is_some_and(|n| n > 0) {
+            return Some("[model] mtp_layers: multi-token prediction modules are not modelled yet".into());
+        }
+        None
+    }
+
     /// True when a key besides `preset` is set.
     fn has_explicit_keys(&self) -> bool {
         let counts = [
@@ -571,11 +675,14 @@ pub fn apply_overrides(c: &ClusterSection, mut spec: AcceleratorSpec) -> Result<
     Ok(spec)
 }
 
-/// The training section; `global_batch` is the batch to use (the sweep passes its own).
+/// The training section under `stack`; `global_batch` is the batch to use (the sweep passes its
+/// own). Keys the section leaves out take the stack's defaults (gradient dtype, dropout, the
+/// attention kernel).
 pub fn resolve_training(
     t: &TrainingSection,
     model: &Transformer,
     global_batch: Option<u32>,
+    stack: &StackSpec,
 ) -> Result<Training, String> {
     let global_batch = positive_int(
         "training",
@@ -588,36 +695,51 @@ pub fn resolve_training(
             return Err(format!("[training] optimizer = \"{o}\": expected \"adam\" (AdamW; set the byte counts to model others)"));
         }
     }
-    // Gradient buffers and their reduction in the 16-bit format by default, as Megatron-Core's
-    // DistributedDataParallelConfig (grad_reduce_in_fp32 = False) and NeMo's performance recipes
-    // run; "fp32" for Megatron-LM's bf16 default and FSDP's DEFAULT mixed precision.
-    let grad_bytes = match t.grad_dtype.as_deref().unwrap_or("bf16") {
-        "fp32" => 4.0,
-        "bf16" | "fp16" => 2.0,
-        other => {
-            return Err(format!(
-                "[training] grad_dtype = \"{other}\": expected \"bf16\", \"fp16\" or \"fp32\""
-            ))
-        }
-    };
+    // Gradient buffers and their reduction: the stack's default (Megatron-Core's
+    // DistributedDataParallelConfig grad_reduce_in_fp32 = False and NeMo's performance recipes
+    // run them in bf16; FSDP's DEFAULT mixed precision and Megatron-LM's older runs in fp32).
+    let grad_name = t.grad_dtype.as_deref().unwrap_or(&stack.defaults.grad_dtype);
+    let grad_bytes = grad_bytes(grad_name).ok_or_else(|| {
+        format!("[training] grad_dtype = \"{grad_name}\": expected \"bf16\", \"fp16\" or \"fp32\"")
+    })?;
     let tokens = match t.tokens {
         Some(v) => positive("training", "tokens", v)?,
         None => CHINCHILLA_TOKENS_PER_PARAM * total_params(model),
     };
+    let attention = match (t.attention_kernel, t.flash_attention) {
+        (Some(k), Some(fused)) if k.is_fused() != fused => {
+            return Err(format!(
+            "[training] attention_kernel = \"{}\" contradicts flash_attention = {fused}: give one of them",
+            k.name()
+        ))
+        }
+        (Some(k), _) => k,
+        (None, Some(false)) => AttentionKernel::Unfused,
+        // Fused asked of a stack whose own kernel is unfused: the first fused generation.
+        (None, Some(true)) if !stack.attention.is_fused() => AttentionKernel::Flash2,
+        (None, _) => stack.attention,
+    };
+    let stack_switches = stack.model_stack();
     Ok(Training {
         global_batch,
         tokens,
         dtype,
-        weight_bytes: positive("training", "weight_bytes", t.weight_bytes.unwrap_or(2.0))?,
+        weight_bytes: positive(
+            "training",
+            "weight_bytes",
+            t.weight_bytes.unwrap_or(stack.defaults.weight_bytes),
+        )?,
         grad_bytes,
         optimizer_state_bytes: non_negative(
             "training",
             "optimizer_state_bytes",
-            t.optimizer_state_bytes.unwrap_or(12.0),
+            t.optimizer_state_bytes
+                .unwrap_or(stack.defaults.optimizer_state_bytes),
         )?,
         grad_reduce_bytes: grad_bytes,
-        flash_attention: t.flash_attention.unwrap_or(true),
-        dropout: t.dropout.unwrap_or(false),
+        attention,
+        dropout: t.dropout.unwrap_or(stack.defaults.dropout),
+        stack: stack_switches,
     })
 }
 
@@ -626,6 +748,7 @@ fn resolve_layout(
     c: &ClusterSection,
     model: &Transformer,
     training: &Training,
+    stack: &StackSpec,
 ) -> Result<Layout, String> {
     let tp = positive_int("layout", "tp", l.tp.unwrap_or(1))?;
     let pp = positive_int("layout", "pp", l.pp.unwrap_or(1))?;
@@ -655,20 +778,36 @@ fn resolve_layout(
         }
         (None, None) => return Err("[cluster] count is missing (or give [layout] dp)".to_string()),
     };
+    let defaults = &stack.defaults;
+    let microbatch = match (l.microbatch, defaults.microbatch) {
+        (Some(m), _) => positive_int("layout", "microbatch", m)?,
+        (None, MicrobatchDefault::Sequences(m)) => m,
+        // The whole per-replica batch, where dp divides the batch (else the check below says so).
+        (None, MicrobatchDefault::Named(_)) => (training.global_batch / dp).max(1),
+    };
+    // Sequence parallelism is a no-op without tensor parallelism; by default it is on wherever
+    // the stack has it and tensor parallelism is used.
+    let sequence_parallel = l
+        .sequence_parallel
+        .unwrap_or(defaults.sequence_parallel && tp > 1)
+        && tp > 1;
     let layout = Layout {
         tp,
         pp,
         dp,
         cp,
         ep,
-        microbatch: positive_int("layout", "microbatch", l.microbatch.unwrap_or(1))?,
-        interleave: positive_int("layout", "interleave", l.interleave.unwrap_or(1))?,
-        recompute: l.recompute.unwrap_or(Recompute::None),
-        // Sequence parallelism is a no-op without tensor parallelism.
-        sequence_parallel: l.sequence_parallel.unwrap_or(tp > 1) && tp > 1,
-        // TP overlap needs sequence parallelism; on by default wherever it can be.
-        tp_overlap: l.tp_overlap.unwrap_or(true) && l.sequence_parallel.unwrap_or(tp > 1) && tp > 1,
-        zero: l.zero.unwrap_or(1),
+        microbatch,
+        interleave: positive_int(
+            "layout",
+            "interleave",
+            l.interleave.unwrap_or(defaults.interleave),
+        )?,
+        recompute: l.recompute.unwrap_or(defaults.recompute),
+        sequence_parallel,
+        // TP overlap needs sequence parallelism; by default on wherever the stack can.
+        tp_overlap: l.tp_overlap.unwrap_or(defaults.tp_overlap) && sequence_parallel,
+        zero: l.zero.unwrap_or(defaults.zero),
     };
     if let Some(v) = check_layout(model, training, &layout) {
         return Err(format!(
@@ -677,7 +816,50 @@ fn resolve_layout(
             v.describe()
         ));
     }
+    if let Some(v) = check_stack(&training.stack, &layout, training.dtype) {
+        let (key, lacks) = v.describe();
+        let value = match key {
+            "tp" => layout.tp.to_string(),
+            "pp" => layout.pp.to_string(),
+            "cp" => layout.cp.to_string(),
+            "ep" => layout.ep.to_string(),
+            "interleave" => layout.interleave.to_string(),
+            "sequence_parallel" => layout.sequence_parallel.to_string(),
+            "tp_overlap" => layout.tp_overlap.to_string(),
+            "zero" => layout.zero.to_string(),
+            "recompute" => format!("\"{}\"", layout.recompute.name()),
+            _ => format!("\"{}\"", training.dtype.name()),
+        };
+        let given = l.given(key);
+        return Err(format!(
+            "[layout] {key} = {value}{}: stack `{}` ({}) {lacks}; set [training] stack to one that has it (`clustersweep catalog --stacks`){}",
+            if given { "" } else { " (the stack's default)" },
+            stack.id,
+            stack.name,
+            if given { ", or change the key" } else { ", or set the key" }
+        ));
+    }
     Ok(layout)
+}
+
+impl LayoutSection {
+    /// True when the file sets `key`.
+    pub fn given(&self, key: &str) -> bool {
+        match key {
+            "tp" => self.tp.is_some(),
+            "pp" => self.pp.is_some(),
+            "dp" => self.dp.is_some(),
+            "cp" => self.cp.is_some(),
+            "ep" => self.ep.is_some(),
+            "microbatch" => self.microbatch.is_some(),
+            "interleave" => self.interleave.is_some(),
+            "recompute" => self.recompute.is_some(),
+            "sequence_parallel" => self.sequence_parallel.is_some(),
+            "tp_overlap" => self.tp_overlap.is_some(),
+            "zero" => self.zero.is_some(),
+            _ => false,
+        }
+    }
 }
 
 /// The layout's numbers that the cross-checks look at, for error messages.

@@ -5,17 +5,19 @@
 //! (here) and on the GPU. Twin: `shaders/sweep.wgsl` (`digits`, `candidate_at`). Layouts are never
 //! stored: an index, the axes and the model are all it takes to rebuild one.
 //!
-//! Axes, outermost first: accelerator, tp, cp, ep, microbatch, sequence_parallel, recompute
-//! (the per-layer knobs: one [`crate::model::profile::Profile`] serves everything inside them),
-//! then count, pp, interleave, zero, global_batch.
+//! Axes, outermost first: accelerator, stack, tp, cp, ep, microbatch, sequence_parallel,
+//! recompute (the per-layer knobs: one [`crate::model::profile::Profile`] serves everything
+//! inside them), then count, pp, interleave, zero, global_batch.
 
-use crate::catalog::{AcceleratorSpec, Catalog};
+use crate::catalog::{AcceleratorSpec, Catalog, StackSpec};
 use crate::error::Error;
 use crate::model::run::Economics;
-use crate::model::{check_layout, check_placement, Hardware, Layout, Recompute, Training, Transformer};
+use crate::model::{
+    check_layout, check_placement, check_stack, Hardware, Layout, Recompute, Training, Transformer,
+};
 use crate::scenario::{
     apply_overrides, dtype_problem, price_problem, resolve_economics, resolve_facility, resolve_model,
-    resolve_training, ScenarioFile,
+    resolve_stack, resolve_training, ScenarioFile,
 };
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +44,8 @@ pub struct AxisRange {
 #[serde(deny_unknown_fields)]
 pub struct SearchSection {
     pub accelerators: Option<Vec<String>>,
+    /// Software stacks (catalog ids); default: `[training] stack`, else megatron-core-2025.
+    pub stacks: Option<Vec<String>>,
     pub counts: Option<AxisSpec>,
     pub tp: Option<AxisSpec>,
     pub pp: Option<AxisSpec>,
@@ -89,23 +93,25 @@ impl Objective {
 
 /// Axis positions in the mixed radix, outermost first.
 pub const AXIS_ACCELERATOR: usize = 0;
-pub const AXIS_TP: usize = 1;
-pub const AXIS_CP: usize = 2;
-pub const AXIS_EP: usize = 3;
-pub const AXIS_MICROBATCH: usize = 4;
-pub const AXIS_SP: usize = 5;
-pub const AXIS_RECOMPUTE: usize = 6;
-pub const AXIS_COUNT: usize = 7;
-pub const AXIS_PP: usize = 8;
-pub const AXIS_INTERLEAVE: usize = 9;
-pub const AXIS_ZERO: usize = 10;
-pub const AXIS_GLOBAL_BATCH: usize = 11;
-pub const N_AXES: usize = 12;
-/// Axes that a profile depends on: the outermost seven.
-pub const PROFILE_AXES: usize = 7;
+pub const AXIS_STACK: usize = 1;
+pub const AXIS_TP: usize = 2;
+pub const AXIS_CP: usize = 3;
+pub const AXIS_EP: usize = 4;
+pub const AXIS_MICROBATCH: usize = 5;
+pub const AXIS_SP: usize = 6;
+pub const AXIS_RECOMPUTE: usize = 7;
+pub const AXIS_COUNT: usize = 8;
+pub const AXIS_PP: usize = 9;
+pub const AXIS_INTERLEAVE: usize = 10;
+pub const AXIS_ZERO: usize = 11;
+pub const AXIS_GLOBAL_BATCH: usize = 12;
+pub const N_AXES: usize = 13;
+/// Axes that a profile depends on: the outermost eight.
+pub const PROFILE_AXES: usize = 8;
 
 pub const AXIS_NAMES: [&str; N_AXES] = [
     "accelerators",
+    "stacks",
     "tp",
     "cp",
     "ep",
@@ -131,16 +137,23 @@ pub struct SpaceAccelerator {
     pub priced: bool,
 }
 
+/// One software stack of the space, resolved.
+#[derive(Clone, Debug)]
+pub struct SpaceStack {
+    pub spec: StackSpec,
+    /// The run's training settings under this stack; `global_batch` is set per layout.
+    pub training: Training,
+}
+
 /// The resolved space.
 #[derive(Clone, Debug)]
 pub struct SearchSpace {
     pub model_name: String,
     pub model: Transformer,
-    /// The run's training settings; `global_batch` is set per layout.
-    pub training: Training,
     pub accelerators: Vec<SpaceAccelerator>,
-    /// Values of each axis (the accelerator axis holds indices into `accelerators`;
-    /// booleans and recompute modes are 0/1 and 0/1/2).
+    pub stacks: Vec<SpaceStack>,
+    /// Values of each axis (the accelerator and stack axes hold indices into `accelerators` and
+    /// `stacks`; booleans and recompute modes are 0/1 and 0/1/2).
     pub axes: [Vec<u32>; N_AXES],
     /// When set, the global-batch axis holds one value, a bound in sequences.
     pub global_batch_bound: bool,
@@ -160,12 +173,16 @@ pub enum Invalid {
     Layout,
     /// The accelerator has no rate for the run's format.
     Dtype,
+    /// The stack cannot run it (a parallelism, overlap, ZeRO stage, recomputation mode or format
+    /// it lacks; see `check_stack`).
+    Stack,
 }
 
-/// A decoded layout: which accelerator, the layout, and its global batch.
+/// A decoded layout: which accelerator and stack, the layout, and its global batch.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Candidate {
     pub accelerator: usize,
+    pub stack: usize,
     pub layout: Layout,
     pub global_batch: u32,
 }
@@ -281,8 +298,42 @@ impl SearchSpace {
                 }
             }
         };
-        let mut training = resolve_training(&file.training, &model, Some(gb_values[0])).map_err(err)?;
-        training.global_batch = 0;
+        // Stacks.
+        let stack_ids: Vec<String> = match &search.stacks {
+            Some(ids) if ids.is_empty() => {
+                return Err(err(
+                    "[search] stacks is empty: give at least one catalog id".into()
+                ))
+            }
+            Some(ids) => ids.clone(),
+            None => vec![resolve_stack(&file.training, catalog).map_err(err)?.id.clone()],
+        };
+        let mut stacks = vec![];
+        for id in &stack_ids {
+            let spec = catalog.stack(id).ok_or_else(|| {
+                err(format!(
+                    "[search] stacks: `{id}` is not a known stack; known: {}",
+                    catalog.stack_ids()
+                ))
+            })?;
+            let mut training =
+                resolve_training(&file.training, &model, Some(gb_values[0]), spec).map_err(err)?;
+            training.global_batch = 0;
+            stacks.push(SpaceStack {
+                spec: spec.clone(),
+                training,
+            });
+        }
+        if stacks
+            .iter()
+            .all(|st| !st.training.stack.supports_format(st.training.dtype))
+        {
+            return Err(err(format!(
+                "[training] dtype = \"{}\": none of the searched stacks can train in it",
+                stacks[0].training.dtype.name()
+            )));
+        }
+        let training = stacks[0].training;
 
         // Accelerators.
         let ids: Vec<String> = match (&search.accelerators, &file.cluster.accelerator) {
@@ -345,6 +396,7 @@ impl SearchSpace {
         let moe = model.is_moe();
         let axes: [Vec<u32>; N_AXES] = [
             (0..accelerators.len() as u32).collect(),
+            (0..stacks.len() as u32).collect(),
             axis("tp", &search.tp, powers_of_two(model.heads.min(64)))?,
             axis("cp", &search.cp, powers_of_two(16))?,
             axis(
@@ -395,13 +447,21 @@ impl SearchSpace {
         Ok(SearchSpace {
             model_name,
             model,
-            training,
             accelerators,
+            stacks,
             axes,
             global_batch_bound,
             objective,
             size,
         })
+    }
+
+    /// The run's format and token budget, which every stack of the space shares.
+    pub fn dtype(&self) -> crate::model::Dtype {
+        self.stacks[0].training.dtype
+    }
+    pub fn tokens(&self) -> f64 {
+        self.stacks[0].training.tokens
     }
 
     /// Radix of each axis.
@@ -438,6 +498,8 @@ impl SearchSpace {
     pub fn candidate_at(&self, digits: &[u32; N_AXES]) -> Result<Candidate, Invalid> {
         let v = |axis: usize| self.axes[axis][digits[axis] as usize];
         let accelerator = v(AXIS_ACCELERATOR) as usize;
+        let stack = v(AXIS_STACK) as usize;
+        let stack_switches = &self.stacks[stack].training.stack;
         let (tp, pp, cp) = (v(AXIS_TP), v(AXIS_PP), v(AXIS_CP));
         let count = v(AXIS_COUNT) as u64;
         let model_parallel = tp as u64 * pp as u64 * cp as u64;
@@ -473,12 +535,13 @@ impl SearchSpace {
             interleave,
             recompute: Recompute::ALL[v(AXIS_RECOMPUTE) as usize],
             sequence_parallel,
-            tp_overlap: sequence_parallel,
+            // TP overlap follows sequence parallelism wherever the stack can overlap.
+            tp_overlap: sequence_parallel && stack_switches.tp_overlap,
             zero: v(AXIS_ZERO),
         };
         let training = Training {
             global_batch,
-            ..self.training
+            ..self.stacks[stack].training
         };
         if check_layout(&self.model, &training, &layout).is_some()
             || check_placement(&self.accelerators[accelerator].hardware, &layout).is_some()
@@ -488,8 +551,12 @@ impl SearchSpace {
         if !self.accelerators[accelerator].supports_dtype {
             return Err(Invalid::Dtype);
         }
+        if check_stack(stack_switches, &layout, training.dtype).is_some() {
+            return Err(Invalid::Stack);
+        }
         Ok(Candidate {
             accelerator,
+            stack,
             layout,
             global_batch,
         })
@@ -500,11 +567,11 @@ impl SearchSpace {
         self.candidate_at(&self.digits(index))
     }
 
-    /// The run's training settings with a layout's global batch.
+    /// The run's training settings under a layout's stack, with its global batch.
     pub fn training_for(&self, c: &Candidate) -> Training {
         Training {
             global_batch: c.global_batch,
-            ..self.training
+            ..self.stacks[c.stack].training
         }
     }
 }

@@ -1,84 +1,102 @@
 //! Holding the model against measured runs: `clustersweep validate runs.csv`.
 //!
-//! This module owns the runs-file format (that of `tests/data/measured-runs.csv`), turning a row
-//! into a scenario, choosing the knobs a row leaves empty as the framework's user would have (the
-//! fastest value that fits), and the statistics: signed error per row, mean absolute percentage
-//! error (MAPE) and the worst error per group and overall, and Spearman's rank correlation
-//! between predicted and measured step times within each set of rows that share model,
-//! accelerator and batch.
+//! This module owns the runs-file format, turning a row into a scenario, the knobs a row leaves
+//! empty, and the statistics: signed error per row, mean absolute percentage error (MAPE) and the
+//! worst error per group and overall, and Spearman's rank correlation between predicted and
+//! measured step times within each set of rows that share model, accelerator and batch.
+//!
+//! A runs file speaks the scenario's language: any key of `[model]`, `[training]`, `[cluster]`
+//! and `[layout]` may be a column, with the same name, unit and meaning, and is read by the
+//! scenario's own parser. The older columns of `tests/data/measured-runs.csv` (`n_gpus`,
+//! `gbs_seqs`, `mbs`, `sp`) stand for `count`, `global_batch`, `microbatch` and
+//! `sequence_parallel` where those are empty. A knob a row leaves empty takes its stack's default
+//! (`--assume stack`, what the run's framework did), or the fastest value its stack can run that
+//! fits (`--assume fastest`, for exploration); each row says which knobs it assumed and why.
 
 use crate::catalog::{Catalog, FittedEfficiency};
 use crate::error::Error;
 use crate::model::flops::model_flops_per_step;
 use crate::model::run::{estimate, Estimate};
-use crate::model::{Dtype, FfnKind, Recompute};
+use crate::model::Recompute;
 use crate::scenario::{ClusterSection, LayoutSection, ModelSection, Scenario, ScenarioFile, TrainingSection};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// One row of a runs file, as written (empty cells are `None`).
-#[derive(Clone, Debug, Default, PartialEq)]
+/// One row of a runs file: the run as a scenario, and what was measured.
+#[derive(Clone, Debug, Default)]
 pub struct RunRow {
     pub run_id: String,
     /// The `group` column when present (e.g. the publication), else the accelerator.
     pub group: String,
-    pub accelerator: String,
-    pub n_gpus: Option<u64>,
-    pub layers: Option<u32>,
-    pub hidden: Option<u32>,
-    pub heads: Option<u32>,
-    pub kv_heads: Option<u32>,
-    pub ffn: Option<u32>,
-    pub ffn_kind: Option<FfnKind>,
-    pub seq_len: Option<u32>,
-    pub vocab: Option<u32>,
-    pub dtype: Option<Dtype>,
-    pub tp: Option<u32>,
-    pub pp: Option<u32>,
-    pub dp: Option<u32>,
-    pub cp: Option<u32>,
-    pub ep: Option<u32>,
-    pub interleave: Option<u32>,
-    pub mbs: Option<u32>,
-    pub gbs_seqs: Option<u32>,
-    pub recompute: Option<Recompute>,
-    pub sp: Option<bool>,
-    pub zero: Option<u32>,
+    /// The line of the file the row is on.
+    pub line: usize,
+    /// The row's `[model]`, `[training]`, `[cluster]` and `[layout]` keys (`search` and
+    /// `constraints` are unused).
+    pub scenario: ScenarioFile,
     pub step_time_s: Option<f64>,
     /// Reported MFU in percent, used for a step time only where none is given.
     pub mfu_pct: Option<f64>,
 }
 
-const REQUIRED_COLUMNS: [&str; 24] = [
-    "run_id",
-    "accelerator",
-    "n_gpus",
-    "layers",
-    "hidden",
-    "heads",
-    "kv_heads",
-    "ffn",
-    "ffn_kind",
-    "seq_len",
-    "vocab",
-    "dtype",
-    "tp",
-    "pp",
-    "dp",
-    "cp",
-    "ep",
-    "interleave",
-    "mbs",
-    "gbs_seqs",
-    "recompute",
-    "sp",
-    "zero",
-    "step_time_s",
+impl RunRow {
+    pub fn accelerator(&self) -> &str {
+        self.scenario.cluster.accelerator.as_deref().unwrap_or("")
+    }
+    pub fn count(&self) -> Option<u64> {
+        self.scenario.cluster.count
+    }
+}
+
+/// Columns every runs file has.
+const REQUIRED_COLUMNS: [&str; 2] = ["run_id", "step_time_s"];
+
+/// Older columns of the calibration file and the scenario keys they stand for (used where the
+/// scenario-named column is absent or empty).
+const ALIASES: [(&str, &str, &str); 4] = [
+    ("n_gpus", "cluster", "count"),
+    ("gbs_seqs", "training", "global_batch"),
+    ("mbs", "layout", "microbatch"),
+    ("sp", "layout", "sequence_parallel"),
 ];
 
-/// Read a runs file. Missing columns are an error; a malformed cell is an error naming the row
-/// and the column.
+/// The keys of each scenario section a runs file may use as columns.
+fn section_keys() -> Vec<(&'static str, Vec<String>)> {
+    fn keys<T: Serialize + Default>() -> Vec<String> {
+        match serde_json::to_value(T::default()) {
+            Ok(serde_json::Value::Object(m)) => m.keys().cloned().collect(),
+            _ => vec![],
+        }
+    }
+    vec![
+        ("model", keys::<ModelSection>()),
+        ("training", keys::<TrainingSection>()),
+        ("cluster", keys::<ClusterSection>()),
+        ("layout", keys::<LayoutSection>()),
+    ]
+}
+
+/// A cell as a TOML value: an integer, a number, a boolean, or a string. Integral numbers
+/// written with a point (`128.`, `8.0`) are integers, so that they fill integer keys.
+fn cell_value(text: &str) -> toml::Value {
+    if let Ok(i) = text.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    if let Ok(f) = text.parse::<f64>() {
+        if f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15 {
+            return toml::Value::Integer(f as i64);
+        }
+        return toml::Value::Float(f);
+    }
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "yes" => toml::Value::Boolean(true),
+        "false" | "no" => toml::Value::Boolean(false),
+        _ => toml::Value::String(text.to_string()),
+    }
+}
+
+/// Read a runs file. A missing column is an error; a malformed cell is an error naming the line,
+/// the column and what was expected.
 pub fn read_runs(path: &Path) -> Result<Vec<RunRow>, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
         path: path.display().to_string(),
@@ -96,106 +114,156 @@ pub fn parse_runs(text: &str, origin: &str) -> Result<Vec<RunRow>, Error> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(false)
         .from_reader(text.as_bytes());
-    let headers = reader.headers().map_err(|e| err(e.to_string()))?.clone();
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| err(e.to_string()))?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
     let missing: Vec<&str> = REQUIRED_COLUMNS
         .iter()
         .copied()
-        .filter(|c| !headers.iter().any(|h| h == *c))
+        .filter(|c| !headers.iter().any(|h| h == c))
         .collect();
     if !missing.is_empty() {
         return Err(err(format!("missing column(s): {}", missing.join(", "))));
     }
-    let index = |name: &str| headers.iter().position(|h| h == name);
+    for (i, h) in headers.iter().enumerate() {
+        if headers[..i].contains(h) {
+            return Err(err(format!("column `{h}` appears twice: keep one")));
+        }
+    }
+    // Where each column goes: a scenario key (section, key), or one of the row's own columns.
+    let sections = section_keys();
+    let placement: Vec<Option<(&str, String)>> = headers
+        .iter()
+        .map(|h| {
+            sections
+                .iter()
+                .find(|(_, keys)| keys.iter().any(|k| k == h))
+                .map(|(section, _)| (*section, h.clone()))
+        })
+        .collect();
+    let column = |name: &str| headers.iter().position(|h| h == name);
     let mut rows = vec![];
     for (i, record) in reader.records().enumerate() {
         let line = i + 2;
         let record = record.map_err(|e| err(format!("line {line}: {e}")))?;
-        let cell = |name: &str| -> Option<&str> {
-            index(name)
-                .and_then(|j| record.get(j))
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-        };
-        macro_rules! parsed {
-            ($name:expr, $parse:expr) => {
-                match cell($name) {
-                    None => None,
-                    Some(s) => Some($parse(s).ok_or_else(|| {
-                        err(format!(
-                            "line {line}: column {} = \"{s}\" is not {}",
-                            $name,
-                            stringify!($parse)
-                        ))
-                    })?),
-                }
-            };
+        let cell = |j: usize| record.get(j).map(str::trim).filter(|s| !s.is_empty());
+        let named = |name: &str| column(name).and_then(cell);
+        let mut tables: BTreeMap<&str, toml::Table> = BTreeMap::new();
+        for (j, place) in placement.iter().enumerate() {
+            if let (Some((section, key)), Some(text)) = (place, cell(j)) {
+                tables
+                    .entry(section)
+                    .or_default()
+                    .insert(key.clone(), cell_value(text));
+            }
         }
-        let int = |s: &str| s.parse::<u32>().ok();
-        let big = |s: &str| s.parse::<u64>().ok();
-        let real = |s: &str| s.parse::<f64>().ok().filter(|v| v.is_finite());
-        let dtype = |s: &str| match s.to_ascii_lowercase().as_str() {
-            "fp16" => Some(Dtype::Fp16),
-            "bf16" => Some(Dtype::Bf16),
-            "fp8" => Some(Dtype::Fp8),
-            "fp4" => Some(Dtype::Fp4),
-            _ => None,
+        for (alias, section, key) in ALIASES {
+            if let Some(text) = named(alias) {
+                let table = tables.entry(section).or_default();
+                if !table.contains_key(key) {
+                    table.insert(key.to_string(), cell_value(text));
+                }
+            }
+        }
+        let mut root = toml::Table::new();
+        for (section, table) in tables {
+            root.insert(section.to_string(), toml::Value::Table(table));
+        }
+        let scenario: ScenarioFile =
+            serde_path_to_error::deserialize(toml::Value::Table(root)).map_err(|e| {
+                let path = e.path().to_string();
+                let key = path.rsplit('.').next().unwrap_or(&path).to_string();
+                let shown = column(&key)
+                    .and_then(cell)
+                    .or_else(|| ALIASES.iter().find(|a| a.2 == key).and_then(|a| named(a.0)))
+                    .unwrap_or("");
+                let inner = e.inner().to_string();
+                err(format!(
+                    "line {line}: column {key} = \"{shown}\": {}",
+                    inner.lines().next().unwrap_or("")
+                ))
+            })?;
+        let positive_real = |name: &str| -> Result<Option<f64>, Error> {
+            match named(name) {
+                None => Ok(None),
+                Some(text) => match text.parse::<f64>() {
+                    Ok(v) if v.is_finite() && v > 0.0 => Ok(Some(v)),
+                    _ => Err(err(format!(
+                        "line {line}: column {name} = \"{text}\": expected a positive number"
+                    ))),
+                },
+            }
         };
-        let ffn_kind = |s: &str| match s.to_ascii_lowercase().as_str() {
-            "mlp" => Some(FfnKind::Mlp),
-            "swiglu" => Some(FfnKind::Swiglu),
-            _ => None,
-        };
-        let recompute = |s: &str| match s.to_ascii_lowercase().as_str() {
-            "none" => Some(Recompute::None),
-            "selective" => Some(Recompute::Selective),
-            "full" => Some(Recompute::Full),
-            _ => None,
-        };
-        let boolean = |s: &str| match s.to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" => Some(true),
-            "false" | "0" | "no" => Some(false),
-            _ => None,
-        };
-        let run_id = cell("run_id")
+        let run_id = named("run_id")
             .map(str::to_string)
             .unwrap_or_else(|| format!("line-{line}"));
-        let accelerator = cell("accelerator").unwrap_or("").to_string();
+        let group = named("group")
+            .map(str::to_string)
+            .unwrap_or_else(|| scenario.cluster.accelerator.clone().unwrap_or_default());
         rows.push(RunRow {
-            group: cell("group")
-                .map(str::to_string)
-                .unwrap_or_else(|| accelerator.clone()),
             run_id,
-            accelerator,
-            n_gpus: parsed!("n_gpus", big),
-            layers: parsed!("layers", int),
-            hidden: parsed!("hidden", int),
-            heads: parsed!("heads", int),
-            kv_heads: parsed!("kv_heads", int),
-            ffn: parsed!("ffn", int),
-            ffn_kind: parsed!("ffn_kind", ffn_kind),
-            seq_len: parsed!("seq_len", int),
-            vocab: parsed!("vocab", int),
-            dtype: parsed!("dtype", dtype),
-            tp: parsed!("tp", int),
-            pp: parsed!("pp", int),
-            dp: parsed!("dp", int),
-            cp: parsed!("cp", int),
-            ep: parsed!("ep", int),
-            interleave: parsed!("interleave", int),
-            mbs: parsed!("mbs", int),
-            gbs_seqs: parsed!("gbs_seqs", int),
-            recompute: parsed!("recompute", recompute),
-            sp: parsed!("sp", boolean),
-            zero: parsed!("zero", int),
-            step_time_s: parsed!("step_time_s", real),
-            mfu_pct: parsed!("mfu_pct", real),
+            group,
+            line,
+            step_time_s: positive_real("step_time_s")?,
+            mfu_pct: positive_real("mfu_pct")?,
+            scenario,
         });
     }
     Ok(rows)
 }
 
-/// The knob values a row left empty and the validator chose.
-pub type Chosen = BTreeMap<String, serde_json::Value>;
+/// What fills the knobs a row leaves empty.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Assume {
+    /// The row's stack defaults: what its framework ran unless told otherwise.
+    #[default]
+    Stack,
+    /// The fastest value the row's stack can run that fits (exploration: it credits the run
+    /// with the best its stack could have done).
+    Fastest,
+}
+
+/// Where an assumed knob's value came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Source {
+    /// The row states it.
+    #[serde(rename = "recorded")]
+    Recorded,
+    /// The row's stack's default.
+    #[serde(rename = "stack default")]
+    StackDefault,
+    /// The fastest value the stack can run that fits (`--assume fastest`).
+    #[serde(rename = "fastest")]
+    Fastest,
+    /// The tool's default (a row without a stack runs on megatron-core-2025).
+    #[serde(rename = "default")]
+    Default,
+}
+
+impl Source {
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Recorded => "recorded",
+            Source::StackDefault => "stack default",
+            Source::Fastest => "fastest",
+            Source::Default => "default",
+        }
+    }
+}
+
+/// One knob of a predicted row: its value and where it came from.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Assumed {
+    pub value: serde_json::Value,
+    pub source: Source,
+}
+
+/// The knobs a row runs with, by key.
+pub type AssumedKnobs = BTreeMap<String, Assumed>;
 
 /// The outcome for one row.
 #[derive(Clone, Debug, Serialize)]
@@ -204,6 +272,8 @@ pub struct RowResult {
     pub group: String,
     pub accelerator: String,
     pub n_gpus: Option<u64>,
+    /// The stack the row ran on (its `stack` column, or the default).
+    pub stack: String,
     pub predicted_step_time_s: Option<f64>,
     pub measured_step_time_s: Option<f64>,
     /// Where the measured step time came from: `step_time_s`, or `mfu_pct` (derived with the
@@ -211,7 +281,8 @@ pub struct RowResult {
     pub measured_from: Option<&'static str>,
     /// Signed: positive when the model predicts a slower step than measured.
     pub error_pct: Option<f64>,
-    pub chosen: Chosen,
+    /// Every knob the prediction used, recorded or assumed, with its source.
+    pub assumed: AssumedKnobs,
     /// Whether the layout fits in memory under the model (a measured run did fit).
     pub fits: Option<bool>,
     pub memory_per_accelerator_bytes: Option<f64>,
@@ -240,10 +311,13 @@ pub struct RankGroup {
 /// Everything `validate` reports.
 #[derive(Clone, Debug, Serialize)]
 pub struct ValidationReport {
+    pub assume: Assume,
     pub rows: Vec<RowResult>,
     /// Per group, over the rows with a measured step time (`measured_from = step_time_s`).
     pub groups: Vec<ErrorSummary>,
-    /// Over all rows with a measured step time: the headline figure.
+    /// The mean of the groups' MAPEs: each publication counts once, however many rows it has.
+    pub mean_group_mape_pct: Option<f64>,
+    /// Over all rows with a measured step time.
     pub overall: Option<ErrorSummary>,
     /// Over the rows whose step time was derived from a reported MFU.
     pub derived_from_mfu: Option<ErrorSummary>,
@@ -253,113 +327,99 @@ pub struct ValidationReport {
     pub skipped: usize,
 }
 
-/// The scenario of a row with the given knob values filled in.
-fn row_scenario(row: &RunRow, knobs: &Knobs, catalog: &Catalog) -> Result<Scenario, String> {
-    let file = ScenarioFile {
-        model: ModelSection {
-            layers: row.layers,
-            hidden: row.hidden,
-            heads: row.heads,
-            kv_heads: row.kv_heads,
-            ffn: row.ffn,
-            ffn_kind: row.ffn_kind,
-            vocab: row.vocab,
-            seq_len: row.seq_len,
-            ..Default::default()
-        },
-        training: TrainingSection {
-            global_batch: row.gbs_seqs,
-            dtype: row.dtype,
-            ..Default::default()
-        },
-        cluster: ClusterSection {
-            accelerator: Some(row.accelerator.clone()),
-            count: row.n_gpus,
-            ..Default::default()
-        },
-        layout: LayoutSection {
-            tp: row.tp,
-            pp: row.pp,
-            dp: row.dp,
-            cp: Some(row.cp.unwrap_or(1)),
-            ep: Some(row.ep.unwrap_or(1)),
-            microbatch: Some(knobs.microbatch),
-            interleave: Some(knobs.interleave),
-            recompute: Some(knobs.recompute),
-            sequence_parallel: Some(knobs.sequence_parallel),
-            tp_overlap: Some(knobs.tp_overlap),
-            zero: Some(knobs.zero),
-        },
-        search: None,
-        constraints: None,
-    };
-    file.resolve(catalog, &row.run_id).map_err(|e| match e {
-        Error::Scenario { message, .. } => message,
-        other => other.to_string(),
-    })
-}
+/// The layout knobs a runs file may leave empty, as `[layout]` keys.
+pub const KNOBS: [&str; 6] = [
+    "microbatch",
+    "interleave",
+    "recompute",
+    "sequence_parallel",
+    "tp_overlap",
+    "zero",
+];
 
-/// Values of the knobs a runs file may leave empty.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Knobs {
-    pub microbatch: u32,
-    pub interleave: u32,
-    pub recompute: Recompute,
-    pub sequence_parallel: bool,
-    pub tp_overlap: bool,
-    pub zero: u32,
+/// A row made ready to price: its candidate scenarios (one under `--assume stack`, one per
+/// combination of the empty knobs under `--assume fastest`) and its measured step time. Building
+/// it resolves every candidate once; pricing it again under other efficiencies (as the fitter
+/// does) only re-runs the model.
+#[derive(Clone, Debug)]
+pub struct PreparedRow {
+    /// The row's group (publication): the fitter weighs groups equally.
+    pub group: String,
+    pub candidates: Vec<Scenario>,
+    pub measured_step_time_s: f64,
+    pub measured_from: &'static str,
+    pub assume: Assume,
 }
 
 fn divisors(n: u32) -> Vec<u32> {
     (1..=n).filter(|d| n.is_multiple_of(*d)).collect()
 }
 
-/// Every combination of the knobs the row leaves empty, each at the values a practitioner
-/// would try: microbatch among the divisors of the per-replica batch, interleave among the
-/// divisors of the layers per stage, every recompute mode, sequence parallelism on and off,
-/// tensor-parallel overlap on and off, ZeRO 0 and 1 (Megatron's distributed optimizer).
-fn candidate_knobs(row: &RunRow) -> Vec<Knobs> {
-    let tp = row.tp.unwrap_or(1);
-    let pp = row.pp.unwrap_or(1);
-    let layers = row.layers.unwrap_or(1);
-    let per_replica = match (row.gbs_seqs, row.dp) {
-        (Some(g), Some(d)) if d > 0 && g % d == 0 => g / d,
-        _ => 1,
+/// The row's scenario file under every combination of the values its stack can run for the
+/// knobs it leaves empty (the fastest-that-fits search of `--assume fastest`).
+fn fastest_candidates(row: &RunRow, base: &Scenario) -> Vec<ScenarioFile> {
+    let given = &row.scenario.layout;
+    let stack = &base.training.stack;
+    let l = &base.layout;
+    let per_replica = base.training.global_batch / l.dp.max(1);
+    let one = |v: u32| vec![Some(v)];
+    let microbatches: Vec<Option<u32>> = if given.microbatch.is_some() {
+        vec![None]
+    } else {
+        divisors(per_replica.max(1)).into_iter().map(Some).collect()
     };
-    let microbatches = match row.mbs {
-        Some(m) => vec![m],
-        None => divisors(per_replica),
+    let layers_per_stage = base.model.layers / l.pp.max(1);
+    let interleaves: Vec<Option<u32>> = if given.interleave.is_some() {
+        vec![None]
+    } else if l.pp > 1 && stack.interleave && base.model.layers.is_multiple_of(l.pp) {
+        divisors(layers_per_stage).into_iter().map(Some).collect()
+    } else {
+        one(1)
     };
-    let interleaves = match row.interleave {
-        Some(v) => vec![v],
-        None if pp > 1 && layers.is_multiple_of(pp) => divisors(layers / pp),
-        None => vec![1],
+    let recomputes: Vec<Option<Recompute>> = if given.recompute.is_some() {
+        vec![None]
+    } else {
+        Recompute::ALL
+            .into_iter()
+            .filter(|r| stack.supports_recompute(*r))
+            .map(Some)
+            .collect()
     };
-    let recomputes = row.recompute.map_or(Recompute::ALL.to_vec(), |r| vec![r]);
-    let sps = match row.sp {
-        Some(s) => vec![s],
-        None if tp > 1 => vec![false, true],
-        None => vec![false],
+    let flags = |given: Option<bool>, possible: bool| -> Vec<Option<bool>> {
+        match given {
+            Some(_) => vec![None],
+            None if possible => vec![Some(false), Some(true)],
+            None => vec![Some(false)],
+        }
     };
-    let zeros = row.zero.map_or(vec![0, 1], |z| vec![z]);
-    // No runs file states it: overlapping tensor-parallel collectives is tried wherever the
-    // layout allows it (tp > 1 with sequence parallelism).
-    let overlaps = if tp > 1 { vec![false, true] } else { vec![false] };
+    let sps = flags(given.sequence_parallel, l.tp > 1 && stack.sequence_parallel);
+    let overlaps = flags(given.tp_overlap, l.tp > 1 && stack.tp_overlap);
+    let zeros: Vec<Option<u32>> = if given.zero.is_some() {
+        vec![None]
+    } else {
+        (0..4).filter(|z| stack.supports_zero(*z)).map(Some).collect()
+    };
     let mut out = vec![];
     for &microbatch in &microbatches {
         for &interleave in &interleaves {
             for &recompute in &recomputes {
                 for &sequence_parallel in &sps {
                     for &tp_overlap in &overlaps {
+                        if tp_overlap == Some(true)
+                            && !(sequence_parallel == Some(true) || given.sequence_parallel == Some(true))
+                        {
+                            continue;
+                        }
                         for &zero in &zeros {
-                            out.push(Knobs {
-                                microbatch,
-                                interleave,
-                                recompute,
-                                sequence_parallel,
-                                tp_overlap: tp_overlap && sequence_parallel,
-                                zero,
-                            });
+                            let mut file = row.scenario.clone();
+                            let layout = &mut file.layout;
+                            layout.microbatch = layout.microbatch.or(microbatch);
+                            layout.interleave = layout.interleave.or(interleave);
+                            layout.recompute = layout.recompute.or(recompute);
+                            layout.sequence_parallel = layout.sequence_parallel.or(sequence_parallel);
+                            layout.tp_overlap = layout.tp_overlap.or(tp_overlap);
+                            layout.zero = layout.zero.or(zero);
+                            out.push(file);
                         }
                     }
                 }
@@ -369,52 +429,34 @@ fn candidate_knobs(row: &RunRow) -> Vec<Knobs> {
     out
 }
 
-/// A row made ready to price: its candidate scenarios (one per combination of empty knobs)
-/// and its measured step time. Building it resolves every candidate once; pricing it again
-/// under other efficiencies (as the fitter does) only re-runs the model.
-#[derive(Clone, Debug)]
-pub struct PreparedRow {
-    pub candidates: Vec<(Knobs, Scenario)>,
-    pub measured_step_time_s: f64,
-    pub measured_from: &'static str,
-}
-
 /// Resolve a row's candidates, or say why it cannot be modelled.
-pub fn prepare_row(row: &RunRow, catalog: &Catalog) -> Result<PreparedRow, String> {
-    let missing: Vec<&str> = [
-        ("layers", row.layers.is_none()),
-        ("hidden", row.hidden.is_none()),
-        ("heads", row.heads.is_none()),
-        ("ffn", row.ffn.is_none()),
-        ("seq_len", row.seq_len.is_none()),
-        ("vocab", row.vocab.is_none()),
-        ("gbs_seqs", row.gbs_seqs.is_none()),
-        ("tp", row.tp.is_none()),
-        ("pp", row.pp.is_none()),
-    ]
-    .iter()
-    .filter(|(_, m)| *m)
-    .map(|(k, _)| *k)
-    .collect();
-    if !missing.is_empty() {
-        return Err(format!("model or layout not given: {} empty", missing.join(", ")));
-    }
+pub fn prepare_row(row: &RunRow, catalog: &Catalog, assume: Assume) -> Result<PreparedRow, String> {
     if row.step_time_s.is_none() && row.mfu_pct.is_none() {
         return Err("no measured step time (step_time_s and mfu_pct empty)".into());
     }
-    let mut candidates = vec![];
-    let mut first_error = None;
-    for knobs in candidate_knobs(row) {
-        match row_scenario(row, &knobs, catalog) {
-            Ok(s) => candidates.push((knobs, s)),
-            Err(e) => {
-                first_error.get_or_insert(e);
+    let resolve = |file: &ScenarioFile| {
+        file.resolve_with(catalog, &row.run_id, false)
+            .map_err(|e| match e {
+                Error::Scenario { message, .. } => message,
+                other => other.to_string(),
+            })
+    };
+    let base = resolve(&row.scenario)?;
+    let candidates = match assume {
+        Assume::Stack => vec![base],
+        Assume::Fastest => {
+            let resolved: Vec<Scenario> = fastest_candidates(row, &base)
+                .iter()
+                .filter_map(|f| resolve(f).ok())
+                .collect();
+            if resolved.is_empty() {
+                vec![base]
+            } else {
+                resolved
             }
         }
-    }
-    let Some((_, any)) = candidates.first() else {
-        return Err(first_error.unwrap_or_else(|| "no layout to evaluate".into()));
     };
+    let any = &candidates[0];
     let (measured_step_time_s, measured_from) = match (row.step_time_s, row.mfu_pct) {
         (Some(t), _) => (t, "step_time_s"),
         (None, None) => unreachable!("checked above"),
@@ -428,17 +470,20 @@ pub fn prepare_row(row: &RunRow, catalog: &Catalog) -> Result<PreparedRow, Strin
         }
     };
     Ok(PreparedRow {
+        group: row.group.clone(),
         candidates,
         measured_step_time_s,
         measured_from,
+        assume,
     })
 }
 
-/// The fastest candidate that fits (the fastest of all when none fits), under a family's
-/// `fitted` values if given instead of the catalog's.
+/// The candidate to price: the only one under `--assume stack`, the fastest that fits (the
+/// fastest of all when none fits) under `--assume fastest`; under a family's `fitted` values if
+/// given instead of the catalog's.
 pub fn best_candidate(prepared: &PreparedRow, fitted: Option<&FittedEfficiency>) -> (usize, Estimate) {
     let mut best: Option<(usize, Estimate)> = None;
-    for (i, (_, s)) in prepared.candidates.iter().enumerate() {
+    for (i, s) in prepared.candidates.iter().enumerate() {
         let mut hw = s.hardware;
         if let Some(f) = fitted {
             let e = hw.efficiency;
@@ -456,24 +501,95 @@ pub fn best_candidate(prepared: &PreparedRow, fitted: Option<&FittedEfficiency>)
     best.expect("a prepared row has at least one candidate")
 }
 
-/// Predict one row: the given layout, with empty knobs chosen as the fastest that fits (or the
-/// fastest of all when none fits, reported as not fitting).
-pub fn predict_row(row: &RunRow, catalog: &Catalog) -> RowResult {
+/// The knobs a prediction ran with and where each came from.
+fn assumed_knobs(row: &RunRow, s: &Scenario, assume: Assume) -> AssumedKnobs {
+    let mut out = AssumedKnobs::new();
+    let given = &row.scenario.layout;
+    let knob_source = |key: &str| {
+        if given.given(key) {
+            Source::Recorded
+        } else if assume == Assume::Fastest {
+            Source::Fastest
+        } else {
+            Source::StackDefault
+        }
+    };
+    let mut put = |key: &str, value: serde_json::Value, source: Source| {
+        out.insert(key.to_string(), Assumed { value, source });
+    };
+    let t = &row.scenario.training;
+    put(
+        "stack",
+        s.stack.id.clone().into(),
+        if t.stack.is_some() {
+            Source::Recorded
+        } else {
+            Source::Default
+        },
+    );
+    let l = &s.layout;
+    put("microbatch", l.microbatch.into(), knob_source("microbatch"));
+    put("interleave", l.interleave.into(), knob_source("interleave"));
+    put("recompute", l.recompute.name().into(), knob_source("recompute"));
+    put(
+        "sequence_parallel",
+        l.sequence_parallel.into(),
+        knob_source("sequence_parallel"),
+    );
+    put("tp_overlap", l.tp_overlap.into(), knob_source("tp_overlap"));
+    put("zero", l.zero.into(), knob_source("zero"));
+    let recorded_or_stack = |given: bool| {
+        if given {
+            Source::Recorded
+        } else {
+            Source::StackDefault
+        }
+    };
+    put(
+        "attention_kernel",
+        s.training.attention.name().into(),
+        recorded_or_stack(t.attention_kernel.is_some() || t.flash_attention.is_some()),
+    );
+    put(
+        "grad_dtype",
+        match s.training.grad_bytes {
+            b if b >= 4.0 => "fp32",
+            _ => "16-bit",
+        }
+        .into(),
+        recorded_or_stack(t.grad_dtype.is_some()),
+    );
+    put(
+        "dropout",
+        s.training.dropout.into(),
+        recorded_or_stack(t.dropout.is_some()),
+    );
+    out
+}
+
+/// Predict one row: the given layout, with empty knobs filled as `assume` says.
+pub fn predict_row(row: &RunRow, catalog: &Catalog, assume: Assume) -> RowResult {
     let mut result = RowResult {
         run_id: row.run_id.clone(),
         group: row.group.clone(),
-        accelerator: row.accelerator.clone(),
-        n_gpus: row.n_gpus,
+        accelerator: row.accelerator().to_string(),
+        n_gpus: row.count(),
+        stack: row
+            .scenario
+            .training
+            .stack
+            .clone()
+            .unwrap_or_else(|| crate::catalog::DEFAULT_STACK.to_string()),
         predicted_step_time_s: None,
         measured_step_time_s: None,
         measured_from: None,
         error_pct: None,
-        chosen: Chosen::new(),
+        assumed: AssumedKnobs::new(),
         fits: None,
         memory_per_accelerator_bytes: None,
         reason: None,
     };
-    let prepared = match prepare_row(row, catalog) {
+    let prepared = match prepare_row(row, catalog, assume) {
         Ok(p) => p,
         Err(reason) => {
             result.reason = Some(reason);
@@ -481,29 +597,8 @@ pub fn predict_row(row: &RunRow, catalog: &Catalog) -> RowResult {
         }
     };
     let (i, e) = best_candidate(&prepared, None);
-    let knobs = prepared.candidates[i].0;
-    if row.mbs.is_none() {
-        result.chosen.insert("microbatch".into(), knobs.microbatch.into());
-    }
-    if row.interleave.is_none() {
-        result.chosen.insert("interleave".into(), knobs.interleave.into());
-    }
-    if row.recompute.is_none() {
-        result
-            .chosen
-            .insert("recompute".into(), knobs.recompute.name().into());
-    }
-    if row.sp.is_none() && row.tp.unwrap_or(1) > 1 {
-        result
-            .chosen
-            .insert("sequence_parallel".into(), knobs.sequence_parallel.into());
-    }
-    if row.tp.unwrap_or(1) > 1 {
-        result.chosen.insert("tp_overlap".into(), knobs.tp_overlap.into());
-    }
-    if row.zero.is_none() {
-        result.chosen.insert("zero".into(), knobs.zero.into());
-    }
+    let chosen = &prepared.candidates[i];
+    result.assumed = assumed_knobs(row, chosen, assume);
     let measured = prepared.measured_step_time_s;
     result.measured_from = Some(prepared.measured_from);
     result.predicted_step_time_s = Some(e.step_time_s);
@@ -569,36 +664,40 @@ pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
 
 /// The key under which rows count as the same model on the same machine with the same batch.
 fn rank_key(row: &RunRow) -> String {
+    let m = &row.scenario.model;
+    let u = |v: Option<u32>| v.unwrap_or(0);
     format!(
         "{} | L{} h{} a{} kv{} ffn{} s{} V{} | gbs {}",
-        row.accelerator,
-        row.layers.unwrap_or(0),
-        row.hidden.unwrap_or(0),
-        row.heads.unwrap_or(0),
-        row.kv_heads.or(row.heads).unwrap_or(0),
-        row.ffn.unwrap_or(0),
-        row.seq_len.unwrap_or(0),
-        row.vocab.unwrap_or(0),
-        row.gbs_seqs.unwrap_or(0)
+        row.accelerator(),
+        u(m.layers),
+        u(m.hidden),
+        u(m.heads),
+        u(m.kv_heads.or(m.heads)),
+        u(m.ffn),
+        u(m.seq_len),
+        u(m.vocab),
+        u(row.scenario.training.global_batch)
     )
 }
 
 /// Validate every row and summarise.
-pub fn validate(rows: &[RunRow], catalog: &Catalog) -> ValidationReport {
-    let results: Vec<RowResult> = rows.iter().map(|r| predict_row(r, catalog)).collect();
-    report(rows, results)
+pub fn validate(rows: &[RunRow], catalog: &Catalog, assume: Assume) -> ValidationReport {
+    let results: Vec<RowResult> = rows.iter().map(|r| predict_row(r, catalog, assume)).collect();
+    report(rows, results, assume)
 }
 
 /// Summarise row results (exposed so that the fitter can reuse the statistics).
-pub fn report(rows: &[RunRow], results: Vec<RowResult>) -> ValidationReport {
+pub fn report(rows: &[RunRow], results: Vec<RowResult>, assume: Assume) -> ValidationReport {
     let measured = |r: &&RowResult| r.measured_from == Some("step_time_s");
     let mut group_names: Vec<String> = results.iter().filter(measured).map(|r| r.group.clone()).collect();
     group_names.sort();
     group_names.dedup();
-    let groups = group_names
+    let groups: Vec<ErrorSummary> = group_names
         .iter()
         .filter_map(|g| summarize(g, results.iter().filter(measured).filter(|r| &r.group == g)))
         .collect();
+    let mean_group_mape_pct =
+        (!groups.is_empty()).then(|| groups.iter().map(|g| g.mape_pct).sum::<f64>() / groups.len() as f64);
     let overall = summarize("all", results.iter().filter(measured));
     let derived_from_mfu = summarize(
         "derived from mfu_pct",
@@ -628,8 +727,10 @@ pub fn report(rows: &[RunRow], results: Vec<RowResult>) -> ValidationReport {
         .then(|| rank_groups.iter().map(|g| g.spearman).sum::<f64>() / rank_groups.len() as f64);
     let skipped = results.iter().filter(|r| r.reason.is_some()).count();
     ValidationReport {
+        assume,
         rows: results,
         groups,
+        mean_group_mape_pct,
         overall,
         derived_from_mfu,
         rank_groups,
@@ -655,13 +756,11 @@ mod tests {
         assert!((spearman(&[1.0, 2.0, 3.0, 4.0], &[1.0, 4.0, 2.0, 3.0]) - 0.4).abs() < 1e-12);
     }
 
-    fn header() -> String {
-        REQUIRED_COLUMNS.join(",")
-    }
+    const HEADER: &str = "run_id,accelerator,n_gpus,layers,hidden,heads,kv_heads,ffn,ffn_kind,seq_len,vocab,dtype,tp,pp,dp,cp,ep,interleave,mbs,gbs_seqs,recompute,sp,zero,step_time_s";
 
     #[test]
     fn missing_column_is_named() {
-        let text = header().replace(",step_time_s", "") + "\n";
+        let text = HEADER.replace(",step_time_s", "") + "\n";
         let msg = parse_runs(&text, "runs.csv").unwrap_err().to_string();
         assert!(msg.contains("step_time_s") && msg.contains("runs.csv"), "{msg}");
     }
@@ -669,36 +768,94 @@ mod tests {
     #[test]
     fn malformed_cell_names_line_and_column() {
         let text = format!(
-            "{}\nx,h100-sxm,8,32,4096,32,8,14336,swiglu,8192,128256,bf16,1,1,8,,,,1,64,none,,1,abc\n",
-            header()
+            "{HEADER}\nx,h100-sxm,8,32,4096,32,8,14336,swiglu,8192,128256,bf16,1,1,8,,,,1,64,none,,1,abc\n"
         );
         let msg = parse_runs(&text, "runs.csv").unwrap_err().to_string();
         assert!(msg.contains("line 2") && msg.contains("step_time_s"), "{msg}");
+        let text = format!(
+            "{HEADER}\nx,h100-sxm,8,32,4096,32,8,14336,swiglu,8192,128256,bf16,1,1,8,,,,1,64,sometimes,,1,10\n"
+        );
+        let msg = parse_runs(&text, "runs.csv").unwrap_err().to_string();
+        assert!(
+            msg.contains("line 2") && msg.contains("recompute") && msg.contains("sometimes"),
+            "{msg}"
+        );
     }
 
     #[test]
-    fn empty_knobs_are_chosen_and_reported() {
+    fn empty_knobs_take_the_stack_defaults_and_say_so() {
         let text = format!(
-            "{}\nx,h100-sxm,8,32,4096,32,8,14336,swiglu,8192,128256,bf16,1,1,8,,,,,64,,,,10.0\n",
-            header()
+            "{HEADER}\nx,h100-sxm,8,32,4096,32,8,14336,swiglu,8192,128256,bf16,1,1,4,2,,,,64,,,,10.0\n"
         );
         let rows = parse_runs(&text, "runs.csv").unwrap();
-        let r = predict_row(&rows[0], &Catalog::builtin());
+        let r = predict_row(&rows[0], &Catalog::builtin(), Assume::Stack);
         assert!(r.predicted_step_time_s.is_some(), "{:?}", r.reason);
+        assert_eq!(r.stack, "megatron-core-2025");
+        assert_eq!(r.assumed["stack"].source, Source::Default);
         for k in ["microbatch", "interleave", "recompute", "zero"] {
-            assert!(r.chosen.contains_key(k), "{k} in {:?}", r.chosen);
+            assert_eq!(r.assumed[k].source, Source::StackDefault, "{k}");
         }
+        assert_eq!(r.assumed["zero"].value, 1);
+        assert_eq!(r.assumed["recompute"].value, "none");
         assert_eq!(r.fits, Some(true));
+        let r = predict_row(&rows[0], &Catalog::builtin(), Assume::Fastest);
+        assert_eq!(r.assumed["microbatch"].source, Source::Fastest);
+        assert_eq!(r.assumed["zero"].source, Source::Fastest);
+    }
+
+    #[test]
+    fn scenario_named_columns_win_over_the_older_ones() {
+        let text =
+            "run_id,accelerator,count,n_gpus,preset,global_batch,gbs_seqs,microbatch,mbs,stack,step_time_s\n\
+                    x,h100-sxm,16,8,llama3-8b,64,32,2,1,torchtitan,5.0\n";
+        let rows = parse_runs(text, "runs.csv").unwrap();
+        let s = &rows[0].scenario;
+        assert_eq!(s.cluster.count, Some(16));
+        assert_eq!(s.training.global_batch, Some(64));
+        assert_eq!(s.layout.microbatch, Some(2));
+        assert_eq!(s.model.preset.as_deref(), Some("llama3-8b"));
+        let r = predict_row(&rows[0], &Catalog::builtin(), Assume::Stack);
+        assert_eq!(r.stack, "torchtitan");
+        assert_eq!(r.assumed["stack"].source, Source::Recorded);
+        assert_eq!(r.assumed["microbatch"].source, Source::Recorded);
+    }
+
+    #[test]
+    fn keys_the_model_does_not_price_yet_are_the_reason() {
+        let text = "run_id,accelerator,n_gpus,preset,gbs_seqs,attention,q_lora_rank,step_time_s\n\
+                    x,h100-sxm,8,llama3-8b,64,mla,1536,5.0\n";
+        let rows = parse_runs(text, "runs.csv").unwrap();
+        let r = predict_row(&rows[0], &Catalog::builtin(), Assume::Stack);
+        assert!(r.predicted_step_time_s.is_none());
+        assert!(r.reason.unwrap().contains("multi-head latent attention"));
+    }
+
+    #[test]
+    fn a_row_needs_no_price() {
+        // gb300 has no rental price in the catalog: validation prices step time, not money.
+        let text = "run_id,accelerator,n_gpus,preset,gbs_seqs,step_time_s\nx,gb300,8,llama3-8b,64,5.0\n";
+        let rows = parse_runs(text, "runs.csv").unwrap();
+        let r = predict_row(&rows[0], &Catalog::builtin(), Assume::Stack);
+        assert!(r.predicted_step_time_s.is_some(), "{:?}", r.reason);
+    }
+
+    #[test]
+    fn duplicated_and_non_positive_columns_are_refused() {
+        let msg = parse_runs("run_id,step_time_s,step_time_s\nx,1,2\n", "runs.csv")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("twice"), "{msg}");
+        let msg = parse_runs("run_id,step_time_s\nx,0\n", "runs.csv")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("step_time_s") && msg.contains("positive"), "{msg}");
     }
 
     #[test]
     fn rows_without_a_shape_get_a_reason() {
-        let text = format!(
-            "{}\nx,h100-sxm,8,,,,,,swiglu,8192,,bf16,1,1,8,,,,1,64,none,,1,10.0\n",
-            header()
-        );
+        let text = format!("{HEADER}\nx,h100-sxm,8,,,,,,swiglu,8192,,bf16,1,1,8,,,,1,64,none,,1,10.0\n");
         let rows = parse_runs(&text, "runs.csv").unwrap();
-        let r = predict_row(&rows[0], &Catalog::builtin());
+        let r = predict_row(&rows[0], &Catalog::builtin(), Assume::Stack);
         assert!(r.predicted_step_time_s.is_none());
         assert!(r.reason.unwrap().contains("layers"));
     }

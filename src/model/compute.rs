@@ -6,7 +6,7 @@
 //! tensor-parallel degree, short sequences or small heads run slower, as tiling and wave
 //! quantisation make them do on real hardware, without the cliffs of an exact tile model.
 
-use super::{Dtype, Hardware};
+use super::{AttentionKernel, Dtype, Hardware};
 
 /// `x / (x + half)`: 1/2 at `x = half`, approaching 1 for large `x`.
 pub fn saturation(x: f64, half: f64) -> f64 {
@@ -47,13 +47,21 @@ pub fn gemm_time_s(m: f64, n: f64, k: f64, hw: &Hardware, dtype: Dtype) -> f64 {
 /// (ratio 0.83, Shah et al. 2024, Figs. 5-6); `x / (x + c)` gives that ratio at c = 22 and 28.
 pub const ATTENTION_HEAD_DIM_HALF: f64 = 25.0;
 
-/// Seconds of fused (FlashAttention-style) attention doing `flops` with heads of `head_dim` over
-/// `q_tokens` queries per sequence, in the run's 16-bit format. Narrow heads run the kernel's
-/// inner GEMMs less efficiently; short sequences give it fewer query blocks to spread.
-pub fn attention_time_s(flops: f64, head_dim: f64, q_tokens: f64, hw: &Hardware, dtype: Dtype) -> f64 {
+/// Seconds of fused attention (`kernel`, FlashAttention-2 or -3 class) doing `flops` with heads
+/// of `head_dim` over `q_tokens` queries per sequence, in the run's 16-bit format. Narrow heads
+/// run the kernel's inner GEMMs less efficiently; short sequences give it fewer query blocks to
+/// spread.
+pub fn attention_time_s(
+    flops: f64,
+    head_dim: f64,
+    q_tokens: f64,
+    hw: &Hardware,
+    dtype: Dtype,
+    kernel: AttentionKernel,
+) -> f64 {
     let eff = &hw.efficiency;
     let shape = saturation(head_dim, ATTENTION_HEAD_DIM_HALF) * saturation(q_tokens, eff.gemm_half_dim);
-    flops / (hw.peak(dtype.activation_dtype()) * eff.attention * shape)
+    flops / (hw.peak(dtype.activation_dtype()) * eff.fused_attention(kernel) * shape)
 }
 
 #[cfg(test)]
@@ -105,8 +113,17 @@ mod tests {
     #[test]
     fn fp8_attention_runs_at_the_16_bit_rate() {
         let hw = h100();
-        let a = attention_time_s(1e12, 128.0, 4096.0, &hw, Dtype::Fp8);
-        let b = attention_time_s(1e12, 128.0, 4096.0, &hw, Dtype::Bf16);
+        let a = attention_time_s(1e12, 128.0, 4096.0, &hw, Dtype::Fp8, AttentionKernel::Flash3);
+        let b = attention_time_s(1e12, 128.0, 4096.0, &hw, Dtype::Bf16, AttentionKernel::Flash3);
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn flash2_runs_at_its_own_efficiency() {
+        let hw = h100();
+        let e = &hw.efficiency;
+        let f2 = attention_time_s(1e12, 128.0, 4096.0, &hw, Dtype::Bf16, AttentionKernel::Flash2);
+        let f3 = attention_time_s(1e12, 128.0, 4096.0, &hw, Dtype::Bf16, AttentionKernel::Flash3);
+        assert!((f2 / f3 - e.attention / e.attention_flash2).abs() < 1e-12);
     }
 }

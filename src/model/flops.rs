@@ -78,7 +78,7 @@ pub fn attention_core_flops(shape: &LocalShape, causal_fraction: f64) -> f64 {
 /// Fraction of the score square that the attention kernel computes: fused kernels skip the
 /// masked upper triangle of a causal mask, unfused ones compute it and mask afterwards.
 pub fn causal_fraction(training: &Training) -> f64 {
-    if training.flash_attention {
+    if training.attention.is_fused() {
         0.5
     } else {
         1.0
@@ -150,6 +150,18 @@ pub fn router_params(model: &Transformer) -> f64 {
 /// Parameters of the two norms of a layer.
 pub fn norm_params(model: &Transformer) -> f64 {
     2.0 * model.hidden as f64
+}
+
+/// Parameter tensors of one layer, as frameworks allocate them: GPT-2/3 (MLP) layers as
+/// Megatron-LM builds them have 12 (fused QKV weight and bias, output projection weight and bias,
+/// FC1 and FC2 weights and biases, two LayerNorms' weight and bias); LLaMA-style (SwiGLU) layers
+/// have 9 without biases (Q, K, V, O, gate, up, down, two RMSNorm weights). What a stack that
+/// gathers tensor by tensor pays latency for.
+pub fn tensors_per_layer(model: &Transformer) -> f64 {
+    match model.ffn_kind {
+        FfnKind::Mlp => 12.0,
+        FfnKind::Swiglu => 9.0,
+    }
 }
 
 /// Parameters of the input embedding and the output projection.

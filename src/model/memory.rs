@@ -71,7 +71,7 @@ pub fn layer_activation_bytes(
     let gemm_in = training.dtype.gemm_input_bytes();
     // The output-projection input is the attention output. Fused attention also keeps that
     // output (16-bit) for its own backward; in 16-bit runs the two are one tensor.
-    let projection_input = if training.flash_attention && training.dtype.is_low_precision() {
+    let projection_input = if training.attention.is_fused() && training.dtype.is_low_precision() {
         (2.0 + gemm_in) * t * attn_out
     } else {
         2.0 * t * attn_out
@@ -79,7 +79,7 @@ pub fn layer_activation_bytes(
     // Two norm inputs, the QKV input, Q/K/V, the projection input and the dropout mask.
     let attention_block =
         4.0 * t * r + gemm_in * t * r + 2.0 * t * qkv_width(shape) + projection_input + mask * t * r;
-    let core = if training.flash_attention {
+    let core = if training.attention.is_fused() {
         // Softmax statistics (fp32 log-sum-exp per query and head).
         4.0 * t * shape.heads
     } else {
@@ -114,7 +114,7 @@ pub fn stored_layer_activation_bytes(
     match recompute {
         Recompute::None => full,
         Recompute::Selective => {
-            if training.flash_attention {
+            if training.attention.is_fused() {
                 full
             } else {
                 let mask = if training.dropout { 1.0 } else { 0.0 };
@@ -207,16 +207,27 @@ pub fn memory_breakdown_with(
     } else {
         training.weight_bytes
     };
-    let mut weights_bytes = shard(3) * weight_bytes;
+    // A stack that gathers ZeRO-2/3 parameters once per step keeps them, and the gradients they
+    // accumulate, whole for the step (FSDP without resharding between microbatches).
+    let whole_for_step = layout.zero >= 2 && training.stack.zero_once_per_step(layout);
+    let (weights_stage, gradients_stage) = if whole_for_step { (4, 4) } else { (3, 2) };
+    // FSDP under mixed precision holds no 16-bit shard: its fp32 flat parameter is the master
+    // copy the optimizer state counts.
+    let persistent_weight_bytes = if layout.zero >= 3 && training.stack.zero3_master_only && !whole_for_step {
+        0.0
+    } else {
+        weight_bytes
+    };
+    let mut weights_bytes = shard(weights_stage) * persistent_weight_bytes;
     let (fullest, last) = stage_layers(model, layout);
-    if layout.zero >= 3 {
+    if layout.zero >= 3 && !whole_for_step {
         // Two layers gathered at once (the one computing and the one prefetched), and one layer's
         // unsharded gradient before its reduce-scatter.
         let layer_params = params / fullest.max(1.0);
         weights_bytes += 2.0 * layer_params * training.weight_bytes;
         weights_bytes += layer_params * training.grad_bytes;
     }
-    let gradients_bytes = shard(2) * training.grad_bytes;
+    let gradients_bytes = shard(gradients_stage) * training.grad_bytes;
     let optimizer_bytes = shard(1) * training.optimizer_state_bytes;
 
     let stored_layer = p.stored_activation_bytes;
@@ -261,7 +272,7 @@ mod tests {
 
     fn gpt_training() -> Training {
         let mut t = training();
-        t.flash_attention = false;
+        t.attention = crate::model::AttentionKernel::Unfused;
         t.dropout = true;
         t
     }

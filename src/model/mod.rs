@@ -56,17 +56,22 @@ impl FfnKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Dtype {
-    Fp16,
-    Bf16,
+    Fp16 = 0,
+    Bf16 = 1,
     /// Linear layers in FP8 (Transformer Engine style); attention, norms and the optimizer stay in
     /// 16/32-bit.
-    Fp8,
+    Fp8 = 2,
     /// Linear layers in FP4 (NVFP4/MXFP4), same treatment as FP8.
-    Fp4,
+    Fp4 = 3,
 }
 
 impl Dtype {
     pub const ALL: [Dtype; 4] = [Dtype::Fp16, Dtype::Bf16, Dtype::Fp8, Dtype::Fp4];
+
+    /// The code the shaders use (and the index of [`Hardware::peak_flops_per_s`]).
+    pub fn code(self) -> u32 {
+        self as u32
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -104,15 +109,19 @@ impl Dtype {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Recompute {
-    None,
+    None = 0,
     /// Recompute only the attention core (scores, softmax, dropout, values) in the backward pass.
-    Selective,
+    Selective = 1,
     /// Store only each layer's input; recompute the whole layer forward in the backward pass.
-    Full,
+    Full = 2,
 }
 
 impl Recompute {
     pub const ALL: [Recompute; 3] = [Recompute::None, Recompute::Selective, Recompute::Full];
+    /// The code the shaders use.
+    pub fn code(self) -> u32 {
+        self as u32
+    }
     pub fn name(self) -> &'static str {
         match self {
             Recompute::None => "none",
@@ -120,6 +129,253 @@ impl Recompute {
             Recompute::Full => "full",
         }
     }
+}
+
+/// The attention kernel of a run: how the attention core is computed (the stack's choice; a
+/// scenario may override it with `[training] attention_kernel`). GPU codes are the discriminants
+/// (`ATTENTION_*` in `shaders/model.wgsl`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttentionKernel {
+    /// The score matrix is materialised: two batched GEMMs per (sequence, head) around a
+    /// memory-bound masked softmax and dropout (Megatron-LM before FlashAttention).
+    Unfused = 0,
+    /// FlashAttention (-1) class kernels (Dao et al. 2022) and the Triton tutorial kernel: tiled
+    /// and fused, but with the sequence split only across heads and batch and split-K warps
+    /// ("25-40 % of the theoretical maximum FLOPs/s" on A100, Dao 2023 Sec. 1).
+    Flash1 = 1,
+    /// FlashAttention-2 class kernels (Dao 2023): tiled, fused, causal blocks skipped, scores
+    /// recomputed in the backward pass.
+    Flash2 = 2,
+    /// FlashAttention-3 class kernels (Shah et al. 2024; cuDNN fused attention, Transformer
+    /// Engine's default on Hopper and later): the same algorithm with asynchronous,
+    /// warp-specialised tensor-core pipelines. Where the silicon has no such kernel its family
+    /// gives it the FlashAttention-2 efficiency.
+    Flash3 = 3,
+}
+
+impl AttentionKernel {
+    pub const ALL: [AttentionKernel; 4] = [
+        AttentionKernel::Unfused,
+        AttentionKernel::Flash1,
+        AttentionKernel::Flash2,
+        AttentionKernel::Flash3,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AttentionKernel::Unfused => "unfused",
+            AttentionKernel::Flash1 => "flash1",
+            AttentionKernel::Flash2 => "flash2",
+            AttentionKernel::Flash3 => "flash3",
+        }
+    }
+
+    /// True for the tiled kernels that never store the score matrix.
+    pub fn is_fused(self) -> bool {
+        self != AttentionKernel::Unfused
+    }
+
+    /// The code the shaders use.
+    pub fn code(self) -> u32 {
+        self as u32
+    }
+}
+
+/// How ZeRO-2/3 (FSDP) synchronise under gradient accumulation. GPU codes are the discriminants
+/// (`ZERO_SYNC_*` in `shaders/model.wgsl`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ZeroSync {
+    /// Gather the parameters and reduce-scatter the gradients for every microbatch (FSDP and
+    /// DeepSpeed under plain gradient accumulation).
+    PerMicrobatch = 0,
+    /// Keep the gathered parameters across microbatches and reduce the gradients on the last one
+    /// only (FSDP with `reshard_after_forward = False` and gradient sync off in between; Llama 3).
+    PerStep = 1,
+    /// Per step under pipeline parallelism, per microbatch without it (torchtitan: PyTorch's
+    /// pipeline stages turn gradient sync off between microbatches; its plain accumulation
+    /// loop does not).
+    PerStepWhenPipelined = 2,
+}
+
+impl ZeroSync {
+    /// The code the shaders use.
+    pub fn code(self) -> u32 {
+        self as u32
+    }
+}
+
+/// What a software stack can do and how it runs a step: the switches of
+/// `catalog/stacks.toml` that the model reads (the catalog keeps the rest: names, defaults,
+/// sources). Capabilities bound the layouts a stack can run ([`check_stack`]); the run switches
+/// decide what overlaps what.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stack {
+    pub tensor_parallel: bool,
+    pub pipeline_parallel: bool,
+    pub sequence_parallel: bool,
+    /// Interleaved 1F1B (virtual pipeline stages).
+    pub interleave: bool,
+    pub context_parallel: bool,
+    pub expert_parallel: bool,
+    /// Tensor-parallel collectives can be overlapped with the GEMMs they feed (Transformer
+    /// Engine's userbuffers, PyTorch's async TP); only inside the scale-up domain.
+    pub tp_overlap: bool,
+    /// ZeRO stages the stack implements: bit `s` for stage `s`.
+    pub zero_stages: u32,
+    /// Recomputation modes it implements: bit [`Recompute::code`].
+    pub recompute_modes: u32,
+    /// Formats its linear layers can run in: bit [`Dtype::code`].
+    pub formats: u32,
+    /// The data-parallel gradient reduction (ZeRO 0/1) runs bucket by bucket during the last
+    /// microbatch's backward rather than after it.
+    pub grad_reduce_overlap: bool,
+    /// Parameter all-gathers overlap compute: ZeRO-1's gather of the updated weights with the
+    /// next step's forward, ZeRO-3's per-layer gathers prefetched a layer ahead.
+    pub param_gather_overlap: bool,
+    /// How ZeRO-2/3 synchronise under gradient accumulation.
+    pub zero_sync: ZeroSync,
+    /// ZeRO-3 gathers each layer's parameters again for the recomputed forward (DeepSpeed
+    /// releases them after every forward, the recomputed one included).
+    pub zero3_regathers_for_recompute: bool,
+    /// ZeRO-3 issues one all-gather per parameter tensor, each paying its ring's latency,
+    /// instead of one per layer (DeepSpeed before its 2022 batching).
+    pub zero3_gathers_per_tensor: bool,
+    /// ZeRO-3 keeps each parameter only as its fp32 shard (the optimizer's master copy: FSDP's
+    /// flat parameter under mixed precision) and casts the 16-bit copies it gathers from it, so
+    /// no 16-bit shard is held between steps.
+    pub zero3_master_only: bool,
+    /// Pipeline sends overlap the next chunk's compute (interleaved 1F1B's `overlap_p2p_comm`).
+    pub pp_overlap: bool,
+    /// Ranks are ordered tp, cp, pp, dp (data parallelism outermost, as Llama 3) rather than
+    /// Megatron-Core's tp, cp, dp, pp.
+    pub data_parallel_outermost: bool,
+}
+
+impl Stack {
+    /// A stack that can do everything and overlaps all it can: the model's unit-test fixture and
+    /// what the sweep's `--assume fastest` exploration credits a run with.
+    pub const FASTEST: Stack = Stack {
+        tensor_parallel: true,
+        pipeline_parallel: true,
+        sequence_parallel: true,
+        interleave: true,
+        context_parallel: true,
+        expert_parallel: true,
+        tp_overlap: true,
+        zero_stages: 0b1111,
+        recompute_modes: 0b111,
+        formats: 0b1111,
+        grad_reduce_overlap: true,
+        param_gather_overlap: true,
+        zero_sync: ZeroSync::PerMicrobatch,
+        zero3_regathers_for_recompute: false,
+        zero3_gathers_per_tensor: false,
+        zero3_master_only: false,
+        pp_overlap: true,
+        data_parallel_outermost: false,
+    };
+
+    /// True when ZeRO-2/3 gather the parameters once per step and reduce the gradients on the
+    /// last microbatch only, for this layout.
+    pub fn zero_once_per_step(&self, layout: &Layout) -> bool {
+        match self.zero_sync {
+            ZeroSync::PerMicrobatch => false,
+            ZeroSync::PerStep => true,
+            ZeroSync::PerStepWhenPipelined => layout.pp > 1,
+        }
+    }
+
+    pub fn supports_zero(&self, zero: u32) -> bool {
+        zero < 32 && self.zero_stages & (1 << zero) != 0
+    }
+    pub fn supports_recompute(&self, r: Recompute) -> bool {
+        self.recompute_modes & (1 << r.code()) != 0
+    }
+    pub fn supports_format(&self, d: Dtype) -> bool {
+        self.formats & (1 << d.code()) != 0
+    }
+}
+
+/// Why a stack cannot run a layout. GPU codes are the discriminants (`STACK_*` in
+/// `shaders/model.wgsl`; 0 there means no violation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StackViolation {
+    TensorParallel = 1,
+    PipelineParallel = 2,
+    SequenceParallel = 3,
+    TpOverlap = 4,
+    Interleave = 5,
+    ContextParallel = 6,
+    ExpertParallel = 7,
+    Zero = 8,
+    Recompute = 9,
+    Format = 10,
+}
+
+impl StackViolation {
+    /// The layout key the stack cannot honour, and what it lacks.
+    pub fn describe(self) -> (&'static str, &'static str) {
+        match self {
+            StackViolation::TensorParallel => ("tp", "has no tensor parallelism (tp must be 1)"),
+            StackViolation::PipelineParallel => ("pp", "has no pipeline parallelism (pp must be 1)"),
+            StackViolation::SequenceParallel => ("sequence_parallel", "has no sequence parallelism"),
+            StackViolation::TpOverlap => (
+                "tp_overlap",
+                "cannot overlap tensor-parallel communication with compute",
+            ),
+            StackViolation::Interleave => (
+                "interleave",
+                "has no interleaved pipeline schedule (interleave must be 1)",
+            ),
+            StackViolation::ContextParallel => ("cp", "has no context parallelism (cp must be 1)"),
+            StackViolation::ExpertParallel => ("ep", "has no expert parallelism (ep must be 1)"),
+            StackViolation::Zero => ("zero", "does not implement this ZeRO stage"),
+            StackViolation::Recompute => ("recompute", "does not implement this recomputation mode"),
+            StackViolation::Format => ("dtype", "cannot train in this format"),
+        }
+    }
+
+    /// The code the shaders use.
+    pub fn code(self) -> u32 {
+        self as u32
+    }
+}
+
+/// The first thing `layout` (in `dtype`) asks of `stack` that it cannot do, if any.
+pub fn check_stack(stack: &Stack, layout: &Layout, dtype: Dtype) -> Option<StackViolation> {
+    if layout.tp > 1 && !stack.tensor_parallel {
+        return Some(StackViolation::TensorParallel);
+    }
+    if layout.pp > 1 && !stack.pipeline_parallel {
+        return Some(StackViolation::PipelineParallel);
+    }
+    if layout.sequence_parallel && !stack.sequence_parallel {
+        return Some(StackViolation::SequenceParallel);
+    }
+    if layout.tp_overlap && !stack.tp_overlap {
+        return Some(StackViolation::TpOverlap);
+    }
+    if layout.interleave > 1 && !stack.interleave {
+        return Some(StackViolation::Interleave);
+    }
+    if layout.cp > 1 && !stack.context_parallel {
+        return Some(StackViolation::ContextParallel);
+    }
+    if layout.ep > 1 && !stack.expert_parallel {
+        return Some(StackViolation::ExpertParallel);
+    }
+    if !stack.supports_zero(layout.zero) {
+        return Some(StackViolation::Zero);
+    }
+    if !stack.supports_recompute(layout.recompute) {
+        return Some(StackViolation::Recompute);
+    }
+    if !stack.supports_format(dtype) {
+        return Some(StackViolation::Format);
+    }
+    None
 }
 
 /// The transformer being trained. Counts are exact integers; the model works in f64.
@@ -188,11 +444,12 @@ pub struct Training {
     pub optimizer_state_bytes: f64,
     /// Bytes per parameter of the gradient reduction on the wire.
     pub grad_reduce_bytes: f64,
-    /// Fused attention kernels (FlashAttention): causal blocks are skipped and the score matrix is
-    /// never stored.
-    pub flash_attention: bool,
+    /// The attention kernel. Fused kernels skip causal blocks and never store the score matrix.
+    pub attention: AttentionKernel,
     /// Dropout layers present (1-byte masks are stored for backward).
     pub dropout: bool,
+    /// The software stack's switches (what overlaps what, the rank order).
+    pub stack: Stack,
 }
 
 /// The parallel layout of one run. `tp * pp * dp * cp` is the accelerator count; expert
@@ -237,8 +494,13 @@ pub struct Efficiency {
     pub gemm_half_dim: f64,
     /// Fraction of the 8/4-bit peak that a large low-precision GEMM reaches, relative to `gemm`.
     pub low_precision_gemm: f64,
-    /// Fraction of 16-bit peak that fused attention reaches (at large head dim and sequence).
+    /// Fraction of 16-bit peak that FlashAttention-3 class fused attention reaches (at large head
+    /// dim and sequence).
     pub attention: f64,
+    /// The same for FlashAttention-2 class kernels.
+    pub attention_flash2: f64,
+    /// The same for FlashAttention-1 class kernels.
+    pub attention_flash1: f64,
     /// Fixed seconds per layer and microbatch of each pass (forward; backward counts twice):
     /// kernel launches, synchronisation and framework hooks that no roofline sees.
     pub layer_overhead_s: f64,
@@ -288,6 +550,18 @@ pub struct Hardware {
 impl Hardware {
     pub fn peak(&self, dtype: Dtype) -> f64 {
         self.peak_flops_per_s[dtype as usize]
+    }
+}
+
+impl Efficiency {
+    /// Fraction of the 16-bit peak that a fused attention kernel of this kind reaches (unfused
+    /// attention runs as GEMMs and a softmax, priced by the roofline).
+    pub fn fused_attention(&self, kernel: AttentionKernel) -> f64 {
+        match kernel {
+            AttentionKernel::Flash1 => self.attention_flash1,
+            AttentionKernel::Flash2 => self.attention_flash2,
+            _ => self.attention,
+        }
     }
 }
 

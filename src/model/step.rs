@@ -12,12 +12,12 @@
 //! where `m` is the number of microbatches. The bubble is the 1F1B / interleaved-1F1B bubble of
 //! Narayanan et al. 2021, `(pp - 1) / (interleave * m)` of the useful time.
 
-use super::comm::{all_gather_s, all_reduce_s, all_to_all_s, point_to_point_s};
+use super::comm::{all_gather_s, all_reduce_s, all_to_all_s, crosses_domain, point_to_point_s};
 use super::compute::{attention_time_s, gemm_time_s, memory_time_s};
 use super::flops::{
     attention_core_flops, causal_fraction, cross_entropy_bytes, dense_params_total,
     elementwise_forward_bytes, embedding_params, expert_params_total, local_shape, moe_permute_forward_bytes,
-    qkv_width, unfused_softmax_forward_bytes, LocalShape, FLASH_BACKWARD_RATIO,
+    qkv_width, tensors_per_layer, unfused_softmax_forward_bytes, LocalShape, FLASH_BACKWARD_RATIO,
 };
 use super::profile::{profile, Profile};
 use super::{Hardware, Layout, Recompute, Training, Transformer};
@@ -67,9 +67,16 @@ impl LayerCosts {
 /// recomputation repeats.
 pub fn attention_core_forward_s(shape: &LocalShape, training: &Training, hw: &Hardware) -> f64 {
     let q_tokens = shape.tokens / shape.microbatch;
-    if training.flash_attention {
+    if training.attention.is_fused() {
         let flops = attention_core_flops(shape, causal_fraction(training));
-        attention_time_s(flops, shape.head_dim, q_tokens, hw, training.dtype)
+        attention_time_s(
+            flops,
+            shape.head_dim,
+            q_tokens,
+            hw,
+            training.dtype,
+            training.attention,
+        )
     } else {
         // Unfused: two batched GEMMs per (sequence, head) and a memory-bound softmax.
         let act = training.dtype.activation_dtype();
@@ -82,23 +89,29 @@ pub fn attention_core_forward_s(shape: &LocalShape, training: &Training, hw: &Ha
 
 /// Backward seconds of the attention core.
 pub fn attention_core_backward_s(forward_s: f64, training: &Training) -> f64 {
-    if training.flash_attention {
+    if training.attention.is_fused() {
         FLASH_BACKWARD_RATIO * forward_s
     } else {
         2.0 * forward_s
     }
 }
 
-/// True when the cluster outgrows one site. Ranks are then ordered tp, cp, pp, dp (instead of
-/// Megatron-Core's tp, cp, dp, pp) so that only data parallelism crosses sites.
+/// True when the cluster outgrows one site.
 pub fn spans_sites(hw: &Hardware, layout: &Layout) -> bool {
     layout.accelerators() as f64 > hw.site_size
 }
 
+/// True when ranks are ordered tp, cp, pp, dp (data parallelism outermost) instead of
+/// Megatron-Core's tp, cp, dp, pp: where the stack places them so (Llama 3), and on several
+/// sites, so that only data parallelism crosses them.
+pub fn data_parallel_outermost(training: &Training, hw: &Hardware, layout: &Layout) -> bool {
+    training.stack.data_parallel_outermost || spans_sites(hw, layout)
+}
+
 /// Stride of the data-parallel group (with context parallelism folded in, as Megatron-Core
 /// reduces gradients over dp x cp).
-pub fn data_parallel_stride(hw: &Hardware, layout: &Layout) -> f64 {
-    if spans_sites(hw, layout) {
+pub fn data_parallel_stride(training: &Training, hw: &Hardware, layout: &Layout) -> f64 {
+    if data_parallel_outermost(training, hw, layout) {
         layout.tp as f64 * layout.pp as f64
     } else {
         layout.tp as f64
@@ -106,9 +119,9 @@ pub fn data_parallel_stride(hw: &Hardware, layout: &Layout) -> f64 {
 }
 
 /// Stride of the pipeline group.
-pub fn pipeline_stride(hw: &Hardware, layout: &Layout) -> f64 {
+pub fn pipeline_stride(training: &Training, hw: &Hardware, layout: &Layout) -> f64 {
     let model_parallel = layout.tp as f64 * layout.cp as f64;
-    if spans_sites(hw, layout) {
+    if data_parallel_outermost(training, hw, layout) {
         model_parallel
     } else {
         model_parallel * layout.dp as f64
@@ -191,7 +204,7 @@ pub fn layer_costs(
     let tp = layout.tp as f64;
     let tp_bytes = t * h * 2.0;
     let tp_pass = 2.0 * all_reduce_s(hw, tp_bytes, tp, 1.0);
-    let tp_comm_s = if layout.tp_overlap && layout.sequence_parallel && layout.tp > 1 {
+    let tp_comm_s = if tp_overlap_applies(hw, layout) {
         tp_overlapped_s(tp_pass, gemms, tp) * forward_passes + tp_overlapped_s(tp_pass, 2.0 * gemms, tp)
     } else {
         tp_pass * (forward_passes + 1.0)
@@ -219,7 +232,12 @@ pub fn layer_costs(
     let ep_comm_s = if moe && layout.ep > 1 {
         let tokens = if layout.sequence_parallel { t / tp } else { t };
         let bytes = tokens * model.experts_per_token as f64 * h * 2.0;
-        let a2a = all_to_all_s(hw, bytes, layout.ep as f64, data_parallel_stride(hw, layout));
+        let a2a = all_to_all_s(
+            hw,
+            bytes,
+            layout.ep as f64,
+            data_parallel_stride(training, hw, layout),
+        );
         a2a * 2.0 * (forward_passes + 1.0)
     } else {
         0.0
@@ -235,12 +253,36 @@ pub fn layer_costs(
     }
 }
 
+/// True when the layout's tensor-parallel collectives overlap their GEMMs: asked for (with
+/// sequence parallelism, which the chunked all-gather/reduce-scatter pipelines need), and the
+/// tensor-parallel group inside one scale-up domain. No stack overlaps TP traffic that crosses
+/// NICs: Transformer Engine's userbuffers and PyTorch's async TP both move chunks by peer
+/// copies over NVLink (TE `initialize_ub`; torch `_micro_pipeline_tp` over symmetric memory).
+pub fn tp_overlap_applies(hw: &Hardware, layout: &Layout) -> bool {
+    layout.tp_overlap
+        && layout.sequence_parallel
+        && layout.tp > 1
+        && !crosses_domain(layout.tp as f64, 1.0, hw)
+}
+
 /// Exposed seconds of one pass's tensor-parallel collectives (`comm_s`) when they are split
 /// into `tp` chunks and pipelined with the GEMMs they feed (`gemm_s`), as Transformer Engine's
 /// userbuffers do (Wang et al. 2022, "Overlap Communication with Dependent Computation via
 /// Decomposition"): the first chunk cannot overlap, and what the GEMMs cannot cover shows.
 pub fn tp_overlapped_s(comm_s: f64, gemm_s: f64, tp: f64) -> f64 {
     comm_s / tp + (comm_s - gemm_s).max(0.0) * (tp - 1.0) / tp
+}
+
+/// Exposed seconds of one pipeline send of `send_s` beside a chunk's `chunk_s` of compute: with
+/// the interleaved schedule's overlapped sends (Megatron-Core `overlap_p2p_comm`, where the stack
+/// has it), what the next chunk's compute does not hide; otherwise the whole send, as 1F1B's
+/// blocking send-and-receive pairs pay it.
+pub fn pipeline_send_exposed_s(send_s: f64, chunk_s: f64, training: &Training, layout: &Layout) -> f64 {
+    exposed_s(
+        send_s,
+        chunk_s,
+        training.stack.pp_overlap && layout.interleave > 1,
+    )
 }
 
 /// Costs of the output layer (logits and cross-entropy) for one microbatch on the last stage:
@@ -342,17 +384,22 @@ impl StepBreakdown {
 
 /// Exposed seconds of data-parallel synchronisation (gradient reduction, ZeRO gathers) per step.
 ///
-/// - ZeRO 0: one all-reduce of the gradients, overlapped with the last microbatch's backward.
-/// - ZeRO 1: reduce-scatter of the gradients (overlapped with the last backward) and all-gather
-///   of the updated parameters (overlapped with the next step's first forward), as Megatron's
-///   distributed optimizer does.
+/// - ZeRO 0: one all-reduce of the gradients, overlapped with the last microbatch's backward
+///   where the stack reduces bucket by bucket during it (`grad_reduce_overlap`), else after it.
+/// - ZeRO 1: reduce-scatter of the gradients (as ZeRO 0) and all-gather of the updated
+///   parameters, overlapped with the next step's first forward where the stack does so
+///   (`param_gather_overlap`), as Megatron's distributed optimizer does.
 /// - ZeRO 2 (FSDP `SHARD_GRAD_OP`): every microbatch gathers the parameters before its forward
 ///   and reduce-scatters its gradients during its backward.
 /// - ZeRO 3 (FSDP `FULL_SHARD`): every microbatch gathers the parameters before its forward and
-///   again before its backward, and reduce-scatters the gradients.
+///   again before its backward (and, where the stack releases them after every forward, again
+///   for a recomputed forward), and reduce-scatters the gradients.
 ///
-/// Per-microbatch transfers are prefetched one layer ahead: the first layer's gather is exposed,
-/// the rest hides behind the compute it overlaps.
+/// ZeRO 2/3 gather and reduce layer by layer. With `param_gather_overlap` the transfers are
+/// prefetched a layer ahead: the first layer's gather is exposed, the rest hides behind the
+/// compute it overlaps; without it every transfer waits. Where the stack gathers once per step
+/// (`zero_sync`: parameters kept across microbatches, gradients reduced on the last),
+/// the traffic is paid once, behind the first microbatch's forward and the last one's backward.
 #[allow(clippy::too_many_arguments)]
 pub fn data_parallel_exposed_s(
     model: &Transformer,
@@ -364,9 +411,10 @@ pub fn data_parallel_exposed_s(
     stage_backward_s: f64,
     stage_layer_count: f64,
 ) -> f64 {
+    let stack = &training.stack;
     let (dense, experts) = stage_params(model, layout);
     let group = layout.dp as f64 * layout.cp as f64;
-    let stride = data_parallel_stride(hw, layout);
+    let stride = data_parallel_stride(training, hw, layout);
     let expert_group = group / layout.ep as f64;
     let expert_stride = stride * layout.ep as f64;
     let collective = |params_dense: f64, params_expert: f64, bytes_per_param: f64, passes: f64| {
@@ -379,25 +427,61 @@ pub fn data_parallel_exposed_s(
     match layout.zero {
         0 => {
             let ar = collective(dense, experts, grads, 2.0);
-            (ar - stage_backward_s).max(0.0)
+            exposed_s(ar, stage_backward_s, stack.grad_reduce_overlap)
         }
         1 => {
             let rs = collective(dense, experts, grads, 1.0);
             let ag = collective(dense, experts, weights, 1.0);
-            (rs - stage_backward_s).max(0.0) + (ag - stage_forward_s).max(0.0)
+            exposed_s(rs, stage_backward_s, stack.grad_reduce_overlap)
+                + exposed_s(ag, stage_forward_s, stack.param_gather_overlap)
         }
         _ => {
             // Sharded data parallelism gathers and reduces layer by layer (FSDP wraps each block):
-            // the bandwidth is the stage's, the latency is paid once per layer.
+            // the bandwidth is the stage's, the latency is paid once per layer, or once per
+            // parameter tensor where the stack gathers tensor by tensor.
             let layers = stage_layer_count.max(1.0);
-            let ag = layers * collective(dense / layers, experts / layers, weights, 1.0);
+            let gathers = if layout.zero >= 3 && stack.zero3_gathers_per_tensor {
+                layers * tensors_per_layer(model)
+            } else {
+                layers
+            };
+            let ag = gathers * collective(dense / gathers, experts / gathers, weights, 1.0);
             let rs = layers * collective(dense / layers, experts / layers, grads, 1.0);
             let first_layer = ag / layers;
-            let backward_comm = if layout.zero >= 3 { ag + rs } else { rs };
-            let per_microbatch =
-                first_layer + (ag - stage_forward_s).max(0.0) + (backward_comm - stage_backward_s).max(0.0);
+            if stack.zero_once_per_step(layout) {
+                let forward = if stack.param_gather_overlap {
+                    first_layer + (ag - stage_forward_s).max(0.0)
+                } else {
+                    ag
+                };
+                return forward + exposed_s(rs, stage_backward_s, stack.grad_reduce_overlap);
+            }
+            let regathers = layout.zero >= 3
+                && layout.recompute == Recompute::Full
+                && stack.zero3_regathers_for_recompute;
+            let backward_gathers = match (layout.zero >= 3, regathers) {
+                (false, _) => 0.0,
+                (true, false) => 1.0,
+                (true, true) => 2.0,
+            };
+            let backward_comm = backward_gathers * ag + rs;
+            let per_microbatch = if stack.param_gather_overlap {
+                first_layer + (ag - stage_forward_s).max(0.0) + (backward_comm - stage_backward_s).max(0.0)
+            } else {
+                ag + backward_comm
+            };
             per_microbatch * microbatches
         }
+    }
+}
+
+/// Seconds of a transfer of `comm_s` left exposed: what the `window_s` of compute it runs beside
+/// does not cover when it `overlaps`, all of it when it does not.
+pub fn exposed_s(comm_s: f64, window_s: f64, overlaps: bool) -> f64 {
+    if overlaps {
+        (comm_s - window_s).max(0.0)
+    } else {
+        comm_s
     }
 }
 
@@ -472,8 +556,13 @@ pub fn step_breakdown_with(
     // forward and backward, once per virtual stage.
     let pp_p2p_per_microbatch = if layout.pp > 1 {
         let bytes = p.pipeline_send_bytes;
-        let span = layout.pp as f64 * pipeline_stride(hw, layout);
-        2.0 * layout.interleave as f64 * point_to_point_s(hw, bytes, span)
+        let span = layout.pp as f64 * pipeline_stride(training, hw, layout);
+        let send = point_to_point_s(hw, bytes, span);
+        let v = layout.interleave as f64;
+        let (chunk_forward, chunk_backward) =
+            (stage.forward_s / v, (stage.backward_s + stage.recompute_s) / v);
+        v * (pipeline_send_exposed_s(send, chunk_forward, training, layout)
+            + pipeline_send_exposed_s(send, chunk_backward, training, layout))
     } else {
         0.0
     };
@@ -515,6 +604,121 @@ mod tests {
     use crate::model::test_support::{gpt3_175b, h100, llama3_8b, mixtral_like, plain_layout, training};
     use crate::model::Dtype;
 
+    /// The fixture's training on a stack whose pipeline sends block (as Megatron-LM's in 2021).
+    fn blocking_sends() -> Training {
+        let mut t = training();
+        t.stack.pp_overlap = false;
+        t
+    }
+
+    #[test]
+    fn interleaved_sends_hide_behind_the_next_chunk_where_the_stack_overlaps_them() {
+        let t = training();
+        let mut layout = plain_layout();
+        assert_eq!(pipeline_send_exposed_s(3.0, 2.0, &t, &layout), 3.0);
+        layout.interleave = 2;
+        assert_eq!(pipeline_send_exposed_s(3.0, 2.0, &t, &layout), 1.0);
+        assert_eq!(pipeline_send_exposed_s(1.0, 2.0, &t, &layout), 0.0);
+        assert_eq!(pipeline_send_exposed_s(3.0, 2.0, &blocking_sends(), &layout), 3.0);
+        // Over a slow link the sends show even overlapped.
+        let mut slow = h100();
+        slow.scale_out_bytes_per_s = 1e8;
+        slow.scale_up_domain = 1;
+        layout.tp = 8;
+        layout.pp = 8;
+        layout.dp = 4;
+        let b = step_breakdown(&gpt3_175b(), &t, &slow, &layout);
+        assert!(b.pp_p2p_s > 0.0);
+    }
+
+    #[test]
+    fn tp_overlap_only_inside_the_scale_up_domain() {
+        let m = llama3_8b();
+        let hw = h100();
+        let mut layout = plain_layout();
+        layout.tp = 16;
+        layout.sequence_parallel = true;
+        layout.tp_overlap = true;
+        let spanning = layer_costs(&m, &training(), &hw, &layout, false).tp_comm_s;
+        layout.tp_overlap = false;
+        let exposed = layer_costs(&m, &training(), &hw, &layout, false).tp_comm_s;
+        assert_eq!(spanning, exposed);
+        assert!(!tp_overlap_applies(
+            &hw,
+            &Layout {
+                tp_overlap: true,
+                ..layout
+            }
+        ));
+        layout.tp = 8;
+        assert!(tp_overlap_applies(
+            &hw,
+            &Layout {
+                tp_overlap: true,
+                ..layout
+            }
+        ));
+    }
+
+    #[test]
+    fn data_parallel_exposure_follows_the_stack() {
+        // A ZeRO-1 reduce-scatter of 2 s beside 1.5 s of backward, and its gather beside 1 s of
+        // forward: overlapped, 0.5 s shows; not overlapped, all of it.
+        assert_eq!(exposed_s(2.0, 1.5, true), 0.5);
+        assert_eq!(exposed_s(2.0, 1.5, false), 2.0);
+        let m = llama3_8b();
+        let hw = h100();
+        let mut layout = plain_layout();
+        layout.dp = 64;
+        layout.zero = 1;
+        let mut t = training();
+        t.global_batch = 64 * 8;
+        let overlapped = step_breakdown(&m, &t, &hw, &layout).dp_comm_s;
+        t.stack.grad_reduce_overlap = false;
+        t.stack.param_gather_overlap = false;
+        let waiting = step_breakdown(&m, &t, &hw, &layout).dp_comm_s;
+        assert!(waiting > overlapped, "{waiting} vs {overlapped}");
+        // ZeRO-3: per microbatch against once per step.
+        layout.zero = 3;
+        t = training();
+        t.global_batch = 64 * 8;
+        let per_microbatch = step_breakdown(&m, &t, &hw, &layout).dp_comm_s;
+        t.stack.zero_sync = crate::model::ZeroSync::PerStep;
+        let per_step = step_breakdown(&m, &t, &hw, &layout).dp_comm_s;
+        assert!(per_step < per_microbatch / 4.0, "{per_step} vs {per_microbatch}");
+    }
+
+    #[test]
+    fn deepspeed_zero3_gathers_each_tensor_again_for_recompute() {
+        let m = gpt3_175b();
+        let hw = h100();
+        let mut layout = plain_layout();
+        layout.dp = 64;
+        layout.zero = 3;
+        layout.recompute = Recompute::Full;
+        let mut t = training();
+        t.global_batch = 64;
+        t.stack.param_gather_overlap = false;
+        let layer = step_breakdown(&m, &t, &hw, &layout).dp_comm_s;
+        t.stack.zero3_regathers_for_recompute = true;
+        let regather = step_breakdown(&m, &t, &hw, &layout).dp_comm_s;
+        t.stack.zero3_gathers_per_tensor = true;
+        let per_tensor = step_breakdown(&m, &t, &hw, &layout).dp_comm_s;
+        // Three gathers and a reduce-scatter instead of two and one: a third more traffic (the
+        // reduce-scatter of 4-byte gradients counts twice a 2-byte gather).
+        assert!(
+            (regather / layer - 5.0 / 4.0).abs() < 0.05,
+            "{regather} vs {layer}"
+        );
+        // Per tensor: 12 ring latencies per layer and gather instead of one.
+        let (stages, _) = stage_layers(&m, &layout);
+        let extra = 3.0 * stages * 11.0 * 63.0 * hw.scale_out_latency_s;
+        assert!(
+            per_tensor > regather + 0.5 * extra,
+            "{per_tensor} vs {regather} + {extra}"
+        );
+    }
+
     #[test]
     fn breakdown_terms_add_up() {
         let mut layout = plain_layout();
@@ -522,7 +726,7 @@ mod tests {
         layout.pp = 8;
         layout.dp = 4;
         layout.interleave = 2;
-        let b = step_breakdown(&gpt3_175b(), &training(), &h100(), &layout);
+        let b = step_breakdown(&gpt3_175b(), &blocking_sends(), &h100(), &layout);
         let sum: f64 = b.terms().iter().map(|(_, v)| v).sum();
         assert!((sum - b.total_s()).abs() < 1e-12);
         assert!(b.pp_bubble_s > 0.0 && b.tp_comm_s > 0.0 && b.pp_p2p_s > 0.0);
@@ -534,7 +738,7 @@ mod tests {
         layout.tp = 8;
         layout.pp = 8;
         layout.dp = 4;
-        let t = training();
+        let t = blocking_sends();
         let m = layout.microbatches(&t) as f64;
         let b1 = step_breakdown(&gpt3_175b(), &t, &h100(), &layout);
         let useful = b1.forward_s + b1.backward_s + b1.recompute_s + b1.tp_comm_s + b1.pp_p2p_s;

@@ -3,7 +3,9 @@
 //! formulas, not the fit).
 
 use super::run::{Economics, Pricing};
-use super::{Dtype, Efficiency, FfnKind, Hardware, Layout, Recompute, Training, Transformer};
+use super::{
+    AttentionKernel, Dtype, Efficiency, FfnKind, Hardware, Layout, Recompute, Stack, Training, Transformer,
+};
 
 /// GPT-3 175B (Brown et al. 2020, Table 2.1), tied embeddings as in Megatron-LM.
 pub fn gpt3_175b() -> Transformer {
@@ -85,6 +87,8 @@ pub fn h100() -> Hardware {
             gemm_half_dim: 100.0,
             low_precision_gemm: 0.85,
             attention: 0.6,
+            attention_flash2: 0.35,
+            attention_flash1: 0.2,
             layer_overhead_s: 0.0,
             step_overhead_s: 0.0,
             memory: 0.88,
@@ -119,8 +123,9 @@ pub fn training() -> Training {
         grad_bytes: 4.0,
         optimizer_state_bytes: 12.0,
         grad_reduce_bytes: 4.0,
-        flash_attention: true,
+        attention: AttentionKernel::Flash3,
         dropout: false,
+        stack: Stack::FASTEST,
     }
 }
 

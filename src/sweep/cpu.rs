@@ -108,7 +108,8 @@ mod tests {
 
     fn space() -> SearchSpace {
         let text = "[model]\npreset = \"llama3-8b\"\n[training]\nglobal_batch = 256\n[search]\n\
-                    accelerators = [\"h100-sxm\", \"a100-80gb\", \"v100-32gb\"]\ncounts = [8, 24, 64]\n";
+                    accelerators = [\"h100-sxm\", \"a100-80gb\", \"v100-32gb\"]\ncounts = [8, 24, 64]\n\
+                    stacks = [\"megatron-core-2025\", \"llm-foundry\", \"megatron-2021\"]\n";
         let file = ScenarioFile::parse(text, "t").unwrap();
         SearchSpace::resolve(&file, &Catalog::builtin(), Objective::Time, "t").unwrap()
     }
@@ -120,7 +121,7 @@ mod tests {
         let c = p.counts;
         assert_eq!(c.evaluated, s.size);
         assert_eq!(c.invalid() + c.did_not_fit + c.valid, c.evaluated);
-        assert!(c.invalid_degrees > 0 && c.invalid_layout > 0 && c.invalid_dtype > 0);
+        assert!(c.invalid_degrees > 0 && c.invalid_layout > 0 && c.invalid_dtype > 0 && c.invalid_stack > 0);
         assert!(c.did_not_fit > 0 && c.valid > 0, "{c:?}");
     }
 

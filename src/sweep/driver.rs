@@ -70,13 +70,17 @@ pub struct SweepReport {
     pub top: Vec<TopEntry>,
 }
 
-/// FNV-1a over the space's defining data: model, training, accelerators (with every resolved
+/// FNV-1a over the space's defining data: model, stacks (with their training settings), accelerators (with every resolved
 /// number), axes and objective.
 pub fn fingerprint(space: &SearchSpace) -> String {
     let text = format!(
         "{:?}|{:?}|{:?}|{:?}|{:?}|{}",
         space.model,
-        space.training,
+        space
+            .stacks
+            .iter()
+            .map(|st| (&st.spec.id, st.training))
+            .collect::<Vec<_>>(),
         space
             .accelerators
             .iter()

@@ -12,7 +12,7 @@
 //! lost device or a failed batch stops the GPU where it was; the driver finishes on the CPU.
 
 use super::gpu_types::{
-    gpu_accelerator, gpu_axes, gpu_model, gpu_training, GpuBatch, GpuHit, GpuMetrics, GpuProfile,
+    gpu_accelerator, gpu_axes, gpu_model, gpu_stack, gpu_training, GpuBatch, GpuHit, GpuMetrics, GpuProfile,
 };
 use super::{cpu, Partial, Ranked, TopK};
 use crate::search::{SearchSpace, PROFILE_AXES};
@@ -41,7 +41,44 @@ const SMALL_WORKGROUP: u32 = 64;
 /// Hits a batch may report before it is priced again on the CPU.
 const HIT_CAPACITY: u64 = 1 << 20;
 /// Storage buffers the shaders bind (one more binding is the uniform batch).
-const STORAGE_BUFFERS: u32 = 10;
+const STORAGE_BUFFERS: u32 = 11;
+
+/// What became of a layout, as the shaders count it: `counters[code]` counts the outcome `code`
+/// (`OUTCOME_*` in `shaders/sweep.wgsl`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Valid and fits: ranked.
+    Valid = 0,
+    Degrees = 1,
+    Layout = 2,
+    Dtype = 3,
+    NoFit = 4,
+    Stack = 5,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 6] = [
+        Outcome::Valid,
+        Outcome::Degrees,
+        Outcome::Layout,
+        Outcome::Dtype,
+        Outcome::NoFit,
+        Outcome::Stack,
+    ];
+    /// The code the shaders use (and its counter slot).
+    pub fn code(self) -> u32 {
+        self as u32
+    }
+    /// The outcome of a code, if it is one.
+    pub fn from_code(code: u32) -> Option<Outcome> {
+        Outcome::ALL.into_iter().find(|o| o.code() == code)
+    }
+}
+
+/// The counter slot of the hits reported (`HITS_SLOT` in `shaders/sweep.wgsl`).
+pub const HITS_SLOT: usize = 6;
+/// The counter slot of the running threshold (`THRESHOLD_SLOT` in `shaders/sweep.wgsl`).
+pub const THRESHOLD_SLOT: usize = 7;
 
 /// An adapter as `clustersweep adapters` reports it.
 #[derive(Clone, Debug, Serialize)]
@@ -277,6 +314,7 @@ impl GpuEngine {
             storage_entry(8, false),
             storage_entry(9, true),
             storage_entry(10, false),
+            storage_entry(11, true),
         ];
         let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("clustersweep bindings"),
@@ -371,11 +409,13 @@ impl GpuEngine {
         let storage = wgpu::BufferUsages::STORAGE;
         let (axes, values) = gpu_axes(space);
         let accelerators: Vec<_> = space.accelerators.iter().map(gpu_accelerator).collect();
+        let stacks: Vec<_> = space.stacks.iter().map(|st| gpu_stack(&st.training)).collect();
         let model = init("model", bytemuck::bytes_of(&gpu_model(&space.model)), storage);
         let training = init("training", bytemuck::bytes_of(&gpu_training(space)), storage);
         let table = init("accelerators", bytemuck::cast_slice(&accelerators), storage);
         let axes = init("axes", bytemuck::bytes_of(&axes), storage);
         let values = init("axis values", bytemuck::cast_slice(&values), storage);
+        let stack_table = init("stacks", bytemuck::cast_slice(&stacks), storage);
         let batch = d.create_buffer(&wgpu::BufferDescriptor {
             label: Some("batch"),
             size: std::mem::size_of::<GpuBatch>() as u64,
@@ -430,6 +470,7 @@ impl GpuEngine {
                 (8, &hits),
                 (9, &eval_indices),
                 (10, &eval_out),
+                (11, &stack_table),
             ]
             .map(|(binding, buffer)| wgpu::BindGroupEntry {
                 binding,
@@ -564,9 +605,9 @@ impl GpuEngine {
             };
             let clock = std::time::Instant::now();
             self.queue.write_buffer(&b.batch, 0, bytemuck::bytes_of(&params));
-            // Counters start at zero; slot 6, the running threshold, at the host's.
+            // Counters start at zero; the running threshold at the host's.
             let mut initial = [0u32; 8];
-            initial[6] = float_key(threshold);
+            initial[THRESHOLD_SLOT] = float_key(threshold);
             self.queue
                 .write_buffer(&b.counters, 0, bytemuck::cast_slice(&initial));
             let mut encoder = self.device.create_command_encoder(&Default::default());
@@ -583,7 +624,7 @@ impl GpuEngine {
                 Err(message) => return Err(fail(start, partial, message)),
             };
             let counters: &[u32] = bytemuck::cast_slice(&counter_bytes);
-            let reported = counters[5] as u64;
+            let reported = counters[HITS_SLOT] as u64;
             timings.gpu_s += clock.elapsed().as_secs_f64();
             let mut batch = Partial::new(k);
             if reported > b.hits_capacity {
@@ -591,11 +632,13 @@ impl GpuEngine {
                 batch = cpu::evaluate_range(space, start..end, k);
             } else {
                 batch.counts.evaluated = count;
-                batch.counts.invalid_degrees = counters[0] as u64;
-                batch.counts.invalid_layout = counters[1] as u64;
-                batch.counts.invalid_dtype = counters[2] as u64;
-                batch.counts.did_not_fit = counters[3] as u64;
-                batch.counts.valid = counters[4] as u64;
+                let count = |o: Outcome| counters[o.code() as usize] as u64;
+                batch.counts.valid = count(Outcome::Valid);
+                batch.counts.invalid_degrees = count(Outcome::Degrees);
+                batch.counts.invalid_layout = count(Outcome::Layout);
+                batch.counts.invalid_dtype = count(Outcome::Dtype);
+                batch.counts.did_not_fit = count(Outcome::NoFit);
+                batch.counts.invalid_stack = count(Outcome::Stack);
                 if reported > 0 {
                     let clock = std::time::Instant::now();
                     let bytes = reported * std::mem::size_of::<GpuHit>() as u64;

@@ -5,7 +5,7 @@
 //! the f64 model).
 
 use crate::model::run::Pricing;
-use crate::model::{Dtype, Transformer};
+use crate::model::{Dtype, Stack, Training, Transformer};
 use crate::search::{SearchSpace, SpaceAccelerator, N_AXES};
 use bytemuck::{Pod, Zeroable};
 
@@ -31,22 +31,50 @@ pub struct GpuModel {
     pub pad0: u32,
 }
 
-/// Twin of `GpuTraining` in `shaders/model.wgsl`: the run's settings and the sweep's.
+/// Twin of `GpuTraining` in `shaders/model.wgsl`: the run's settings that every stack shares,
+/// and the sweep's.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct GpuTraining {
     pub dtype: u32,
-    pub flash_attention: u32,
-    pub dropout: u32,
     pub global_batch_bound: u32,
     pub tokens: f32,
+    pub objective: u32,
+    pub n_accelerators: u32,
+    pub n_stacks: u32,
+    pub pad0: u32,
+    pub pad1: u32,
+}
+
+/// Twin of `GpuStack` in `shaders/model.wgsl`: one stack's switches ([`Stack`], booleans as 0/1)
+/// and the training settings that follow from it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct GpuStack {
+    pub tensor_parallel: u32,
+    pub pipeline_parallel: u32,
+    pub sequence_parallel: u32,
+    pub interleave: u32,
+    pub context_parallel: u32,
+    pub expert_parallel: u32,
+    pub tp_overlap: u32,
+    pub zero_stages: u32,
+    pub recompute_modes: u32,
+    pub formats: u32,
+    pub grad_reduce_overlap: u32,
+    pub param_gather_overlap: u32,
+    pub zero_sync: u32,
+    pub zero3_regathers_for_recompute: u32,
+    pub zero3_gathers_per_tensor: u32,
+    pub zero3_master_only: u32,
+    pub pp_overlap: u32,
+    pub data_parallel_outermost: u32,
+    pub attention: u32,
+    pub dropout: u32,
     pub weight_bytes: f32,
     pub grad_bytes: f32,
     pub optimizer_state_bytes: f32,
     pub grad_reduce_bytes: f32,
-    pub objective: u32,
-    pub n_accelerators: u32,
-    pub pad0: u32,
 }
 
 /// Twin of `GpuAccelerator` in `shaders/model.wgsl`: `Hardware` and `Economics` in SI units.
@@ -75,6 +103,8 @@ pub struct GpuAccelerator {
     pub gemm_half_dim: f32,
     pub low_precision_gemm: f32,
     pub attention: f32,
+    pub attention_flash2: f32,
+    pub attention_flash1: f32,
     pub layer_overhead_s: f32,
     pub step_overhead_s: f32,
     pub memory: f32,
@@ -92,7 +122,7 @@ pub struct GpuAccelerator {
     pub restart_s: f32,
     pub pricing: u32,
     pub supports_dtype: u32,
-    pub pad1: u32,
+    pub pad0: u32,
 }
 
 /// Twin of `GpuAxes` in `shaders/sweep.wgsl`: each axis's radix and where its values start in
@@ -139,7 +169,7 @@ pub struct GpuHit {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub struct GpuMetrics {
-    /// 0 valid and fits, 1 degrees, 2 layout, 3 dtype, 4 does not fit.
+    /// An outcome code (`OUTCOME_*` in `shaders/sweep.wgsl`, [`crate::sweep::gpu::Outcome`]).
     pub outcome: u32,
     pub step_time_s: f32,
     pub tokens_per_s: f32,
@@ -195,20 +225,46 @@ pub fn gpu_model(m: &Transformer) -> GpuModel {
 }
 
 pub fn gpu_training(space: &SearchSpace) -> GpuTraining {
-    let t = &space.training;
     GpuTraining {
-        dtype: t.dtype as u32,
-        flash_attention: t.flash_attention as u32,
-        dropout: t.dropout as u32,
+        dtype: space.dtype().code(),
         global_batch_bound: space.global_batch_bound as u32,
-        tokens: t.tokens as f32,
+        tokens: space.tokens() as f32,
+        objective: space.objective.code(),
+        n_accelerators: space.accelerators.len() as u32,
+        n_stacks: space.stacks.len() as u32,
+        pad0: 0,
+        pad1: 0,
+    }
+}
+
+/// A stack of the space as the shaders read it.
+pub fn gpu_stack(t: &Training) -> GpuStack {
+    let s: &Stack = &t.stack;
+    GpuStack {
+        tensor_parallel: s.tensor_parallel as u32,
+        pipeline_parallel: s.pipeline_parallel as u32,
+        sequence_parallel: s.sequence_parallel as u32,
+        interleave: s.interleave as u32,
+        context_parallel: s.context_parallel as u32,
+        expert_parallel: s.expert_parallel as u32,
+        tp_overlap: s.tp_overlap as u32,
+        zero_stages: s.zero_stages,
+        recompute_modes: s.recompute_modes,
+        formats: s.formats,
+        grad_reduce_overlap: s.grad_reduce_overlap as u32,
+        param_gather_overlap: s.param_gather_overlap as u32,
+        zero_sync: s.zero_sync.code(),
+        zero3_regathers_for_recompute: s.zero3_regathers_for_recompute as u32,
+        zero3_gathers_per_tensor: s.zero3_gathers_per_tensor as u32,
+        zero3_master_only: s.zero3_master_only as u32,
+        pp_overlap: s.pp_overlap as u32,
+        data_parallel_outermost: s.data_parallel_outermost as u32,
+        attention: t.attention.code(),
+        dropout: t.dropout as u32,
         weight_bytes: t.weight_bytes as f32,
         grad_bytes: t.grad_bytes as f32,
         optimizer_state_bytes: t.optimizer_state_bytes as f32,
         grad_reduce_bytes: t.grad_reduce_bytes as f32,
-        objective: space.objective.code(),
-        n_accelerators: space.accelerators.len() as u32,
-        pad0: 0,
     }
 }
 
@@ -241,6 +297,8 @@ pub fn gpu_accelerator(a: &SpaceAccelerator) -> GpuAccelerator {
         gemm_half_dim: e.gemm_half_dim as f32,
         low_precision_gemm: e.low_precision_gemm as f32,
         attention: e.attention as f32,
+        attention_flash2: e.attention_flash2 as f32,
+        attention_flash1: e.attention_flash1 as f32,
         layer_overhead_s: e.layer_overhead_s as f32,
         step_overhead_s: e.step_overhead_s as f32,
         memory: e.memory as f32,
@@ -261,7 +319,7 @@ pub fn gpu_accelerator(a: &SpaceAccelerator) -> GpuAccelerator {
             Pricing::Capex => 1,
         },
         supports_dtype: a.supports_dtype as u32,
-        pad1: 0,
+        pad0: 0,
     }
 }
 

@@ -29,6 +29,9 @@ pub struct Counts {
     pub invalid_layout: u64,
     /// The accelerator has no rate for the run's format.
     pub invalid_dtype: u64,
+    /// The stack cannot run the layout (see `check_stack`).
+    #[serde(default)]
+    pub invalid_stack: u64,
     /// A valid layout that does not fit in memory.
     pub did_not_fit: u64,
     /// Valid layouts that fit: the ones ranked.
@@ -37,13 +40,14 @@ pub struct Counts {
 
 impl Counts {
     pub fn invalid(&self) -> u64 {
-        self.invalid_degrees + self.invalid_layout + self.invalid_dtype
+        self.invalid_degrees + self.invalid_layout + self.invalid_dtype + self.invalid_stack
     }
     pub fn add(&mut self, o: &Counts) {
         self.evaluated += o.evaluated;
         self.invalid_degrees += o.invalid_degrees;
         self.invalid_layout += o.invalid_layout;
         self.invalid_dtype += o.invalid_dtype;
+        self.invalid_stack += o.invalid_stack;
         self.did_not_fit += o.did_not_fit;
         self.valid += o.valid;
     }
@@ -52,6 +56,7 @@ impl Counts {
             Invalid::Degrees => self.invalid_degrees += 1,
             Invalid::Layout => self.invalid_layout += 1,
             Invalid::Dtype => self.invalid_dtype += 1,
+            Invalid::Stack => self.invalid_stack += 1,
         }
     }
 }
@@ -168,6 +173,7 @@ pub fn objective_value(objective: Objective, e: &Estimate) -> f64 {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SweepLayout {
     pub accelerator: String,
+    pub stack: String,
     pub count: u64,
     pub tp: u32,
     pub pp: u32,
@@ -202,6 +208,7 @@ pub fn top_entry(space: &SearchSpace, rank: usize, r: &Ranked) -> Option<(TopEnt
     let e = estimate(&space.model, &training, &acc.hardware, &acc.economics, &c.layout);
     let layout = SweepLayout {
         accelerator: acc.spec.id.clone(),
+        stack: space.stacks[c.stack].spec.id.clone(),
         count: c.layout.accelerators(),
         tp: c.layout.tp,
         pp: c.layout.pp,

@@ -176,18 +176,176 @@ fn validate_json_rows_have_the_documented_fields() {
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let rows = v["rows"].as_array().unwrap();
-    assert_eq!(rows.len(), 343);
+    assert_eq!(rows.len(), 368);
     for f in [
         "run_id",
+        "stack",
         "predicted_step_time_s",
         "measured_step_time_s",
         "error_pct",
-        "chosen",
+        "assumed",
     ] {
         assert!(rows[0].get(f).is_some(), "{f}");
     }
     assert!(v["overall"]["mape_pct"].as_f64().is_some());
+    assert!(v["mean_group_mape_pct"].as_f64().is_some());
     assert!(!v["rank_groups"].as_array().unwrap().is_empty());
+    let first = &rows[0]["assumed"]["microbatch"];
+    assert!(
+        ["recorded", "stack default"].contains(&first["source"].as_str().unwrap()),
+        "{first}"
+    );
+}
+
+#[test]
+fn validate_assume_fastest_fills_empty_knobs_with_the_fastest() {
+    let runs = data("measured-runs.csv");
+    let o = clustersweep(&[
+        "validate",
+        runs.to_str().unwrap(),
+        "--json",
+        "--assume",
+        "fastest",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["assume"], "fastest");
+    let sources: Vec<&str> = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["assumed"]["interleave"]["source"].as_str())
+        .collect();
+    assert!(
+        sources.contains(&"fastest") && !sources.contains(&"stack default"),
+        "{sources:?}"
+    );
+}
+
+#[test]
+fn catalog_stacks_lists_every_stack_of_the_calibration_set() {
+    let o = clustersweep(&["catalog", "--stacks", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let ids: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    for id in [
+        "megatron-2020",
+        "megatron-2021",
+        "megatron-2022",
+        "megatron-deepspeed",
+        "deepspeed-zero3",
+        "megatron-core-2023",
+        "megatron-core-2024",
+        "megatron-core-2025",
+        "megascale",
+        "meta-llama3",
+        "llm-foundry",
+        "torchtitan",
+        "maxtext",
+    ] {
+        assert!(ids.contains(&id), "{id} in {ids:?}");
+    }
+    for s in v.as_array().unwrap() {
+        assert!(s["sources"].as_object().unwrap().len() >= 2, "{}", s["id"]);
+        assert!(s["defaults"]["zero"].is_u64(), "{}", s["id"]);
+    }
+    let table = stdout(&clustersweep(&["catalog", "--stacks"]));
+    assert!(table.contains("megatron-2021") && table.contains("Defaults") && table.contains("Sources"));
+}
+
+fn scenario_on(stack: &str, layout: &str) -> String {
+    format!(
+        "[model]\npreset = \"gpt3-175b\"\n[training]\nstack = \"{stack}\"\nglobal_batch = 1536\ndtype = \"fp16\"\n\
+         [cluster]\naccelerator = \"a100-80gb\"\ncount = 1536\n[layout]\ntp = 8\npp = 12\n{layout}"
+    )
+}
+
+#[test]
+fn unknown_stack_exits_2_listing_the_known_ones() {
+    let path = temp_file("unknown-stack", "s.toml", &scenario_on("megatron-1999", ""));
+    let o = clustersweep(&["estimate", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("megatron-1999") && err.contains("megatron-core-2025"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_knob_the_stack_lacks_exits_2_naming_key_and_stack() {
+    let path = temp_file(
+        "stack-sp",
+        "s.toml",
+        &scenario_on("megatron-2021", "sequence_parallel = true\n"),
+    );
+    let o = clustersweep(&["estimate", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("sequence_parallel") && err.contains("megatron-2021"),
+        "{err}"
+    );
+    // Its defaults run: the 2021 stack's own knobs (no sequence parallelism, full recompute).
+    let path = temp_file("stack-ok", "s.toml", &scenario_on("megatron-2021", ""));
+    let o = clustersweep(&["estimate", path.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["stack"], "megatron-2021");
+    assert_eq!(v["attention_kernel"], "unfused");
+    assert_eq!(v["layout"]["sequence_parallel"], false);
+    assert_eq!(v["layout"]["recompute"], "full");
+}
+
+#[test]
+fn a_newer_stack_trains_the_same_layout_faster() {
+    let step = |stack: &str| {
+        let path = temp_file(
+            &format!("stack-{stack}"),
+            "s.toml",
+            &scenario_on(stack, "microbatch = 1\n"),
+        );
+        let o = clustersweep(&["estimate", path.to_str().unwrap(), "--json"]);
+        assert!(o.status.success(), "{stack}: {}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["step_time_s"].as_f64().unwrap()
+    };
+    let (old, new) = (step("megatron-2021"), step("megatron-core-2024"));
+    assert!(new < old * 0.9, "{new} vs {old}");
+}
+
+#[test]
+fn fit_writes_a_catalog_that_loads_as_it_is() {
+    let runs = data("measured-runs.csv");
+    let out = temp_file("fit-out", "fitted.toml", "");
+    let o = clustersweep(&[
+        "fit",
+        runs.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--iterations",
+        "20",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        text.contains("[[efficiency]]") && text.contains("nvidia-hopper"),
+        "{text}"
+    );
+    let o = clustersweep(&["--catalog", out.to_str().unwrap(), "estimate", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report = stdout(&clustersweep(&[
+        "fit",
+        runs.to_str().unwrap(),
+        "--iterations",
+        "20",
+    ]));
+    assert!(report.contains("rows each parameter informs"), "{report}");
 }
 
 #[test]

@@ -4,10 +4,10 @@
 use clustersweep::catalog::Catalog;
 use clustersweep::model::run::estimate;
 use clustersweep::scenario::ScenarioFile;
-use clustersweep::search::{Objective, SearchSpace};
+use clustersweep::search::{Invalid, Objective, SearchSpace};
 use clustersweep::sweep::bench::bench_space;
 use clustersweep::sweep::cpu::sweep_cpu;
-use clustersweep::sweep::gpu::{select_adapters, GpuEngine};
+use clustersweep::sweep::gpu::{select_adapters, GpuEngine, Outcome};
 
 /// The best adapter, software ones included; None (with a message) when there is none and CI
 /// does not require one.
@@ -50,6 +50,45 @@ cp = [1, 2]
 ep = [1, 2, 4, 8]
 "#;
 
+/// A dense model across the software stacks whose switches differ most: unfused attention and
+/// blocking sends (megatron-2021), per-tensor ZeRO-3 gathers that wait and regather
+/// (deepspeed-zero3), FlashAttention-1 and fp32 master shards without TP or PP (llm-foundry),
+/// gradient sync per step under PP and async TP (torchtitan), data parallelism outermost and
+/// per-step FSDP (meta-llama3), fp32 weights (maxtext), and Megatron-Core's overlaps; on two
+/// sites above 1,500 accelerators.
+const STACKS_SCENARIO: &str = r#"
+[model]
+preset = "llama3-70b"
+seq_len = 4096
+[training]
+global_batch = 512
+[cluster]
+site_power_mw = 2.0
+[search]
+accelerators = ["h100-sxm", "a100-80gb", "gb200"]
+stacks = ["megatron-2021", "deepspeed-zero3", "llm-foundry", "torchtitan", "meta-llama3", "maxtext", "megatron-core-2025"]
+counts = [64, 512, 2048]
+tp = [1, 4, 8, 16]
+cp = [1, 2]
+microbatch = [1, 2]
+"#;
+
+fn stacks_space(objective: Objective) -> SearchSpace {
+    let file = ScenarioFile::parse(STACKS_SCENARIO, "stacks").unwrap();
+    SearchSpace::resolve(&file, &Catalog::builtin(), objective, "stacks").unwrap()
+}
+
+/// The shaders' outcome code of a layout the CPU refuses.
+fn refused(why: Invalid) -> u32 {
+    match why {
+        Invalid::Degrees => Outcome::Degrees,
+        Invalid::Layout => Outcome::Layout,
+        Invalid::Dtype => Outcome::Dtype,
+        Invalid::Stack => Outcome::Stack,
+    }
+    .code()
+}
+
 fn moe_space(objective: Objective) -> SearchSpace {
     let file = ScenarioFile::parse(MOE_SCENARIO, "moe").unwrap();
     SearchSpace::resolve(&file, &Catalog::builtin(), objective, "moe").unwrap()
@@ -79,7 +118,7 @@ fn check_parity(space: &SearchSpace, engine: &GpuEngine, seed: u64, n: usize) ->
     let mut priced = 0;
     for (i, g) in idx.iter().zip(&gpu) {
         let (outcome, cpu) = match space.candidate(*i) {
-            Err(why) => (why as u32 + 1, None),
+            Err(why) => (refused(why), None),
             Ok(c) => {
                 let a = &space.accelerators[c.accelerator];
                 let e = estimate(
@@ -89,7 +128,14 @@ fn check_parity(space: &SearchSpace, engine: &GpuEngine, seed: u64, n: usize) ->
                     &a.economics,
                     &c.layout,
                 );
-                (if e.fits { 0 } else { 4 }, Some(e))
+                (
+                    if e.fits {
+                        Outcome::Valid.code()
+                    } else {
+                        Outcome::NoFit.code()
+                    },
+                    Some(e),
+                )
             }
         };
         let context = format!("index {i} (seed {seed}; rerun with CLUSTERSWEEP_SEED={seed})");
@@ -151,6 +197,19 @@ fn gpu_and_cpu_agree_on_100k_random_layouts() {
         dense > 10_000 && moe > 5_000,
         "priced {dense} dense and {moe} MoE layouts"
     );
+}
+
+#[test]
+fn gpu_and_cpu_agree_across_software_stacks() {
+    let Some(engine) = engine() else { return };
+    let space = stacks_space(Objective::Time);
+    let priced = check_parity(&space, &engine, seed() + 2, 120_000);
+    assert!(priced > 5_000, "priced {priced} layouts");
+    // Every stack contributes priced layouts, and some layouts are refused for their stack.
+    let cpu = sweep_cpu(&space, 0..space.size, 10, &|_, _| {});
+    assert!(cpu.counts.invalid_stack > 0, "{:?}", cpu.counts);
+    check_sweeps_agree(&space, &engine, 20);
+    check_sweeps_agree(&stacks_space(Objective::Cost), &engine, 10);
 }
 
 fn check_sweeps_agree(space: &SearchSpace, engine: &GpuEngine, k: usize) {

@@ -14,8 +14,9 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// The keys of a layout in `sweep --json` and `plan --json`.
-pub const LAYOUT_KEYS: [&str; 13] = [
+pub const LAYOUT_KEYS: [&str; 14] = [
     "accelerator",
+    "stack",
     "count",
     "tp",
     "pp",

@@ -324,7 +324,7 @@ fn default_plan_names_a_winner_per_accelerator_in_seconds() {
     let text = stdout(&csv);
     assert_eq!(text.lines().count(), 4, "{text}");
     assert!(
-        text.starts_with("rank,accelerator,count,tp,pp,dp,cp,ep,"),
+        text.starts_with("rank,accelerator,stack,count,tp,pp,dp,cp,ep,"),
         "{text}"
     );
     assert!(text

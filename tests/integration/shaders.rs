@@ -1,7 +1,9 @@
 //! The shaders without a GPU: naga parses and validates them, and every host-shareable WGSL
 //! struct has the size and member offsets of its #[repr(C)] Rust twin.
 
-use clustersweep::sweep::gpu::SHADER_SOURCE;
+use clustersweep::model::{AttentionKernel, Dtype, Recompute, StackViolation, ZeroSync};
+use clustersweep::search;
+use clustersweep::sweep::gpu::{Outcome, HITS_SLOT, SHADER_SOURCE, THRESHOLD_SLOT};
 use clustersweep::sweep::gpu_types::*;
 use std::mem::{offset_of, size_of};
 use wgpu::naga;
@@ -84,17 +86,43 @@ fn host_structs_match_their_wgsl_twins() {
         GpuTraining,
         [
             dtype,
-            flash_attention,
-            dropout,
             global_batch_bound,
             tokens,
+            objective,
+            n_accelerators,
+            n_stacks,
+            pad0,
+            pad1,
+        ]
+    );
+    same_layout!(
+        m,
+        GpuStack,
+        [
+            tensor_parallel,
+            pipeline_parallel,
+            sequence_parallel,
+            interleave,
+            context_parallel,
+            expert_parallel,
+            tp_overlap,
+            zero_stages,
+            recompute_modes,
+            formats,
+            grad_reduce_overlap,
+            param_gather_overlap,
+            zero_sync,
+            zero3_regathers_for_recompute,
+            zero3_gathers_per_tensor,
+            zero3_master_only,
+            pp_overlap,
+            data_parallel_outermost,
+            attention,
+            dropout,
             weight_bytes,
             grad_bytes,
             optimizer_state_bytes,
             grad_reduce_bytes,
-            objective,
-            n_accelerators,
-            pad0,
         ]
     );
     same_layout!(
@@ -123,6 +151,8 @@ fn host_structs_match_their_wgsl_twins() {
             gemm_half_dim,
             low_precision_gemm,
             attention,
+            attention_flash2,
+            attention_flash1,
             layer_overhead_s,
             step_overhead_s,
             memory,
@@ -140,7 +170,7 @@ fn host_structs_match_their_wgsl_twins() {
             restart_s,
             pricing,
             supports_dtype,
-            pad1,
+            pad0,
         ]
     );
     same_layout!(m, GpuAxes, [radix, offset]);
@@ -222,5 +252,98 @@ fn each_shader_names_its_twin() {
                 path.display()
             );
         }
+    }
+}
+
+/// The value of `const NAME: u32 = Nu;` in the shaders.
+fn wgsl_u32(name: &str) -> u32 {
+    let needle = format!("const {name}: u32 = ");
+    let at = SHADER_SOURCE
+        .find(&needle)
+        .unwrap_or_else(|| panic!("no WGSL constant {name}"));
+    let rest = &SHADER_SOURCE[at + needle.len()..];
+    rest[..rest.find('u').expect("a u32 literal")]
+        .parse()
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+#[test]
+fn gpu_codes_in_the_shaders_are_the_rust_enums_codes() {
+    for k in AttentionKernel::ALL {
+        assert_eq!(
+            wgsl_u32(&format!("ATTENTION_{}", k.name().to_uppercase())),
+            k.code(),
+            "{k:?}"
+        );
+    }
+    for (name, z) in [
+        ("ZERO_SYNC_PER_MICROBATCH", ZeroSync::PerMicrobatch),
+        ("ZERO_SYNC_PER_STEP", ZeroSync::PerStep),
+        (
+            "ZERO_SYNC_PER_STEP_WHEN_PIPELINED",
+            ZeroSync::PerStepWhenPipelined,
+        ),
+    ] {
+        assert_eq!(wgsl_u32(name), z.code(), "{name}");
+    }
+    for d in Dtype::ALL {
+        assert_eq!(
+            wgsl_u32(&format!("DTYPE_{}", d.name().to_uppercase())),
+            d.code(),
+            "{d:?}"
+        );
+    }
+    for r in Recompute::ALL {
+        assert_eq!(
+            wgsl_u32(&format!("RECOMPUTE_{}", r.name().to_uppercase())),
+            r.code(),
+            "{r:?}"
+        );
+    }
+    for (name, v) in [
+        ("STACK_TENSOR_PARALLEL", StackViolation::TensorParallel),
+        ("STACK_PIPELINE_PARALLEL", StackViolation::PipelineParallel),
+        ("STACK_SEQUENCE_PARALLEL", StackViolation::SequenceParallel),
+        ("STACK_TP_OVERLAP", StackViolation::TpOverlap),
+        ("STACK_INTERLEAVE", StackViolation::Interleave),
+        ("STACK_CONTEXT_PARALLEL", StackViolation::ContextParallel),
+        ("STACK_EXPERT_PARALLEL", StackViolation::ExpertParallel),
+        ("STACK_ZERO", StackViolation::Zero),
+        ("STACK_RECOMPUTE", StackViolation::Recompute),
+        ("STACK_FORMAT", StackViolation::Format),
+    ] {
+        assert_eq!(wgsl_u32(name), v.code(), "{name}");
+    }
+    for (name, o) in [
+        ("OUTCOME_VALID", Outcome::Valid),
+        ("OUTCOME_DEGREES", Outcome::Degrees),
+        ("OUTCOME_LAYOUT", Outcome::Layout),
+        ("OUTCOME_DTYPE", Outcome::Dtype),
+        ("OUTCOME_NO_FIT", Outcome::NoFit),
+        ("OUTCOME_STACK", Outcome::Stack),
+    ] {
+        assert_eq!(wgsl_u32(name), o.code(), "{name}");
+    }
+    assert_eq!(wgsl_u32("N_OUTCOMES") as usize, Outcome::ALL.len());
+    assert_eq!(wgsl_u32("HITS_SLOT") as usize, HITS_SLOT);
+    assert_eq!(wgsl_u32("THRESHOLD_SLOT") as usize, THRESHOLD_SLOT);
+    assert_eq!(wgsl_u32("N_AXES") as usize, search::N_AXES);
+    assert_eq!(wgsl_u32("PROFILE_AXES") as usize, search::PROFILE_AXES);
+    for (name, axis) in [
+        ("AXIS_ACCELERATOR", search::AXIS_ACCELERATOR),
+        ("AXIS_STACK", search::AXIS_STACK),
+        ("AXIS_TP", search::AXIS_TP),
+        ("AXIS_CP", search::AXIS_CP),
+        ("AXIS_EP", search::AXIS_EP),
+        ("AXIS_MICROBATCH", search::AXIS_MICROBATCH),
+        ("AXIS_SP", search::AXIS_SP),
+        ("AXIS_RECOMPUTE", search::AXIS_RECOMPUTE),
+        ("AXIS_COUNT", search::AXIS_COUNT),
+        ("AXIS_PP", search::AXIS_PP),
+        ("AXIS_INTERLEAVE", search::AXIS_INTERLEAVE),
+        ("AXIS_ZERO", search::AXIS_ZERO),
+        ("AXIS_GLOBAL_BATCH", search::AXIS_GLOBAL_BATCH),
+    ] {
+        assert_eq!(wgsl_u32(name) as usize, axis, "{name}");
     }
 }

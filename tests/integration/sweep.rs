@@ -155,7 +155,7 @@ fn sweep_writes_csv_and_prints_a_table() {
     );
     let text = std::fs::read_to_string(&csv).unwrap();
     assert_eq!(text.lines().count(), 6, "{text}");
-    assert!(text.starts_with("rank,index,objective,accelerator,count,tp"));
+    assert!(text.starts_with("rank,index,objective,accelerator,stack,count,tp"));
 }
 
 #[test]

@@ -4,6 +4,10 @@
 //! This module owns reading, merging and checking catalog files, and turning an entry into the
 //! model's SI-unit [`Hardware`] and [`Economics`]. It knows nothing of scenarios.
 
+pub mod stacks;
+
+pub use stacks::{StackSpec, DEFAULT_STACK};
+
 use crate::error::Error;
 use crate::model::run::{Economics, Pricing};
 use crate::model::{Dtype, Efficiency, FfnKind, Hardware};
@@ -11,8 +15,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-const BUILTIN_ACCELERATORS: &str = include_str!("../catalog/accelerators.toml");
-const BUILTIN_MODELS: &str = include_str!("../catalog/models.toml");
+const BUILTIN_ACCELERATORS: &str = include_str!("../../catalog/accelerators.toml");
+const BUILTIN_MODELS: &str = include_str!("../../catalog/models.toml");
+const BUILTIN_STACKS: &str = include_str!("../../catalog/stacks.toml");
 
 /// Facility facts: what the building adds to the accelerators' power, and what power costs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -137,6 +142,13 @@ pub struct EfficiencyFamily {
     pub low_precision_gemm: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attention: Option<f64>,
+    /// FlashAttention-2 class kernels' fraction of peak (default: `attention`, for silicon with
+    /// no faster kernel).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention_flash2: Option<f64>,
+    /// FlashAttention-1 class kernels' fraction of peak (default: `attention_flash2`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention_flash1: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layer_overhead_us: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -154,6 +166,21 @@ pub struct EfficiencyFamily {
     pub sources: BTreeMap<String, String>,
 }
 
+impl EfficiencyFamily {
+    /// Set every value of the family from resolved ones (it no longer inherits any).
+    pub fn set_values(&mut self, e: &FittedEfficiency) {
+        self.gemm = Some(e.gemm);
+        self.gemm_half_dim = Some(e.gemm_half_dim);
+        self.low_precision_gemm = Some(e.low_precision_gemm);
+        self.attention = Some(e.attention);
+        self.attention_flash2 = Some(e.attention_flash2);
+        self.attention_flash1 = Some(e.attention_flash1);
+        self.layer_overhead_us = Some(e.layer_overhead_us);
+        self.step_overhead_ms = Some(e.step_overhead_ms);
+        self.memory_reserve_gb = Some(e.memory_reserve_gb);
+    }
+}
+
 /// The fitted values of a family once `like` chains are resolved.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct FittedEfficiency {
@@ -161,6 +188,8 @@ pub struct FittedEfficiency {
     pub gemm_half_dim: f64,
     pub low_precision_gemm: f64,
     pub attention: f64,
+    pub attention_flash2: f64,
+    pub attention_flash1: f64,
     pub layer_overhead_us: f64,
     pub step_overhead_ms: f64,
     pub memory_reserve_gb: f64,
@@ -175,6 +204,8 @@ impl FittedEfficiency {
             gemm_half_dim: self.gemm_half_dim,
             low_precision_gemm: self.low_precision_gemm,
             attention: self.attention,
+            attention_flash2: self.attention_flash2,
+            attention_flash1: self.attention_flash1,
             layer_overhead_s: self.layer_overhead_us * 1e-6,
             step_overhead_s: self.step_overhead_ms * 1e-3,
             memory,
@@ -285,6 +316,8 @@ struct CatalogFile {
     accelerator: Vec<AcceleratorSpec>,
     #[serde(default)]
     model: Vec<ModelPreset>,
+    #[serde(default)]
+    stack: Vec<StackSpec>,
 }
 
 /// The merged catalog: built-in entries, replaced or extended by user files.
@@ -294,6 +327,7 @@ pub struct Catalog {
     pub efficiency: Vec<EfficiencyFamily>,
     pub accelerators: Vec<AcceleratorSpec>,
     pub models: Vec<ModelPreset>,
+    pub stacks: Vec<StackSpec>,
 }
 
 fn parse_file(text: &str, origin: &str) -> Result<CatalogFile, Error> {
@@ -301,6 +335,10 @@ fn parse_file(text: &str, origin: &str) -> Result<CatalogFile, Error> {
         origin: origin.to_string(),
         message,
     })
+}
+
+fn join_ids<'a>(ids: impl Iterator<Item = &'a str>) -> String {
+    ids.collect::<Vec<_>>().join(", ")
 }
 
 fn replace_or_push<T>(items: &mut Vec<T>, item: T, id: impl Fn(&T) -> &str) {
@@ -334,9 +372,11 @@ impl Catalog {
             efficiency: vec![],
             accelerators: vec![],
             models: vec![],
+            stacks: vec![],
         };
         c.merge_text(BUILTIN_ACCELERATORS, "built-in catalog/accelerators.toml")
             .and_then(|_| c.merge_text(BUILTIN_MODELS, "built-in catalog/models.toml"))
+            .and_then(|_| c.merge_text(BUILTIN_STACKS, "built-in catalog/stacks.toml"))
             .expect("the built-in catalog is valid (checked by tests)");
         c
     }
@@ -370,6 +410,9 @@ impl Catalog {
         for m in file.model {
             replace_or_push(&mut self.models, m, |x| &x.id);
         }
+        for st in file.stack {
+            replace_or_push(&mut self.stacks, st, |x| &x.id);
+        }
         self.check(origin)
     }
 
@@ -388,6 +431,11 @@ impl Catalog {
                         crate::fit::FITTABLE.join(", ")
                     )));
                 }
+            }
+        }
+        for st in &self.stacks {
+            if let Some(problem) = st.problem() {
+                return Err(bad(problem));
             }
         }
         for a in &self.accelerators {
@@ -476,11 +524,19 @@ impl Catalog {
                 .find_map(|f| get(f))
                 .ok_or_else(|| format!("efficiency family `{family}` has no `{key}`"))
         };
+        // Kernels a family does not price take the next faster generation's fraction (silicon
+        // without FlashAttention-3 runs FlashAttention-2 as its best).
+        let flash2 = match chain.iter().find_map(|f| f.attention_flash2) {
+            Some(v) => v,
+            None => pick(|f| f.attention, "attention")?,
+        };
         let e = FittedEfficiency {
             gemm: pick(|f| f.gemm, "gemm")?,
             gemm_half_dim: pick(|f| f.gemm_half_dim, "gemm_half_dim")?,
             low_precision_gemm: pick(|f| f.low_precision_gemm, "low_precision_gemm")?,
             attention: pick(|f| f.attention, "attention")?,
+            attention_flash2: flash2,
+            attention_flash1: chain.iter().find_map(|f| f.attention_flash1).unwrap_or(flash2),
             layer_overhead_us: pick(|f| f.layer_overhead_us, "layer_overhead_us")?,
             step_overhead_ms: pick(|f| f.step_overhead_ms, "step_overhead_ms")?,
             memory_reserve_gb: pick(|f| f.memory_reserve_gb, "memory_reserve_gb")?,
@@ -489,6 +545,8 @@ impl Catalog {
             ("gemm", e.gemm),
             ("low_precision_gemm", e.low_precision_gemm),
             ("attention", e.attention),
+            ("attention_flash2", e.attention_flash2),
+            ("attention_flash1", e.attention_flash1),
         ] {
             if !(v > 0.0 && v <= 1.5) {
                 return Err(format!(
@@ -515,12 +573,7 @@ impl Catalog {
     /// Replace a family's fitted values (used by the fitter and its cross-validation).
     pub fn set_fitted(&mut self, family: &str, e: &FittedEfficiency) {
         if let Some(f) = self.efficiency.iter_mut().find(|f| f.id == family) {
-            f.gemm = Some(e.gemm);
-            f.gemm_half_dim = Some(e.gemm_half_dim);
-            f.low_precision_gemm = Some(e.low_precision_gemm);
-            f.attention = Some(e.attention);
-            f.layer_overhead_us = Some(e.layer_overhead_us);
-            f.step_overhead_ms = Some(e.step_overhead_ms);
+            f.set_values(e);
         }
     }
 
@@ -532,20 +585,21 @@ impl Catalog {
         self.models.iter().find(|m| m.id == id)
     }
 
+    pub fn stack(&self, id: &str) -> Option<&StackSpec> {
+        self.stacks.iter().find(|s| s.id == id)
+    }
+
+    /// The stack ids, comma-separated (for messages that list the known ones).
+    pub fn stack_ids(&self) -> String {
+        join_ids(self.stacks.iter().map(|s| s.id.as_str()))
+    }
+
     pub fn accelerator_ids(&self) -> String {
-        self.accelerators
-            .iter()
-            .map(|a| a.id.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        join_ids(self.accelerators.iter().map(|a| a.id.as_str()))
     }
 
     pub fn model_ids(&self) -> String {
-        self.models
-            .iter()
-            .map(|m| m.id.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        join_ids(self.models.iter().map(|m| m.id.as_str()))
     }
 
     /// The model's view of an accelerator: SI units and resolved efficiencies, in this catalog's
