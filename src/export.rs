@@ -738,10 +738,11 @@ impl Exporter for TableExporter {
         if let Some(best) = r.plans.first() {
             let (l, e) = (&best.layout, &best.metrics);
             out += &format!(
-                "The plan: {} x {}, tp {} pp {} dp {} cp {} ep {} (microbatch {}, interleave {}, recompute {}, zero {}), \
+                "The plan: {} x {} on {}, tp {} pp {} dp {} cp {} ep {} (microbatch {}, interleave {}, recompute {}, zero {}), \
                  {:.1} days to train, {}, {}, {:.3e} MWh, MFU {:.1} %, goodput {:.1} %. {}.\n\n",
                 l.count,
                 l.accelerator,
+                l.stack,
                 l.tp,
                 l.pp,
                 l.dp,

@@ -524,3 +524,31 @@ fn a_gpu_that_fails_mid_plan_is_finished_on_the_cpu_and_noted() {
     assert_eq!(pairs(&faulty), pairs(&cpu));
     assert_eq!(faulty["counts"], cpu["counts"]);
 }
+
+#[test]
+fn a_plan_can_search_software_stacks() {
+    let text = stdout(&clustersweep(&["init", "stargate"])).replace(
+        "[search]",
+        "[search]\nstacks = [\"megatron-core-2024\", \"megatron-core-2025\"]\naccelerators = [\"gb200\", \"h200\"]",
+    );
+    let path = temp_file("plan-stacks", "s.toml", &text);
+    let o = clustersweep(&["plan", path.to_str().unwrap(), "--backend", "cpu", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let plans = v["plans"].as_array().unwrap();
+    assert!(!plans.is_empty());
+    for p in plans {
+        let stack = p["layout"]["stack"].as_str().unwrap();
+        assert!(
+            ["megatron-core-2024", "megatron-core-2025"].contains(&stack),
+            "{stack}"
+        );
+    }
+    let table = stdout(&clustersweep(&[
+        "plan",
+        path.to_str().unwrap(),
+        "--backend",
+        "cpu",
+    ]));
+    assert!(table.contains("on megatron-core-20"), "{table}");
+}
