@@ -28,6 +28,47 @@ fn crosses_domain(size: f32, stride: f32, hw: GpuAccelerator) -> bool {
     return size * stride > hw.scale_up_domain;
 }
 
+fn boundaries_crossing(size: f32, stride: f32, block: f32) -> f32 {
+    if size <= 1.0 {
+        return 0.0;
+    }
+    return min(floor((size - 1.0) * stride / block), size - 1.0);
+}
+
+// (slowest, mean) seconds of one send across each boundary of a pipeline, each on its tier.
+fn pipeline_sends_s(hw: GpuAccelerator, bytes: f32, pp: f32, stride: f32, wraps: bool) -> vec2<f32> {
+    if pp <= 1.0 {
+        return vec2<f32>(0.0, 0.0);
+    }
+    let out_of_domain = boundaries_crossing(pp, stride, hw.scale_up_domain);
+    let out_of_pod = min(boundaries_crossing(pp, stride, hw.pod_size), out_of_domain);
+    let out_of_site = min(boundaries_crossing(pp, stride, hw.site_size), out_of_pod);
+    let counts = vec4<f32>(pp - 1.0 - out_of_domain, out_of_domain - out_of_pod, out_of_pod - out_of_site, out_of_site);
+    let seconds = vec4<f32>(
+        bytes / scale_up_bandwidth(hw) + hw.scale_up_latency_s,
+        bytes / scale_out_bandwidth(hw) + hw.scale_out_latency_s,
+        bytes / cross_pod_bandwidth(hw) + hw.cross_pod_latency_s,
+        bytes / inter_site_bandwidth(hw) + hw.inter_site_latency_s,
+    );
+    var slowest = 0.0;
+    var total = 0.0;
+    var boundaries = 0.0;
+    for (var i = 0u; i < 4u; i++) {
+        if counts[i] > 0.0 {
+            slowest = max(slowest, seconds[i]);
+            total += counts[i] * seconds[i];
+            boundaries += counts[i];
+        }
+    }
+    if wraps {
+        let wrap = point_to_point_s(hw, bytes, pp * stride);
+        slowest = max(slowest, wrap);
+        total += wrap;
+        boundaries += 1.0;
+    }
+    return vec2<f32>(slowest, total / boundaries);
+}
+
 // (bandwidth, latency) of the slowest link inside a span of ranks.
 fn slowest_link(hw: GpuAccelerator, span: f32) -> vec2<f32> {
     if span > hw.site_size {

@@ -7,6 +7,7 @@ struct MemoryBreakdown {
     activations_bytes: f32,
     logits_bytes: f32,
     reserve_bytes: f32,
+    offloaded_bytes: f32,
 }
 
 fn memory_breakdown_total_bytes(b: MemoryBreakdown) -> f32 {
@@ -80,6 +81,22 @@ fn average_layer_activation_bytes(m: GpuModel, t: Training, l: Layout) -> vec2<f
     return vec2<f32>(full_layer, stored_layer_activation_bytes(full_layer, shape, t, l.recompute));
 }
 
+// (device, host) activation bytes of a stage for one microbatch.
+fn stage_activation_bytes(p: GpuProfile, l: Layout, layers: f32) -> vec2<f32> {
+    let recomputed = recomputed_layers(l, layers);
+    let kept = layers - recomputed;
+    let stored = recomputed * p.stored_activation_bytes + kept * p.full_activation_bytes;
+    let split = offloaded_split(l, layers);
+    let host = split.x * p.full_activation_bytes + split.y * p.stored_activation_bytes;
+    var in_flight = 0.0;
+    if split.x > 0.0 {
+        in_flight = p.full_activation_bytes;
+    } else if split.y > 0.0 {
+        in_flight = p.stored_activation_bytes;
+    }
+    return vec2<f32>(stored - host + in_flight, host);
+}
+
 fn loss_buffer_bytes(m: GpuModel, l: Layout) -> f32 {
     let shape = local_shape(m, l);
     return 4.0 * shape.tokens * shape.vocab;
@@ -124,20 +141,21 @@ fn memory_breakdown_with(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAcceler
     let gradients_bytes = zero_shard(l, gradients_stage, dense, experts, group, expert_group) * t.grad_bytes;
     let optimizer_bytes = zero_shard(l, 1u, dense, experts, group, expert_group) * t.optimizer_state_bytes;
 
-    let stored_layer = p.stored_activation_bytes;
     let working_layer = select(0.0, p.full_activation_bytes, l.recompute == RECOMPUTE_FULL);
     let mbs = f32(microbatches(l, t));
-    let first_stage_activations = fullest * stored_layer * microbatches_in_flight(l, mbs) + working_layer;
-    let last_stage_activations = last * stored_layer + working_layer;
+    let first_stage = stage_activation_bytes(p, l, fullest);
+    let last_stage_bytes = stage_activation_bytes(p, l, last);
+    let in_flight = microbatches_in_flight(l, mbs);
     let logits_bytes = p.loss_buffer_bytes;
 
     let first = MemoryBreakdown(
         weights_bytes,
         gradients_bytes,
         optimizer_bytes,
-        first_stage_activations,
+        first_stage.x * in_flight + working_layer,
         select(0.0, logits_bytes, l.pp == 1u),
         hw.memory_reserve_bytes,
+        first_stage.y * in_flight,
     );
     if l.pp == 1u {
         return first;
@@ -146,9 +164,10 @@ fn memory_breakdown_with(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAcceler
         weights_bytes,
         gradients_bytes,
         optimizer_bytes,
-        last_stage_activations,
+        last_stage_bytes.x + working_layer,
         logits_bytes,
         hw.memory_reserve_bytes,
+        last_stage_bytes.y,
     );
     if memory_breakdown_total_bytes(last_stage) > memory_breakdown_total_bytes(first) {
         return last_stage;

@@ -41,8 +41,10 @@ struct GpuStack {
     pipeline_parallel: u32,
     sequence_parallel: u32,
     interleave: u32,
+    uneven_pipeline: u32,
     context_parallel: u32,
     expert_parallel: u32,
+    activation_offload: u32,
     tp_overlap: u32,
     zero_stages: u32,
     recompute_modes: u32,
@@ -55,6 +57,8 @@ struct GpuStack {
     zero3_master_only: u32,
     pp_overlap: u32,
     data_parallel_outermost: u32,
+    kernels_per_layer: f32,
+    cuda_graphs: u32,
     attention: u32,
     dropout: u32,
     weight_bytes: f32,
@@ -76,6 +80,8 @@ struct GpuAccelerator {
     scale_out_bytes_per_s: f32,
     scale_out_latency_s: f32,
     memory_reserve_bytes: f32,
+    host_link_bytes_per_s: f32,
+    host_memory_bytes: f32,
     pod_size: f32,
     pod_oversubscription: f32,
     cross_pod_latency_s: f32,
@@ -90,6 +96,9 @@ struct GpuAccelerator {
     attention_flash1: f32,
     layer_overhead_s: f32,
     step_overhead_s: f32,
+    launch_overhead_s: f32,
+    graph_launch_overhead_s: f32,
+    sync_jitter: f32,
     memory: f32,
     scale_up: f32,
     scale_out: f32,
@@ -105,7 +114,6 @@ struct GpuAccelerator {
     restart_s: f32,
     pricing: u32,
     supports_dtype: u32,
-    pad0: u32,
 }
 
 const FFN_SWIGLU: u32 = 1u;
@@ -134,6 +142,8 @@ const STACK_EXPERT_PARALLEL: u32 = 7u;
 const STACK_ZERO: u32 = 8u;
 const STACK_RECOMPUTE: u32 = 9u;
 const STACK_FORMAT: u32 = 10u;
+const STACK_UNEVEN_PIPELINE: u32 = 11u;
+const STACK_OFFLOAD: u32 = 12u;
 
 // Twin of Layout.
 struct Layout {
@@ -148,6 +158,24 @@ struct Layout {
     sequence_parallel: bool,
     tp_overlap: bool,
     zero: u32,
+    recompute_layers: u32,
+    offload_layers: u32,
+}
+
+// Twin of Layout::recomputed_layers.
+fn recomputed_layers(l: Layout, stage_layers: f32) -> f32 {
+    if l.recompute == RECOMPUTE_FULL && l.recompute_layers > 0u {
+        return min(f32(l.recompute_layers), stage_layers);
+    }
+    if l.recompute == RECOMPUTE_NONE {
+        return 0.0;
+    }
+    return stage_layers;
+}
+
+// Twin of Layout::offloaded_layers.
+fn offloaded_layers(l: Layout, stage_layers: f32) -> f32 {
+    return min(f32(l.offload_layers), stage_layers);
 }
 
 // Twin of Training (the run's settings under one stack, with one layout's global batch).
@@ -186,7 +214,7 @@ fn zero_once_per_step(s: GpuStack, l: Layout) -> bool {
 }
 
 // Twin of check_stack: 0 when the stack can run the layout, else a StackViolation code.
-fn check_stack(s: GpuStack, l: Layout, dtype: u32) -> u32 {
+fn check_stack(s: GpuStack, m: GpuModel, l: Layout, dtype: u32) -> u32 {
     if l.tp > 1u && s.tensor_parallel == 0u {
         return STACK_TENSOR_PARALLEL;
     }
@@ -216,6 +244,12 @@ fn check_stack(s: GpuStack, l: Layout, dtype: u32) -> u32 {
     }
     if (s.formats & (1u << dtype)) == 0u {
         return STACK_FORMAT;
+    }
+    if l.pp > 1u && s.uneven_pipeline == 0u && urem(m.layers, l.pp * l.interleave) != 0u {
+        return STACK_UNEVEN_PIPELINE;
+    }
+    if l.offload_layers > 0u && s.activation_offload == 0u {
+        return STACK_OFFLOAD;
     }
     return 0u;
 }
@@ -315,7 +349,7 @@ fn div_ceil(a: u32, b: u32) -> u32 {
 }
 
 // Twin of check_layout: 0 when the layout is fine, else the number of the rule it breaks
-// (1 TpHeads, 2 TpKvHeads, 3 TpFfn, 4 PpLayers, 5 Batch, 6 Interleave, 7 CpSeq, 8 Ep, 9 Zero).
+// (1 TpHeads, 2 TpKvHeads, 3 TpFfn, 4 PpLayers, 5 Batch, 6 Interleave, 7 CpSeq, 8 Ep, 9 Zero, 11 RecomputeLayers; 10 Sites is check_placement).
 fn check_layout(m: GpuModel, t: Training, l: Layout) -> u32 {
     let tp = l.tp;
     if urem(m.heads, tp) != 0u {
@@ -336,8 +370,7 @@ fn check_layout(m: GpuModel, t: Training, l: Layout) -> u32 {
     }
     if l.interleave > 1u {
         let mbs = udiv(t.global_batch, dp_mb);
-        let stage_layers = div_ceil(m.layers, l.pp);
-        if l.pp < 2u || urem(stage_layers, l.interleave) != 0u || urem(mbs, l.pp) != 0u {
+        if l.pp < 2u || f32(m.layers) < f32(l.pp) * f32(l.interleave) || urem(mbs, l.pp) != 0u {
             return 6u;
         }
     }
@@ -349,6 +382,9 @@ fn check_layout(m: GpuModel, t: Training, l: Layout) -> u32 {
     }
     if l.zero > 3u {
         return 9u;
+    }
+    if l.recompute_layers > 0u && l.recompute != RECOMPUTE_FULL {
+        return 11u;
     }
     return 0u;
 }

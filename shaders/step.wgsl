@@ -7,10 +7,11 @@ struct LayerCosts {
     tp_comm_s: f32,
     cp_comm_s: f32,
     ep_comm_s: f32,
+    host_s: f32,
 }
 
 fn layer_costs_total_s(c: LayerCosts) -> f32 {
-    return c.forward_s + c.backward_s + c.recompute_s + c.tp_comm_s + c.cp_comm_s + c.ep_comm_s;
+    return c.forward_s + c.backward_s + c.recompute_s + c.tp_comm_s + c.cp_comm_s + c.ep_comm_s + c.host_s;
 }
 
 fn layer_costs_scaled(c: LayerCosts, k: f32) -> LayerCosts {
@@ -21,6 +22,7 @@ fn layer_costs_scaled(c: LayerCosts, k: f32) -> LayerCosts {
         c.tp_comm_s * k,
         c.cp_comm_s * k,
         c.ep_comm_s * k,
+        c.host_s * k,
     );
 }
 
@@ -32,7 +34,26 @@ fn layer_costs_plus(a: LayerCosts, b: LayerCosts) -> LayerCosts {
         a.tp_comm_s + b.tp_comm_s,
         a.cp_comm_s + b.cp_comm_s,
         a.ep_comm_s + b.ep_comm_s,
+        a.host_s + b.host_s,
     );
+}
+
+// (forward and backward, recomputed forward) seconds of waiting on the host.
+fn host_bound_s(t: Training, hw: GpuAccelerator, forward_s: f32, backward_s: f32, recompute_s: f32) -> vec2<f32> {
+    let launch = select(hw.launch_overhead_s, hw.graph_launch_overhead_s, t.stack.cuda_graphs != 0u);
+    let issue = t.stack.kernels_per_layer * launch;
+    var recompute = 0.0;
+    if recompute_s > 0.0 {
+        recompute = max(issue - recompute_s, 0.0);
+    }
+    return vec2<f32>(max(issue - forward_s, 0.0) + max(2.0 * issue - backward_s, 0.0), recompute);
+}
+
+fn sync_jitter_s(hw: GpuAccelerator, ranks: f32, compute_s: f32) -> f32 {
+    if ranks <= 1.0 {
+        return 0.0;
+    }
+    return compute_s * hw.sync_jitter * sqrt(2.0 * log(ranks));
 }
 
 fn attention_core_forward_s(s: LocalShape, t: Training, hw: GpuAccelerator) -> f32 {
@@ -120,42 +141,51 @@ fn layer_costs(m: GpuModel, tr: Training, hw: GpuAccelerator, l: Layout, moe: bo
     let overhead = hw.layer_overhead_s;
     let forward_s = gemms + attention_fwd + elementwise + moe_extra_fwd + overhead;
     let backward_s = 2.0 * (gemms + elementwise + moe_extra_fwd + overhead) + attention_bwd;
-    var recompute_s = 0.0;
+    var recompute_compute_s = 0.0;
     if l.recompute == RECOMPUTE_SELECTIVE {
-        recompute_s = attention_fwd;
+        recompute_compute_s = attention_fwd;
     } else if l.recompute == RECOMPUTE_FULL {
-        recompute_s = forward_s;
+        recompute_compute_s = forward_s;
     }
-    let forward_passes = select(1.0, 2.0, l.recompute == RECOMPUTE_FULL);
+    let full = l.recompute == RECOMPUTE_FULL;
 
     let tp = f32(l.tp);
     let tp_bytes = t * h * 2.0;
     let tp_pass = 2.0 * all_reduce_s(hw, tp_bytes, tp, 1.0);
-    var tp_comm_s = tp_pass * (forward_passes + 1.0);
+    var tp_forward = tp_pass;
+    var tp_backward = tp_pass;
     if tp_overlap_applies(hw, l) {
-        tp_comm_s = tp_overlapped_s(tp_pass, gemms, tp) * forward_passes + tp_overlapped_s(tp_pass, 2.0 * gemms, tp);
+        tp_forward = tp_overlapped_s(tp_pass, gemms, tp);
+        tp_backward = tp_overlapped_s(tp_pass, 2.0 * gemms, tp);
     }
 
     let cp = f32(l.cp);
-    var cp_comm_s = 0.0;
+    var cp_forward = 0.0;
+    var cp_backward = 0.0;
     if l.cp > 1u {
         let chunk_bytes = 2.0 * t * shape.kv_heads * shape.head_dim * 2.0;
         let hop = point_to_point_s(hw, chunk_bytes, cp * tp);
-        let fwd = (cp - 1.0) * max(hop - attention_fwd / cp, 0.0);
-        let bwd = (cp - 1.0) * max(2.0 * hop - attention_bwd / cp, 0.0);
-        let recomputed = select(fwd, 0.0, l.recompute == RECOMPUTE_NONE);
-        cp_comm_s = fwd + bwd + recomputed;
+        cp_forward = (cp - 1.0) * max(hop - attention_fwd / cp, 0.0);
+        cp_backward = (cp - 1.0) * max(2.0 * hop - attention_bwd / cp, 0.0);
     }
 
-    var ep_comm_s = 0.0;
+    var ep_pass = 0.0;
     if moe && l.ep > 1u {
         let tokens = select(t, t / tp, l.sequence_parallel);
         let bytes = tokens * f32(m.experts_per_token) * h * 2.0;
-        let a2a = all_to_all_s(hw, bytes, f32(l.ep), data_parallel_stride(tr, hw, l));
-        ep_comm_s = a2a * 2.0 * (forward_passes + 1.0);
+        ep_pass = 2.0 * all_to_all_s(hw, bytes, f32(l.ep), data_parallel_stride(tr, hw, l));
     }
 
-    return LayerCosts(forward_s, backward_s, recompute_s, tp_comm_s, cp_comm_s, ep_comm_s);
+    var recompute_comm_s = 0.0;
+    if full {
+        recompute_comm_s = tp_forward + cp_forward + ep_pass;
+    } else if l.recompute == RECOMPUTE_SELECTIVE {
+        recompute_comm_s = cp_forward;
+    }
+    let host = host_bound_s(tr, hw, forward_s, backward_s, recompute_compute_s);
+
+    return LayerCosts(forward_s, backward_s, recompute_compute_s + recompute_comm_s + host.y, tp_forward + tp_backward,
+        cp_forward + cp_backward, 2.0 * ep_pass, host.x);
 }
 
 fn tp_overlap_applies(hw: GpuAccelerator, l: Layout) -> bool {
@@ -164,6 +194,39 @@ fn tp_overlap_applies(hw: GpuAccelerator, l: Layout) -> bool {
 
 fn tp_overlapped_s(comm_s: f32, gemm_s: f32, tp: f32) -> f32 {
     return comm_s / tp + max(comm_s - gemm_s, 0.0) * (tp - 1.0) / tp;
+}
+
+fn stage_costs(layer: LayerCosts, l: Layout, layers: f32) -> LayerCosts {
+    var s = layer_costs_scaled(layer, layers);
+    s.recompute_s = layer.recompute_s * recomputed_layers(l, layers);
+    return s;
+}
+
+// (offloaded layers that keep all their activations, those that keep only their input).
+fn offloaded_split(l: Layout, layers: f32) -> vec2<f32> {
+    let offloaded = offloaded_layers(l, layers);
+    let kept = min(offloaded, layers - recomputed_layers(l, layers));
+    return vec2<f32>(kept, offloaded - kept);
+}
+
+fn offload_exposed_s(p: GpuProfile, hw: GpuAccelerator, l: Layout, layers: f32) -> f32 {
+    let split = offloaded_split(l, layers);
+    if split.x + split.y <= 0.0 {
+        return 0.0;
+    }
+    return split.x * offload_layer_s(p, hw, p.full_activation_bytes) + split.y * offload_layer_s(p, hw, p.stored_activation_bytes);
+}
+
+// The closure `per_layer` of offload_exposed_s.
+fn offload_layer_s(p: GpuProfile, hw: GpuAccelerator, bytes: f32) -> f32 {
+    let copy = bytes / hw.host_link_bytes_per_s;
+    return max(copy - p.forward_s, 0.0) + max(copy - p.backward_s, 0.0);
+}
+
+// The closure `sends_per_microbatch` of step_breakdown_with.
+fn sends_per_microbatch(send: f32, chunk_forward: f32, chunk_backward: f32, t: Training, l: Layout) -> f32 {
+    return f32(l.interleave) * (pipeline_send_exposed_s(send, chunk_forward, t, l)
+        + pipeline_send_exposed_s(send, chunk_backward, t, l));
 }
 
 fn pipeline_send_exposed_s(send_s: f32, chunk_s: f32, t: Training, l: Layout) -> f32 {
@@ -181,13 +244,31 @@ fn logits_costs(m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout) -> vec2
 // (fullest, last) stage layer counts.
 fn stage_layers(m: GpuModel, l: Layout) -> vec2<f32> {
     let layers = f32(m.layers);
-    let pp = f32(l.pp);
-    let fullest = ceil(layers / pp);
-    var last = layers;
-    if l.pp > 1u {
-        last = max(layers - (pp - 1.0) * fullest, 0.0);
+    if l.pp <= 1u {
+        return vec2<f32>(layers, layers);
     }
-    return vec2<f32>(fullest, last);
+    let pp = f32(l.pp);
+    let v = f32(l.interleave);
+    let virtual_stages = pp * v;
+    let reserved = select(1.0, 0.0, urem(m.layers, l.pp * l.interleave) == 0u);
+    let units = layers + 2.0 * reserved;
+    let base = floor(units / virtual_stages);
+    let remainder = units - base * virtual_stages;
+    let first = v * base + stage_extra(0.0, remainder, pp) - reserved;
+    let last = v * base + stage_extra(pp - 1.0, remainder, pp) - reserved;
+    var middle = 0.0;
+    if l.pp > 2u {
+        middle = v * base + stage_extra(1.0, remainder, pp);
+    }
+    return vec2<f32>(max(max(first, middle), last), last);
+}
+
+// The closure `extra` of stage_layers: virtual stages below the remainder take one more layer.
+fn stage_extra(device: f32, remainder: f32, pp: f32) -> f32 {
+    if device < remainder {
+        return ceil((remainder - device) / pp);
+    }
+    return 0.0;
 }
 
 // (dense, experts) parameters held by one rank of the fullest stage.
@@ -209,16 +290,20 @@ struct StepBreakdown {
     tp_comm_s: f32,
     cp_comm_s: f32,
     ep_comm_s: f32,
-    pp_p2p_s: f32,
+    pp_p2p_exposed_s: f32,
     pp_bubble_s: f32,
     dp_comm_s: f32,
     optimizer_s: f32,
     step_overhead_s: f32,
+    offload_s: f32,
+    host_overhead_s: f32,
+    sync_jitter_s: f32,
 }
 
 fn step_breakdown_total_s(b: StepBreakdown) -> f32 {
-    return b.forward_s + b.backward_s + b.recompute_s + b.tp_comm_s + b.cp_comm_s + b.ep_comm_s + b.pp_p2p_s
-        + b.pp_bubble_s + b.dp_comm_s + b.optimizer_s + b.step_overhead_s;
+    return b.forward_s + b.backward_s + b.recompute_s + b.tp_comm_s + b.cp_comm_s + b.ep_comm_s + b.pp_p2p_exposed_s
+        + b.pp_bubble_s + b.dp_comm_s + b.optimizer_s + b.step_overhead_s + b.offload_s + b.host_overhead_s
+        + b.sync_jitter_s;
 }
 
 // The closure `collective` of data_parallel_exposed_s.
@@ -321,38 +406,40 @@ fn step_breakdown_with(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAccelerat
     let logits_fwd = p.logits_forward_s;
     let logits_bwd = p.logits_backward_s;
 
-    let fullest_s = fullest * layer_costs_total_s(layer);
-    let last_s = last * layer_costs_total_s(layer) + logits_fwd + logits_bwd;
-    var stage = layer_costs_scaled(layer, fullest);
+    let fullest_offload = offload_exposed_s(p, hw, l, fullest);
+    let last_offload = offload_exposed_s(p, hw, l, last);
+    let fullest_s = layer_costs_total_s(stage_costs(layer, l, fullest)) + fullest_offload;
+    let last_s = layer_costs_total_s(stage_costs(layer, l, last)) + last_offload + logits_fwd + logits_bwd;
+    var stage = stage_costs(layer, l, fullest);
     var stage_logits_fwd = 0.0;
     var stage_logits_bwd = 0.0;
     var stage_layers_n = fullest;
+    var offload = fullest_offload;
     if last_s >= fullest_s {
-        stage = layer_costs_scaled(layer, last);
+        stage = stage_costs(layer, l, last);
         stage_logits_fwd = logits_fwd;
         stage_logits_bwd = logits_bwd;
         stage_layers_n = last;
+        offload = last_offload;
     }
 
-    var pp_p2p_per_microbatch = 0.0;
+    var sends = vec2<f32>(0.0, 0.0);
     if l.pp > 1u {
-        let bytes = p.pipeline_send_bytes;
-        let span = f32(l.pp) * pipeline_stride(t, hw, l);
-        let send = point_to_point_s(hw, bytes, span);
-        let v = f32(l.interleave);
-        let chunk_forward = stage.forward_s / v;
-        let chunk_backward = (stage.backward_s + stage.recompute_s) / v;
-        pp_p2p_per_microbatch = v * (pipeline_send_exposed_s(send, chunk_forward, t, l)
-            + pipeline_send_exposed_s(send, chunk_backward, t, l));
+        sends = pipeline_sends_s(hw, p.pipeline_send_bytes, f32(l.pp), pipeline_stride(t, hw, l), l.interleave > 1u);
     }
+    let v = f32(l.interleave);
+    let chunk_forward = stage.forward_s / v;
+    let chunk_backward = (stage.backward_s + stage.recompute_s) / v;
+    let pp_p2p_per_microbatch = sends_per_microbatch(sends.x, chunk_forward, chunk_backward, t, l);
 
-    let per_microbatch_s = layer_costs_total_s(stage) + stage_logits_fwd + stage_logits_bwd + pp_p2p_per_microbatch;
-    let pp_bubble_s = (f32(l.pp) - 1.0) / f32(l.interleave) * per_microbatch_s;
+    let stage_s = layer_costs_total_s(stage) + stage_logits_fwd + stage_logits_bwd + offload;
+    let pp_bubble_s = (f32(l.pp) - 1.0) / v * (stage_s + sends_per_microbatch(sends.y, chunk_forward, chunk_backward, t, l));
 
     let stage_forward = stage.forward_s + stage_logits_fwd;
     let stage_backward = stage.backward_s + stage.recompute_s + stage_logits_bwd;
     let dp_comm_s = data_parallel_exposed_s(m, t, hw, l, mbs, stage_forward, stage_backward, max(stage_layers_n, fullest));
 
+    let compute_s = mbs * (stage.forward_s + stage.backward_s + stage.recompute_s + stage_logits_fwd + stage_logits_bwd);
     return StepBreakdown(
         mbs * stage_forward,
         mbs * (stage.backward_s + stage_logits_bwd),
@@ -365,5 +452,8 @@ fn step_breakdown_with(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAccelerat
         dp_comm_s,
         optimizer_s(m, t, hw, l),
         hw.step_overhead_s,
+        mbs * offload,
+        mbs * stage.host_s,
+        sync_jitter_s(hw, accelerators(l), compute_s),
     );
 }

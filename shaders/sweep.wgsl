@@ -5,7 +5,7 @@
 //   profile; each workgroup reports its best `k` below the threshold and counts outcomes;
 // - evaluate_main: every metric of given indices (the GPU-CPU parity tests).
 
-const N_AXES: u32 = 13u;
+const N_AXES: u32 = 15u;
 const PROFILE_AXES: u32 = 8u;
 const AXIS_ACCELERATOR: u32 = 0u;
 const AXIS_STACK: u32 = 1u;
@@ -19,7 +19,9 @@ const AXIS_COUNT: u32 = 8u;
 const AXIS_PP: u32 = 9u;
 const AXIS_INTERLEAVE: u32 = 10u;
 const AXIS_ZERO: u32 = 11u;
-const AXIS_GLOBAL_BATCH: u32 = 12u;
+const AXIS_RECOMPUTE_LAYERS: u32 = 12u;
+const AXIS_OFFLOAD_LAYERS: u32 = 13u;
+const AXIS_GLOBAL_BATCH: u32 = 14u;
 
 // Outcomes (sweep::gpu::Outcome), as in Counts and Invalid. counters[o] counts outcome o.
 const OUTCOME_VALID: u32 = 0u;
@@ -50,8 +52,8 @@ fn key_float(key: u32) -> f32 {
 const WORKGROUP: u32 = 256u;
 
 struct GpuAxes {
-    radix: array<u32, 13>,
-    offset: array<u32, 13>,
+    radix: array<u32, 15>,
+    offset: array<u32, 15>,
 }
 
 struct GpuBatch {
@@ -113,8 +115,8 @@ fn index_add(base: Index64, offset: u32) -> Index64 {
 
 // Twin of SearchSpace::digits: divide the 64-bit index by each radix (at most 65,536, so 16-bit
 // long division stays within 32 bits), innermost axis first.
-fn digits(index: Index64) -> array<u32, 13> {
-    var d: array<u32, 13>;
+fn digits(index: Index64) -> array<u32, 15> {
+    var d: array<u32, 15>;
     var hi = index.hi;
     var lo = index.lo;
     for (var j = 0u; j < N_AXES; j++) {
@@ -150,9 +152,13 @@ fn odometer_wheel(digit: u32, carry: u32, r: u32) -> vec2<u32> {
 // The digits of the number `d` plus `offset`, carrying from the innermost axis outwards (the
 // odometer of src/sweep/cpu.rs, stepped `offset` at once). Written out axis by axis: constant
 // indices keep the digits in registers on SIMD back ends.
-fn digits_plus(d: array<u32, 13>, offset: u32) -> array<u32, 13> {
+fn digits_plus(d: array<u32, 15>, offset: u32) -> array<u32, 15> {
     var out = d;
     var w = vec2<u32>(0u, offset);
+    w = odometer_wheel(out[14], w.y, axes.radix[14]);
+    out[14] = w.x;
+    w = odometer_wheel(out[13], w.y, axes.radix[13]);
+    out[13] = w.x;
     w = odometer_wheel(out[12], w.y, axes.radix[12]);
     out[12] = w.x;
     w = odometer_wheel(out[11], w.y, axes.radix[11]);
@@ -188,7 +194,7 @@ fn axis_value(axis: u32, digit: u32) -> u32 {
 
 // The profile key of a layout: the mixed-radix number of its outer eight digits (written out
 // for constant indices, as digits_plus).
-fn outer_key(d: array<u32, 13>) -> u32 {
+fn outer_key(d: array<u32, 15>) -> u32 {
     var key = d[0];
     key = key * axes.radix[1] + d[1];
     key = key * axes.radix[2] + d[2];
@@ -227,7 +233,7 @@ struct Candidate {
 }
 
 // Twin of SearchSpace::candidate_at (memory is checked by the caller).
-fn candidate_at(d: array<u32, 13>) -> Candidate {
+fn candidate_at(d: array<u32, 15>) -> Candidate {
     var c: Candidate;
     c.accelerator = axis_value(AXIS_ACCELERATOR, d[AXIS_ACCELERATOR]);
     c.stack = axis_value(AXIS_STACK, d[AXIS_STACK]);
@@ -272,6 +278,8 @@ fn candidate_at(d: array<u32, 13>) -> Candidate {
         sequence_parallel,
         sequence_parallel && st.tp_overlap != 0u,
         axis_value(AXIS_ZERO, d[AXIS_ZERO]),
+        axis_value(AXIS_RECOMPUTE_LAYERS, d[AXIS_RECOMPUTE_LAYERS]),
+        axis_value(AXIS_OFFLOAD_LAYERS, d[AXIS_OFFLOAD_LAYERS]),
     );
     c.global_batch = global_batch;
     if check_layout(model, run_training(global_batch, c.stack), c.parallel) != 0u
@@ -283,7 +291,7 @@ fn candidate_at(d: array<u32, 13>) -> Candidate {
         c.outcome = OUTCOME_DTYPE;
         return c;
     }
-    if check_stack(st, c.parallel, run.dtype) != 0u {
+    if check_stack(st, model, c.parallel, run.dtype) != 0u {
         c.outcome = OUTCOME_STACK;
         return c;
     }
@@ -317,7 +325,7 @@ fn profile_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     // The outer digits of key outer_start + slot.
     var key = batch.outer_start + slot;
-    var d: array<u32, 13>;
+    var d: array<u32, 15>;
     for (var j = 0u; j < PROFILE_AXES; j++) {
         let i = PROFILE_AXES - 1u - j;
         d[i] = key % axes.radix[i];
@@ -338,6 +346,8 @@ fn profile_main(@builtin(global_invocation_id) gid: vec3<u32>) {
         sp,
         sp && stack_table[stack].tp_overlap != 0u,
         0u,
+        0u,
+        0u,
     );
     let hw = accelerator_table[axis_value(AXIS_ACCELERATOR, d[AXIS_ACCELERATOR])];
     profiles[slot] = profile(model, run_training(1u, stack), hw, l);
@@ -350,7 +360,7 @@ var<workgroup> wg_counts: array<atomic<u32>, 6>;
 // Lanes with an objective below the threshold: the reduction is skipped when none has one.
 var<workgroup> wg_ranked: atomic<u32>;
 // The digits of the workgroup's first index, decoded once by lane 0.
-var<workgroup> wg_digits: array<u32, 13>;
+var<workgroup> wg_digits: array<u32, 15>;
 
 @compute @workgroup_size(256)
 fn sweep_main(

@@ -5,7 +5,7 @@ use crate::catalog::stacks::{MicrobatchDefault, RankOrder, TpOverlapMechanism};
 use crate::catalog::{Catalog, StackSpec};
 use crate::fit::{toml_snippet, FamilyFit, HoldOut};
 use crate::model::run::{Estimate, Pricing};
-use crate::model::{AttentionKernel, Dtype, Layout};
+use crate::model::{AttentionKernel, Dtype, Layout, Recompute};
 use crate::plan::{Plan, PlanReport};
 use crate::sweep::bench::BenchReport;
 use crate::sweep::driver::SweepReport;
@@ -135,8 +135,17 @@ fn right(t: &mut Table, columns: &[usize]) {
 fn layout_line(l: &Layout) -> String {
     format!(
         "tp {} pp {} dp {} cp {} ep {} | microbatch {} interleave {} | recompute {} | sp {} tp-overlap {} | zero {}",
-        l.tp, l.pp, l.dp, l.cp, l.ep, l.microbatch, l.interleave, l.recompute.name(), l.sequence_parallel,
-        l.tp_overlap, l.zero
+        l.tp,
+        l.pp,
+        l.dp,
+        l.cp,
+        l.ep,
+        l.microbatch,
+        l.interleave,
+        recompute_cell(l.recompute, l.recompute_layers, l.offload_layers),
+        l.sequence_parallel,
+        l.tp_overlap,
+        l.zero
     )
 }
 
@@ -750,7 +759,7 @@ impl Exporter for TableExporter {
                 l.ep,
                 l.microbatch,
                 l.interleave,
-                l.recompute.name(),
+                recompute_cell(l.recompute, l.recompute_layers, l.offload_layers),
                 l.zero,
                 best.time_to_train_days,
                 human_mw(e.power_mw),
@@ -846,6 +855,18 @@ const LAYOUT_HEADER: [&str; 14] = [
     "batch",
 ];
 
+/// The recompute mode, with partial recomputation and offload where a layout uses them.
+fn recompute_cell(recompute: Recompute, layers: u32, offload: u32) -> String {
+    let mut text = recompute.name().to_string();
+    if layers > 0 {
+        text += &format!(" ({layers} layers)");
+    }
+    if offload > 0 {
+        text += &format!(", offload {offload}");
+    }
+    text
+}
+
 fn layout_cells(l: &SweepLayout) -> Vec<Cell> {
     vec![
         Cell::new(&l.accelerator),
@@ -858,7 +879,7 @@ fn layout_cells(l: &SweepLayout) -> Vec<Cell> {
         Cell::new(l.ep),
         Cell::new(l.microbatch),
         Cell::new(l.interleave),
-        Cell::new(l.recompute.name()),
+        Cell::new(recompute_cell(l.recompute, l.recompute_layers, l.offload_layers)),
         Cell::new(if l.sequence_parallel { "on" } else { "off" }),
         Cell::new(l.zero),
         Cell::new(l.global_batch),
@@ -896,7 +917,7 @@ impl Exporter for JsonExporter {
 }
 
 /// The CSV columns of a layout, in `sweep --json`'s key order.
-const LAYOUT_COLUMNS: [&str; 14] = [
+const LAYOUT_COLUMNS: [&str; 16] = [
     "accelerator",
     "stack",
     "count",
@@ -910,6 +931,8 @@ const LAYOUT_COLUMNS: [&str; 14] = [
     "recompute",
     "sequence_parallel",
     "zero",
+    "recompute_layers",
+    "offload_layers",
     "global_batch",
 ];
 
@@ -928,6 +951,8 @@ fn layout_record(l: &SweepLayout) -> Vec<String> {
         l.recompute.name().to_string(),
         l.sequence_parallel.to_string(),
         l.zero.to_string(),
+        l.recompute_layers.to_string(),
+        l.offload_layers.to_string(),
         l.global_batch.to_string(),
     ]
 }

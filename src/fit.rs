@@ -18,7 +18,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// The parameters a fit may adjust, by catalog key.
-pub const FITTABLE: [&str; 8] = [
+pub const FITTABLE: [&str; 9] = [
     "gemm",
     "gemm_half_dim",
     "attention",
@@ -27,6 +27,7 @@ pub const FITTABLE: [&str; 8] = [
     "low_precision_gemm",
     "layer_overhead_us",
     "step_overhead_ms",
+    "sync_jitter",
 ];
 
 /// True for the keys that are fractions of a peak rate, searched through a logistic so that
@@ -63,6 +64,7 @@ fn get(e: &FittedEfficiency, key: &str) -> f64 {
         "low_precision_gemm" => e.low_precision_gemm,
         "layer_overhead_us" => e.layer_overhead_us,
         "step_overhead_ms" => e.step_overhead_ms,
+        "sync_jitter" => e.sync_jitter,
         _ => unreachable!("keys come from FITTABLE"),
     }
 }
@@ -77,6 +79,7 @@ fn set(e: &mut FittedEfficiency, key: &str, v: f64) {
         "low_precision_gemm" => e.low_precision_gemm = v,
         "layer_overhead_us" => e.layer_overhead_us = v,
         "step_overhead_ms" => e.step_overhead_ms = v,
+        "sync_jitter" => e.sync_jitter = v,
         _ => unreachable!("keys come from FITTABLE"),
     }
 }
@@ -88,9 +91,9 @@ fn set(e: &mut FittedEfficiency, key: &str, v: f64) {
 /// short-sequence runs).
 pub const PRIOR_WEIGHT_PCT: f64 = 1.5;
 
-/// A parameter informs a row when changing it by 10 % moves the row's predicted step time by
-/// more than this fraction.
-pub const INFORMED_FRACTION: f64 = 0.002;
+/// A parameter informs a row when doubling it moves the row's predicted step time by more than
+/// this fraction.
+pub const INFORMED_FRACTION: f64 = 0.01;
 
 /// A fitted parameter that ends further than this from its prior is reported (a sign of a
 /// missing mechanism more than of a wrong benchmark).
@@ -139,7 +142,7 @@ pub fn informed_rows(rows: &[PreparedRow], efficiency: &FittedEfficiency) -> BTr
         .iter()
         .map(|key| {
             let mut moved = *efficiency;
-            set(&mut moved, key, get(efficiency, key) * 1.1);
+            set(&mut moved, key, get(efficiency, key) * 2.0);
             let n = rows
                 .iter()
                 .zip(&base)

@@ -153,6 +153,11 @@ pub struct LayoutSection {
     pub sequence_parallel: Option<bool>,
     pub tp_overlap: Option<bool>,
     pub zero: Option<u32>,
+    /// With `recompute = "full"`: how many layers of each pipeline stage recompute (default:
+    /// all).
+    pub recompute_layers: Option<u32>,
+    /// Layers of each pipeline stage whose activations are offloaded to host memory (default 0).
+    pub offload_layers: Option<u32>,
 }
 
 /// A scenario file as written.
@@ -808,6 +813,11 @@ fn resolve_layout(
         // TP overlap needs sequence parallelism; by default on wherever the stack can.
         tp_overlap: l.tp_overlap.unwrap_or(defaults.tp_overlap) && sequence_parallel,
         zero: l.zero.unwrap_or(defaults.zero),
+        recompute_layers: match l.recompute_layers {
+            Some(n) => positive_int("layout", "recompute_layers", n)?,
+            None => 0,
+        },
+        offload_layers: l.offload_layers.unwrap_or(0),
     };
     if let Some(v) = check_layout(model, training, &layout) {
         return Err(format!(
@@ -816,7 +826,7 @@ fn resolve_layout(
             v.describe()
         ));
     }
-    if let Some(v) = check_stack(&training.stack, &layout, training.dtype) {
+    if let Some(v) = check_stack(&training.stack, model, &layout, training.dtype) {
         let (key, lacks) = v.describe();
         let value = match key {
             "tp" => layout.tp.to_string(),
@@ -827,6 +837,7 @@ fn resolve_layout(
             "sequence_parallel" => layout.sequence_parallel.to_string(),
             "tp_overlap" => layout.tp_overlap.to_string(),
             "zero" => layout.zero.to_string(),
+            "offload_layers" => layout.offload_layers.to_string(),
             "recompute" => format!("\"{}\"", layout.recompute.name()),
             _ => format!("\"{}\"", training.dtype.name()),
         };
@@ -857,6 +868,8 @@ impl LayoutSection {
             "sequence_parallel" => self.sequence_parallel.is_some(),
             "tp_overlap" => self.tp_overlap.is_some(),
             "zero" => self.zero.is_some(),
+            "recompute_layers" => self.recompute_layers.is_some(),
+            "offload_layers" => self.offload_layers.is_some(),
             _ => false,
         }
     }

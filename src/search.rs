@@ -7,7 +7,7 @@
 //!
 //! Axes, outermost first: accelerator, stack, tp, cp, ep, microbatch, sequence_parallel,
 //! recompute (the per-layer knobs: one [`crate::model::profile::Profile`] serves everything
-//! inside them), then count, pp, interleave, zero, global_batch.
+//! inside them), then count, pp, interleave, zero, recompute_layers, offload_layers, global_batch.
 
 use crate::catalog::{AcceleratorSpec, Catalog, StackSpec};
 use crate::error::Error;
@@ -56,6 +56,10 @@ pub struct SearchSection {
     pub recompute: Option<Vec<Recompute>>,
     pub sequence_parallel: Option<Vec<bool>>,
     pub zero: Option<AxisSpec>,
+    /// With full recomputation, layers per stage that recompute (0 = all); default [0].
+    pub recompute_layers: Option<AxisSpec>,
+    /// Layers per stage offloaded to host memory; default [0].
+    pub offload_layers: Option<AxisSpec>,
     /// Global batches in sequences, tried as an axis.
     pub global_batch: Option<AxisSpec>,
     /// Or a bound in tokens: each layout takes the largest batch under it that it can split.
@@ -104,8 +108,10 @@ pub const AXIS_COUNT: usize = 8;
 pub const AXIS_PP: usize = 9;
 pub const AXIS_INTERLEAVE: usize = 10;
 pub const AXIS_ZERO: usize = 11;
-pub const AXIS_GLOBAL_BATCH: usize = 12;
-pub const N_AXES: usize = 13;
+pub const AXIS_RECOMPUTE_LAYERS: usize = 12;
+pub const AXIS_OFFLOAD_LAYERS: usize = 13;
+pub const AXIS_GLOBAL_BATCH: usize = 14;
+pub const N_AXES: usize = 15;
 /// Axes that a profile depends on: the outermost eight.
 pub const PROFILE_AXES: usize = 8;
 
@@ -122,6 +128,8 @@ pub const AXIS_NAMES: [&str; N_AXES] = [
     "pp",
     "interleave",
     "zero",
+    "recompute_layers",
+    "offload_layers",
     "global_batch",
 ];
 
@@ -227,7 +235,7 @@ fn expand(key: &str, spec: &AxisSpec) -> Result<Vec<u32>, String> {
         .map(|v| {
             u32::try_from(v)
                 .ok()
-                .filter(|v| *v >= 1 || key == "zero")
+                .filter(|v| *v >= 1 || matches!(key, "zero" | "recompute_layers" | "offload_layers"))
                 .ok_or_else(|| format!("[search] {key}: value {v} is out of range (1 to 2^32 - 1)"))
         })
         .collect()
@@ -427,6 +435,8 @@ impl SearchSpace {
             axis("pp", &search.pp, divisors(model.layers))?,
             axis("interleave", &search.interleave, vec![1, 2, 3, 4, 5, 6, 8])?,
             axis("zero", &search.zero, vec![0, 1, 2, 3])?,
+            axis("recompute_layers", &search.recompute_layers, vec![0])?,
+            axis("offload_layers", &search.offload_layers, vec![0])?,
             gb_values,
         ];
         for (i, values) in axes.iter().enumerate() {
@@ -538,6 +548,8 @@ impl SearchSpace {
             // TP overlap follows sequence parallelism wherever the stack can overlap.
             tp_overlap: sequence_parallel && stack_switches.tp_overlap,
             zero: v(AXIS_ZERO),
+            recompute_layers: v(AXIS_RECOMPUTE_LAYERS),
+            offload_layers: v(AXIS_OFFLOAD_LAYERS),
         };
         let training = Training {
             global_batch,
@@ -551,7 +563,7 @@ impl SearchSpace {
         if !self.accelerators[accelerator].supports_dtype {
             return Err(Invalid::Dtype);
         }
-        if check_stack(stack_switches, &layout, training.dtype).is_some() {
+        if check_stack(stack_switches, &self.model, &layout, training.dtype).is_some() {
             return Err(Invalid::Stack);
         }
         Ok(Candidate {

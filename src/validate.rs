@@ -538,6 +538,16 @@ fn assumed_knobs(row: &RunRow, s: &Scenario, assume: Assume) -> AssumedKnobs {
     );
     put("tp_overlap", l.tp_overlap.into(), knob_source("tp_overlap"));
     put("zero", l.zero.into(), knob_source("zero"));
+    put(
+        "recompute_layers",
+        l.recompute_layers.into(),
+        knob_source("recompute_layers"),
+    );
+    put(
+        "offload_layers",
+        l.offload_layers.into(),
+        knob_source("offload_layers"),
+    );
     let recorded_or_stack = |given: bool| {
         if given {
             Source::Recorded

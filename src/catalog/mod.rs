@@ -19,6 +19,12 @@ const BUILTIN_ACCELERATORS: &str = include_str!("../../catalog/accelerators.toml
 const BUILTIN_MODELS: &str = include_str!("../../catalog/models.toml");
 const BUILTIN_STACKS: &str = include_str!("../../catalog/stacks.toml");
 
+/// Host link of an accelerator entry that gives none: PCIe 4.0 x16, ~25 of its 32 GB/s as host
+/// copies reach it.
+pub const DEFAULT_HOST_LINK_GB_PER_S: f64 = 25.0;
+/// Host memory per accelerator of an entry that gives none.
+pub const DEFAULT_HOST_MEMORY_GB: f64 = 128.0;
+
 /// Facility facts: what the building adds to the accelerators' power, and what power costs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -153,6 +159,16 @@ pub struct EfficiencyFamily {
     pub layer_overhead_us: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_overhead_ms: Option<f64>,
+    /// Host time to issue one kernel eagerly (framework dispatch and the driver's launch), and
+    /// inside a captured CUDA graph.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch_overhead_us: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph_launch_overhead_us: Option<f64>,
+    /// Relative spread of one rank's step time: a synchronous step waits for the slowest of N
+    /// ranks, `sync_jitter * sqrt(2 ln N)` of its compute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_jitter: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_reserve_gb: Option<f64>,
     /// The keys `clustersweep fit` adjusts (default: all its rows can inform).
@@ -177,6 +193,9 @@ impl EfficiencyFamily {
         self.attention_flash1 = Some(e.attention_flash1);
         self.layer_overhead_us = Some(e.layer_overhead_us);
         self.step_overhead_ms = Some(e.step_overhead_ms);
+        self.launch_overhead_us = Some(e.launch_overhead_us);
+        self.graph_launch_overhead_us = Some(e.graph_launch_overhead_us);
+        self.sync_jitter = Some(e.sync_jitter);
         self.memory_reserve_gb = Some(e.memory_reserve_gb);
     }
 }
@@ -192,6 +211,9 @@ pub struct FittedEfficiency {
     pub attention_flash1: f64,
     pub layer_overhead_us: f64,
     pub step_overhead_ms: f64,
+    pub launch_overhead_us: f64,
+    pub graph_launch_overhead_us: f64,
+    pub sync_jitter: f64,
     pub memory_reserve_gb: f64,
 }
 
@@ -208,6 +230,9 @@ impl FittedEfficiency {
             attention_flash1: self.attention_flash1,
             layer_overhead_s: self.layer_overhead_us * 1e-6,
             step_overhead_s: self.step_overhead_ms * 1e-3,
+            launch_overhead_s: self.launch_overhead_us * 1e-6,
+            graph_launch_overhead_s: self.graph_launch_overhead_us * 1e-6,
+            sync_jitter: self.sync_jitter,
             memory,
             scale_up,
             scale_out,
@@ -270,6 +295,13 @@ pub struct AcceleratorSpec {
     /// Unexpected interruptions per accelerator-hour (default: the facility's figure).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_rate_per_hour: Option<f64>,
+    /// The link to host memory, per accelerator and direction, as copies reach it (default
+    /// [`DEFAULT_HOST_LINK_GB_PER_S`]: PCIe 4.0 x16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_link_gb_per_s: Option<f64>,
+    /// Host memory per accelerator (default [`DEFAULT_HOST_MEMORY_GB`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_memory_gb: Option<f64>,
     #[serde(default)]
     pub sources: BTreeMap<String, String>,
 }
@@ -539,6 +571,9 @@ impl Catalog {
             attention_flash1: chain.iter().find_map(|f| f.attention_flash1).unwrap_or(flash2),
             layer_overhead_us: pick(|f| f.layer_overhead_us, "layer_overhead_us")?,
             step_overhead_ms: pick(|f| f.step_overhead_ms, "step_overhead_ms")?,
+            launch_overhead_us: pick(|f| f.launch_overhead_us, "launch_overhead_us")?,
+            graph_launch_overhead_us: pick(|f| f.graph_launch_overhead_us, "graph_launch_overhead_us")?,
+            sync_jitter: pick(|f| f.sync_jitter, "sync_jitter")?,
             memory_reserve_gb: pick(|f| f.memory_reserve_gb, "memory_reserve_gb")?,
         };
         for (key, v) in [
@@ -559,12 +594,15 @@ impl Catalog {
             e.memory_reserve_gb,
             e.layer_overhead_us,
             e.step_overhead_ms,
+            e.launch_overhead_us,
+            e.graph_launch_overhead_us,
+            e.sync_jitter,
         ]
         .iter()
-        .all(|v| *v >= 0.0)
+        .all(|v| v.is_finite() && *v >= 0.0)
         {
             return Err(format!(
-                "efficiency family `{family}`: gemm_half_dim, layer_overhead_us, step_overhead_ms and memory_reserve_gb must be zero or more"
+                "efficiency family `{family}`: gemm_half_dim, layer_overhead_us, step_overhead_ms, launch_overhead_us, graph_launch_overhead_us, sync_jitter and memory_reserve_gb must be zero or more"
             ));
         }
         Ok(e)
@@ -635,6 +673,8 @@ impl Catalog {
             inter_site_bytes_per_s: spec.scale_out_gbps * 1e9 / 8.0 / facility.site_oversubscription,
             inter_site_latency_s: facility.inter_site_latency_ms * 1e-3,
             memory_reserve_bytes: fitted.memory_reserve_gb * 1e9,
+            host_link_bytes_per_s: spec.host_link_gb_per_s.unwrap_or(DEFAULT_HOST_LINK_GB_PER_S) * 1e9,
+            host_memory_bytes: spec.host_memory_gb.unwrap_or(DEFAULT_HOST_MEMORY_GB) * 1e9,
             efficiency: fitted.with_measured(
                 spec.memory_efficiency,
                 spec.scale_up_efficiency,
@@ -724,6 +764,7 @@ mod tests {
                 "scale_out_efficiency",
                 "power",
                 "price",
+                "host",
             ] {
                 assert!(
                     a.sources.get(key).is_some_and(|s| s.len() > 10),

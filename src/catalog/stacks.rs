@@ -96,6 +96,9 @@ pub struct StackSpec {
     pub tp_overlap: TpOverlapMechanism,
     /// Interleaved 1F1B (virtual pipeline stages).
     pub interleave: bool,
+    /// Stages may hold different numbers of layers (layers that do not divide the virtual
+    /// stages).
+    pub uneven_pipeline: bool,
     /// Pipeline sends overlap the next chunk's compute in the interleaved schedule.
     pub pp_overlap: bool,
     pub context_parallel: bool,
@@ -123,8 +126,10 @@ pub struct StackSpec {
     pub fp8_recipes: Vec<String>,
     /// Activations can be offloaded to host memory.
     pub activation_offload: bool,
-    /// Layers can run as CUDA graphs (fewer host launches).
+    /// Its recipes capture layers as CUDA graphs (fewer host launches).
     pub cuda_graphs: bool,
+    /// Kernels one transformer layer's forward pass issues.
+    pub kernels_per_layer: f64,
     pub attention: AttentionKernel,
     pub rank_order: RankOrder,
     pub defaults: StackDefaults,
@@ -144,8 +149,10 @@ impl StackSpec {
             pipeline_parallel: self.pipeline_parallel,
             sequence_parallel: self.sequence_parallel,
             interleave: self.interleave,
+            uneven_pipeline: self.uneven_pipeline,
             context_parallel: self.context_parallel,
             expert_parallel: self.expert_parallel,
+            activation_offload: self.activation_offload,
             tp_overlap: self.tp_overlap != TpOverlapMechanism::None,
             zero_stages: mask(&self.zero, |z| z),
             recompute_modes: mask(&self.recompute, Recompute::code),
@@ -158,6 +165,8 @@ impl StackSpec {
             zero3_master_only: self.zero3_master_only,
             pp_overlap: self.pp_overlap,
             data_parallel_outermost: self.rank_order == RankOrder::TpCpPpDp,
+            kernels_per_layer: self.kernels_per_layer,
+            cuda_graphs: self.cuda_graphs,
         }
     }
 

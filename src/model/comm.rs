@@ -178,6 +178,67 @@ pub fn all_to_all_s(hw: &Hardware, bytes: f64, size: f64, stride: f64) -> f64 {
     inside.max(pod).max(cross_pod).max(sites) + (size - 1.0) * latency
 }
 
+/// Boundaries between consecutive members of a group of `size` ranks spaced `stride` apart that
+/// leave a block of `block` consecutive ranks (a scale-up domain, a pod, a site), for a group that
+/// starts at a block's first rank: `floor((size - 1) stride / block)`, at most `size - 1`.
+pub fn boundaries_crossing(size: f64, stride: f64, block: f64) -> f64 {
+    if size <= 1.0 {
+        return 0.0;
+    }
+    ((size - 1.0) * stride / block).floor().min(size - 1.0)
+}
+
+/// Seconds of one send of `bytes` across each boundary of a pipeline of `pp` stages spaced
+/// `stride` ranks apart, each on the tier it crosses (inside the scale-up domain, across NICs in
+/// a pod, across pods, across sites): the slowest boundary's, and the mean over the boundaries.
+/// With `wraps` (interleaved 1F1B) the last stage also sends to the first, across the whole
+/// group's span.
+pub fn pipeline_sends_s(hw: &Hardware, bytes: f64, pp: f64, stride: f64, wraps: bool) -> (f64, f64) {
+    if pp <= 1.0 {
+        return (0.0, 0.0);
+    }
+    let send = |bandwidth: f64, latency: f64| bytes / bandwidth + latency;
+    let domain = hw.scale_up_domain as f64;
+    let out_of_domain = boundaries_crossing(pp, stride, domain);
+    let out_of_pod = boundaries_crossing(pp, stride, hw.pod_size).min(out_of_domain);
+    let out_of_site = boundaries_crossing(pp, stride, hw.site_size).min(out_of_pod);
+    let tiers = [
+        (
+            pp - 1.0 - out_of_domain,
+            send(scale_up_bandwidth(hw), hw.scale_up_latency_s),
+        ),
+        (
+            out_of_domain - out_of_pod,
+            send(scale_out_bandwidth(hw), hw.scale_out_latency_s),
+        ),
+        (
+            out_of_pod - out_of_site,
+            send(cross_pod_bandwidth(hw), hw.cross_pod_latency_s),
+        ),
+        (
+            out_of_site,
+            send(inter_site_bandwidth(hw), hw.inter_site_latency_s),
+        ),
+    ];
+    let mut slowest: f64 = 0.0;
+    let mut total = 0.0;
+    let mut boundaries = 0.0;
+    for (count, seconds) in tiers {
+        if count > 0.0 {
+            slowest = slowest.max(seconds);
+            total += count * seconds;
+            boundaries += count;
+        }
+    }
+    if wraps {
+        let wrap = point_to_point_s(hw, bytes, pp * stride);
+        slowest = slowest.max(wrap);
+        total += wrap;
+        boundaries += 1.0;
+    }
+    (slowest, total / boundaries)
+}
+
 /// One point-to-point transfer of `bytes` between neighbours of a group spanning `span` ranks,
 /// on its slowest link.
 pub fn point_to_point_s(hw: &Hardware, bytes: f64, span: f64) -> f64 {
@@ -318,6 +379,31 @@ mod tests {
         );
         let p2p = point_to_point_s(&hw, 1e9, 128.0);
         assert!((p2p - (1e9 / inter_site_bandwidth(&hw) + 1e-3)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn pipeline_boundaries_are_priced_on_the_tier_they_cross() {
+        // 16 stages spaced 8 apart on NVL8 domains and pods of 64: every boundary crosses a
+        // domain; one in eight (at ranks 64, 128, ...) crosses a pod: floor(15 * 8 / 64) = 1.
+        let mut hw = h100();
+        hw.pod_size = 64.0;
+        hw.pod_oversubscription = 7.0;
+        assert_eq!(boundaries_crossing(16.0, 8.0, 8.0), 15.0);
+        assert_eq!(boundaries_crossing(16.0, 8.0, 64.0), 1.0);
+        assert_eq!(boundaries_crossing(4.0, 1.0, 8.0), 0.0);
+        let bytes = 1e8;
+        let nic = bytes / scale_out_bandwidth(&hw) + hw.scale_out_latency_s;
+        let pod = bytes / cross_pod_bandwidth(&hw) + hw.cross_pod_latency_s;
+        let (slowest, mean) = pipeline_sends_s(&hw, bytes, 16.0, 8.0, false);
+        assert!((slowest - pod).abs() < 1e-15);
+        assert!((mean - (14.0 * nic + pod) / 15.0).abs() < 1e-12, "{mean}");
+        // Stages inside one domain stay on NVLink; the interleaved wrap pays the whole span.
+        let up = bytes / scale_up_bandwidth(&hw) + hw.scale_up_latency_s;
+        assert_eq!(pipeline_sends_s(&hw, bytes, 4.0, 2.0, false), (up, up));
+        let (slowest, mean) = pipeline_sends_s(&hw, bytes, 4.0, 4.0, true);
+        assert!((slowest - nic).abs() < 1e-15);
+        // Boundaries 0-1 in the domain, 1-2 across (ranks 4, 8), 2-3 in; the wrap 3-0 across.
+        assert!((mean - (2.0 * up + nic + nic) / 4.0).abs() < 1e-12);
     }
 
     #[test]

@@ -15,7 +15,7 @@
 
 use super::flops::{local_shape, qkv_width, LocalShape};
 use super::profile::{profile, Profile};
-use super::step::{stage_layers, stage_params};
+use super::step::{offloaded_split, stage_layers, stage_params};
 use super::{Hardware, Layout, Recompute, Training, Transformer};
 use serde::Serialize;
 
@@ -30,6 +30,8 @@ pub struct MemoryBreakdown {
     pub logits_bytes: f64,
     /// Runtime context, communication buffers and allocator slack.
     pub reserve_bytes: f64,
+    /// Activations offloaded to host memory (not in the device total; bounded by the host's).
+    pub offloaded_bytes: f64,
 }
 
 impl MemoryBreakdown {
@@ -42,7 +44,7 @@ impl MemoryBreakdown {
             + self.reserve_bytes
     }
 
-    /// (name, bytes) of each kind, in a stable order.
+    /// (name, bytes) of each kind on the device, in a stable order.
     pub fn kinds(&self) -> [(&'static str, f64); 6] {
         [
             ("weights_bytes", self.weights_bytes),
@@ -162,6 +164,26 @@ pub fn average_layer_activation_bytes(
     )
 }
 
+/// Activation bytes a stage of `layers` layers keeps for one microbatch, on the device and in
+/// host memory: the layers that recompute keep what their recomputation needs, the others all
+/// they produce; offloaded layers keep theirs on the host, and the device holds one offloaded
+/// layer's worth in flight (the copy being made or prefetched).
+pub fn stage_activation_bytes(p: &Profile, layout: &Layout, layers: f64) -> (f64, f64) {
+    let recomputed = layout.recomputed_layers(layers);
+    let kept = layers - recomputed;
+    let stored = recomputed * p.stored_activation_bytes + kept * p.full_activation_bytes;
+    let (kept_off, recomputed_off) = offloaded_split(layout, layers);
+    let host = kept_off * p.full_activation_bytes + recomputed_off * p.stored_activation_bytes;
+    let in_flight = if kept_off > 0.0 {
+        p.full_activation_bytes
+    } else if recomputed_off > 0.0 {
+        p.stored_activation_bytes
+    } else {
+        0.0
+    };
+    (stored - host + in_flight, host)
+}
+
 /// Bytes of the fp32 probabilities that the cross-entropy keeps for its backward, for one
 /// microbatch on the last stage (Megatron's vocab-parallel cross-entropy saves them; the 16-bit
 /// logits are freed).
@@ -230,7 +252,6 @@ pub fn memory_breakdown_with(
     let gradients_bytes = shard(gradients_stage) * training.grad_bytes;
     let optimizer_bytes = shard(1) * training.optimizer_state_bytes;
 
-    let stored_layer = p.stored_activation_bytes;
     // The layer being recomputed holds its full activations while its backward runs.
     let working_layer = if layout.recompute == Recompute::Full {
         p.full_activation_bytes
@@ -238,24 +259,27 @@ pub fn memory_breakdown_with(
         0.0
     };
     let m = layout.microbatches(training) as f64;
-    let first_stage_activations = fullest * stored_layer * microbatches_in_flight(layout, m) + working_layer;
-    let last_stage_activations = last * stored_layer + working_layer;
+    let (first_device, first_host) = stage_activation_bytes(p, layout, fullest);
+    let (last_device, last_host) = stage_activation_bytes(p, layout, last);
+    let in_flight = microbatches_in_flight(layout, m);
     let logits_bytes = p.loss_buffer_bytes;
 
     let first = MemoryBreakdown {
         weights_bytes,
         gradients_bytes,
         optimizer_bytes,
-        activations_bytes: first_stage_activations,
+        activations_bytes: first_device * in_flight + working_layer,
         logits_bytes: if layout.pp == 1 { logits_bytes } else { 0.0 },
         reserve_bytes: hw.memory_reserve_bytes,
+        offloaded_bytes: first_host * in_flight,
     };
     if layout.pp == 1 {
         return first;
     }
     let last_stage = MemoryBreakdown {
-        activations_bytes: last_stage_activations,
+        activations_bytes: last_device + working_layer,
         logits_bytes,
+        offloaded_bytes: last_host,
         ..first
     };
     if last_stage.total_bytes() > first.total_bytes() {
@@ -349,6 +373,32 @@ mod tests {
         assert!((z[1].gradients_bytes / z[2].gradients_bytes - 8.0).abs() < 1e-9);
         assert!(z[3].weights_bytes < z[2].weights_bytes);
         assert!(z[3].total_bytes() < z[0].total_bytes());
+    }
+
+    #[test]
+    fn offloaded_layers_move_their_activations_to_the_host() {
+        let m = llama3_8b();
+        let hw = h100();
+        let t = training();
+        let mut layout = plain_layout();
+        let kept = memory_breakdown(&m, &t, &hw, &layout);
+        layout.offload_layers = 8;
+        let off = memory_breakdown(&m, &t, &hw, &layout);
+        let p = crate::model::profile::profile(&m, &t, &hw, &layout);
+        // Eight layers leave for the host; one layer's worth stays in flight.
+        assert!((off.offloaded_bytes - 8.0 * p.full_activation_bytes).abs() < 1.0);
+        let expected = kept.activations_bytes - 7.0 * p.full_activation_bytes;
+        assert!(
+            (off.activations_bytes - expected).abs() < 1.0,
+            "{} vs {expected}",
+            off.activations_bytes
+        );
+        // The host's memory bounds it: a host too small does not fit.
+        let mut small = hw;
+        small.host_memory_bytes = off.offloaded_bytes / 2.0;
+        let e =
+            crate::model::run::estimate(&m, &t, &small, &crate::model::test_support::economics(), &layout);
+        assert!(!e.fits);
     }
 
     #[test]

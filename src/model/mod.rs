@@ -210,15 +210,20 @@ impl ZeroSync {
 /// `catalog/stacks.toml` that the model reads (the catalog keeps the rest: names, defaults,
 /// sources). Capabilities bound the layouts a stack can run ([`check_stack`]); the run switches
 /// decide what overlaps what.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Stack {
     pub tensor_parallel: bool,
     pub pipeline_parallel: bool,
     pub sequence_parallel: bool,
     /// Interleaved 1F1B (virtual pipeline stages).
     pub interleave: bool,
+    /// Pipelines whose stages hold different numbers of layers (layers not divisible by the
+    /// virtual stages).
+    pub uneven_pipeline: bool,
     pub context_parallel: bool,
     pub expert_parallel: bool,
+    /// Activations can be offloaded to host memory.
+    pub activation_offload: bool,
     /// Tensor-parallel collectives can be overlapped with the GEMMs they feed (Transformer
     /// Engine's userbuffers, PyTorch's async TP); only inside the scale-up domain.
     pub tp_overlap: bool,
@@ -251,6 +256,10 @@ pub struct Stack {
     /// Ranks are ordered tp, cp, pp, dp (data parallelism outermost, as Llama 3) rather than
     /// Megatron-Core's tp, cp, dp, pp.
     pub data_parallel_outermost: bool,
+    /// Kernels one transformer layer's forward pass issues (its backward issues twice as many).
+    pub kernels_per_layer: f64,
+    /// Layers run as captured CUDA graphs (one launch for many kernels).
+    pub cuda_graphs: bool,
 }
 
 impl Stack {
@@ -261,8 +270,10 @@ impl Stack {
         pipeline_parallel: true,
         sequence_parallel: true,
         interleave: true,
+        uneven_pipeline: true,
         context_parallel: true,
         expert_parallel: true,
+        activation_offload: true,
         tp_overlap: true,
         zero_stages: 0b1111,
         recompute_modes: 0b111,
@@ -275,6 +286,8 @@ impl Stack {
         zero3_master_only: false,
         pp_overlap: true,
         data_parallel_outermost: false,
+        kernels_per_layer: 20.0,
+        cuda_graphs: false,
     };
 
     /// True when ZeRO-2/3 gather the parameters once per step and reduce the gradients on the
@@ -312,6 +325,8 @@ pub enum StackViolation {
     Zero = 8,
     Recompute = 9,
     Format = 10,
+    UnevenPipeline = 11,
+    Offload = 12,
 }
 
 impl StackViolation {
@@ -334,6 +349,11 @@ impl StackViolation {
             StackViolation::Zero => ("zero", "does not implement this ZeRO stage"),
             StackViolation::Recompute => ("recompute", "does not implement this recomputation mode"),
             StackViolation::Format => ("dtype", "cannot train in this format"),
+            StackViolation::Offload => ("offload_layers", "cannot offload activations to host memory"),
+            StackViolation::UnevenPipeline => (
+                "pp",
+                "needs the layers to divide evenly over the pipeline's virtual stages",
+            ),
         }
     }
 
@@ -343,8 +363,13 @@ impl StackViolation {
     }
 }
 
-/// The first thing `layout` (in `dtype`) asks of `stack` that it cannot do, if any.
-pub fn check_stack(stack: &Stack, layout: &Layout, dtype: Dtype) -> Option<StackViolation> {
+/// The first thing `layout` of `model` (in `dtype`) asks of `stack` that it cannot do, if any.
+pub fn check_stack(
+    stack: &Stack,
+    model: &Transformer,
+    layout: &Layout,
+    dtype: Dtype,
+) -> Option<StackViolation> {
     if layout.tp > 1 && !stack.tensor_parallel {
         return Some(StackViolation::TensorParallel);
     }
@@ -374,6 +399,13 @@ pub fn check_stack(stack: &Stack, layout: &Layout, dtype: Dtype) -> Option<Stack
     }
     if !stack.supports_format(dtype) {
         return Some(StackViolation::Format);
+    }
+    if layout.pp > 1 && !stack.uneven_pipeline && !model.layers.is_multiple_of(layout.pp * layout.interleave)
+    {
+        return Some(StackViolation::UnevenPipeline);
+    }
+    if layout.offload_layers > 0 && !stack.activation_offload {
+        return Some(StackViolation::Offload);
     }
     None
 }
@@ -472,11 +504,29 @@ pub struct Layout {
     pub tp_overlap: bool,
     /// ZeRO stage: 0 none, 1 optimizer state, 2 + gradients, 3 + parameters (FSDP).
     pub zero: u32,
+    /// With full recomputation, how many layers of each pipeline stage recompute (Megatron's
+    /// `--recompute-method block --recompute-num-layers`); 0 for every layer.
+    pub recompute_layers: u32,
+    /// Layers of each pipeline stage whose saved activations go to host memory during the
+    /// forward and come back for the backward (Megatron-Core's `cpu_offloading_num_layers`).
+    pub offload_layers: u32,
 }
 
 impl Layout {
     pub fn accelerators(&self) -> u64 {
         self.tp as u64 * self.pp as u64 * self.dp as u64 * self.cp as u64
+    }
+    /// Layers of a stage of `stage_layers` that recompute their forward.
+    pub fn recomputed_layers(&self, stage_layers: f64) -> f64 {
+        match self.recompute {
+            Recompute::Full if self.recompute_layers > 0 => (self.recompute_layers as f64).min(stage_layers),
+            Recompute::None => 0.0,
+            _ => stage_layers,
+        }
+    }
+    /// Layers of a stage of `stage_layers` whose activations are offloaded.
+    pub fn offloaded_layers(&self, stage_layers: f64) -> f64 {
+        (self.offload_layers as f64).min(stage_layers)
     }
     /// Microbatches per step on each pipeline.
     pub fn microbatches(&self, training: &Training) -> u32 {
@@ -507,6 +557,13 @@ pub struct Efficiency {
     /// Fixed seconds per optimizer step outside the layers: gradient clipping's global norm,
     /// the optimizer's kernel launches, loss and metric synchronisation, the data loader's hand-off.
     pub step_overhead_s: f64,
+    /// Host seconds to issue one kernel eagerly, and inside a CUDA graph: a layer cannot run
+    /// faster than its kernels are issued.
+    pub launch_overhead_s: f64,
+    pub graph_launch_overhead_s: f64,
+    /// Relative spread of a rank's step time (stragglers, clock and thermal variation): a
+    /// synchronous step over N ranks waits `sync_jitter * sqrt(2 ln N)` of its compute longer.
+    pub sync_jitter: f64,
     /// Fraction of HBM bandwidth that streaming element-wise kernels reach.
     pub memory: f64,
     /// Fraction of the scale-up link rate that collectives reach (bus bandwidth).
@@ -544,6 +601,11 @@ pub struct Hardware {
     pub inter_site_latency_s: f64,
     /// HBM held back from the model: runtime context, communication buffers, allocator slack.
     pub memory_reserve_bytes: f64,
+    /// The link to host memory, per accelerator and direction (PCIe, or NVLink-C2C on Grace
+    /// superchips), as copies reach it.
+    pub host_link_bytes_per_s: f64,
+    /// Host memory per accelerator, for offloaded activations.
+    pub host_memory_bytes: f64,
     pub efficiency: Efficiency,
 }
 
@@ -579,8 +641,8 @@ pub enum LayoutViolation {
     TpFfn,
     /// More pipeline stages than layers.
     PpLayers,
-    /// Interleaving needs a pipeline, `interleave` dividing the layers of the fullest stage, and a
-    /// microbatch count that `pp` divides.
+    /// Interleaving needs a pipeline, a layer for each virtual stage, and a microbatch count
+    /// that `pp` divides.
     Interleave,
     /// `cp` must split the sequence into `2 cp` equal chunks (load-balanced causal attention).
     CpSeq,
@@ -590,6 +652,8 @@ pub enum LayoutViolation {
     Batch,
     /// ZeRO stages are 0 to 3.
     Zero,
+    /// `recompute_layers` needs `recompute = "full"`.
+    RecomputeLayers,
     /// A cluster on several sites needs whole model replicas on each: `dp` a multiple of the
     /// sites and `tp * cp * pp` within one site.
     Sites,
@@ -603,7 +667,7 @@ impl LayoutViolation {
             LayoutViolation::TpFfn => "tp must divide ffn (and expert_ffn)",
             LayoutViolation::PpLayers => "pp must not exceed the layers",
             LayoutViolation::Interleave => {
-                "interleave > 1 needs pp > 1, interleave dividing the layers per stage, and microbatches per step divisible by pp"
+                "interleave > 1 needs pp > 1, at least pp * interleave layers, and microbatches per step divisible by pp"
             }
             LayoutViolation::CpSeq => "cp > 1 needs seq_len divisible by 2 * cp",
             LayoutViolation::Ep => {
@@ -611,6 +675,7 @@ impl LayoutViolation {
             }
             LayoutViolation::Batch => "dp * microbatch must divide global_batch",
             LayoutViolation::Zero => "zero must be 0, 1, 2 or 3",
+            LayoutViolation::RecomputeLayers => "recompute_layers needs recompute = \"full\"",
             LayoutViolation::Sites => {
                 "on several sites, dp must be a multiple of the sites and tp * cp * pp must fit in one site"
             }
@@ -640,9 +705,8 @@ pub fn check_layout(model: &Transformer, training: &Training, layout: &Layout) -
     }
     if layout.interleave > 1 {
         let microbatches = training.global_batch / dp_mb;
-        let stage_layers = model.layers.div_ceil(layout.pp);
         if layout.pp < 2
-            || !stage_layers.is_multiple_of(layout.interleave)
+            || (model.layers as u64) < layout.pp as u64 * layout.interleave as u64
             || !microbatches.is_multiple_of(layout.pp)
         {
             return Some(LayoutViolation::Interleave);
@@ -660,6 +724,9 @@ pub fn check_layout(model: &Transformer, training: &Training, layout: &Layout) -
     }
     if layout.zero > 3 {
         return Some(LayoutViolation::Zero);
+    }
+    if layout.recompute_layers > 0 && layout.recompute != Recompute::Full {
+        return Some(LayoutViolation::RecomputeLayers);
     }
     None
 }

@@ -165,8 +165,11 @@ pub fn estimate_with(
         hfu: hardware_flops / step_time_s / peak,
         memory_per_accelerator_bytes: used,
         memory_capacity_bytes: hw.hbm_bytes,
-        fits: used <= hw.hbm_bytes,
-        memory_excess_bytes: (used - hw.hbm_bytes).max(0.0),
+        // Offloaded activations must fit in the host's share of memory too.
+        fits: used <= hw.hbm_bytes && memory.offloaded_bytes <= hw.host_memory_bytes,
+        memory_excess_bytes: (used - hw.hbm_bytes)
+            .max(memory.offloaded_bytes - hw.host_memory_bytes)
+            .max(0.0),
         goodput,
         checkpoint_interval_s,
         time_to_train_s,

@@ -12,7 +12,9 @@
 //! where `m` is the number of microbatches. The bubble is the 1F1B / interleaved-1F1B bubble of
 //! Narayanan et al. 2021, `(pp - 1) / (interleave * m)` of the useful time.
 
-use super::comm::{all_gather_s, all_reduce_s, all_to_all_s, crosses_domain, point_to_point_s};
+use super::comm::{
+    all_gather_s, all_reduce_s, all_to_all_s, crosses_domain, pipeline_sends_s, point_to_point_s,
+};
 use super::compute::{attention_time_s, gemm_time_s, memory_time_s};
 use super::flops::{
     attention_core_flops, causal_fraction, cross_entropy_bytes, dense_params_total,
@@ -35,11 +37,19 @@ pub struct LayerCosts {
     pub cp_comm_s: f64,
     /// Expert-parallel all-to-all (dispatch and combine, both passes).
     pub ep_comm_s: f64,
+    /// Time the device waits for the host to issue the layer's kernels (all passes).
+    pub host_s: f64,
 }
 
 impl LayerCosts {
     pub fn total_s(&self) -> f64 {
-        self.forward_s + self.backward_s + self.recompute_s + self.tp_comm_s + self.cp_comm_s + self.ep_comm_s
+        self.forward_s
+            + self.backward_s
+            + self.recompute_s
+            + self.tp_comm_s
+            + self.cp_comm_s
+            + self.ep_comm_s
+            + self.host_s
     }
     fn scaled(&self, k: f64) -> LayerCosts {
         LayerCosts {
@@ -49,6 +59,7 @@ impl LayerCosts {
             tp_comm_s: self.tp_comm_s * k,
             cp_comm_s: self.cp_comm_s * k,
             ep_comm_s: self.ep_comm_s * k,
+            host_s: self.host_s * k,
         }
     }
     fn plus(&self, o: &LayerCosts) -> LayerCosts {
@@ -59,8 +70,39 @@ impl LayerCosts {
             tp_comm_s: self.tp_comm_s + o.tp_comm_s,
             cp_comm_s: self.cp_comm_s + o.cp_comm_s,
             ep_comm_s: self.ep_comm_s + o.ep_comm_s,
+            host_s: self.host_s + o.host_s,
         }
     }
+}
+
+/// Seconds the device waits on the host in one layer's passes, (forward and backward, the
+/// recomputed forward): the host issues a forward's `kernels` in `kernels * launch` (twice as
+/// many in the backward, again for a recomputed forward); where the device would finish a pass
+/// sooner, it idles for the rest (the launch bound that makes tiny microbatches and thin shards
+/// slow). CUDA graphs issue a layer's kernels at the graph rate.
+pub fn host_bound_s(
+    training: &Training,
+    hw: &Hardware,
+    forward_s: f64,
+    backward_s: f64,
+    recompute_s: f64,
+) -> (f64, f64) {
+    let stack = &training.stack;
+    let launch = if stack.cuda_graphs {
+        hw.efficiency.graph_launch_overhead_s
+    } else {
+        hw.efficiency.launch_overhead_s
+    };
+    let issue = stack.kernels_per_layer * launch;
+    let recompute = if recompute_s > 0.0 {
+        (issue - recompute_s).max(0.0)
+    } else {
+        0.0
+    };
+    (
+        (issue - forward_s).max(0.0) + (2.0 * issue - backward_s).max(0.0),
+        recompute,
+    )
 }
 
 /// Forward seconds of the attention core of one layer, and the part of it that selective
@@ -186,17 +228,12 @@ pub fn layer_costs(
     let overhead = hw.efficiency.layer_overhead_s;
     let forward_s = gemms + attention_fwd + elementwise + moe_extra_fwd + overhead;
     let backward_s = 2.0 * (gemms + elementwise + moe_extra_fwd + overhead) + attention_bwd;
-    let recompute_s = match layout.recompute {
+    let recompute_compute_s = match layout.recompute {
         Recompute::None => 0.0,
         Recompute::Selective => attention_fwd,
         Recompute::Full => forward_s,
     };
-    // Passes of the layer's forward communication: forward, backward, and the recomputed forward.
-    let forward_passes = if layout.recompute == Recompute::Full {
-        2.0
-    } else {
-        1.0
-    };
+    let full = layout.recompute == Recompute::Full;
 
     // Tensor parallelism: two all-reduces forward and two backward (or, with sequence
     // parallelism, reduce-scatter + all-gather pairs that move the same bytes), on the
@@ -204,52 +241,62 @@ pub fn layer_costs(
     let tp = layout.tp as f64;
     let tp_bytes = t * h * 2.0;
     let tp_pass = 2.0 * all_reduce_s(hw, tp_bytes, tp, 1.0);
-    let tp_comm_s = if tp_overlap_applies(hw, layout) {
-        tp_overlapped_s(tp_pass, gemms, tp) * forward_passes + tp_overlapped_s(tp_pass, 2.0 * gemms, tp)
+    let (tp_forward, tp_backward) = if tp_overlap_applies(hw, layout) {
+        (
+            tp_overlapped_s(tp_pass, gemms, tp),
+            tp_overlapped_s(tp_pass, 2.0 * gemms, tp),
+        )
     } else {
-        tp_pass * (forward_passes + 1.0)
+        (tp_pass, tp_pass)
     };
 
     // Context parallelism: a ring passes each rank's K/V chunk cp-1 times, each transfer hidden
     // behind the attention of the chunk in hand; backward moves K/V and their gradients.
     let cp = layout.cp as f64;
-    let cp_comm_s = if layout.cp > 1 {
+    let (cp_forward, cp_backward) = if layout.cp > 1 {
         let chunk_bytes = 2.0 * t * shape.kv_heads * shape.head_dim * 2.0;
         let hop = point_to_point_s(hw, chunk_bytes, cp * tp);
-        let fwd = (cp - 1.0) * (hop - attention_fwd / cp).max(0.0);
-        let bwd = (cp - 1.0) * (2.0 * hop - attention_bwd / cp).max(0.0);
-        let recomputed = if layout.recompute == Recompute::None {
-            0.0
-        } else {
-            fwd
-        };
-        fwd + bwd + recomputed
+        (
+            (cp - 1.0) * (hop - attention_fwd / cp).max(0.0),
+            (cp - 1.0) * (2.0 * hop - attention_bwd / cp).max(0.0),
+        )
     } else {
-        0.0
+        (0.0, 0.0)
     };
 
-    // Expert parallelism: dispatch and combine all-to-alls, forward and backward.
-    let ep_comm_s = if moe && layout.ep > 1 {
+    // Expert parallelism: dispatch and combine all-to-alls in each pass.
+    let ep_pass = if moe && layout.ep > 1 {
         let tokens = if layout.sequence_parallel { t / tp } else { t };
         let bytes = tokens * model.experts_per_token as f64 * h * 2.0;
-        let a2a = all_to_all_s(
+        2.0 * all_to_all_s(
             hw,
             bytes,
             layout.ep as f64,
             data_parallel_stride(training, hw, layout),
-        );
-        a2a * 2.0 * (forward_passes + 1.0)
+        )
     } else {
         0.0
     };
 
+    // The recomputed forward repeats its compute and, for whole layers, the layer's forward
+    // communication (the attention core's K/V exchange under selective recomputation too).
+    let recompute_comm_s = if full {
+        tp_forward + cp_forward + ep_pass
+    } else if layout.recompute == Recompute::Selective {
+        cp_forward
+    } else {
+        0.0
+    };
+    let (host_s, host_recompute_s) = host_bound_s(training, hw, forward_s, backward_s, recompute_compute_s);
+
     LayerCosts {
+        host_s,
         forward_s,
         backward_s,
-        recompute_s,
-        tp_comm_s,
-        cp_comm_s,
-        ep_comm_s,
+        recompute_s: recompute_compute_s + recompute_comm_s + host_recompute_s,
+        tp_comm_s: tp_forward + tp_backward,
+        cp_comm_s: cp_forward + cp_backward,
+        ep_comm_s: 2.0 * ep_pass,
     }
 }
 
@@ -271,6 +318,52 @@ pub fn tp_overlap_applies(hw: &Hardware, layout: &Layout) -> bool {
 /// Decomposition"): the first chunk cannot overlap, and what the GEMMs cannot cover shows.
 pub fn tp_overlapped_s(comm_s: f64, gemm_s: f64, tp: f64) -> f64 {
     comm_s / tp + (comm_s - gemm_s).max(0.0) * (tp - 1.0) / tp
+}
+
+/// Seconds a synchronous step over `ranks` accelerators waits for its slowest rank: the expected
+/// maximum of `ranks` rank times spread by `sync_jitter` around `compute_s` is
+/// `compute_s * sync_jitter * sqrt(2 ln ranks)` (the extreme of a normal sample). MegaScale
+/// measured the stragglers of a 10K-GPU job at about 1 % of its step (Jiang et al. 2024,
+/// Sec. 4.3); the family's value is fitted to the weak-scaling rows of the calibration set.
+pub fn sync_jitter_s(hw: &Hardware, ranks: f64, compute_s: f64) -> f64 {
+    if ranks <= 1.0 {
+        return 0.0;
+    }
+    compute_s * hw.efficiency.sync_jitter * (2.0 * ranks.ln()).sqrt()
+}
+
+/// Costs of a pipeline stage of `layers` layers for one microbatch: the average layer's, with
+/// the recomputation of the layers that recompute (all, or `recompute_layers` of them).
+pub fn stage_costs(layer: &LayerCosts, layout: &Layout, layers: f64) -> LayerCosts {
+    LayerCosts {
+        recompute_s: layer.recompute_s * layout.recomputed_layers(layers),
+        ..layer.scaled(layers)
+    }
+}
+
+/// Of a stage's offloaded layers, those that keep all their activations and those that keep
+/// only their input (recomputed): offloading takes the largest first.
+pub fn offloaded_split(layout: &Layout, layers: f64) -> (f64, f64) {
+    let offloaded = layout.offloaded_layers(layers);
+    let kept = offloaded.min(layers - layout.recomputed_layers(layers));
+    (kept, offloaded - kept)
+}
+
+/// Exposed seconds per microbatch of a stage of `layers` layers moving its offloaded layers'
+/// activations to host memory during the forward and back during the backward, over the host
+/// link: each copy hides behind the next layer's compute in its pass, `max(0, bytes / link -
+/// compute)` each way (Megatron-Core and Transformer Engine's CPU offloading overlap the copies
+/// with the neighbouring layers).
+pub fn offload_exposed_s(p: &Profile, hw: &Hardware, layout: &Layout, layers: f64) -> f64 {
+    let (kept, recomputed) = offloaded_split(layout, layers);
+    if kept + recomputed <= 0.0 {
+        return 0.0;
+    }
+    let per_layer = |bytes: f64| {
+        let copy = bytes / hw.host_link_bytes_per_s;
+        (copy - p.layer.forward_s).max(0.0) + (copy - p.layer.backward_s).max(0.0)
+    };
+    kept * per_layer(p.full_activation_bytes) + recomputed * per_layer(p.stored_activation_bytes)
 }
 
 /// Exposed seconds of one pipeline send of `send_s` beside a chunk's `chunk_s` of compute: with
@@ -300,19 +393,40 @@ pub fn logits_costs(model: &Transformer, training: &Training, hw: &Hardware, lay
     (gemm + loss * 10.0 / 16.0, 2.0 * gemm + loss * 6.0 / 16.0)
 }
 
-/// Transformer layers on the fullest pipeline stage and on the last stage. Layers are spread as
-/// evenly as possible with the remainder taken from the last stage, which also holds the
-/// output layer (Megatron-Core's uneven split).
+/// Transformer layers on the fullest pipeline stage and on the last stage (which also holds the
+/// output layer). The layers are spread over the `pp * interleave` virtual stages as evenly as
+/// possible, the first virtual stages taking the remainder; where they do not divide evenly the
+/// embedding and the loss count as a layer each on the first and last stage (Megatron-Core's
+/// `account_for_embedding_in_pipeline_split` and `account_for_loss_in_pipeline_split`; Llama 3
+/// takes one layer from each, Sec. 3.3.2), so that 126 layers on 16 stages run 7, 8, ..., 8, 7.
 pub fn stage_layers(model: &Transformer, layout: &Layout) -> (f64, f64) {
     let layers = model.layers as f64;
+    if layout.pp <= 1 {
+        return (layers, layers);
+    }
     let pp = layout.pp as f64;
-    let fullest = (layers / pp).ceil();
-    let last = if layout.pp > 1 {
-        (layers - (pp - 1.0) * fullest).max(0.0)
+    let virtual_stages = pp * layout.interleave as f64;
+    let reserved = if model.layers.is_multiple_of(layout.pp * layout.interleave) {
+        0.0
     } else {
-        layers
+        1.0
     };
-    (fullest, last)
+    let units = layers + 2.0 * reserved;
+    let base = (units / virtual_stages).floor();
+    let remainder = units - base * virtual_stages;
+    // Device d holds virtual stages d, d + pp, ...: those below the remainder take one more.
+    let extra = |device: f64| {
+        if device < remainder {
+            ((remainder - device) / pp).ceil()
+        } else {
+            0.0
+        }
+    };
+    let per_device = |device: f64| layout.interleave as f64 * base + extra(device);
+    let first = per_device(0.0) - reserved;
+    let last = per_device(pp - 1.0) - reserved;
+    let middle = if layout.pp > 2 { per_device(1.0) } else { 0.0 };
+    (first.max(middle).max(last), last)
 }
 
 /// Parameters held by one rank of the fullest stage: (shared with the data-parallel group,
@@ -341,12 +455,18 @@ pub struct StepBreakdown {
     pub tp_comm_s: f64,
     pub cp_comm_s: f64,
     pub ep_comm_s: f64,
-    pub pp_p2p_s: f64,
+    pub pp_p2p_exposed_s: f64,
     pub pp_bubble_s: f64,
     pub dp_comm_s: f64,
     pub optimizer_s: f64,
     /// Fixed per-step work outside the model (see `Efficiency::step_overhead_s`).
     pub step_overhead_s: f64,
+    /// Activation transfers to and from host memory that compute does not hide.
+    pub offload_s: f64,
+    /// Waiting on the host to issue kernels (see [`host_bound_s`]).
+    pub host_overhead_s: f64,
+    /// Waiting for the slowest rank at each synchronous step (see [`sync_jitter_s`]).
+    pub sync_jitter_s: f64,
 }
 
 impl StepBreakdown {
@@ -357,15 +477,18 @@ impl StepBreakdown {
             + self.tp_comm_s
             + self.cp_comm_s
             + self.ep_comm_s
-            + self.pp_p2p_s
+            + self.pp_p2p_exposed_s
             + self.pp_bubble_s
             + self.dp_comm_s
             + self.optimizer_s
             + self.step_overhead_s
+            + self.offload_s
+            + self.host_overhead_s
+            + self.sync_jitter_s
     }
 
     /// (name, seconds) of each term, in a stable order.
-    pub fn terms(&self) -> [(&'static str, f64); 11] {
+    pub fn terms(&self) -> [(&'static str, f64); 14] {
         [
             ("forward_s", self.forward_s),
             ("backward_s", self.backward_s),
@@ -373,11 +496,14 @@ impl StepBreakdown {
             ("tp_comm_s", self.tp_comm_s),
             ("cp_comm_s", self.cp_comm_s),
             ("ep_comm_s", self.ep_comm_s),
-            ("pp_p2p_s", self.pp_p2p_s),
+            ("pp_p2p_exposed_s", self.pp_p2p_exposed_s),
             ("pp_bubble_s", self.pp_bubble_s),
             ("dp_comm_s", self.dp_comm_s),
             ("optimizer_s", self.optimizer_s),
             ("step_overhead_s", self.step_overhead_s),
+            ("offload_s", self.offload_s),
+            ("host_overhead_s", self.host_overhead_s),
+            ("sync_jitter_s", self.sync_jitter_s),
         ]
     }
 }
@@ -544,31 +670,54 @@ pub fn step_breakdown_with(
     let (logits_fwd, logits_bwd) = (p.logits_forward_s, p.logits_backward_s);
 
     // The slowest stage: the fullest one, or the last one with the output layer.
-    let fullest_s = fullest * layer.total_s();
-    let last_s = last * layer.total_s() + logits_fwd + logits_bwd;
-    let (stage, stage_logits_fwd, stage_logits_bwd, stage_layers_n) = if last_s >= fullest_s {
-        (layer.scaled(last), logits_fwd, logits_bwd, last)
+    let fullest_offload = offload_exposed_s(p, hw, layout, fullest);
+    let last_offload = offload_exposed_s(p, hw, layout, last);
+    let fullest_s = stage_costs(&layer, layout, fullest).total_s() + fullest_offload;
+    let last_s = stage_costs(&layer, layout, last).total_s() + last_offload + logits_fwd + logits_bwd;
+    let (stage, stage_logits_fwd, stage_logits_bwd, stage_layers_n, offload) = if last_s >= fullest_s {
+        (
+            stage_costs(&layer, layout, last),
+            logits_fwd,
+            logits_bwd,
+            last,
+            last_offload,
+        )
     } else {
-        (layer.scaled(fullest), 0.0, 0.0, fullest)
+        (
+            stage_costs(&layer, layout, fullest),
+            0.0,
+            0.0,
+            fullest,
+            fullest_offload,
+        )
     };
 
     // Pipeline sends: activations of one microbatch, scattered over the tensor-parallel ranks,
-    // forward and backward, once per virtual stage.
-    let pp_p2p_per_microbatch = if layout.pp > 1 {
-        let bytes = p.pipeline_send_bytes;
-        let span = layout.pp as f64 * pipeline_stride(training, hw, layout);
-        let send = point_to_point_s(hw, bytes, span);
-        let v = layout.interleave as f64;
-        let (chunk_forward, chunk_backward) =
-            (stage.forward_s / v, (stage.backward_s + stage.recompute_s) / v);
+    // forward and backward, once per virtual stage, each boundary on the tier it crosses. The
+    // steady state runs at the pace of the slowest boundary; the fill and drain cross every
+    // boundary once, at their mean.
+    let (slowest_send, mean_send) = if layout.pp > 1 {
+        pipeline_sends_s(
+            hw,
+            p.pipeline_send_bytes,
+            layout.pp as f64,
+            pipeline_stride(training, hw, layout),
+            layout.interleave > 1,
+        )
+    } else {
+        (0.0, 0.0)
+    };
+    let v = layout.interleave as f64;
+    let (chunk_forward, chunk_backward) = (stage.forward_s / v, (stage.backward_s + stage.recompute_s) / v);
+    let sends_per_microbatch = |send: f64| {
         v * (pipeline_send_exposed_s(send, chunk_forward, training, layout)
             + pipeline_send_exposed_s(send, chunk_backward, training, layout))
-    } else {
-        0.0
     };
+    let pp_p2p_per_microbatch = sends_per_microbatch(slowest_send);
 
-    let per_microbatch_s = stage.total_s() + stage_logits_fwd + stage_logits_bwd + pp_p2p_per_microbatch;
-    let pp_bubble_s = (layout.pp as f64 - 1.0) / layout.interleave as f64 * per_microbatch_s;
+    let stage_s = stage.total_s() + stage_logits_fwd + stage_logits_bwd + offload;
+    let pp_bubble_s =
+        (layout.pp as f64 - 1.0) / layout.interleave as f64 * (stage_s + sends_per_microbatch(mean_send));
 
     let stage_forward = stage.forward_s + stage_logits_fwd;
     let stage_backward = stage.backward_s + stage.recompute_s + stage_logits_bwd;
@@ -583,14 +732,19 @@ pub fn step_breakdown_with(
         stage_layers_n.max(fullest),
     );
 
+    let compute_s =
+        m * (stage.forward_s + stage.backward_s + stage.recompute_s + stage_logits_fwd + stage_logits_bwd);
     StepBreakdown {
+        sync_jitter_s: sync_jitter_s(hw, layout.accelerators() as f64, compute_s),
+        host_overhead_s: m * stage.host_s,
         forward_s: m * stage_forward,
         backward_s: m * (stage.backward_s + stage_logits_bwd),
         recompute_s: m * stage.recompute_s,
         tp_comm_s: m * stage.tp_comm_s,
         cp_comm_s: m * stage.cp_comm_s,
         ep_comm_s: m * stage.ep_comm_s,
-        pp_p2p_s: m * pp_p2p_per_microbatch,
+        pp_p2p_exposed_s: m * pp_p2p_per_microbatch,
+        offload_s: m * offload,
         pp_bubble_s,
         dp_comm_s,
         optimizer_s: optimizer_s(model, training, hw, layout),
@@ -628,7 +782,7 @@ mod tests {
         layout.pp = 8;
         layout.dp = 4;
         let b = step_breakdown(&gpt3_175b(), &t, &slow, &layout);
-        assert!(b.pp_p2p_s > 0.0);
+        assert!(b.pp_p2p_exposed_s > 0.0);
     }
 
     #[test]
@@ -720,6 +874,95 @@ mod tests {
     }
 
     #[test]
+    fn a_layer_cannot_run_faster_than_the_host_issues_its_kernels() {
+        let t = training();
+        let hw = h100();
+        // 20 kernels at 8 us: 160 us forward, 320 us backward.
+        let (host, recompute) = host_bound_s(&t, &hw, 100e-6, 400e-6, 0.0);
+        assert!((host - 60e-6).abs() < 1e-12 && recompute == 0.0, "{host}");
+        let (_, recompute) = host_bound_s(&t, &hw, 100e-6, 400e-6, 100e-6);
+        assert!((recompute - 60e-6).abs() < 1e-12);
+        // CUDA graphs issue them at 2 us each: 40 us, hidden.
+        let mut graphs = t;
+        graphs.stack.cuda_graphs = true;
+        assert_eq!(host_bound_s(&graphs, &hw, 100e-6, 400e-6, 0.0), (0.0, 0.0));
+        // A tiny model on a thin shard waits on the host; a large one does not.
+        let mut tiny = llama3_8b();
+        tiny.hidden = 256;
+        tiny.heads = 2;
+        tiny.kv_heads = 2;
+        tiny.ffn = 512;
+        tiny.seq_len = 256;
+        let layout = plain_layout();
+        assert!(layer_costs(&tiny, &t, &hw, &layout, false).host_s > 0.0);
+        assert_eq!(layer_costs(&llama3_8b(), &t, &hw, &layout, false).host_s, 0.0);
+    }
+
+    #[test]
+    fn a_synchronous_step_waits_for_the_slowest_rank() {
+        let mut hw = h100();
+        hw.efficiency.sync_jitter = 0.01;
+        // 10 s of compute over 1,024 ranks: 10 * 0.01 * sqrt(2 ln 1024) = 0.372 s.
+        let j = sync_jitter_s(&hw, 1024.0, 10.0);
+        assert!((j - 0.1 * (2.0 * 1024f64.ln()).sqrt()).abs() < 1e-12, "{j}");
+        assert_eq!(sync_jitter_s(&hw, 1.0, 10.0), 0.0);
+        assert!(sync_jitter_s(&hw, 16384.0, 10.0) > j);
+    }
+
+    #[test]
+    fn partial_recomputation_recomputes_only_its_layers() {
+        let m = llama3_8b();
+        let hw = h100();
+        let t = training();
+        let mut layout = plain_layout();
+        layout.pp = 4;
+        layout.dp = 1;
+        layout.recompute = Recompute::Full;
+        let all = step_breakdown(&m, &t, &hw, &layout);
+        layout.recompute_layers = 2;
+        let two = step_breakdown(&m, &t, &hw, &layout);
+        // 8 layers per stage: two of them recompute.
+        assert!((two.recompute_s / all.recompute_s - 0.25).abs() < 1e-12);
+        let mem_all = crate::model::memory::memory_breakdown(
+            &m,
+            &t,
+            &hw,
+            &Layout {
+                recompute_layers: 0,
+                ..layout
+            },
+        );
+        let mem_two = crate::model::memory::memory_breakdown(&m, &t, &hw, &layout);
+        layout.recompute = Recompute::None;
+        layout.recompute_layers = 0;
+        let mem_none = crate::model::memory::memory_breakdown(&m, &t, &hw, &layout);
+        assert!(mem_all.activations_bytes < mem_two.activations_bytes);
+        assert!(mem_two.activations_bytes < mem_none.activations_bytes);
+    }
+
+    #[test]
+    fn offloaded_activations_cost_what_compute_does_not_hide() {
+        let m = llama3_8b();
+        let t = training();
+        let mut layout = plain_layout();
+        layout.offload_layers = 4;
+        let mut slow = h100();
+        slow.host_link_bytes_per_s = 1e9;
+        let p = crate::model::profile::profile(&m, &t, &slow, &layout);
+        let copy = p.full_activation_bytes / 1e9;
+        let by_hand = 4.0 * ((copy - p.layer.forward_s).max(0.0) + (copy - p.layer.backward_s).max(0.0));
+        assert!((offload_exposed_s(&p, &slow, &layout, 32.0) - by_hand).abs() < 1e-12);
+        assert!(by_hand > 0.0);
+        // Over NVLink-C2C class links the copies hide behind the neighbouring layers.
+        let mut c2c = h100();
+        c2c.host_link_bytes_per_s = 190e9;
+        let p = crate::model::profile::profile(&m, &t, &c2c, &layout);
+        assert_eq!(offload_exposed_s(&p, &c2c, &layout, 32.0), 0.0);
+        let b = step_breakdown(&m, &t, &slow, &layout);
+        assert!(b.offload_s > 0.0);
+    }
+
+    #[test]
     fn breakdown_terms_add_up() {
         let mut layout = plain_layout();
         layout.tp = 8;
@@ -729,7 +972,7 @@ mod tests {
         let b = step_breakdown(&gpt3_175b(), &blocking_sends(), &h100(), &layout);
         let sum: f64 = b.terms().iter().map(|(_, v)| v).sum();
         assert!((sum - b.total_s()).abs() < 1e-12);
-        assert!(b.pp_bubble_s > 0.0 && b.tp_comm_s > 0.0 && b.pp_p2p_s > 0.0);
+        assert!(b.pp_bubble_s > 0.0 && b.tp_comm_s > 0.0 && b.pp_p2p_exposed_s > 0.0);
     }
 
     #[test]
@@ -741,13 +984,13 @@ mod tests {
         let t = blocking_sends();
         let m = layout.microbatches(&t) as f64;
         let b1 = step_breakdown(&gpt3_175b(), &t, &h100(), &layout);
-        let useful = b1.forward_s + b1.backward_s + b1.recompute_s + b1.tp_comm_s + b1.pp_p2p_s;
+        let useful = b1.forward_s + b1.backward_s + b1.recompute_s + b1.tp_comm_s + b1.pp_p2p_exposed_s;
         assert!((b1.pp_bubble_s - 7.0 / m * useful).abs() / b1.pp_bubble_s < 1e-12);
         layout.interleave = 4;
         let b4 = step_breakdown(&gpt3_175b(), &t, &h100(), &layout);
         assert!(b4.pp_bubble_s < b1.pp_bubble_s / 3.0);
         // Interleaving multiplies the pipeline sends.
-        assert!((b4.pp_p2p_s / b1.pp_p2p_s - 4.0).abs() < 1e-12);
+        assert!((b4.pp_p2p_exposed_s / b1.pp_p2p_exposed_s - 4.0).abs() < 1e-12);
     }
 
     #[test]
@@ -839,14 +1082,33 @@ mod tests {
     }
 
     #[test]
-    fn uneven_pipeline_split_puts_the_remainder_on_the_last_stage() {
+    fn uneven_pipelines_count_embedding_and_loss_as_layers() {
         let mut m = llama3_8b();
         m.layers = 126;
         let mut layout = plain_layout();
+        // Llama 3 405B on 16 stages: 7, 8 x 14, 7 (arXiv 2407.21783 Sec. 3.3.2).
+        layout.pp = 16;
+        assert_eq!(stage_layers(&m, &layout), (8.0, 7.0));
+        // On 8 stages with 8 virtual stages each: 128 units of 2; the first and last devices
+        // hold 15 layers, the others 16.
         layout.pp = 8;
-        assert_eq!(stage_layers(&m, &layout), (16.0, 14.0));
+        layout.interleave = 8;
+        assert_eq!(stage_layers(&m, &layout), (16.0, 15.0));
+        // 126 on 8 plain stages: 128 units of 16.
+        layout.interleave = 1;
+        assert_eq!(stage_layers(&m, &layout), (16.0, 15.0));
+        // Even splits reserve nothing.
+        m.layers = 80;
+        layout.pp = 4;
+        layout.interleave = 5;
+        assert_eq!(stage_layers(&m, &layout), (20.0, 20.0));
+        // 61 layers (DeepSeek-V3) on 16 stages: 63 units, base 3, remainder 15 on devices 0-14.
+        m.layers = 61;
+        layout.pp = 16;
+        layout.interleave = 1;
+        assert_eq!(stage_layers(&m, &layout), (4.0, 2.0));
         layout.pp = 1;
-        assert_eq!(stage_layers(&m, &layout), (126.0, 126.0));
+        assert_eq!(stage_layers(&m, &layout), (61.0, 61.0));
     }
 
     #[test]

@@ -82,6 +82,8 @@ pub fn h100() -> Hardware {
         inter_site_bytes_per_s: 50e9 / 16.0,
         inter_site_latency_s: 1e-3,
         memory_reserve_bytes: 3e9,
+        host_link_bytes_per_s: 53e9,
+        host_memory_bytes: 256e9,
         efficiency: Efficiency {
             gemm: 0.8,
             gemm_half_dim: 100.0,
@@ -91,6 +93,9 @@ pub fn h100() -> Hardware {
             attention_flash1: 0.2,
             layer_overhead_s: 0.0,
             step_overhead_s: 0.0,
+            launch_overhead_s: 8e-6,
+            graph_launch_overhead_s: 2e-6,
+            sync_jitter: 0.0,
             memory: 0.88,
             scale_up: 0.8,
             scale_out: 0.95,
@@ -111,6 +116,8 @@ pub fn plain_layout() -> Layout {
         sequence_parallel: false,
         tp_overlap: false,
         zero: 0,
+        recompute_layers: 0,
+        offload_layers: 0,
     }
 }
 

@@ -185,6 +185,12 @@ pub struct SweepLayout {
     pub recompute: Recompute,
     pub sequence_parallel: bool,
     pub zero: u32,
+    /// Layers per stage that recompute under full recomputation (0: all).
+    #[serde(default)]
+    pub recompute_layers: u32,
+    /// Layers per stage offloaded to host memory.
+    #[serde(default)]
+    pub offload_layers: u32,
     pub global_batch: u32,
 }
 
@@ -220,6 +226,8 @@ pub fn top_entry(space: &SearchSpace, rank: usize, r: &Ranked) -> Option<(TopEnt
         recompute: c.layout.recompute,
         sequence_parallel: c.layout.sequence_parallel,
         zero: c.layout.zero,
+        recompute_layers: c.layout.recompute_layers,
+        offload_layers: c.layout.offload_layers,
         global_batch: c.global_batch,
     };
     let serde_json::Value::Object(estimate) = serde_json::to_value(e).ok()? else {

@@ -54,8 +54,8 @@ ep = [1, 2, 4, 8]
 /// blocking sends (megatron-2021), per-tensor ZeRO-3 gathers that wait and regather
 /// (deepspeed-zero3), FlashAttention-1 and fp32 master shards without TP or PP (llm-foundry),
 /// gradient sync per step under PP and async TP (torchtitan), data parallelism outermost and
-/// per-step FSDP (meta-llama3), fp32 weights (maxtext), and Megatron-Core's overlaps; on two
-/// sites above 1,500 accelerators.
+/// per-step FSDP (meta-llama3), fp32 weights (maxtext), and Megatron-Core's overlaps; partial
+/// recomputation and activation offload; on two sites above 1,500 accelerators.
 const STACKS_SCENARIO: &str = r#"
 [model]
 preset = "llama3-70b"
@@ -71,6 +71,9 @@ counts = [64, 512, 2048]
 tp = [1, 4, 8, 16]
 cp = [1, 2]
 microbatch = [1, 2]
+interleave = [1, 2, 4]
+recompute_layers = [0, 4]
+offload_layers = [0, 4]
 "#;
 
 fn stacks_space(objective: Objective) -> SearchSpace {

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// The keys of a layout in `sweep --json` and `plan --json`.
-pub const LAYOUT_KEYS: [&str; 14] = [
+pub const LAYOUT_KEYS: [&str; 16] = [
     "accelerator",
     "stack",
     "count",
@@ -28,6 +28,8 @@ pub const LAYOUT_KEYS: [&str; 14] = [
     "recompute",
     "sequence_parallel",
     "zero",
+    "recompute_layers",
+    "offload_layers",
     "global_batch",
 ];
 

@@ -85,6 +85,7 @@ fn scenario_file() -> impl Strategy<Value = ScenarioFile> {
                         sequence_parallel: Some(sp),
                         tp_overlap: Some(sp),
                         zero: Some(zero),
+                        ..Default::default()
                     },
                     search: None,
                     constraints: None,

@@ -103,8 +103,10 @@ fn host_structs_match_their_wgsl_twins() {
             pipeline_parallel,
             sequence_parallel,
             interleave,
+            uneven_pipeline,
             context_parallel,
             expert_parallel,
+            activation_offload,
             tp_overlap,
             zero_stages,
             recompute_modes,
@@ -117,6 +119,8 @@ fn host_structs_match_their_wgsl_twins() {
             zero3_master_only,
             pp_overlap,
             data_parallel_outermost,
+            kernels_per_layer,
+            cuda_graphs,
             attention,
             dropout,
             weight_bytes,
@@ -141,6 +145,8 @@ fn host_structs_match_their_wgsl_twins() {
             scale_out_bytes_per_s,
             scale_out_latency_s,
             memory_reserve_bytes,
+            host_link_bytes_per_s,
+            host_memory_bytes,
             pod_size,
             pod_oversubscription,
             cross_pod_latency_s,
@@ -155,6 +161,9 @@ fn host_structs_match_their_wgsl_twins() {
             attention_flash1,
             layer_overhead_s,
             step_overhead_s,
+            launch_overhead_s,
+            graph_launch_overhead_s,
+            sync_jitter,
             memory,
             scale_up,
             scale_out,
@@ -170,7 +179,6 @@ fn host_structs_match_their_wgsl_twins() {
             restart_s,
             pricing,
             supports_dtype,
-            pad0,
         ]
     );
     same_layout!(m, GpuAxes, [radix, offset]);
@@ -217,6 +225,7 @@ fn host_structs_match_their_wgsl_twins() {
             tp_comm_s,
             cp_comm_s,
             ep_comm_s,
+            host_s,
             logits_forward_s,
             logits_backward_s,
             pipeline_send_bytes,
@@ -311,6 +320,8 @@ fn gpu_codes_in_the_shaders_are_the_rust_enums_codes() {
         ("STACK_ZERO", StackViolation::Zero),
         ("STACK_RECOMPUTE", StackViolation::Recompute),
         ("STACK_FORMAT", StackViolation::Format),
+        ("STACK_UNEVEN_PIPELINE", StackViolation::UnevenPipeline),
+        ("STACK_OFFLOAD", StackViolation::Offload),
     ] {
         assert_eq!(wgsl_u32(name), v.code(), "{name}");
     }

@@ -253,3 +253,53 @@ fn a_gpu_that_fails_mid_sweep_is_finished_on_the_cpu() {
     };
     assert_eq!(ids(&v), ids(&cpu));
 }
+
+#[test]
+fn a_405b_model_on_16384_h100s_keeps_tensor_parallelism_inside_the_nvlink_domain() {
+    // Regression: a TP group of 16 spans two 8-GPU servers; no stack overlaps TP traffic that
+    // crosses NICs, so its collectives are exposed and the best layout keeps TP at 8.
+    let text = "[model]\npreset = \"llama3-405b\"\n[training]\nglobal_batch = 2048\n\
+                [cluster]\naccelerator = \"h100-sxm\"\ncount = 16384\n[search]\n\
+                tp = [4, 8, 16]\npp = [8, 9, 14, 16, 18]\ncp = [1, 2]\nmicrobatch = [1]\n\
+                interleave = [1, 2, 4, 7]\nrecompute = [\"none\", \"selective\"]\n\
+                sequence_parallel = [true]\nzero = [1]\n";
+    let path = temp_file("405b-16k", "s.toml", text);
+    let o = clustersweep(&[
+        "sweep",
+        path.to_str().unwrap(),
+        "--backend",
+        "cpu",
+        "--top",
+        "5",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let top = v["top"].as_array().unwrap();
+    assert!(!top.is_empty());
+    for e in top {
+        assert!(e["layout"]["tp"].as_u64().unwrap() <= 8, "{}", e["layout"]);
+    }
+    // The same layout at TP 16 pays its TP collectives: overlap does not reach across servers.
+    let best = &top[0]["layout"];
+    let at = |tp: u64| {
+        let text = format!(
+            "[model]\npreset = \"llama3-405b\"\n[training]\nglobal_batch = 2048\n[cluster]\naccelerator = \"h100-sxm\"\ncount = 16384\n\
+             [layout]\ntp = {tp}\npp = {}\ncp = {}\nmicrobatch = 1\ninterleave = {}\nrecompute = {}\nzero = 1\n",
+            best["pp"], best["cp"], best["interleave"], best["recompute"]
+        );
+        let path = temp_file(&format!("405b-tp{tp}"), "s.toml", &text);
+        let o = clustersweep(&["estimate", path.to_str().unwrap(), "--json"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let (tp8, tp16) = (at(8), at(16));
+    let comm = |e: &serde_json::Value| e["breakdown"]["tp_comm_s"].as_f64().unwrap();
+    assert!(
+        comm(&tp16) > 2.0 * comm(&tp8),
+        "{} vs {}",
+        comm(&tp16),
+        comm(&tp8)
+    );
+    assert!(tp16["step_time_s"].as_f64().unwrap() > tp8["step_time_s"].as_f64().unwrap());
+}
