@@ -243,32 +243,33 @@ fn logits_costs(m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout) -> vec2
 
 // (fullest, last) stage layer counts.
 fn stage_layers(m: GpuModel, l: Layout) -> vec2<f32> {
-    let layers = f32(m.layers);
+    let layers = m.layers;
     if l.pp <= 1u {
-        return vec2<f32>(layers, layers);
+        return vec2<f32>(f32(layers), f32(layers));
     }
-    let pp = f32(l.pp);
-    let v = f32(l.interleave);
-    let virtual_stages = pp * v;
-    let reserved = select(1.0, 0.0, urem(m.layers, l.pp * l.interleave) == 0u);
-    let units = layers + 2.0 * reserved;
-    let base = floor(units / virtual_stages);
-    let remainder = units - base * virtual_stages;
-    let first = v * base + stage_extra(0.0, remainder, pp) - reserved;
-    let last = v * base + stage_extra(pp - 1.0, remainder, pp) - reserved;
-    var middle = 0.0;
-    if l.pp > 2u {
-        middle = v * base + stage_extra(1.0, remainder, pp);
+    // Whole numbers throughout: exact in both twins, and no float rounding at the boundaries.
+    let pp = l.pp;
+    let virtual_stages = pp * l.interleave;
+    let reserved = select(1u, 0u, urem(layers, virtual_stages) == 0u);
+    let units = layers + 2u * reserved;
+    let base = units / virtual_stages;
+    let remainder = urem(units, virtual_stages);
+    let first = l.interleave * base + stage_extra(0u, remainder, pp) - reserved;
+    let last = l.interleave * base + stage_extra(pp - 1u, remainder, pp) - reserved;
+    var middle = 0u;
+    if pp > 2u {
+        middle = l.interleave * base + stage_extra(1u, remainder, pp);
     }
-    return vec2<f32>(max(max(first, middle), last), last);
+    return vec2<f32>(f32(max(max(first, middle), last)), f32(last));
 }
 
-// The closure `extra` of stage_layers: virtual stages below the remainder take one more layer.
-fn stage_extra(device: f32, remainder: f32, pp: f32) -> f32 {
+// Layers a device gains from the remainder of stage_layers' split: device d holds virtual
+// stages d, d + pp, ..., and those below the remainder take one more layer each.
+fn stage_extra(device: u32, remainder: u32, pp: u32) -> u32 {
     if device < remainder {
-        return ceil((remainder - device) / pp);
+        return (remainder - device + pp - 1u) / pp;
     }
-    return 0.0;
+    return 0u;
 }
 
 // (dense, experts) parameters held by one rank of the fullest stage.

@@ -454,13 +454,22 @@ pub fn fitted_catalog_toml(catalog: &Catalog, fits: &[FamilyFit], origin: &str) 
     ))
 }
 
-/// The catalog lines that a fit produces, to paste into `catalog/accelerators.toml`.
+/// The catalog lines that a fit produces, to paste into `catalog/accelerators.toml`: every
+/// fittable key, in [`FITTABLE`]'s order, so that a new parameter cannot be left out.
 pub fn toml_snippet(fit: &FamilyFit) -> String {
-    let a = &fit.after;
-    format!(
-        "# {}: fitted to {} rows, mean of groups' MAPE {:.2} % (was {:.2} %)\ngemm = {:.4}\ngemm_half_dim = {:.1}\nlow_precision_gemm = {:.4}\nattention = {:.4}\nattention_flash2 = {:.4}\nattention_flash1 = {:.4}\nlayer_overhead_us = {:.1}\nstep_overhead_ms = {:.1}\n",
-        fit.family, fit.rows, fit.mape_after_pct, fit.mape_before_pct, a.gemm, a.gemm_half_dim, a.low_precision_gemm, a.attention, a.attention_flash2, a.attention_flash1, a.layer_overhead_us, a.step_overhead_ms
-    )
+    let mut out = format!(
+        "# {}: fitted to {} rows, mean of groups' MAPE {:.2} % (was {:.2} %)\n",
+        fit.family, fit.rows, fit.mape_after_pct, fit.mape_before_pct
+    );
+    for key in FITTABLE {
+        let v = get(&fit.after, key);
+        out += &if is_fraction(key) {
+            format!("{key} = {v:.4}\n")
+        } else {
+            format!("{key} = {v:.1}\n")
+        };
+    }
+    out
 }
 
 #[cfg(test)]
@@ -473,6 +482,31 @@ mod tests {
         let (x, v) = nelder_mead(&f, &[0.0, 0.0], 500);
         assert!(v < 1e-6, "{v}");
         assert!((x[0] - 1.0).abs() < 1e-3 && (x[1] + 2.0).abs() < 1e-3, "{x:?}");
+    }
+
+    #[test]
+    fn the_catalog_snippet_names_every_fittable_parameter() {
+        // Regression: the snippet once left out sync_jitter after it became fittable.
+        let hopper = Catalog::builtin().fitted_efficiency("nvidia-hopper").unwrap();
+        let fit = FamilyFit {
+            family: "nvidia-hopper".into(),
+            rows: 1,
+            fitted_keys: vec![],
+            informed_rows: BTreeMap::new(),
+            mape_before_pct: 1.0,
+            mape_after_pct: 1.0,
+            before: hopper,
+            after: hopper,
+            prior: BTreeMap::new(),
+            drifted: vec![],
+        };
+        let snippet = toml_snippet(&fit);
+        for key in FITTABLE {
+            assert!(
+                snippet.contains(&format!("\n{key} = ")),
+                "{key} missing from {snippet}"
+            );
+        }
     }
 
     #[test]

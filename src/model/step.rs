@@ -400,33 +400,32 @@ pub fn logits_costs(model: &Transformer, training: &Training, hw: &Hardware, lay
 /// `account_for_embedding_in_pipeline_split` and `account_for_loss_in_pipeline_split`; Llama 3
 /// takes one layer from each, Sec. 3.3.2), so that 126 layers on 16 stages run 7, 8, ..., 8, 7.
 pub fn stage_layers(model: &Transformer, layout: &Layout) -> (f64, f64) {
-    let layers = model.layers as f64;
+    let layers = model.layers;
     if layout.pp <= 1 {
-        return (layers, layers);
+        return (layers as f64, layers as f64);
     }
-    let pp = layout.pp as f64;
-    let virtual_stages = pp * layout.interleave as f64;
-    let reserved = if model.layers.is_multiple_of(layout.pp * layout.interleave) {
-        0.0
+    // Whole numbers throughout: exact in both twins, and no float rounding at the boundaries.
+    let pp = layout.pp;
+    let virtual_stages = pp * layout.interleave;
+    let reserved = u32::from(!layers.is_multiple_of(virtual_stages));
+    let units = layers + 2 * reserved;
+    let base = units / virtual_stages;
+    let remainder = units % virtual_stages;
+    let per_device = |device: u32| layout.interleave * base + stage_extra(device, remainder, pp);
+    let first = per_device(0) - reserved;
+    let last = per_device(pp - 1) - reserved;
+    let middle = if pp > 2 { per_device(1) } else { 0 };
+    (first.max(middle).max(last) as f64, last as f64)
+}
+
+/// Layers a device gains from the remainder of [`stage_layers`]'s split: device `d` holds
+/// virtual stages `d, d + pp, ...`, and those below the remainder take one more layer each.
+pub fn stage_extra(device: u32, remainder: u32, pp: u32) -> u32 {
+    if device < remainder {
+        (remainder - device).div_ceil(pp)
     } else {
-        1.0
-    };
-    let units = layers + 2.0 * reserved;
-    let base = (units / virtual_stages).floor();
-    let remainder = units - base * virtual_stages;
-    // Device d holds virtual stages d, d + pp, ...: those below the remainder take one more.
-    let extra = |device: f64| {
-        if device < remainder {
-            ((remainder - device) / pp).ceil()
-        } else {
-            0.0
-        }
-    };
-    let per_device = |device: f64| layout.interleave as f64 * base + extra(device);
-    let first = per_device(0.0) - reserved;
-    let last = per_device(pp - 1.0) - reserved;
-    let middle = if layout.pp > 2 { per_device(1.0) } else { 0.0 };
-    (first.max(middle).max(last), last)
+        0
+    }
 }
 
 /// Parameters held by one rank of the fullest stage: (shared with the data-parallel group,
