@@ -347,13 +347,15 @@ fn data_parallel_exposed_s(m: GpuModel, t: Training, hw: GpuAccelerator, l: Layo
     }
     let ag = gathers * dp_collective(hw, dense / gathers, experts / gathers, weights, 1.0, group, stride, expert_group, expert_stride);
     let rs = layers * dp_collective(hw, dense / layers, experts / layers, grads, 1.0, group, stride, expert_group, expert_stride);
+    // The gathers before the forward: prefetched a layer ahead where the stack overlaps them
+    // (the first layer's exposed), else waited for.
     let first_layer = ag / layers;
+    var forward_gather = ag;
+    if st.param_gather_overlap != 0u {
+        forward_gather = first_layer + max(ag - stage_forward_s, 0.0);
+    }
     if zero_once_per_step(st, l) {
-        var forward = ag;
-        if st.param_gather_overlap != 0u {
-            forward = first_layer + max(ag - stage_forward_s, 0.0);
-        }
-        return forward + exposed_s(rs, stage_backward_s, st.grad_reduce_overlap != 0u);
+        return forward_gather + exposed_s(rs, stage_backward_s, st.grad_reduce_overlap != 0u);
     }
     let regathers = l.zero >= 3u && l.recompute == RECOMPUTE_FULL && st.zero3_regathers_for_recompute != 0u;
     var backward_gathers = 0.0;
@@ -361,10 +363,7 @@ fn data_parallel_exposed_s(m: GpuModel, t: Training, hw: GpuAccelerator, l: Layo
         backward_gathers = select(1.0, 2.0, regathers);
     }
     let backward_comm = backward_gathers * ag + rs;
-    var per_microbatch = ag + backward_comm;
-    if st.param_gather_overlap != 0u {
-        per_microbatch = first_layer + max(ag - stage_forward_s, 0.0) + max(backward_comm - stage_backward_s, 0.0);
-    }
+    let per_microbatch = forward_gather + exposed_s(backward_comm, stage_backward_s, st.param_gather_overlap != 0u);
     return per_microbatch * mbs;
 }
 
@@ -407,17 +406,19 @@ fn step_breakdown_with(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAccelerat
     let logits_fwd = p.logits_forward_s;
     let logits_bwd = p.logits_backward_s;
 
+    let fullest_costs = stage_costs(layer, l, fullest);
+    let last_costs = stage_costs(layer, l, last);
     let fullest_offload = offload_exposed_s(p, hw, l, fullest);
     let last_offload = offload_exposed_s(p, hw, l, last);
-    let fullest_s = layer_costs_total_s(stage_costs(layer, l, fullest)) + fullest_offload;
-    let last_s = layer_costs_total_s(stage_costs(layer, l, last)) + last_offload + logits_fwd + logits_bwd;
-    var stage = stage_costs(layer, l, fullest);
+    let fullest_s = layer_costs_total_s(fullest_costs) + fullest_offload;
+    let last_s = layer_costs_total_s(last_costs) + last_offload + logits_fwd + logits_bwd;
+    var stage = fullest_costs;
     var stage_logits_fwd = 0.0;
     var stage_logits_bwd = 0.0;
     var stage_layers_n = fullest;
     var offload = fullest_offload;
     if last_s >= fullest_s {
-        stage = stage_costs(layer, l, last);
+        stage = last_costs;
         stage_logits_fwd = logits_fwd;
         stage_logits_bwd = logits_bwd;
         stage_layers_n = last;

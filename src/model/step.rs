@@ -572,14 +572,16 @@ pub fn data_parallel_exposed_s(
             };
             let ag = gathers * collective(dense / gathers, experts / gathers, weights, 1.0);
             let rs = layers * collective(dense / layers, experts / layers, grads, 1.0);
+            // The gathers before the forward: prefetched a layer ahead where the stack overlaps
+            // them (the first layer's exposed), else waited for.
             let first_layer = ag / layers;
+            let forward_gather = if stack.param_gather_overlap {
+                first_layer + (ag - stage_forward_s).max(0.0)
+            } else {
+                ag
+            };
             if stack.zero_once_per_step(layout) {
-                let forward = if stack.param_gather_overlap {
-                    first_layer + (ag - stage_forward_s).max(0.0)
-                } else {
-                    ag
-                };
-                return forward + exposed_s(rs, stage_backward_s, stack.grad_reduce_overlap);
+                return forward_gather + exposed_s(rs, stage_backward_s, stack.grad_reduce_overlap);
             }
             let regathers = layout.zero >= 3
                 && layout.recompute == Recompute::Full
@@ -590,11 +592,8 @@ pub fn data_parallel_exposed_s(
                 (true, true) => 2.0,
             };
             let backward_comm = backward_gathers * ag + rs;
-            let per_microbatch = if stack.param_gather_overlap {
-                first_layer + (ag - stage_forward_s).max(0.0) + (backward_comm - stage_backward_s).max(0.0)
-            } else {
-                ag + backward_comm
-            };
+            let per_microbatch =
+                forward_gather + exposed_s(backward_comm, stage_backward_s, stack.param_gather_overlap);
             per_microbatch * microbatches
         }
     }
@@ -669,26 +668,18 @@ pub fn step_breakdown_with(
     let (logits_fwd, logits_bwd) = (p.logits_forward_s, p.logits_backward_s);
 
     // The slowest stage: the fullest one, or the last one with the output layer.
+    let (fullest_costs, last_costs) = (
+        stage_costs(&layer, layout, fullest),
+        stage_costs(&layer, layout, last),
+    );
     let fullest_offload = offload_exposed_s(p, hw, layout, fullest);
     let last_offload = offload_exposed_s(p, hw, layout, last);
-    let fullest_s = stage_costs(&layer, layout, fullest).total_s() + fullest_offload;
-    let last_s = stage_costs(&layer, layout, last).total_s() + last_offload + logits_fwd + logits_bwd;
+    let fullest_s = fullest_costs.total_s() + fullest_offload;
+    let last_s = last_costs.total_s() + last_offload + logits_fwd + logits_bwd;
     let (stage, stage_logits_fwd, stage_logits_bwd, stage_layers_n, offload) = if last_s >= fullest_s {
-        (
-            stage_costs(&layer, layout, last),
-            logits_fwd,
-            logits_bwd,
-            last,
-            last_offload,
-        )
+        (last_costs, logits_fwd, logits_bwd, last, last_offload)
     } else {
-        (
-            stage_costs(&layer, layout, fullest),
-            0.0,
-            0.0,
-            fullest,
-            fullest_offload,
-        )
+        (fullest_costs, 0.0, 0.0, fullest, fullest_offload)
     };
 
     // Pipeline sends: activations of one microbatch, scattered over the tensor-parallel ranks,
