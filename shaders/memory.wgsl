@@ -19,13 +19,15 @@ fn layer_activation_bytes(s: LocalShape, t: Training, moe: bool, experts_per_tok
     let tk = s.tokens;
     let r = s.replicated_hidden;
     let mask = select(0.0, 1.0, t.dropout);
-    let attn_out = s.heads * s.head_dim;
+    let attn_out = s.heads * s.v_head_dim;
     let gemm_in = gemm_input_bytes(t.dtype);
     var projection_input = 2.0 * tk * attn_out;
     if attention_is_fused(t.attention) && is_low_precision(t.dtype) {
         projection_input = (2.0 + gemm_in) * tk * attn_out;
     }
-    let attention_block = 4.0 * tk * r + gemm_in * tk * r + 2.0 * tk * qkv_width(s) + projection_input + mask * tk * r;
+    let latents = 4.0 * tk * (s.q_lora_rank + s.kv_lora_rank + s.rope_head_dim);
+    let attention_block = 4.0 * tk * r + gemm_in * tk * r + 2.0 * tk * qkv_width(s) + latents + projection_input
+        + mask * tk * r;
     var core = (2.0 + 3.0 * mask) * tk * s.kv_tokens * s.heads;
     if attention_is_fused(t.attention) {
         core = 4.0 * tk * s.heads;
@@ -33,8 +35,8 @@ fn layer_activation_bytes(s: LocalShape, t: Training, moe: bool, experts_per_tok
     var width = s.ffn;
     var routed_input = 0.0;
     if moe {
-        width = s.expert_ffn * experts_per_token;
-        routed_input = gemm_in * tk * experts_per_token * s.hidden;
+        width = s.expert_ffn * experts_per_token * s.expert_tokens / tk;
+        routed_input = gemm_in * s.expert_tokens * experts_per_token * s.hidden;
     }
     let ffn_block = gemm_in * tk * r + routed_input + 2.0 * tk * width * ffn_up_width(s.ffn_kind) + gemm_in * tk * width
         + mask * tk * r;
@@ -115,7 +117,7 @@ fn memory_breakdown_with(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAcceler
     let dense = params2.x;
     let experts = params2.y;
     let group = f32(l.dp) * f32(l.cp);
-    let expert_group = group / f32(l.ep);
+    let expert_group = expert_data_parallel(l);
     let params = dense + experts;
 
     var weight_bytes = t.weight_bytes;

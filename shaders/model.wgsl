@@ -21,7 +21,15 @@ struct GpuModel {
     shared_experts: u32,
     dense_layers: u32,
     tied_embeddings: u32,
+    q_lora_rank: u32,
+    kv_lora_rank: u32,
+    qk_rope_head_dim: u32,
+    v_head_dim: u32,
+    sliding_window: u32,
+    sliding_window_layers: u32,
+    mtp_layers: u32,
     pad0: u32,
+    pad1: u32,
 }
 
 struct GpuTraining {
@@ -152,6 +160,7 @@ struct Layout {
     dp: u32,
     cp: u32,
     ep: u32,
+    etp: u32,
     microbatch: u32,
     interleave: u32,
     recompute: u32,
@@ -288,6 +297,31 @@ fn head_dim(m: GpuModel) -> f32 {
     return f32(m.head_dim);
 }
 
+fn is_latent_attention(m: GpuModel) -> bool {
+    return m.kv_lora_rank > 0u;
+}
+
+fn qk_head_dim(m: GpuModel) -> f32 {
+    if is_latent_attention(m) {
+        return f32(m.head_dim + m.qk_rope_head_dim);
+    }
+    return f32(m.head_dim);
+}
+
+fn value_head_dim(m: GpuModel) -> f32 {
+    if is_latent_attention(m) {
+        return f32(m.v_head_dim);
+    }
+    return f32(m.head_dim);
+}
+
+fn sliding_window_share(m: GpuModel) -> f32 {
+    if m.sliding_window > 0u && m.sliding_window < m.seq_len {
+        return f32(min(m.sliding_window_layers, m.layers)) / f32(m.layers);
+    }
+    return 0.0;
+}
+
 fn moe_layers(m: GpuModel) -> u32 {
     if is_moe(m) {
         return m.layers - min(m.dense_layers, m.layers);
@@ -297,6 +331,10 @@ fn moe_layers(m: GpuModel) -> u32 {
 
 fn dense_ffn_layers(m: GpuModel) -> u32 {
     return m.layers - moe_layers(m);
+}
+
+fn expert_data_parallel(l: Layout) -> f32 {
+    return f32(l.tp) * f32(l.dp) * f32(l.cp) / (f32(l.etp) * f32(l.ep));
 }
 
 fn accelerators(l: Layout) -> f32 {
@@ -377,7 +415,10 @@ fn check_layout(m: GpuModel, t: Training, l: Layout) -> u32 {
     if l.cp > 1u && urem(m.seq_len, 2u * l.cp) != 0u {
         return 7u;
     }
-    if l.ep > 1u && (!is_moe(m) || urem(m.experts, l.ep) != 0u || urem(l.dp * l.cp, l.ep) != 0u) {
+    // tp * dp * cp divides the 32-bit count, so it fits in 32 bits.
+    let folded = l.tp * l.dp * l.cp;
+    if l.etp == 0u || urem(l.tp, l.etp) != 0u
+        || (l.ep > 1u && (!is_moe(m) || urem(m.experts, l.ep) != 0u || urem(folded, l.ep * l.etp) != 0u)) {
         return 8u;
     }
     if l.zero > 3u {

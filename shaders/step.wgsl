@@ -56,17 +56,41 @@ fn sync_jitter_s(hw: GpuAccelerator, ranks: f32, compute_s: f32) -> f32 {
     return compute_s * hw.sync_jitter * sqrt(2.0 * log(ranks));
 }
 
-fn attention_core_forward_s(s: LocalShape, t: Training, hw: GpuAccelerator) -> f32 {
+fn attention_core_span_s(s: LocalShape, kv_tokens: f32, fused_fraction: f32, t: Training, hw: GpuAccelerator) -> f32 {
     let q_tokens = s.tokens / s.microbatch;
     if attention_is_fused(t.attention) {
-        let flops = attention_core_flops(s, causal_fraction(t));
-        return attention_time_s(flops, s.head_dim, q_tokens, hw, t.dtype, t.attention);
+        let flops = attention_core_flops(s, kv_tokens, fused_fraction);
+        return attention_time_s(flops, s.qk_head_dim, q_tokens, hw, t.dtype, t.attention);
     }
     let act = activation_dtype(t.dtype);
     let batch = s.microbatch * s.heads;
-    let scores = gemm_time_s(q_tokens, s.kv_tokens, s.head_dim, hw, act);
-    let values = gemm_time_s(q_tokens, s.head_dim, s.kv_tokens, hw, act);
+    let scores = gemm_time_s(q_tokens, s.kv_tokens, s.qk_head_dim, hw, act);
+    let values = gemm_time_s(q_tokens, s.v_head_dim, s.kv_tokens, hw, act);
     return batch * (scores + values) + memory_time_s(unfused_softmax_forward_bytes(s), hw);
+}
+
+fn attention_core_forward_s(s: LocalShape, t: Training, hw: GpuAccelerator) -> f32 {
+    let full = attention_core_span_s(s, s.kv_tokens, causal_fraction(t), t, hw);
+    if s.window_share > 0.0 && attention_is_fused(t.attention) {
+        let band = windowed_causal_fraction(s.window_tokens, s.kv_tokens);
+        let windowed = attention_core_span_s(s, s.window_tokens, band, t, hw);
+        return (1.0 - s.window_share) * full + s.window_share * windowed;
+    }
+    return full;
+}
+
+fn attention_projections_s(s: LocalShape, hw: GpuAccelerator, dtype: u32) -> f32 {
+    let t = s.tokens;
+    let h = s.hidden;
+    let output = gemm_time_s(t, h, s.heads * s.v_head_dim, hw, dtype);
+    if s.kv_lora_rank > 0.0 {
+        let down = gemm_time_s(t, s.q_lora_rank + s.kv_lora_rank + s.rope_head_dim, h, hw, dtype);
+        let query_in = select(h, s.q_lora_rank, s.q_lora_rank > 0.0);
+        let query_up = gemm_time_s(t, s.heads * s.qk_head_dim, query_in, hw, dtype);
+        let kv_up = gemm_time_s(t, s.heads * (s.head_dim + s.v_head_dim), s.kv_lora_rank, hw, dtype);
+        return down + query_up + kv_up + output;
+    }
+    return gemm_time_s(t, qkv_width(s), h, hw, dtype) + output;
 }
 
 fn attention_core_backward_s(forward_s: f32, t: Training) -> f32 {
@@ -96,6 +120,14 @@ fn pipeline_stride(t: Training, hw: GpuAccelerator, l: Layout) -> f32 {
     return model_parallel * f32(l.dp);
 }
 
+fn expert_parallel_stride(t: Training, hw: GpuAccelerator, l: Layout) -> f32 {
+    let etp = f32(l.etp);
+    if data_parallel_outermost(t, hw, l) {
+        return etp * f32(l.pp);
+    }
+    return etp;
+}
+
 fn layer_costs(m: GpuModel, tr: Training, hw: GpuAccelerator, l: Layout, moe: bool) -> LayerCosts {
     let shape = local_shape(m, l);
     let dtype = tr.dtype;
@@ -104,8 +136,7 @@ fn layer_costs(m: GpuModel, tr: Training, hw: GpuAccelerator, l: Layout, moe: bo
     let h = shape.hidden;
     let up = ffn_up_width(shape.ffn_kind);
 
-    let qkv = gemm_time_s(t, qkv_width(shape), h, hw, dtype);
-    let proj = gemm_time_s(t, h, shape.heads * shape.head_dim, hw, dtype);
+    let attention_gemms = attention_projections_s(shape, hw, dtype);
 
     var ffn_gemms = 0.0;
     var ffn_width = 0.0;
@@ -113,19 +144,20 @@ fn layer_costs(m: GpuModel, tr: Training, hw: GpuAccelerator, l: Layout, moe: bo
     if moe {
         let k = f32(m.experts_per_token);
         let local_experts = f32(m.experts) / f32(l.ep);
-        let tokens_per_expert = t * k / local_experts;
+        let routed_per_token = k * shape.expert_tokens / t;
+        let tokens_per_expert = shape.expert_tokens * k / local_experts;
         let fe = shape.expert_ffn;
         let routed = local_experts
             * (gemm_time_s(tokens_per_expert, fe * up, h, hw, dtype) + gemm_time_s(tokens_per_expert, h, fe, hw, dtype));
-        let shared_width = fe * f32(m.shared_experts);
+        let shared_width = f32(m.expert_ffn) / f32(l.tp) * f32(m.shared_experts);
         var shared_gemms = 0.0;
         if m.shared_experts > 0u {
             shared_gemms = gemm_time_s(t, shared_width * up, h, hw, dtype) + gemm_time_s(t, h, shared_width, hw, dtype);
         }
         let router = gemm_time_s(t, f32(m.experts), h, hw, act);
-        let permute = memory_time_s(moe_permute_forward_bytes(shape, k), hw);
+        let permute = memory_time_s(moe_permute_forward_bytes(shape, routed_per_token), hw);
         ffn_gemms = routed + shared_gemms;
-        ffn_width = fe * (k + f32(m.shared_experts));
+        ffn_width = fe * routed_per_token + shared_width;
         moe_extra_fwd = router + permute;
     } else {
         let f = shape.ffn;
@@ -133,7 +165,7 @@ fn layer_costs(m: GpuModel, tr: Training, hw: GpuAccelerator, l: Layout, moe: bo
         ffn_width = f;
     }
 
-    let gemms = qkv + proj + ffn_gemms;
+    let gemms = attention_gemms + ffn_gemms;
     let attention_fwd = attention_core_forward_s(shape, tr, hw);
     let attention_bwd = attention_core_backward_s(attention_fwd, tr);
     let elementwise = memory_time_s(elementwise_forward_bytes(shape, dtype, ffn_width), hw);
@@ -163,7 +195,7 @@ fn layer_costs(m: GpuModel, tr: Training, hw: GpuAccelerator, l: Layout, moe: bo
     var cp_forward = 0.0;
     var cp_backward = 0.0;
     if l.cp > 1u {
-        let chunk_bytes = 2.0 * t * shape.kv_heads * shape.head_dim * 2.0;
+        let chunk_bytes = t * shape.kv_heads * (shape.qk_head_dim + shape.v_head_dim) * 2.0;
         let hop = point_to_point_s(hw, chunk_bytes, cp * tp);
         cp_forward = (cp - 1.0) * max(hop - attention_fwd / cp, 0.0);
         cp_backward = (cp - 1.0) * max(2.0 * hop - attention_bwd / cp, 0.0);
@@ -173,7 +205,7 @@ fn layer_costs(m: GpuModel, tr: Training, hw: GpuAccelerator, l: Layout, moe: bo
     if moe && l.ep > 1u {
         let tokens = select(t, t / tp, l.sequence_parallel);
         let bytes = tokens * f32(m.experts_per_token) * h * 2.0;
-        ep_pass = 2.0 * all_to_all_s(hw, bytes, f32(l.ep), data_parallel_stride(tr, hw, l));
+        ep_pass = 2.0 * all_to_all_s(hw, bytes, f32(l.ep), expert_parallel_stride(tr, hw, l));
     }
 
     var recompute_comm_s = 0.0;
@@ -238,14 +270,16 @@ fn logits_costs(m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout) -> vec2
     let shape = local_shape(m, l);
     let gemm = gemm_time_s(shape.tokens, shape.vocab, shape.hidden, hw, activation_dtype(t.dtype));
     let loss = memory_time_s(cross_entropy_bytes(shape), hw);
-    return vec2<f32>(gemm + loss * 10.0 / 16.0, 2.0 * gemm + loss * 6.0 / 16.0);
+    let heads = 1.0 + f32(m.mtp_layers);
+    return vec2<f32>(heads * (gemm + loss * 10.0 / 16.0), heads * (2.0 * gemm + loss * 6.0 / 16.0));
 }
 
 // (fullest, last) stage layer counts.
 fn stage_layers(m: GpuModel, l: Layout) -> vec2<f32> {
     let layers = m.layers;
+    let mtp = m.mtp_layers;
     if l.pp <= 1u {
-        return vec2<f32>(f32(layers), f32(layers));
+        return vec2<f32>(f32(layers + mtp), f32(layers + mtp));
     }
     // Whole numbers throughout: exact in both twins, and no float rounding at the boundaries.
     let pp = l.pp;
@@ -255,7 +289,7 @@ fn stage_layers(m: GpuModel, l: Layout) -> vec2<f32> {
     let base = units / virtual_stages;
     let remainder = urem(units, virtual_stages);
     let first = l.interleave * base + stage_extra(0u, remainder, pp) - reserved;
-    let last = l.interleave * base + stage_extra(pp - 1u, remainder, pp) - reserved;
+    let last = l.interleave * base + stage_extra(pp - 1u, remainder, pp) - reserved + mtp;
     var middle = 0u;
     if pp > 2u {
         middle = l.interleave * base + stage_extra(1u, remainder, pp);
@@ -279,8 +313,9 @@ fn stage_params(m: GpuModel, l: Layout) -> vec2<f32> {
     let tp = f32(l.tp);
     let embeddings = embedding_params(m);
     let on_stage_embeddings = select(embeddings, f32(m.vocab) * f32(m.hidden), l.pp > 1u);
-    let dense = ((dense_params_total(m) - embeddings) * share + on_stage_embeddings) / tp;
-    let experts = expert_params_total(m) * share / (tp * f32(l.ep));
+    let replicated = f32(m.layers) * tp_replicated_params(m);
+    let dense = ((dense_params_total(m) - embeddings - replicated) * share + on_stage_embeddings) / tp + replicated * share;
+    let experts = expert_params_total(m) * share / (f32(l.etp) * f32(l.ep));
     return vec2<f32>(dense, experts);
 }
 
@@ -326,8 +361,8 @@ fn data_parallel_exposed_s(m: GpuModel, t: Training, hw: GpuAccelerator, l: Layo
     let experts = params.y;
     let group = f32(l.dp) * f32(l.cp);
     let stride = data_parallel_stride(t, hw, l);
-    let expert_group = group / f32(l.ep);
-    let expert_stride = stride * f32(l.ep);
+    let expert_group = expert_data_parallel(l);
+    let expert_stride = expert_parallel_stride(t, hw, l) * f32(l.ep);
     let grads = t.grad_reduce_bytes;
     let weights = t.weight_bytes;
     if l.zero == 0u {
@@ -381,7 +416,7 @@ fn optimizer_s(m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout) -> f32 {
     if l.zero >= 1u {
         let group = f32(l.dp) * f32(l.cp);
         dense_shard = params.x / group;
-        expert_shard = params.y / (group / f32(l.ep));
+        expert_shard = params.y / expert_data_parallel(l);
     }
     let bytes_per_param = 2.0 * t.optimizer_state_bytes + 2.0 * t.grad_bytes + t.weight_bytes;
     return memory_time_s((dense_shard + expert_shard) * bytes_per_param, hw);

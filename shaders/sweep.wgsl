@@ -272,6 +272,9 @@ fn candidate_at(d: array<u32, 15>) -> Candidate {
         dp,
         cp,
         axis_value(AXIS_EP, d[AXIS_EP]),
+        // Sweeps keep Megatron-Core's default expert tensor parallelism (etp = tp): the profile
+        // of a layer must not depend on the inner axes (dp), which folding would need.
+        tp,
         microbatch,
         interleave,
         axis_value(AXIS_RECOMPUTE, d[AXIS_RECOMPUTE]),
@@ -340,6 +343,7 @@ fn profile_main(@builtin(global_invocation_id) gid: vec3<u32>) {
         1u,
         axis_value(AXIS_CP, d[AXIS_CP]),
         axis_value(AXIS_EP, d[AXIS_EP]),
+        axis_value(AXIS_TP, d[AXIS_TP]),
         axis_value(AXIS_MICROBATCH, d[AXIS_MICROBATCH]),
         1u,
         axis_value(AXIS_RECOMPUTE, d[AXIS_RECOMPUTE]),

@@ -191,9 +191,58 @@ fn run_validate(args: &ValidateArgs, catalog: &Catalog) -> Result<String, Error>
     Ok(text)
 }
 
+/// The run ids of a `--skip-runs` file (`run_id,reason`, a reason for every row), each of which
+/// must be a row of the runs file.
+fn read_skipped_runs(
+    path: &std::path::Path,
+    rows: &[crate::validate::RunRow],
+) -> Result<std::collections::BTreeSet<String>, Error> {
+    let origin = path.display().to_string();
+    let runs_err = |message: String| Error::Runs {
+        origin: origin.clone(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+        path: origin.clone(),
+        source: e,
+    })?;
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let headers = reader.headers().map_err(|e| runs_err(e.to_string()))?.clone();
+    if headers.iter().collect::<Vec<_>>() != ["run_id", "reason"] {
+        return Err(runs_err("expected the columns run_id,reason".into()));
+    }
+    let mut out = std::collections::BTreeSet::new();
+    for (i, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| runs_err(e.to_string()))?;
+        let line = i + 2;
+        let id = record.get(0).unwrap_or_default().trim().to_string();
+        if record.get(1).unwrap_or_default().trim().is_empty() {
+            return Err(runs_err(format!(
+                "line {line}: run {id} has no reason: say why the fit skips it"
+            )));
+        }
+        if !rows.iter().any(|r| r.run_id == id) {
+            return Err(runs_err(format!(
+                "line {line}: run_id {id} is not a row of the runs file"
+            )));
+        }
+        out.insert(id);
+    }
+    Ok(out)
+}
+
 fn run_fit(args: &FitArgs, catalog: &Catalog) -> Result<String, Error> {
     let rows = read_runs(&args.runs)?;
-    let families = fit_catalog(&rows, catalog, args.iterations, args.assume, false);
+    let skipped = match &args.skip_runs {
+        Some(path) => read_skipped_runs(path, &rows)?,
+        None => Default::default(),
+    };
+    let learned: Vec<_> = rows
+        .iter()
+        .filter(|r| !skipped.contains(&r.run_id))
+        .cloned()
+        .collect();
+    let families = fit_catalog(&learned, catalog, args.iterations, args.assume, false);
     if let Some(path) = &args.output {
         let text = fitted_catalog_toml(catalog, &families, &args.runs.display().to_string())
             .map_err(Error::Internal)?;
@@ -206,7 +255,7 @@ fn run_fit(args: &FitArgs, catalog: &Catalog) -> Result<String, Error> {
         families,
         cross_validation: args
             .cross_validate
-            .then(|| cross_validate(&rows, catalog, args.iterations, args.assume)),
+            .then(|| cross_validate(&rows, &skipped, catalog, args.iterations, args.assume)),
     };
     exporter(args.json, false).fit(&report).map_err(internal)
 }

@@ -111,6 +111,10 @@ pub struct FitArgs {
     /// What fills the knobs a row leaves empty (as for `validate`).
     #[arg(long, value_enum, default_value_t = Assume::Stack)]
     pub assume: Assume,
+    /// CSV of `run_id,reason`: rows the fit does not learn from (they are still priced by
+    /// `validate` and by the held-out side of `--cross-validate`).
+    #[arg(long, value_name = "FILE")]
+    pub skip_runs: Option<PathBuf>,
     /// Write the fitted families as a catalog file that `--catalog FILE` loads.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,

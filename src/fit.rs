@@ -375,14 +375,22 @@ pub struct HoldOut {
 
 /// Leave-one-group-out cross-validation: for each group, refit on the others (from the priors)
 /// and measure the error on the group. A model that fits the physics loses little out of sample.
-pub fn cross_validate(rows: &[RunRow], catalog: &Catalog, iterations: usize, assume: Assume) -> Vec<HoldOut> {
+pub fn cross_validate(
+    rows: &[RunRow],
+    skipped: &std::collections::BTreeSet<String>,
+    catalog: &Catalog,
+    iterations: usize,
+    assume: Assume,
+) -> Vec<HoldOut> {
     let mut groups: Vec<String> = rows.iter().map(|r| r.group.clone()).collect();
     groups.sort();
     groups.dedup();
     groups
         .into_iter()
         .filter_map(|g| {
-            let (held, kept): (Vec<RunRow>, Vec<RunRow>) = rows.iter().cloned().partition(|r| r.group == g);
+            let (held, mut kept): (Vec<RunRow>, Vec<RunRow>) =
+                rows.iter().cloned().partition(|r| r.group == g);
+            kept.retain(|r| !skipped.contains(&r.run_id));
             // Every family restarts from its priors, so that none keeps what it learned from the
             // held-out rows; a family left without rows keeps its priors.
             let mut refitted = catalog.clone();

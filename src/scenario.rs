@@ -7,7 +7,7 @@
 //! Nothing here panics on user input.
 
 use crate::catalog::stacks::{grad_bytes, MicrobatchDefault};
-use crate::catalog::{AcceleratorSpec, Catalog, Facility, PeakTflops, StackSpec, DEFAULT_STACK};
+use crate::catalog::{AcceleratorSpec, Catalog, Facility, ModelPreset, PeakTflops, StackSpec, DEFAULT_STACK};
 use crate::error::Error;
 use crate::model::flops::total_params;
 use crate::model::run::{Economics, Pricing};
@@ -67,17 +67,17 @@ pub struct ModelSection {
     pub dense_layers: Option<u32>,
     pub tied_embeddings: Option<bool>,
     /// Attention variant: "mha" / "gqa" (the default, set by `kv_heads`), or "mla" (multi-head
-    /// latent attention, not modelled yet). The keys below are Hugging Face config names.
+    /// latent attention, DeepSeek-V2/V3). The keys below are Hugging Face config names.
     pub attention: Option<String>,
     pub q_lora_rank: Option<u32>,
     pub kv_lora_rank: Option<u32>,
     pub qk_nope_head_dim: Option<u32>,
     pub qk_rope_head_dim: Option<u32>,
     pub v_head_dim: Option<u32>,
-    /// Sliding-window attention (not modelled yet): the window in tokens, and on how many layers.
+    /// Sliding-window attention: the window in tokens, and on how many layers (default: all).
     pub sliding_window: Option<u32>,
     pub sliding_window_layers: Option<u32>,
-    /// Multi-token prediction modules (not modelled yet).
+    /// Multi-token prediction modules (DeepSeek-V3), each one more layer on the last stage.
     pub mtp_layers: Option<u32>,
 }
 
@@ -147,6 +147,10 @@ pub struct LayoutSection {
     pub dp: Option<u32>,
     pub cp: Option<u32>,
     pub ep: Option<u32>,
+    /// Expert tensor parallelism, a divisor of tp (Megatron-Core's `--expert-tensor-parallel-size`).
+    /// Default: tp where ep divides dp * cp (Megatron-Core's default), else 1 (the folded layout
+    /// that fits: ep spread over the tensor- and data-parallel ranks).
+    pub etp: Option<u32>,
     pub microbatch: Option<u32>,
     pub interleave: Option<u32>,
     pub recompute: Option<Recompute>,
@@ -417,9 +421,6 @@ fn positive_int(section: &str, key: &str, v: u32) -> Result<u32, String> {
 
 /// The model: a preset with explicit keys over it, or explicit keys alone.
 pub fn resolve_model(m: &ModelSection, catalog: &Catalog) -> Result<(String, Transformer), String> {
-    if let Some(problem) = m.not_modelled() {
-        return Err(problem);
-    }
     let preset = match &m.preset {
         Some(id) => Some(catalog.model(id).ok_or_else(|| {
             format!(
@@ -486,7 +487,15 @@ pub fn resolve_model(m: &ModelSection, catalog: &Catalog) -> Result<(String, Tra
             .tied_embeddings
             .or(preset.map(|p| p.tied_embeddings))
             .unwrap_or(false),
+        q_lora_rank: 0,
+        kv_lora_rank: 0,
+        qk_rope_head_dim: 0,
+        v_head_dim: 0,
+        sliding_window: 0,
+        sliding_window_layers: 0,
+        mtp_layers: m.mtp_layers.or(preset.and_then(|p| p.mtp_layers)).unwrap_or(0),
     };
+    resolve_attention(m, preset, &mut model)?;
     if experts > 1 {
         model.experts_per_token = m
             .experts_per_token
@@ -535,47 +544,98 @@ pub fn resolve_model(m: &ModelSection, catalog: &Catalog) -> Result<(String, Tra
     Ok((name, model))
 }
 
-impl ModelSection {
-    /// The model keys the format reads but the model does not price yet (multi-head latent
-    /// attention, sliding windows, multi-token prediction), as the error that says so.
-    pub fn not_modelled(&self) -> Option<String> {
-        let mla_keys = [
-            ("q_lora_rank", self.q_lora_rank),
-            ("kv_lora_rank", self.kv_lora_rank),
-            ("qk_nope_head_dim", self.qk_nope_head_dim),
-            ("qk_rope_head_dim", self.qk_rope_head_dim),
-            ("v_head_dim", self.v_head_dim),
-        ];
-        match self.attention.as_deref() {
-            None | Some("mha") | Some("gqa") => {
-                if let Some((key, _)) = mla_keys.iter().find(|(_, v)| v.is_some()) {
-                    return Some(format!(
-                        "[model] {key} is set but attention is not \"mla\": set attention = \"mla\" or drop it"
-                    ));
-                }
-            }
-            Some("mla") => {
-                return Some(
-                    "[model] attention = \"mla\": multi-head latent attention is not modelled yet (its parameters, projections and 192-wide scores are not priced)".into(),
-                )
-            }
-            Some(other) => {
-                return Some(format!(
-                    "[model] attention = \"{other}\": expected \"mha\", \"gqa\" or \"mla\""
-                ))
+/// The attention variant of `[model]` over its preset: multi-head latent attention's ranks and
+/// head widths (all but `q_lora_rank`, which may be 0, are required), and the sliding window.
+fn resolve_attention(
+    m: &ModelSection,
+    preset: Option<&ModelPreset>,
+    model: &mut Transformer,
+) -> Result<(), String> {
+    let pick = |given: Option<u32>, from: fn(&ModelPreset) -> Option<u32>| given.or(preset.and_then(from));
+    let attention = m
+        .attention
+        .clone()
+        .or(preset.and_then(|p| p.attention.clone()))
+        .unwrap_or_else(|| "gqa".into());
+    let mla_keys = [
+        ("q_lora_rank", pick(m.q_lora_rank, |p| p.q_lora_rank)),
+        ("kv_lora_rank", pick(m.kv_lora_rank, |p| p.kv_lora_rank)),
+        (
+            "qk_nope_head_dim",
+            pick(m.qk_nope_head_dim, |p| p.qk_nope_head_dim),
+        ),
+        (
+            "qk_rope_head_dim",
+            pick(m.qk_rope_head_dim, |p| p.qk_rope_head_dim),
+        ),
+        ("v_head_dim", pick(m.v_head_dim, |p| p.v_head_dim)),
+    ];
+    match attention.as_str() {
+        "mha" | "gqa" => {
+            if let Some((key, _)) = mla_keys.iter().find(|(_, v)| v.is_some()) {
+                return Err(format!(
+                    "[model] {key} is set but attention is not \"mla\": set attention = \"mla\" or drop it"
+                ));
             }
         }
-        if self.sliding_window.is_some() || self.sliding_window_layers.is_some() {
-            return Some(
-                "[model] sliding_window: sliding-window attention is not modelled yet (its layers would be priced as full attention)".into(),
-            );
+        "mla" => {
+            let need = |i: usize| -> Result<u32, String> {
+                let (key, v) = mla_keys[i];
+                let v = v.ok_or_else(|| {
+                    format!("[model] attention = \"mla\" needs {key} (the Hugging Face config's name)")
+                })?;
+                positive_int("model", key, v)
+            };
+            model.q_lora_rank = mla_keys[0].1.unwrap_or(0);
+            model.kv_lora_rank = need(1)?;
+            model.head_dim = need(2)?;
+            model.qk_rope_head_dim = need(3)?;
+            model.v_head_dim = need(4)?;
+            if m.head_dim.is_some() {
+                return Err(
+                    "[model] head_dim is set with attention = \"mla\": give qk_nope_head_dim instead".into(),
+                );
+            }
+            // Latent attention shares one latent across all heads: no grouped key/value heads.
+            if model.kv_heads != model.heads && m.kv_heads.is_some() {
+                return Err(format!(
+                    "[model] kv_heads = {} with attention = \"mla\": latent attention expands keys and values for every head; drop kv_heads",
+                    model.kv_heads
+                ));
+            }
+            model.kv_heads = model.heads;
         }
-        if self.mtp_layers.is_some_and(|n| n > 0) {
-            return Some("[model] mtp_layers: multi-token prediction modules are not modelled yet".into());
+        other => {
+            return Err(format!(
+                "[model] attention = \"{other}\": expected \"mha\", \"gqa\" or \"mla\""
+            ))
         }
-        None
     }
+    let window = pick(m.sliding_window, |p| p.sliding_window);
+    let window_layers = pick(m.sliding_window_layers, |p| p.sliding_window_layers);
+    match window {
+        Some(w) => {
+            model.sliding_window = positive_int("model", "sliding_window", w)?;
+            model.sliding_window_layers = window_layers.unwrap_or(model.layers);
+            if model.sliding_window_layers > model.layers {
+                return Err(format!(
+                    "[model] sliding_window_layers = {}: expected at most layers ({})",
+                    model.sliding_window_layers, model.layers
+                ));
+            }
+        }
+        None if window_layers.is_some() => {
+            return Err(
+                "[model] sliding_window_layers is set without sliding_window: give the window in tokens"
+                    .into(),
+            )
+        }
+        None => {}
+    }
+    Ok(())
+}
 
+impl ModelSection {
     /// True when a key besides `preset` is set.
     fn has_explicit_keys(&self) -> bool {
         let counts = [
@@ -592,8 +652,19 @@ impl ModelSection {
             self.expert_ffn,
             self.shared_experts,
             self.dense_layers,
+            self.q_lora_rank,
+            self.kv_lora_rank,
+            self.qk_nope_head_dim,
+            self.qk_rope_head_dim,
+            self.v_head_dim,
+            self.sliding_window,
+            self.sliding_window_layers,
+            self.mtp_layers,
         ];
-        counts.iter().any(Option::is_some) || self.ffn_kind.is_some() || self.tied_embeddings.is_some()
+        counts.iter().any(Option::is_some)
+            || self.ffn_kind.is_some()
+            || self.tied_embeddings.is_some()
+            || self.attention.is_some()
     }
 }
 
@@ -796,12 +867,18 @@ fn resolve_layout(
         .sequence_parallel
         .unwrap_or(defaults.sequence_parallel && tp > 1)
         && tp > 1;
+    let etp = match l.etp {
+        Some(e) => positive_int("layout", "etp", e)?,
+        None if (dp as u64 * cp as u64).is_multiple_of(ep as u64) => tp,
+        None => 1,
+    };
     let layout = Layout {
         tp,
         pp,
         dp,
         cp,
         ep,
+        etp,
         microbatch,
         interleave: positive_int(
             "layout",
@@ -862,6 +939,7 @@ impl LayoutSection {
             "dp" => self.dp.is_some(),
             "cp" => self.cp.is_some(),
             "ep" => self.ep.is_some(),
+            "etp" => self.etp.is_some(),
             "microbatch" => self.microbatch.is_some(),
             "interleave" => self.interleave.is_some(),
             "recompute" => self.recompute.is_some(),
@@ -878,13 +956,14 @@ impl LayoutSection {
 /// The layout's numbers that the cross-checks look at, for error messages.
 fn layout_values(l: &Layout, m: &Transformer, t: &Training) -> String {
     format!(
-        "tp = {}, pp = {}, dp = {}, cp = {}, ep = {}, microbatch = {}, interleave = {}, zero = {} \
+        "tp = {}, pp = {}, dp = {}, cp = {}, ep = {}, etp = {}, microbatch = {}, interleave = {}, zero = {} \
          (model: {} layers, {} heads, {} kv_heads, ffn {}, seq_len {}, {} experts; global_batch {})",
         l.tp,
         l.pp,
         l.dp,
         l.cp,
         l.ep,
+        l.etp,
         l.microbatch,
         l.interleave,
         l.zero,
@@ -901,6 +980,66 @@ fn layout_values(l: &Layout, m: &Transformer, t: &Training) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn moe_presets_match_their_published_parameter_counts() {
+        // (preset, total B, active B): DeepSeek-V3 report Sec. 4.2 (without MTP), Kimi K2 report,
+        // Qwen3 report, gpt-oss model card, Llama 4 and Mixtral model cards, Grok-1 release.
+        let catalog = Catalog::builtin();
+        for (id, total, active) in [
+            ("deepseek-v3", 671.0, 37.0),
+            ("kimi-k2", 1040.0, 32.6),
+            ("qwen3-235b-a22b", 235.0, 22.0),
+            ("qwen3-30b-a3b", 30.5, 3.3),
+            // The model card's 5.1B active leaves out the 0.58B input embedding; this counts it.
+            ("gpt-oss-120b", 116.8, 5.1 + 0.58),
+            ("llama4-maverick", 400.0, 17.0),
+            ("grok-1", 314.0, 0.0),
+            ("mixtral-8x7b", 46.7, 12.9),
+        ] {
+            let section = ModelSection {
+                preset: Some(id.into()),
+                ..Default::default()
+            };
+            let (_, m) = resolve_model(&section, &catalog).unwrap();
+            let t = total_params(&m) / 1e9;
+            assert!(
+                (t / total - 1.0).abs() < 0.015,
+                "{id}: {t:.1}B total, published {total}B"
+            );
+            if active > 0.0 {
+                let a = crate::model::flops::active_params(&m) / 1e9;
+                assert!(
+                    (a / active - 1.0).abs() < 0.03,
+                    "{id}: {a:.2}B active, published {active}B"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn latent_attention_needs_its_ranks_and_takes_no_head_dim() {
+        let catalog = Catalog::builtin();
+        let mut section = ModelSection {
+            preset: Some("deepseek-v3".into()),
+            head_dim: Some(56),
+            ..Default::default()
+        };
+        assert!(resolve_model(&section, &catalog)
+            .unwrap_err()
+            .contains("qk_nope_head_dim"));
+        section.head_dim = None;
+        section.sliding_window_layers = Some(3);
+        assert!(resolve_model(&section, &catalog)
+            .unwrap_err()
+            .contains("sliding_window"));
+        section.sliding_window_layers = None;
+        let (_, m) = resolve_model(&section, &catalog).unwrap();
+        assert_eq!(
+            (m.qk_head_dim(), m.value_head_dim(), m.kv_heads),
+            (192.0, 128.0, 128)
+        );
+    }
 
     fn resolve(text: &str) -> Result<Scenario, Error> {
         ScenarioFile::parse(text, "t.toml")?.resolve(&Catalog::builtin(), "t.toml")

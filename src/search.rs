@@ -541,6 +541,9 @@ impl SearchSpace {
             dp,
             cp,
             ep: v(AXIS_EP),
+            // Megatron-Core's default expert tensor parallelism: the profile of a layer depends
+            // only on the outer axes, which folding (etp < tp, needing dp) would break.
+            etp: tp,
             microbatch,
             interleave,
             recompute: Recompute::ALL[v(AXIS_RECOMPUTE) as usize],

@@ -242,6 +242,10 @@ pub enum Source {
     /// The tool's default (a row without a stack runs on megatron-core-2025).
     #[serde(rename = "default")]
     Default,
+    /// The least recomputation that fits: the run fit in memory, and the stack's default did
+    /// not (`--assume stack`, where the row leaves recompute empty).
+    #[serde(rename = "needed to fit")]
+    NeededToFit,
 }
 
 impl Source {
@@ -251,6 +255,7 @@ impl Source {
             Source::StackDefault => "stack default",
             Source::Fastest => "fastest",
             Source::Default => "default",
+            Source::NeededToFit => "needed to fit",
         }
     }
 }
@@ -429,6 +434,41 @@ fn fastest_candidates(row: &RunRow, base: &Scenario) -> Vec<ScenarioFile> {
     out
 }
 
+/// The row's scenario; where its stack's default layout does not fit and the row records no
+/// recomputation, the least recomputation that fits instead: the run fit in memory, so it
+/// recomputed at least that much. Tried in order: selective, then full recomputation of 1, 2, ...
+/// layers per stage (Megatron's `--recompute-method block`), then of every layer. Memory does not
+/// depend on the fitted efficiencies, so the choice is made once, here.
+fn least_recompute_that_fits(
+    row: &RunRow,
+    base: Scenario,
+    resolve: &dyn Fn(&ScenarioFile) -> Result<Scenario, String>,
+) -> Vec<Scenario> {
+    let fits = |s: &Scenario| estimate(&s.model, &s.training, &s.hardware, &s.economics, &s.layout).fits;
+    let given = &row.scenario.layout;
+    if given.given("recompute") || given.given("recompute_layers") || fits(&base) {
+        return vec![base];
+    }
+    let (stage_layers, _) = crate::model::step::stage_layers(&base.model, &base.layout);
+    let mut tries = vec![(Recompute::Selective, None)];
+    tries.extend((1..stage_layers as u32).map(|k| (Recompute::Full, Some(k))));
+    tries.push((Recompute::Full, None));
+    for (mode, layers) in tries {
+        if (mode as u32) <= (base.layout.recompute as u32) && layers.is_none() {
+            continue;
+        }
+        let mut file = row.scenario.clone();
+        file.layout.recompute = Some(mode);
+        file.layout.recompute_layers = layers;
+        if let Ok(s) = resolve(&file) {
+            if fits(&s) {
+                return vec![s];
+            }
+        }
+    }
+    vec![base]
+}
+
 /// Resolve a row's candidates, or say why it cannot be modelled.
 pub fn prepare_row(row: &RunRow, catalog: &Catalog, assume: Assume) -> Result<PreparedRow, String> {
     if row.step_time_s.is_none() && row.mfu_pct.is_none() {
@@ -443,7 +483,7 @@ pub fn prepare_row(row: &RunRow, catalog: &Catalog, assume: Assume) -> Result<Pr
     };
     let base = resolve(&row.scenario)?;
     let candidates = match assume {
-        Assume::Stack => vec![base],
+        Assume::Stack => least_recompute_that_fits(row, base, &resolve),
         Assume::Fastest => {
             let resolved: Vec<Scenario> = fastest_candidates(row, &base)
                 .iter()
@@ -530,7 +570,15 @@ fn assumed_knobs(row: &RunRow, s: &Scenario, assume: Assume) -> AssumedKnobs {
     let l = &s.layout;
     put("microbatch", l.microbatch.into(), knob_source("microbatch"));
     put("interleave", l.interleave.into(), knob_source("interleave"));
-    put("recompute", l.recompute.name().into(), knob_source("recompute"));
+    let recompute_source = if !given.given("recompute")
+        && assume == Assume::Stack
+        && (l.recompute != s.stack.defaults.recompute || l.recompute_layers > 0)
+    {
+        Source::NeededToFit
+    } else {
+        knob_source("recompute")
+    };
+    put("recompute", l.recompute.name().into(), recompute_source);
     put(
         "sequence_parallel",
         l.sequence_parallel.into(),
@@ -541,7 +589,11 @@ fn assumed_knobs(row: &RunRow, s: &Scenario, assume: Assume) -> AssumedKnobs {
     put(
         "recompute_layers",
         l.recompute_layers.into(),
-        knob_source("recompute_layers"),
+        if recompute_source == Source::NeededToFit {
+            Source::NeededToFit
+        } else {
+            knob_source("recompute_layers")
+        },
     );
     put(
         "offload_layers",
@@ -831,13 +883,13 @@ mod tests {
     }
 
     #[test]
-    fn keys_the_model_does_not_price_yet_are_the_reason() {
+    fn a_latent_attention_row_missing_a_rank_names_the_column() {
         let text = "run_id,accelerator,n_gpus,preset,gbs_seqs,attention,q_lora_rank,step_time_s\n\
                     x,h100-sxm,8,llama3-8b,64,mla,1536,5.0\n";
         let rows = parse_runs(text, "runs.csv").unwrap();
         let r = predict_row(&rows[0], &Catalog::builtin(), Assume::Stack);
         assert!(r.predicted_step_time_s.is_none());
-        assert!(r.reason.unwrap().contains("multi-head latent attention"));
+        assert!(r.reason.unwrap().contains("kv_lora_rank"));
     }
 
     #[test]

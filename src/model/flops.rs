@@ -24,10 +24,25 @@ pub struct LocalShape {
     /// Key/value heads on this rank: `kv_heads / tp`, at least 1 (replicated when fewer than tp).
     pub kv_heads: f64,
     pub head_dim: f64,
+    /// Widths of a query/key head and of a value head (both `head_dim` but under latent
+    /// attention, where they are `qk_nope + qk_rope` and `v_head_dim`).
+    pub qk_head_dim: f64,
+    pub v_head_dim: f64,
+    /// Latent attention's ranks and rotary width (0 for other attention): its down-projections
+    /// are replicated over tensor parallelism (Megatron-Core builds them `duplicated`).
+    pub q_lora_rank: f64,
+    pub kv_lora_rank: f64,
+    pub rope_head_dim: f64,
+    /// Keys a windowed layer's query may attend to, and the share of layers that are windowed.
+    pub window_tokens: f64,
+    pub window_share: f64,
     /// Dense feed-forward width on this rank: `ffn / tp`.
     pub ffn: f64,
-    /// Expert feed-forward width on this rank (expert tensor parallelism equals tp).
+    /// Expert feed-forward width on this rank: `expert_ffn / etp`.
     pub expert_ffn: f64,
+    /// Tokens of one microbatch that enter the routed experts on this rank: the sequence shard
+    /// of the expert-tensor-parallel group (`tokens * etp / tp` under sequence parallelism).
+    pub expert_tokens: f64,
     /// Vocabulary on this rank (vocab-parallel embedding and logits).
     pub vocab: f64,
     /// Hidden width of the tensors outside the tensor-parallel regions (norms, residuals):
@@ -48,8 +63,20 @@ pub fn local_shape(model: &Transformer, layout: &Layout) -> LocalShape {
         heads: model.heads as f64 / tp,
         kv_heads: (model.kv_heads as f64 / tp).max(1.0),
         head_dim: model.head_dim(),
+        qk_head_dim: model.qk_head_dim(),
+        v_head_dim: model.value_head_dim(),
+        q_lora_rank: model.q_lora_rank as f64,
+        kv_lora_rank: model.kv_lora_rank as f64,
+        rope_head_dim: if model.is_latent_attention() {
+            model.qk_rope_head_dim as f64
+        } else {
+            0.0
+        },
+        window_tokens: model.sliding_window as f64,
+        window_share: model.sliding_window_share(),
         ffn: model.ffn as f64 / tp,
-        expert_ffn: model.expert_ffn as f64 / tp,
+        expert_ffn: model.expert_ffn as f64 / layout.etp as f64,
+        expert_tokens: expert_tokens(model, layout),
         vocab: model.vocab as f64 / tp,
         replicated_hidden: if layout.sequence_parallel {
             hidden / tp
@@ -60,19 +87,40 @@ pub fn local_shape(model: &Transformer, layout: &Layout) -> LocalShape {
     }
 }
 
+/// Tokens of one microbatch that enter the routed experts on one rank. Under sequence
+/// parallelism each tensor-parallel rank holds `1/tp` of the tokens and the expert-tensor-parallel
+/// group of `etp` ranks gathers its members' (Megatron-Core's all-to-all dispatcher); without it
+/// every rank holds them all.
+pub fn expert_tokens(model: &Transformer, layout: &Layout) -> f64 {
+    let tokens = layout.microbatch as f64 * model.seq_len as f64 / layout.cp as f64;
+    if layout.sequence_parallel {
+        tokens * layout.etp as f64 / layout.tp as f64
+    } else {
+        tokens
+    }
+}
+
 /// FLOPs of a GEMM `m x k` times `k x n`.
 pub fn gemm_flops(m: f64, n: f64, k: f64) -> f64 {
     2.0 * m * n * k
 }
 
-/// Output width of the fused query/key/value projection on this rank.
+/// Width of the queries, keys and values per token on this rank: the fused QKV projection's
+/// output, or under latent attention the expanded heads the core reads.
 pub fn qkv_width(shape: &LocalShape) -> f64 {
-    (shape.heads + 2.0 * shape.kv_heads) * shape.head_dim
+    shape.heads * shape.qk_head_dim + shape.kv_heads * (shape.qk_head_dim + shape.v_head_dim)
 }
 
-/// Forward FLOPs of the attention core (scores and weighted values) on this rank.
-pub fn attention_core_flops(shape: &LocalShape, causal_fraction: f64) -> f64 {
-    4.0 * shape.tokens * shape.kv_tokens * shape.heads * shape.head_dim * causal_fraction
+/// Forward FLOPs of the attention core (scores over `qk_head_dim`, weighted values over
+/// `v_head_dim`) on this rank, with `kv_tokens` keys per query before `causal_fraction`.
+pub fn attention_core_flops(shape: &LocalShape, kv_tokens: f64, causal_fraction: f64) -> f64 {
+    2.0 * shape.tokens * kv_tokens * shape.heads * (shape.qk_head_dim + shape.v_head_dim) * causal_fraction
+}
+
+/// Fraction of a `window x seq` band that a fused kernel computes under a causal sliding
+/// window: query `i` sees `min(i, window)` keys, `s w - w^2 / 2` of the `s w` band.
+pub fn windowed_causal_fraction(window_tokens: f64, seq_tokens: f64) -> f64 {
+    1.0 - window_tokens / (2.0 * seq_tokens)
 }
 
 /// Fraction of the score square that the attention kernel computes: fused kernels skip the
@@ -99,7 +147,7 @@ pub fn elementwise_forward_bytes(shape: &LocalShape, dtype: Dtype, ffn_width: f6
     let activation = shape.tokens * ffn_width * (1.0 + shape.ffn_kind.up_width());
     let mut bytes = (norms_and_residuals + activation) * act_bytes;
     if dtype.is_low_precision() {
-        let gemm_inputs = shape.tokens * (2.0 * shape.hidden + shape.heads * shape.head_dim + ffn_width);
+        let gemm_inputs = shape.tokens * (2.0 * shape.hidden + shape.heads * shape.v_head_dim + ffn_width);
         bytes += gemm_inputs * (act_bytes + dtype.gemm_input_bytes());
     }
     bytes
@@ -125,11 +173,41 @@ pub fn cross_entropy_bytes(shape: &LocalShape) -> f64 {
 }
 
 /// Parameters of the attention block of one layer (whole model, not sharded):
-/// Q and O are `hidden x heads*head_dim`, K and V `hidden x kv_heads*head_dim`.
+/// Q and O are `hidden x heads*head_dim`, K and V `hidden x kv_heads*head_dim`. Latent attention
+/// (DeepSeek-V2 Sec. 2.1.2) has the query down/up projections `hidden x q_lora` and
+/// `q_lora x heads*qk` (or one `hidden x heads*qk` without a query rank), the key/value down
+/// projection `hidden x (kv_lora + qk_rope)`, its up projection `kv_lora x heads*(qk_nope + v)`,
+/// and the output `heads*v x hidden`: 187M per layer for DeepSeek-V3.
 pub fn attention_params(model: &Transformer) -> f64 {
     let h = model.hidden as f64;
-    let d = model.head_dim();
-    h * d * (2.0 * model.heads as f64 + 2.0 * model.kv_heads as f64)
+    let heads = model.heads as f64;
+    if model.is_latent_attention() {
+        let qk = model.qk_head_dim();
+        let v = model.value_head_dim();
+        let q_lora = model.q_lora_rank as f64;
+        let kv_lora = model.kv_lora_rank as f64;
+        let query = if q_lora > 0.0 {
+            h * q_lora + q_lora * heads * qk
+        } else {
+            h * heads * qk
+        };
+        let key_value =
+            h * (kv_lora + model.qk_rope_head_dim as f64) + kv_lora * heads * (model.head_dim() + v);
+        query + key_value + heads * v * h
+    } else {
+        let d = model.head_dim();
+        h * d * (2.0 * heads + 2.0 * model.kv_heads as f64)
+    }
+}
+
+/// Parameters of one layer's attention that every tensor-parallel rank holds whole: latent
+/// attention's down projections.
+pub fn tp_replicated_params(model: &Transformer) -> f64 {
+    if model.is_latent_attention() {
+        model.hidden as f64 * (model.q_lora_rank + model.kv_lora_rank + model.qk_rope_head_dim) as f64
+    } else {
+        0.0
+    }
 }
 
 /// Parameters of one dense feed-forward block.
@@ -147,9 +225,14 @@ pub fn router_params(model: &Transformer) -> f64 {
     model.hidden as f64 * model.experts as f64
 }
 
-/// Parameters of the two norms of a layer.
+/// Parameters of the norms of a layer: two, and latent attention's norms of its two latents.
 pub fn norm_params(model: &Transformer) -> f64 {
-    2.0 * model.hidden as f64
+    let latent = if model.is_latent_attention() {
+        (model.q_lora_rank + model.kv_lora_rank) as f64
+    } else {
+        0.0
+    };
+    2.0 * model.hidden as f64 + latent
 }
 
 /// Parameter tensors of one layer, as frameworks allocate them: GPT-2/3 (MLP) layers as
@@ -202,18 +285,53 @@ pub fn active_params(model: &Transformer) -> f64 {
         + model.moe_layers() as f64 * model.experts_per_token as f64 * expert_params(model)
 }
 
+/// Forward FLOPs of one layer's attention core over one sequence, without causal savings:
+/// `2 s k heads (qk + v)` for `k` keys per query (the sequence, or the window).
+pub fn attention_forward_flops_per_sequence(model: &Transformer, kv_tokens: f64) -> f64 {
+    let s = model.seq_len as f64;
+    2.0 * s * kv_tokens * model.heads as f64 * (model.qk_head_dim() + model.value_head_dim())
+}
+
+/// Attention-core forward FLOPs of all layers over one sequence: windowed layers attend to
+/// their window, the rest to the whole sequence.
+pub fn attention_forward_flops_all_layers(model: &Transformer) -> f64 {
+    let s = model.seq_len as f64;
+    let layers = model.layers as f64;
+    let windowed = model.sliding_window_share() * layers;
+    (layers - windowed) * attention_forward_flops_per_sequence(model, s)
+        + windowed * attention_forward_flops_per_sequence(model, (model.sliding_window as f64).min(s))
+}
+
+/// Forward FLOPs of one multi-token-prediction module over one sequence: its layer's active
+/// weights, the `2h x h` projection, full attention and another pass of the output head.
+pub fn mtp_forward_flops_per_sequence(model: &Transformer) -> f64 {
+    let s = model.seq_len as f64;
+    let h = model.hidden as f64;
+    let ffn = if model.is_moe() {
+        router_params(model) + (model.experts_per_token + model.shared_experts) as f64 * expert_params(model)
+    } else {
+        dense_ffn_params(model)
+    };
+    2.0 * s * (attention_params(model) + ffn + 2.0 * h * h)
+        + attention_forward_flops_per_sequence(model, s)
+        + 2.0 * s * h * model.vocab as f64
+}
+
 /// Model FLOPs of the forward pass of one sequence, in the convention of Megatron, NeMo and
 /// MosaicML: `2 * tokens` per weight that the token multiplies (the input embedding, a lookup, is
-/// excluded; the logits are included), plus `4 * s^2 * heads * head_dim` per layer for attention
-/// counted without causal savings.
+/// excluded; the logits are included), plus `2 * s * k * heads * (qk + v)` per layer for attention
+/// over `k` keys (the sequence, or a sliding window) counted without causal savings, plus the
+/// multi-token-prediction modules (Megatron-Bridge's FLOP count includes them).
 pub fn model_forward_flops_per_sequence(model: &Transformer) -> f64 {
     let s = model.seq_len as f64;
     let h = model.hidden as f64;
     let v = model.vocab as f64;
     let matmul_params =
         active_params(model) - embedding_params(model) - model.layers as f64 * norm_params(model);
-    let attention = model.layers as f64 * 4.0 * s * s * model.heads as f64 * model.head_dim();
-    2.0 * s * matmul_params + attention + 2.0 * s * h * v
+    2.0 * s * matmul_params
+        + attention_forward_flops_all_layers(model)
+        + 2.0 * s * h * v
+        + model.mtp_layers as f64 * mtp_forward_flops_per_sequence(model)
 }
 
 /// Model FLOPs of one optimizer step: forward and backward (three forwards) of every sequence.
@@ -225,12 +343,12 @@ pub fn model_flops_per_step(model: &Transformer, training: &Training) -> f64 {
 /// (whole layers for full recompute, the attention core for selective), same attention convention.
 pub fn hardware_flops_per_step(model: &Transformer, training: &Training, layout: &Layout) -> f64 {
     let s = model.seq_len as f64;
-    let attention = model.layers as f64 * 4.0 * s * s * model.heads as f64 * model.head_dim();
+    let attention = attention_forward_flops_all_layers(model);
     let logits = 2.0 * s * model.hidden as f64 * model.vocab as f64;
     let recomputed = match layout.recompute {
         Recompute::None => 0.0,
         Recompute::Selective => attention,
-        Recompute::Full => model_forward_flops_per_sequence(model) - logits,
+        Recompute::Full => model_forward_flops_per_sequence(model) - logits * (1.0 + model.mtp_layers as f64),
     };
     model_flops_per_step(model, training) + recomputed * training.global_batch as f64
 }
@@ -323,13 +441,24 @@ mod tests {
             heads: 2.0,
             kv_heads: 1.0,
             head_dim: 16.0,
+            qk_head_dim: 16.0,
+            v_head_dim: 16.0,
+            q_lora_rank: 0.0,
+            kv_lora_rank: 0.0,
+            rope_head_dim: 0.0,
+            window_tokens: 0.0,
+            window_share: 0.0,
             ffn: 64.0,
             expert_ffn: 0.0,
+            expert_tokens: 0.0,
             vocab: 100.0,
             replicated_hidden: 32.0,
             ffn_kind: FfnKind::Mlp,
         };
-        assert_eq!(attention_core_flops(&s, 0.5), 4.0 * 4.0 * 8.0 * 2.0 * 16.0 * 0.5);
+        assert_eq!(
+            attention_core_flops(&s, s.kv_tokens, 0.5),
+            4.0 * 4.0 * 8.0 * 2.0 * 16.0 * 0.5
+        );
         assert_eq!(qkv_width(&s), (2.0 + 2.0) * 16.0);
         // 10 * tokens * hidden for norms/residuals + 2 * tokens * ffn for GeLU, 2 bytes each.
         assert_eq!(

@@ -69,7 +69,7 @@ pub fn layer_activation_bytes(
     let t = shape.tokens;
     let r = shape.replicated_hidden;
     let mask = if training.dropout { 1.0 } else { 0.0 };
-    let attn_out = shape.heads * shape.head_dim;
+    let attn_out = shape.heads * shape.v_head_dim;
     let gemm_in = training.dtype.gemm_input_bytes();
     // The output-projection input is the attention output. Fused attention also keeps that
     // output (16-bit) for its own backward; in 16-bit runs the two are one tensor.
@@ -78,9 +78,16 @@ pub fn layer_activation_bytes(
     } else {
         2.0 * t * attn_out
     };
+    // Latent attention also keeps its two latents, as the inputs of their norms and of the up
+    // projections (16-bit, whole on every tensor-parallel rank).
+    let latents = 4.0 * t * (shape.q_lora_rank + shape.kv_lora_rank + shape.rope_head_dim);
     // Two norm inputs, the QKV input, Q/K/V, the projection input and the dropout mask.
-    let attention_block =
-        4.0 * t * r + gemm_in * t * r + 2.0 * t * qkv_width(shape) + projection_input + mask * t * r;
+    let attention_block = 4.0 * t * r
+        + gemm_in * t * r
+        + 2.0 * t * qkv_width(shape)
+        + latents
+        + projection_input
+        + mask * t * r;
     let core = if training.attention.is_fused() {
         // Softmax statistics (fp32 log-sum-exp per query and head).
         4.0 * t * shape.heads
@@ -92,8 +99,8 @@ pub fn layer_activation_bytes(
     // SwiGLU, kept 16-bit for the activation's backward), the FC2 input and the dropout mask.
     let (width, routed_input) = if moe {
         (
-            shape.expert_ffn * experts_per_token,
-            gemm_in * t * experts_per_token * shape.hidden,
+            shape.expert_ffn * experts_per_token * shape.expert_tokens / t,
+            gemm_in * shape.expert_tokens * experts_per_token * shape.hidden,
         )
     } else {
         (shape.ffn, 0.0)
@@ -212,7 +219,7 @@ pub fn memory_breakdown_with(
 ) -> MemoryBreakdown {
     let (dense, experts) = stage_params(model, layout);
     let group = layout.dp as f64 * layout.cp as f64;
-    let expert_group = group / layout.ep as f64;
+    let expert_group = layout.expert_data_parallel();
     let shard = |stage: u32| -> f64 {
         if layout.zero >= stage {
             dense / group + experts / expert_group

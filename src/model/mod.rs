@@ -418,7 +418,8 @@ pub struct Transformer {
     pub heads: u32,
     /// Key/value heads (grouped-query attention); equal to `heads` for multi-head attention.
     pub kv_heads: u32,
-    /// Width of one attention head (usually `hidden / heads`).
+    /// Width of one attention head (usually `hidden / heads`); under multi-head latent attention
+    /// the position-free part of a query/key head (`qk_nope_head_dim`).
     pub head_dim: u32,
     /// Feed-forward width of a dense layer.
     pub ffn: u32,
@@ -437,6 +438,20 @@ pub struct Transformer {
     pub dense_layers: u32,
     /// Input embedding and output projection share one matrix.
     pub tied_embeddings: bool,
+    /// Multi-head latent attention (DeepSeek-V2/V3; names of the Hugging Face configs): the rank
+    /// of the query's low-rank projection (0: a full-rank query projection), the rank of the
+    /// shared key/value latent (0: not latent attention), the width of the decoupled rotary part
+    /// of each query/key head, and the width of a value head.
+    pub q_lora_rank: u32,
+    pub kv_lora_rank: u32,
+    pub qk_rope_head_dim: u32,
+    pub v_head_dim: u32,
+    /// Sliding-window attention: the window in tokens (0: none) and how many layers use it.
+    pub sliding_window: u32,
+    pub sliding_window_layers: u32,
+    /// Multi-token prediction modules (DeepSeek-V3 Sec. 2.2): each one more transformer layer,
+    /// a `2h x h` projection and another pass of the shared output head, on the last stage.
+    pub mtp_layers: u32,
 }
 
 impl Transformer {
@@ -445,6 +460,34 @@ impl Transformer {
     }
     pub fn head_dim(&self) -> f64 {
         self.head_dim as f64
+    }
+    /// True for multi-head latent attention.
+    pub fn is_latent_attention(&self) -> bool {
+        self.kv_lora_rank > 0
+    }
+    /// Width of a query/key head: the scores' inner dimension (192 for DeepSeek-V3's MLA).
+    pub fn qk_head_dim(&self) -> f64 {
+        if self.is_latent_attention() {
+            (self.head_dim + self.qk_rope_head_dim) as f64
+        } else {
+            self.head_dim as f64
+        }
+    }
+    /// Width of a value head (the attention output per head).
+    pub fn value_head_dim(&self) -> f64 {
+        if self.is_latent_attention() {
+            self.v_head_dim as f64
+        } else {
+            self.head_dim as f64
+        }
+    }
+    /// Share of the layers whose attention is windowed.
+    pub fn sliding_window_share(&self) -> f64 {
+        if self.sliding_window > 0 && self.sliding_window < self.seq_len {
+            self.sliding_window_layers.min(self.layers) as f64 / self.layers as f64
+        } else {
+            0.0
+        }
     }
     /// Layers with a routed-expert feed-forward block.
     pub fn moe_layers(&self) -> u32 {
@@ -484,8 +527,10 @@ pub struct Training {
     pub stack: Stack,
 }
 
-/// The parallel layout of one run. `tp * pp * dp * cp` is the accelerator count; expert
-/// parallelism is carved out of `dp * cp`, as in Megatron-Core.
+/// The parallel layout of one run. `tp * pp * dp * cp` is the accelerator count. The expert
+/// layers fold their own layout over the same `tp * dp * cp` ranks (Megatron-Core's "parallel
+/// folding", Liu et al. 2025, arXiv 2504.14960): expert tensor parallelism `etp`, expert
+/// parallelism `ep`, and expert data parallelism for the rest, ranks ordered etp, ep, edp.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Layout {
     pub tp: u32,
@@ -493,6 +538,9 @@ pub struct Layout {
     pub dp: u32,
     pub cp: u32,
     pub ep: u32,
+    /// Expert tensor parallelism: the ranks that split each expert's width (Megatron-Core's
+    /// `--expert-tensor-parallel-size`, which defaults to tp). A divisor of tp.
+    pub etp: u32,
     /// Sequences per microbatch.
     pub microbatch: u32,
     /// Virtual pipeline stages per device (interleaved 1F1B); 1 is plain 1F1B.
@@ -515,6 +563,10 @@ pub struct Layout {
 impl Layout {
     pub fn accelerators(&self) -> u64 {
         self.tp as u64 * self.pp as u64 * self.dp as u64 * self.cp as u64
+    }
+    /// Expert data parallelism: the ranks of `tp * dp * cp` that hold the same experts.
+    pub fn expert_data_parallel(&self) -> f64 {
+        self.tp as f64 * self.dp as f64 * self.cp as f64 / (self.etp as f64 * self.ep as f64)
     }
     /// Layers of a stage of `stage_layers` that recompute their forward.
     pub fn recomputed_layers(&self, stage_layers: f64) -> f64 {
@@ -671,7 +723,7 @@ impl LayoutViolation {
             }
             LayoutViolation::CpSeq => "cp > 1 needs seq_len divisible by 2 * cp",
             LayoutViolation::Ep => {
-                "ep > 1 needs a mixture-of-experts model, and ep must divide experts and dp * cp"
+                "ep > 1 needs a mixture-of-experts model, ep must divide experts, etp must divide tp, and ep * etp must divide tp * dp * cp"
             }
             LayoutViolation::Batch => "dp * microbatch must divide global_batch",
             LayoutViolation::Zero => "zero must be 0, 1, 2 or 3",
@@ -715,10 +767,14 @@ pub fn check_layout(model: &Transformer, training: &Training, layout: &Layout) -
     if layout.cp > 1 && !model.seq_len.is_multiple_of(2 * layout.cp) {
         return Some(LayoutViolation::CpSeq);
     }
-    if layout.ep > 1
-        && (!model.is_moe()
-            || !model.experts.is_multiple_of(layout.ep)
-            || !(layout.dp * layout.cp).is_multiple_of(layout.ep))
+    // Parallel folding: the expert layout (etp x ep x edp) covers the same tp x dp x cp ranks.
+    let folded = layout.tp as u64 * layout.dp as u64 * layout.cp as u64;
+    if layout.etp == 0
+        || !tp.is_multiple_of(layout.etp)
+        || (layout.ep > 1
+            && (!model.is_moe()
+                || !model.experts.is_multiple_of(layout.ep)
+                || !folded.is_multiple_of(layout.ep as u64 * layout.etp as u64)))
     {
         return Some(LayoutViolation::Ep);
     }

@@ -19,10 +19,11 @@ use super::compute::{attention_time_s, gemm_time_s, memory_time_s};
 use super::flops::{
     attention_core_flops, causal_fraction, cross_entropy_bytes, dense_params_total,
     elementwise_forward_bytes, embedding_params, expert_params_total, local_shape, moe_permute_forward_bytes,
-    qkv_width, tensors_per_layer, unfused_softmax_forward_bytes, LocalShape, FLASH_BACKWARD_RATIO,
+    qkv_width, tensors_per_layer, tp_replicated_params, unfused_softmax_forward_bytes,
+    windowed_causal_fraction, LocalShape, FLASH_BACKWARD_RATIO,
 };
 use super::profile::{profile, Profile};
-use super::{Hardware, Layout, Recompute, Training, Transformer};
+use super::{Dtype, Hardware, Layout, Recompute, Training, Transformer};
 use serde::Serialize;
 
 /// Seconds of one layer for one microbatch on one rank.
@@ -105,27 +106,82 @@ pub fn host_bound_s(
     )
 }
 
-/// Forward seconds of the attention core of one layer, and the part of it that selective
-/// recomputation repeats.
-pub fn attention_core_forward_s(shape: &LocalShape, training: &Training, hw: &Hardware) -> f64 {
+/// Forward seconds of the attention core of one layer over `kv_tokens` keys per query, of which a
+/// fused kernel computes `fused_fraction`.
+pub fn attention_core_span_s(
+    shape: &LocalShape,
+    kv_tokens: f64,
+    fused_fraction: f64,
+    training: &Training,
+    hw: &Hardware,
+) -> f64 {
     let q_tokens = shape.tokens / shape.microbatch;
     if training.attention.is_fused() {
-        let flops = attention_core_flops(shape, causal_fraction(training));
+        let flops = attention_core_flops(shape, kv_tokens, fused_fraction);
         attention_time_s(
             flops,
-            shape.head_dim,
+            shape.qk_head_dim,
             q_tokens,
             hw,
             training.dtype,
             training.attention,
         )
     } else {
-        // Unfused: two batched GEMMs per (sequence, head) and a memory-bound softmax.
+        // Unfused: two batched GEMMs per (sequence, head) and a memory-bound softmax over the
+        // whole square (a window is a mask on it).
         let act = training.dtype.activation_dtype();
         let batch = shape.microbatch * shape.heads;
-        let scores = gemm_time_s(q_tokens, shape.kv_tokens, shape.head_dim, hw, act);
-        let values = gemm_time_s(q_tokens, shape.head_dim, shape.kv_tokens, hw, act);
+        let scores = gemm_time_s(q_tokens, shape.kv_tokens, shape.qk_head_dim, hw, act);
+        let values = gemm_time_s(q_tokens, shape.v_head_dim, shape.kv_tokens, hw, act);
         batch * (scores + values) + memory_time_s(unfused_softmax_forward_bytes(shape), hw)
+    }
+}
+
+/// Forward seconds of the attention core of the average layer (what selective recomputation
+/// repeats): full causal attention, and on the windowed share of the layers a fused kernel's
+/// causal band of the window.
+pub fn attention_core_forward_s(shape: &LocalShape, training: &Training, hw: &Hardware) -> f64 {
+    let full = attention_core_span_s(shape, shape.kv_tokens, causal_fraction(training), training, hw);
+    if shape.window_share > 0.0 && training.attention.is_fused() {
+        let band = windowed_causal_fraction(shape.window_tokens, shape.kv_tokens);
+        let windowed = attention_core_span_s(shape, shape.window_tokens, band, training, hw);
+        (1.0 - shape.window_share) * full + shape.window_share * windowed
+    } else {
+        full
+    }
+}
+
+/// Forward seconds of the attention block's projections on this rank: the fused QKV and the
+/// output projection; under latent attention the replicated down projections of the query and
+/// key/value latents, their column-parallel up projections and the output projection.
+pub fn attention_projections_s(shape: &LocalShape, hw: &Hardware, dtype: Dtype) -> f64 {
+    let t = shape.tokens;
+    let h = shape.hidden;
+    let output = gemm_time_s(t, h, shape.heads * shape.v_head_dim, hw, dtype);
+    if shape.kv_lora_rank > 0.0 {
+        let down = gemm_time_s(
+            t,
+            shape.q_lora_rank + shape.kv_lora_rank + shape.rope_head_dim,
+            h,
+            hw,
+            dtype,
+        );
+        let query_in = if shape.q_lora_rank > 0.0 {
+            shape.q_lora_rank
+        } else {
+            h
+        };
+        let query_up = gemm_time_s(t, shape.heads * shape.qk_head_dim, query_in, hw, dtype);
+        let kv_up = gemm_time_s(
+            t,
+            shape.heads * (shape.head_dim + shape.v_head_dim),
+            shape.kv_lora_rank,
+            hw,
+            dtype,
+        );
+        down + query_up + kv_up + output
+    } else {
+        gemm_time_s(t, qkv_width(shape), h, hw, dtype) + output
     }
 }
 
@@ -170,6 +226,18 @@ pub fn pipeline_stride(training: &Training, hw: &Hardware, layout: &Layout) -> f
     }
 }
 
+/// Stride of the expert-parallel group: the expert ranks are ordered etp, ep, edp over the
+/// tensor- and data-parallel ranks (parallel folding), so ep members sit `etp` ranks apart, and
+/// `etp * pp` apart where data parallelism is outermost.
+pub fn expert_parallel_stride(training: &Training, hw: &Hardware, layout: &Layout) -> f64 {
+    let etp = layout.etp as f64;
+    if data_parallel_outermost(training, hw, layout) {
+        etp * layout.pp as f64
+    } else {
+        etp
+    }
+}
+
 /// Costs of one layer (dense or MoE) for one microbatch on one rank.
 pub fn layer_costs(
     model: &Transformer,
@@ -186,29 +254,31 @@ pub fn layer_costs(
     let up = shape.ffn_kind.up_width();
 
     // Attention block GEMMs.
-    let qkv = gemm_time_s(t, qkv_width(&shape), h, hw, dtype);
-    let proj = gemm_time_s(t, h, shape.heads * shape.head_dim, hw, dtype);
+    let attention_gemms = attention_projections_s(&shape, hw, dtype);
 
     // Feed-forward GEMMs and the width of the activation per token.
     let (ffn_gemms, ffn_width, moe_extra_fwd) = if moe {
         let k = model.experts_per_token as f64;
         let local_experts = model.experts as f64 / layout.ep as f64;
-        let tokens_per_expert = t * k / local_experts;
+        // Routed copies per token of the microbatch, for the per-token byte counts.
+        let routed_per_token = k * shape.expert_tokens / t;
+        let tokens_per_expert = shape.expert_tokens * k / local_experts;
         let fe = shape.expert_ffn;
         let routed = local_experts
             * (gemm_time_s(tokens_per_expert, fe * up, h, hw, dtype)
                 + gemm_time_s(tokens_per_expert, h, fe, hw, dtype));
-        let shared_width = fe * model.shared_experts as f64;
+        // Shared experts run as a dense block under the layer's tensor parallelism.
+        let shared_width = model.expert_ffn as f64 / layout.tp as f64 * model.shared_experts as f64;
         let shared = if model.shared_experts > 0 {
             gemm_time_s(t, shared_width * up, h, hw, dtype) + gemm_time_s(t, h, shared_width, hw, dtype)
         } else {
             0.0
         };
         let router = gemm_time_s(t, model.experts as f64, h, hw, act);
-        let permute = memory_time_s(moe_permute_forward_bytes(&shape, k), hw);
+        let permute = memory_time_s(moe_permute_forward_bytes(&shape, routed_per_token), hw);
         (
             routed + shared,
-            fe * (k + model.shared_experts as f64),
+            fe * routed_per_token + shared_width,
             router + permute,
         )
     } else {
@@ -220,7 +290,7 @@ pub fn layer_costs(
         )
     };
 
-    let gemms = qkv + proj + ffn_gemms;
+    let gemms = attention_gemms + ffn_gemms;
     let attention_fwd = attention_core_forward_s(&shape, training, hw);
     let attention_bwd = attention_core_backward_s(attention_fwd, training);
     let elementwise = memory_time_s(elementwise_forward_bytes(&shape, dtype, ffn_width), hw);
@@ -254,7 +324,7 @@ pub fn layer_costs(
     // behind the attention of the chunk in hand; backward moves K/V and their gradients.
     let cp = layout.cp as f64;
     let (cp_forward, cp_backward) = if layout.cp > 1 {
-        let chunk_bytes = 2.0 * t * shape.kv_heads * shape.head_dim * 2.0;
+        let chunk_bytes = t * shape.kv_heads * (shape.qk_head_dim + shape.v_head_dim) * 2.0;
         let hop = point_to_point_s(hw, chunk_bytes, cp * tp);
         (
             (cp - 1.0) * (hop - attention_fwd / cp).max(0.0),
@@ -272,7 +342,7 @@ pub fn layer_costs(
             hw,
             bytes,
             layout.ep as f64,
-            data_parallel_stride(training, hw, layout),
+            expert_parallel_stride(training, hw, layout),
         )
     } else {
         0.0
@@ -390,7 +460,12 @@ pub fn logits_costs(model: &Transformer, training: &Training, hw: &Hardware, lay
         training.dtype.activation_dtype(),
     );
     let loss = memory_time_s(cross_entropy_bytes(&shape), hw);
-    (gemm + loss * 10.0 / 16.0, 2.0 * gemm + loss * 6.0 / 16.0)
+    // Each multi-token-prediction module runs the shared output head once more.
+    let heads = 1.0 + model.mtp_layers as f64;
+    (
+        heads * (gemm + loss * 10.0 / 16.0),
+        heads * (2.0 * gemm + loss * 6.0 / 16.0),
+    )
 }
 
 /// Transformer layers on the fullest pipeline stage and on the last stage (which also holds the
@@ -401,8 +476,11 @@ pub fn logits_costs(model: &Transformer, training: &Training, hw: &Hardware, lay
 /// takes one layer from each, Sec. 3.3.2), so that 126 layers on 16 stages run 7, 8, ..., 8, 7.
 pub fn stage_layers(model: &Transformer, layout: &Layout) -> (f64, f64) {
     let layers = model.layers;
+    // Multi-token-prediction modules sit after the output layer, on the last stage
+    // (Megatron-Core's `mtp_num_layers`).
+    let mtp = model.mtp_layers;
     if layout.pp <= 1 {
-        return (layers as f64, layers as f64);
+        return ((layers + mtp) as f64, (layers + mtp) as f64);
     }
     // Whole numbers throughout: exact in both twins, and no float rounding at the boundaries.
     let pp = layout.pp;
@@ -413,7 +491,7 @@ pub fn stage_layers(model: &Transformer, layout: &Layout) -> (f64, f64) {
     let remainder = units % virtual_stages;
     let per_device = |device: u32| layout.interleave * base + stage_extra(device, remainder, pp);
     let first = per_device(0) - reserved;
-    let last = per_device(pp - 1) - reserved;
+    let last = per_device(pp - 1) - reserved + mtp;
     let middle = if pp > 2 { per_device(1) } else { 0 };
     (first.max(middle).max(last) as f64, last as f64)
 }
@@ -440,8 +518,11 @@ pub fn stage_params(model: &Transformer, layout: &Layout) -> (f64, f64) {
     } else {
         embeddings
     };
-    let dense = ((dense_params_total(model) - embeddings) * share + on_stage_embeddings) / tp;
-    let experts = expert_params_total(model) * share / (tp * layout.ep as f64);
+    // Latent attention's down projections are whole on every tensor-parallel rank.
+    let replicated = model.layers as f64 * tp_replicated_params(model);
+    let dense = ((dense_params_total(model) - embeddings - replicated) * share + on_stage_embeddings) / tp
+        + replicated * share;
+    let experts = expert_params_total(model) * share / (layout.etp as f64 * layout.ep as f64);
     (dense, experts)
 }
 
@@ -540,8 +621,8 @@ pub fn data_parallel_exposed_s(
     let (dense, experts) = stage_params(model, layout);
     let group = layout.dp as f64 * layout.cp as f64;
     let stride = data_parallel_stride(training, hw, layout);
-    let expert_group = group / layout.ep as f64;
-    let expert_stride = stride * layout.ep as f64;
+    let expert_group = layout.expert_data_parallel();
+    let expert_stride = expert_parallel_stride(training, hw, layout) * layout.ep as f64;
     let collective = |params_dense: f64, params_expert: f64, bytes_per_param: f64, passes: f64| {
         let f = if passes > 1.5 { all_reduce_s } else { all_gather_s };
         f(hw, params_dense * bytes_per_param, group, stride)
@@ -616,7 +697,7 @@ pub fn optimizer_s(model: &Transformer, training: &Training, hw: &Hardware, layo
     let (dense, experts) = stage_params(model, layout);
     let (dense_shard, expert_shard) = if layout.zero >= 1 {
         let group = layout.dp as f64 * layout.cp as f64;
-        (dense / group, experts / (group / layout.ep as f64))
+        (dense / group, experts / layout.expert_data_parallel())
     } else {
         (dense, experts)
     };

@@ -25,6 +25,13 @@ pub fn gpt3_175b() -> Transformer {
         shared_experts: 0,
         dense_layers: 0,
         tied_embeddings: true,
+        q_lora_rank: 0,
+        kv_lora_rank: 0,
+        qk_rope_head_dim: 0,
+        v_head_dim: 0,
+        sliding_window: 0,
+        sliding_window_layers: 0,
+        mtp_layers: 0,
     }
 }
 
@@ -40,6 +47,13 @@ pub fn llama3_8b() -> Transformer {
         vocab: 128256,
         seq_len: 8192,
         tied_embeddings: false,
+        q_lora_rank: 0,
+        kv_lora_rank: 0,
+        qk_rope_head_dim: 0,
+        v_head_dim: 0,
+        sliding_window: 0,
+        sliding_window_layers: 0,
+        mtp_layers: 0,
         ..gpt3_175b()
     }
 }
@@ -62,6 +76,13 @@ pub fn mixtral_like() -> Transformer {
         shared_experts: 0,
         dense_layers: 0,
         tied_embeddings: false,
+        q_lora_rank: 0,
+        kv_lora_rank: 0,
+        qk_rope_head_dim: 0,
+        v_head_dim: 0,
+        sliding_window: 0,
+        sliding_window_layers: 0,
+        mtp_layers: 0,
     }
 }
 
@@ -110,6 +131,7 @@ pub fn plain_layout() -> Layout {
         dp: 1,
         cp: 1,
         ep: 1,
+        etp: 1,
         microbatch: 1,
         interleave: 1,
         recompute: Recompute::None,

@@ -28,7 +28,15 @@ pub struct GpuModel {
     pub shared_experts: u32,
     pub dense_layers: u32,
     pub tied_embeddings: u32,
+    pub q_lora_rank: u32,
+    pub kv_lora_rank: u32,
+    pub qk_rope_head_dim: u32,
+    pub v_head_dim: u32,
+    pub sliding_window: u32,
+    pub sliding_window_layers: u32,
+    pub mtp_layers: u32,
     pub pad0: u32,
+    pub pad1: u32,
 }
 
 /// Twin of `GpuTraining` in `shaders/model.wgsl`: the run's settings that every stack shares,
@@ -229,7 +237,15 @@ pub fn gpu_model(m: &Transformer) -> GpuModel {
         shared_experts: m.shared_experts,
         dense_layers: m.dense_layers,
         tied_embeddings: m.tied_embeddings as u32,
+        q_lora_rank: m.q_lora_rank,
+        kv_lora_rank: m.kv_lora_rank,
+        qk_rope_head_dim: m.qk_rope_head_dim,
+        v_head_dim: m.v_head_dim,
+        sliding_window: m.sliding_window,
+        sliding_window_layers: m.sliding_window_layers,
+        mtp_layers: m.mtp_layers,
         pad0: 0,
+        pad1: 0,
     }
 }
 

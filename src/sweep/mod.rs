@@ -180,6 +180,8 @@ pub struct SweepLayout {
     pub dp: u32,
     pub cp: u32,
     pub ep: u32,
+    /// Expert tensor parallelism (sweeps keep Megatron-Core's default, tp).
+    pub etp: u32,
     pub microbatch: u32,
     pub interleave: u32,
     pub recompute: Recompute,
@@ -221,6 +223,7 @@ pub fn top_entry(space: &SearchSpace, rank: usize, r: &Ranked) -> Option<(TopEnt
         dp: c.layout.dp,
         cp: c.layout.cp,
         ep: c.layout.ep,
+        etp: c.layout.etp,
         microbatch: c.layout.microbatch,
         interleave: c.layout.interleave,
         recompute: c.layout.recompute,

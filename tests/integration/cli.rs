@@ -371,7 +371,16 @@ fn fit_reproduces_the_catalog_constants() {
     // The catalog's fitted constants are the fit's own output: refitting from them moves the
     // error by less than a hundredth of a point.
     let runs = data("measured-runs.csv");
-    let o = clustersweep(&["fit", runs.to_str().unwrap(), "--json", "--iterations", "60"]);
+    let skip = data("fit-skipped-runs.csv");
+    let o = clustersweep(&[
+        "fit",
+        runs.to_str().unwrap(),
+        "--skip-runs",
+        skip.to_str().unwrap(),
+        "--json",
+        "--iterations",
+        "60",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     for f in v["families"].as_array().unwrap() {

@@ -97,6 +97,36 @@ fn moe_space(objective: Objective) -> SearchSpace {
     SearchSpace::resolve(&file, &Catalog::builtin(), objective, "moe").unwrap()
 }
 
+/// Latent attention, multi-token prediction and leading dense layers (DeepSeek-V3), and sliding
+/// windows on half the layers (gpt-oss), both with unfused and fused attention.
+fn attention_space(preset: &str, flash: bool) -> SearchSpace {
+    let text = format!(
+        "[model]\npreset = \"{preset}\"\n[training]\nglobal_batch = 2048\nflash_attention = {flash}\n\
+         [search]\naccelerators = [\"h800\", \"gb200\"]\ncounts = [512, 2048]\nep = [8, 32, 64]\n\
+         pp = [1, 4, 16]\ntp = [1, 2, 4]\n"
+    );
+    let file = ScenarioFile::parse(&text, "attention").unwrap();
+    SearchSpace::resolve(&file, &Catalog::builtin(), Objective::Time, "attention").unwrap()
+}
+
+#[test]
+fn gpu_and_cpu_agree_on_latent_attention_sliding_windows_and_mtp() {
+    let Some(engine) = engine() else { return };
+    for (i, (preset, flash)) in [
+        ("deepseek-v3", true),
+        ("deepseek-v3", false),
+        ("gpt-oss-120b", true),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let space = attention_space(preset, flash);
+        let priced = check_parity(&space, &engine, seed() + 10 + i as u64, 40_000);
+        assert!(priced > 500, "{preset}: priced {priced} layouts");
+        check_sweeps_agree(&space, &engine, 10);
+    }
+}
+
 /// SplitMix64: a seeded, dependency-free stream of indices.
 fn indices(seed: u64, n: usize, size: u64) -> Vec<u64> {
     let mut state = seed;

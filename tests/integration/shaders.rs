@@ -78,7 +78,15 @@ fn host_structs_match_their_wgsl_twins() {
             shared_experts,
             dense_layers,
             tied_embeddings,
+            q_lora_rank,
+            kv_lora_rank,
+            qk_rope_head_dim,
+            v_head_dim,
+            sliding_window,
+            sliding_window_layers,
+            mtp_layers,
             pad0,
+            pad1,
         ]
     );
     same_layout!(
