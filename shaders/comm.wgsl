@@ -5,6 +5,49 @@ fn scale_up_bandwidth(hw: GpuAccelerator) -> f32 {
     return hw.scale_up_bytes_per_s * hw.scale_up;
 }
 
+fn torus_axes(hw: GpuAccelerator, span: f32) -> f32 {
+    if hw.torus_axis <= 1.0 {
+        return 1.0;
+    }
+    var axes = 1.0;
+    var reach = hw.torus_axis;
+    while axes < hw.torus_dims && span > reach {
+        axes += 1.0;
+        reach *= hw.torus_axis;
+    }
+    return axes;
+}
+
+fn domain_bandwidth(hw: GpuAccelerator, span: f32) -> f32 {
+    return scale_up_bandwidth(hw) * torus_axes(hw, span);
+}
+
+fn domain_ring_steps(hw: GpuAccelerator, n: f32) -> f32 {
+    if hw.torus_axis <= 1.0 {
+        return n - 1.0;
+    }
+    var steps = 0.0;
+    var left = n;
+    var axis = 0.0;
+    while left > 1.0 && axis < hw.torus_dims {
+        var extent = min(left, hw.torus_axis);
+        if axis + 1.0 >= hw.torus_dims {
+            extent = left;
+        }
+        steps += extent / 2.0;
+        left /= extent;
+        axis += 1.0;
+    }
+    return steps;
+}
+
+fn domain_ring_s(hw: GpuAccelerator, bytes: f32, n: f32, passes: f32, span: f32) -> f32 {
+    if n <= 1.0 {
+        return 0.0;
+    }
+    return passes * ((n - 1.0) / n * bytes / domain_bandwidth(hw, span) + domain_ring_steps(hw, n) * hw.scale_up_latency_s);
+}
+
 fn scale_out_bandwidth(hw: GpuAccelerator) -> f32 {
     return hw.scale_out_bytes_per_s * hw.scale_out;
 }
@@ -91,11 +134,11 @@ fn ring_s(bytes: f32, n: f32, passes: f32, bandwidth: f32, latency_s: f32) -> f3
 }
 
 fn flat_ring_s(hw: GpuAccelerator, bytes: f32, size: f32, stride: f32, passes: f32) -> f32 {
-    let up = scale_up_bandwidth(hw);
     if !crosses_domain(size, stride, hw) {
-        return ring_s(bytes, size, passes, up, hw.scale_up_latency_s);
+        return domain_ring_s(hw, bytes, size, passes, size * stride);
     }
     let k = members_per_domain(size, stride, hw.scale_up_domain);
+    let up = domain_bandwidth(hw, k * stride);
     let link = slowest_link(hw, size * stride);
     return ring_s(bytes, size, passes, min(up, k * link.x), link.y);
 }
@@ -104,7 +147,7 @@ fn hierarchical_s(hw: GpuAccelerator, bytes: f32, size: f32, stride: f32, passes
     let in_domain = members_per_domain(size, stride, hw.scale_up_domain);
     let in_pod = max(members_per_domain(size, stride, hw.pod_size), in_domain);
     let in_site = max(members_per_domain(size, stride, hw.site_size), in_pod);
-    let domain_s = ring_s(bytes, in_domain, passes, scale_up_bandwidth(hw), hw.scale_up_latency_s);
+    let domain_s = domain_ring_s(hw, bytes, in_domain, passes, in_domain * stride);
     var b = bytes / in_domain;
     let pod_s = ring_s(b, in_pod / in_domain, passes, scale_out_bandwidth(hw), hw.scale_out_latency_s);
     b = b / (in_pod / in_domain);
@@ -148,7 +191,7 @@ fn all_to_all_s(hw: GpuAccelerator, bytes: f32, size: f32, stride: f32) -> f32 {
     let in_domain = members_per_domain(size, stride, hw.scale_up_domain);
     let in_pod = max(members_per_domain(size, stride, hw.pod_size), in_domain);
     let in_site = max(members_per_domain(size, stride, hw.site_size), in_pod);
-    let inside = all_to_all_share(bytes, in_domain - 1.0, size, scale_up_bandwidth(hw));
+    let inside = all_to_all_share(bytes, in_domain - 1.0, size, domain_bandwidth(hw, in_domain * stride));
     let pod = all_to_all_share(bytes, in_pod - in_domain, size, scale_out_bandwidth(hw));
     let cross_pod = all_to_all_share(bytes, in_site - in_pod, size, cross_pod_bandwidth(hw));
     let sites = all_to_all_share(bytes, size - in_site, size, inter_site_bandwidth(hw));

@@ -116,7 +116,7 @@ fn memory_breakdown_with(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAcceler
     let params2 = stage_params(m, l);
     let dense = params2.x;
     let experts = params2.y;
-    let group = f32(l.dp) * f32(l.cp);
+    let group = zero_shard_group(t, hw, l);
     let expert_group = expert_data_parallel(l);
     let params = dense + experts;
 
@@ -137,7 +137,7 @@ fn memory_breakdown_with(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAcceler
     let last = stages.y;
     if l.zero >= 3u && !whole_for_step {
         let layer_params = params / max(fullest, 1.0);
-        weights_bytes += 2.0 * layer_params * t.weight_bytes;
+        weights_bytes += 2.0 * layer_params * gathered_weight_bytes(t);
         weights_bytes += layer_params * t.grad_bytes;
     }
     let gradients_bytes = zero_shard(l, gradients_stage, dense, experts, group, expert_group) * t.grad_bytes;

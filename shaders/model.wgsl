@@ -63,6 +63,7 @@ struct GpuStack {
     zero3_regathers_for_recompute: u32,
     zero3_gathers_per_tensor: u32,
     zero3_master_only: u32,
+    hybrid_shard: u32,
     pp_overlap: u32,
     data_parallel_outermost: u32,
     kernels_per_layer: f32,
@@ -85,6 +86,8 @@ struct GpuAccelerator {
     scale_up_bytes_per_s: f32,
     scale_up_domain: f32,
     scale_up_latency_s: f32,
+    torus_axis: f32,
+    torus_dims: f32,
     scale_out_bytes_per_s: f32,
     scale_out_latency_s: f32,
     memory_reserve_bytes: f32,
@@ -152,6 +155,7 @@ const STACK_RECOMPUTE: u32 = 9u;
 const STACK_FORMAT: u32 = 10u;
 const STACK_UNEVEN_PIPELINE: u32 = 11u;
 const STACK_OFFLOAD: u32 = 12u;
+const STACK_HYBRID_SHARD: u32 = 13u;
 
 // Twin of Layout.
 struct Layout {
@@ -169,6 +173,7 @@ struct Layout {
     zero: u32,
     recompute_layers: u32,
     offload_layers: u32,
+    hybrid_shard: bool,
 }
 
 // Twin of Layout::recomputed_layers.
@@ -259,6 +264,9 @@ fn check_stack(s: GpuStack, m: GpuModel, l: Layout, dtype: u32) -> u32 {
     }
     if l.offload_layers > 0u && s.activation_offload == 0u {
         return STACK_OFFLOAD;
+    }
+    if l.hybrid_shard && s.hybrid_shard == 0u {
+        return STACK_HYBRID_SHARD;
     }
     return 0u;
 }

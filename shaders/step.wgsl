@@ -112,6 +112,18 @@ fn data_parallel_stride(t: Training, hw: GpuAccelerator, l: Layout) -> f32 {
     return f32(l.tp);
 }
 
+fn gathered_weight_bytes(t: Training) -> f32 {
+    return min(t.weight_bytes, 2.0);
+}
+
+fn zero_shard_group(t: Training, hw: GpuAccelerator, l: Layout) -> f32 {
+    let group = f32(l.dp) * f32(l.cp);
+    if l.hybrid_shard {
+        return members_per_domain(group, data_parallel_stride(t, hw, l), hw.scale_up_domain);
+    }
+    return group;
+}
+
 fn pipeline_stride(t: Training, hw: GpuAccelerator, l: Layout) -> f32 {
     let model_parallel = f32(l.tp) * f32(l.cp);
     if data_parallel_outermost(t, hw, l) {
@@ -359,21 +371,31 @@ fn data_parallel_exposed_s(m: GpuModel, t: Training, hw: GpuAccelerator, l: Layo
     let params = stage_params(m, l);
     let dense = params.x;
     let experts = params.y;
-    let group = f32(l.dp) * f32(l.cp);
     let stride = data_parallel_stride(t, hw, l);
+    let replicated = f32(l.dp) * f32(l.cp);
+    var group = replicated;
+    if l.zero >= 1u {
+        group = zero_shard_group(t, hw, l);
+    }
+    let replicas = replicated / group;
+    var replica_reduce_s = 0.0;
+    if replicas > 1.0 {
+        let ar = all_reduce_s(hw, dense / group * t.grad_reduce_bytes, replicas, stride * group);
+        replica_reduce_s = exposed_s(ar, stage_backward_s, st.grad_reduce_overlap != 0u);
+    }
     let expert_group = expert_data_parallel(l);
     let expert_stride = expert_parallel_stride(t, hw, l) * f32(l.ep);
     let grads = t.grad_reduce_bytes;
-    let weights = t.weight_bytes;
+    let weights = gathered_weight_bytes(t);
     if l.zero == 0u {
         let ar = dp_collective(hw, dense, experts, grads, 2.0, group, stride, expert_group, expert_stride);
-        return exposed_s(ar, stage_backward_s, st.grad_reduce_overlap != 0u);
+        return exposed_s(ar, stage_backward_s, st.grad_reduce_overlap != 0u) + replica_reduce_s;
     }
     if l.zero == 1u {
         let rs = dp_collective(hw, dense, experts, grads, 1.0, group, stride, expert_group, expert_stride);
         let ag = dp_collective(hw, dense, experts, weights, 1.0, group, stride, expert_group, expert_stride);
         return exposed_s(rs, stage_backward_s, st.grad_reduce_overlap != 0u)
-            + exposed_s(ag, stage_forward_s, st.param_gather_overlap != 0u);
+            + exposed_s(ag, stage_forward_s, st.param_gather_overlap != 0u) + replica_reduce_s;
     }
     let layers = max(stage_layer_count, 1.0);
     var gathers = layers;
@@ -390,7 +412,7 @@ fn data_parallel_exposed_s(m: GpuModel, t: Training, hw: GpuAccelerator, l: Layo
         forward_gather = first_layer + max(ag - stage_forward_s, 0.0);
     }
     if zero_once_per_step(st, l) {
-        return forward_gather + exposed_s(rs, stage_backward_s, st.grad_reduce_overlap != 0u);
+        return forward_gather + exposed_s(rs, stage_backward_s, st.grad_reduce_overlap != 0u) + replica_reduce_s;
     }
     let regathers = l.zero >= 3u && l.recompute == RECOMPUTE_FULL && st.zero3_regathers_for_recompute != 0u;
     var backward_gathers = 0.0;
@@ -399,7 +421,7 @@ fn data_parallel_exposed_s(m: GpuModel, t: Training, hw: GpuAccelerator, l: Layo
     }
     let backward_comm = backward_gathers * ag + rs;
     let per_microbatch = forward_gather + exposed_s(backward_comm, stage_backward_s, st.param_gather_overlap != 0u);
-    return per_microbatch * mbs;
+    return per_microbatch * mbs + replica_reduce_s;
 }
 
 fn exposed_s(comm_s: f32, window_s: f32, overlaps: bool) -> f32 {
@@ -414,7 +436,7 @@ fn optimizer_s(m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout) -> f32 {
     var dense_shard = params.x;
     var expert_shard = params.y;
     if l.zero >= 1u {
-        let group = f32(l.dp) * f32(l.cp);
+        let group = zero_shard_group(t, hw, l);
         dense_shard = params.x / group;
         expert_shard = params.y / expert_data_parallel(l);
     }

@@ -283,6 +283,8 @@ fn candidate_at(d: array<u32, 15>) -> Candidate {
         axis_value(AXIS_ZERO, d[AXIS_ZERO]),
         axis_value(AXIS_RECOMPUTE_LAYERS, d[AXIS_RECOMPUTE_LAYERS]),
         axis_value(AXIS_OFFLOAD_LAYERS, d[AXIS_OFFLOAD_LAYERS]),
+        // Hybrid sharding wherever the stack shards so (its default).
+        st.hybrid_shard != 0u,
     );
     c.global_batch = global_batch;
     if check_layout(model, run_training(global_batch, c.stack), c.parallel) != 0u
@@ -352,6 +354,7 @@ fn profile_main(@builtin(global_invocation_id) gid: vec3<u32>) {
         0u,
         0u,
         0u,
+        stack_table[stack].hybrid_shard != 0u,
     );
     let hw = accelerator_table[axis_value(AXIS_ACCELERATOR, d[AXIS_ACCELERATOR])];
     profiles[slot] = profile(model, run_training(1u, stack), hw, l);

@@ -162,6 +162,9 @@ pub struct LayoutSection {
     pub recompute_layers: Option<u32>,
     /// Layers of each pipeline stage whose activations are offloaded to host memory (default 0).
     pub offload_layers: Option<u32>,
+    /// ZeRO shards inside each scale-up domain only, replicas across domains (default: where
+    /// the stack shards so, as MaxText's ici_fsdp x dcn_data mesh).
+    pub hybrid_shard: Option<bool>,
 }
 
 /// A scenario file as written.
@@ -895,6 +898,7 @@ fn resolve_layout(
             None => 0,
         },
         offload_layers: l.offload_layers.unwrap_or(0),
+        hybrid_shard: l.hybrid_shard.unwrap_or(training.stack.hybrid_shard),
     };
     if let Some(v) = check_layout(model, training, &layout) {
         return Err(format!(
@@ -915,6 +919,7 @@ fn resolve_layout(
             "tp_overlap" => layout.tp_overlap.to_string(),
             "zero" => layout.zero.to_string(),
             "offload_layers" => layout.offload_layers.to_string(),
+            "hybrid_shard" => layout.hybrid_shard.to_string(),
             "recompute" => format!("\"{}\"", layout.recompute.name()),
             _ => format!("\"{}\"", training.dtype.name()),
         };
@@ -948,6 +953,7 @@ impl LayoutSection {
             "zero" => self.zero.is_some(),
             "recompute_layers" => self.recompute_layers.is_some(),
             "offload_layers" => self.offload_layers.is_some(),
+            "hybrid_shard" => self.hybrid_shard.is_some(),
             _ => false,
         }
     }

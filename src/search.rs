@@ -553,6 +553,8 @@ impl SearchSpace {
             zero: v(AXIS_ZERO),
             recompute_layers: v(AXIS_RECOMPUTE_LAYERS),
             offload_layers: v(AXIS_OFFLOAD_LAYERS),
+            // Hybrid sharding wherever the stack shards so (its default).
+            hybrid_shard: stack_switches.hybrid_shard,
         };
         let training = Training {
             global_batch,

@@ -434,11 +434,13 @@ fn fastest_candidates(row: &RunRow, base: &Scenario) -> Vec<ScenarioFile> {
     out
 }
 
-/// The row's scenario; where its stack's default layout does not fit and the row records no
-/// recomputation, the least recomputation that fits instead: the run fit in memory, so it
-/// recomputed at least that much. Tried in order: selective, then full recomputation of 1, 2, ...
-/// layers per stage (Megatron's `--recompute-method block`), then of every layer. Memory does not
-/// depend on the fitted efficiencies, so the choice is made once, here.
+/// The row's scenario; where its stack's default layout does not fit, the least memory saving
+/// that fits instead, among the knobs the row leaves empty: the run fit in memory, so it saved
+/// at least that much. Tried in order: sharding over the whole data-parallel group instead of
+/// hybrid sharding (MaxText's GPU recipes set `dcn_fsdp_parallelism`), then selective
+/// recomputation, full recomputation of 1, 2, ... layers per stage (Megatron's
+/// `--recompute-method block`), and of every layer. Memory does not depend on the fitted
+/// efficiencies, so the choice is made once, here.
 fn least_recompute_that_fits(
     row: &RunRow,
     base: Scenario,
@@ -446,7 +448,19 @@ fn least_recompute_that_fits(
 ) -> Vec<Scenario> {
     let fits = |s: &Scenario| estimate(&s.model, &s.training, &s.hardware, &s.economics, &s.layout).fits;
     let given = &row.scenario.layout;
-    if given.given("recompute") || given.given("recompute_layers") || fits(&base) {
+    if fits(&base) {
+        return vec![base];
+    }
+    let mut file = row.scenario.clone();
+    if base.layout.hybrid_shard && !given.given("hybrid_shard") {
+        file.layout.hybrid_shard = Some(false);
+        match resolve(&file) {
+            Ok(s) if fits(&s) => return vec![s],
+            // Neither fits: recompute from the stack's default sharding.
+            _ => file.layout.hybrid_shard = None,
+        }
+    }
+    if given.given("recompute") || given.given("recompute_layers") {
         return vec![base];
     }
     let (stage_layers, _) = crate::model::step::stage_layers(&base.model, &base.layout);
@@ -457,7 +471,6 @@ fn least_recompute_that_fits(
         if (mode as u32) <= (base.layout.recompute as u32) && layers.is_none() {
             continue;
         }
-        let mut file = row.scenario.clone();
         file.layout.recompute = Some(mode);
         file.layout.recompute_layers = layers;
         if let Ok(s) = resolve(&file) {
@@ -600,6 +613,12 @@ fn assumed_knobs(row: &RunRow, s: &Scenario, assume: Assume) -> AssumedKnobs {
         l.offload_layers.into(),
         knob_source("offload_layers"),
     );
+    let hybrid_source = if !given.given("hybrid_shard") && l.hybrid_shard != s.training.stack.hybrid_shard {
+        Source::NeededToFit
+    } else {
+        knob_source("hybrid_shard")
+    };
+    put("hybrid_shard", l.hybrid_shard.into(), hybrid_source);
     let recorded_or_stack = |given: bool| {
         if given {
             Source::Recorded

@@ -302,6 +302,13 @@ pub struct AcceleratorSpec {
     /// Host memory per accelerator (default [`DEFAULT_HOST_MEMORY_GB`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_memory_gb: Option<f64>,
+    /// A scale-up domain wired as a torus (TPU ICI): chips per axis and the dimensions (2 for
+    /// v5e/v6e, 3 for v4/v5p); absent for a switched domain (NVLink). `scale_up_gb_per_s` is
+    /// then a bidirectional ring's bandwidth along one axis (two links, one direction each).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub torus_axis: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub torus_dims: Option<u32>,
     #[serde(default)]
     pub sources: BTreeMap<String, String>,
 }
@@ -683,6 +690,8 @@ impl Catalog {
             scale_up_bytes_per_s: spec.scale_up_gb_per_s * 1e9,
             scale_up_domain: spec.scale_up_domain,
             scale_up_latency_s: spec.scale_up_latency_us * 1e-6,
+            torus_axis: spec.torus_axis.unwrap_or(0) as f64,
+            torus_dims: spec.torus_dims.unwrap_or(0) as f64,
             scale_out_bytes_per_s: spec.scale_out_gbps * 1e9 / 8.0,
             scale_out_latency_s: spec.scale_out_latency_us * 1e-6,
             pod_size: facility.pod_size,

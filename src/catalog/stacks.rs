@@ -117,6 +117,10 @@ pub struct StackSpec {
     /// ZeRO-3 keeps parameters only as fp32 master shards (FSDP's flat parameters).
     #[serde(default)]
     pub zero3_master_only: bool,
+    /// ZeRO shards only over the data-parallel ranks inside one scale-up domain, and the
+    /// domains' replicas all-reduce the sharded gradients (hybrid sharding).
+    #[serde(default)]
+    pub hybrid_shard: bool,
     pub grad_reduce_overlap: bool,
     pub param_gather_overlap: bool,
     pub recompute: Vec<Recompute>,
@@ -163,6 +167,7 @@ impl StackSpec {
             zero3_regathers_for_recompute: self.zero3_regathers_for_recompute,
             zero3_gathers_per_tensor: self.zero3_gathers_per_tensor,
             zero3_master_only: self.zero3_master_only,
+            hybrid_shard: self.hybrid_shard,
             pp_overlap: self.pp_overlap,
             data_parallel_outermost: self.rank_order == RankOrder::TpCpPpDp,
             kernels_per_layer: self.kernels_per_layer,

@@ -31,6 +31,65 @@ pub fn scale_up_bandwidth(hw: &Hardware) -> f64 {
     hw.scale_up_bytes_per_s * hw.efficiency.scale_up
 }
 
+/// Torus axes that a group spanning `span` consecutive ranks of the scale-up domain runs on: 1 in
+/// a switched domain; on a torus, as many axes of `torus_axis` chips as the span needs, at most
+/// the torus's dimensions (ranks fill one axis, then the next, as JAX's mesh builder lays
+/// MaxText's mesh axes on ICI).
+pub fn torus_axes(hw: &Hardware, span: f64) -> f64 {
+    if hw.torus_axis <= 1.0 {
+        return 1.0;
+    }
+    let mut axes = 1.0;
+    let mut reach = hw.torus_axis;
+    while axes < hw.torus_dims && span > reach {
+        axes += 1.0;
+        reach *= hw.torus_axis;
+    }
+    axes
+}
+
+/// Bandwidth a collective among `span` consecutive ranks reaches inside the scale-up domain:
+/// each rank's link through a switch; on a torus, a bidirectional ring on every axis the group
+/// spans at once (Austin et al., "How to Scale Your Model", sharding chapter: an all-gather of
+/// `V` bytes takes `V / (W_bidi n_axes)`).
+pub fn domain_bandwidth(hw: &Hardware, span: f64) -> f64 {
+    scale_up_bandwidth(hw) * torus_axes(hw, span)
+}
+
+/// Latency steps of a ring through `n` ranks of the domain: `n - 1` through a switch; on a
+/// torus, half of each spanned axis's extent (bidirectional rings, the same book's
+/// `T_min sum |X_i| / 2`).
+pub fn domain_ring_steps(hw: &Hardware, n: f64) -> f64 {
+    if hw.torus_axis <= 1.0 {
+        return n - 1.0;
+    }
+    let mut steps = 0.0;
+    let mut left = n;
+    let mut axis = 0.0;
+    while left > 1.0 && axis < hw.torus_dims {
+        let extent = if axis + 1.0 >= hw.torus_dims {
+            left
+        } else {
+            left.min(hw.torus_axis)
+        };
+        steps += extent / 2.0;
+        left /= extent;
+        axis += 1.0;
+    }
+    steps
+}
+
+/// A ring collective of `passes` sweeps over `n` ranks of one scale-up domain spanning `span`
+/// consecutive ranks, where `bytes` is the full buffer on each rank.
+pub fn domain_ring_s(hw: &Hardware, bytes: f64, n: f64, passes: f64, span: f64) -> f64 {
+    if n <= 1.0 {
+        return 0.0;
+    }
+    passes
+        * ((n - 1.0) / n * bytes / domain_bandwidth(hw, span)
+            + domain_ring_steps(hw, n) * hw.scale_up_latency_s)
+}
+
 /// Scale-out bandwidth that collectives reach inside a pod, bytes/s per accelerator.
 pub fn scale_out_bandwidth(hw: &Hardware) -> f64 {
     hw.scale_out_bytes_per_s * hw.efficiency.scale_out
@@ -85,11 +144,11 @@ pub fn ring_s(bytes: f64, n: f64, passes: f64, bandwidth: f64, latency_s: f64) -
 
 /// A flat ring of `passes` sweeps through every rank of a group.
 pub fn flat_ring_s(hw: &Hardware, bytes: f64, size: f64, stride: f64, passes: f64) -> f64 {
-    let up = scale_up_bandwidth(hw);
     if !crosses_domain(size, stride, hw) {
-        return ring_s(bytes, size, passes, up, hw.scale_up_latency_s);
+        return domain_ring_s(hw, bytes, size, passes, size * stride);
     }
     let k = members_per_domain(size, stride, hw.scale_up_domain as f64);
+    let up = domain_bandwidth(hw, k * stride);
     let (link, latency) = slowest_link(hw, size * stride);
     ring_s(bytes, size, passes, up.min(k * link), latency)
 }
@@ -99,13 +158,7 @@ pub fn hierarchical_s(hw: &Hardware, bytes: f64, size: f64, stride: f64, passes:
     let in_domain = members_per_domain(size, stride, hw.scale_up_domain as f64);
     let in_pod = members_per_domain(size, stride, hw.pod_size).max(in_domain);
     let in_site = members_per_domain(size, stride, hw.site_size).max(in_pod);
-    let domain_s = ring_s(
-        bytes,
-        in_domain,
-        passes,
-        scale_up_bandwidth(hw),
-        hw.scale_up_latency_s,
-    );
+    let domain_s = domain_ring_s(hw, bytes, in_domain, passes, in_domain * stride);
     let bytes = bytes / in_domain;
     let pod_s = ring_s(
         bytes,
@@ -170,7 +223,7 @@ pub fn all_to_all_s(hw: &Hardware, bytes: f64, size: f64, stride: f64) -> f64 {
     let in_pod = members_per_domain(size, stride, hw.pod_size).max(in_domain);
     let in_site = members_per_domain(size, stride, hw.site_size).max(in_pod);
     let share = |peers: f64, bandwidth: f64| bytes * peers / size / bandwidth;
-    let inside = share(in_domain - 1.0, scale_up_bandwidth(hw));
+    let inside = share(in_domain - 1.0, domain_bandwidth(hw, in_domain * stride));
     let pod = share(in_pod - in_domain, scale_out_bandwidth(hw));
     let cross_pod = share(in_site - in_pod, cross_pod_bandwidth(hw));
     let sites = share(size - in_site, inter_site_bandwidth(hw));
@@ -249,6 +302,49 @@ pub fn point_to_point_s(hw: &Hardware, bytes: f64, span: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A v5e-like slice: a 16 x 16 torus of ICI rings.
+    fn torus() -> Hardware {
+        let mut hw = crate::model::test_support::h100();
+        hw.scale_up_domain = 256;
+        hw.torus_axis = 16.0;
+        hw.torus_dims = 2.0;
+        hw
+    }
+
+    #[test]
+    fn a_torus_group_runs_on_the_axes_it_spans() {
+        let hw = torus();
+        assert_eq!(torus_axes(&hw, 16.0), 1.0);
+        assert_eq!(torus_axes(&hw, 17.0), 2.0);
+        assert_eq!(torus_axes(&hw, 256.0), 2.0);
+        assert_eq!(domain_bandwidth(&hw, 256.0), 2.0 * scale_up_bandwidth(&hw));
+        // Bidirectional rings: half of each axis's extent in steps.
+        assert_eq!(domain_ring_steps(&hw, 16.0), 8.0);
+        assert_eq!(domain_ring_steps(&hw, 256.0), 16.0);
+        assert_eq!(domain_ring_steps(&hw, 64.0), 8.0 + 2.0);
+        // A switch: every rank's own link, n - 1 steps.
+        let switch = crate::model::test_support::h100();
+        assert_eq!(torus_axes(&switch, 8.0), 1.0);
+        assert_eq!(domain_ring_steps(&switch, 8.0), 7.0);
+        let bw = scale_up_bandwidth(&switch);
+        assert_eq!(
+            domain_ring_s(&switch, 1e9, 8.0, 2.0, 8.0),
+            ring_s(1e9, 8.0, 2.0, bw, switch.scale_up_latency_s)
+        );
+    }
+
+    #[test]
+    fn a_slice_wide_all_gather_is_twice_as_fast_as_one_axis_allows() {
+        let hw = torus();
+        let one_axis = all_gather_s(&hw, 1e9, 16.0, 1.0);
+        let slice = all_gather_s(&hw, 1e9, 256.0, 1.0);
+        // Both move almost all of the buffer; the slice-wide one has two axes' links.
+        assert!(
+            slice < 0.6 * one_axis * (255.0 / 256.0) / (15.0 / 16.0),
+            "{slice} vs {one_axis}"
+        );
+    }
     use crate::model::test_support::h100;
 
     #[test]

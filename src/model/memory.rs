@@ -15,7 +15,7 @@
 
 use super::flops::{local_shape, qkv_width, LocalShape};
 use super::profile::{profile, Profile};
-use super::step::{offloaded_split, stage_layers, stage_params};
+use super::step::{gathered_weight_bytes, offloaded_split, stage_layers, stage_params, zero_shard_group};
 use super::{Hardware, Layout, Recompute, Training, Transformer};
 use serde::Serialize;
 
@@ -218,7 +218,7 @@ pub fn memory_breakdown_with(
     layout: &Layout,
 ) -> MemoryBreakdown {
     let (dense, experts) = stage_params(model, layout);
-    let group = layout.dp as f64 * layout.cp as f64;
+    let group = zero_shard_group(training, hw, layout);
     let expert_group = layout.expert_data_parallel();
     let shard = |stage: u32| -> f64 {
         if layout.zero >= stage {
@@ -253,7 +253,7 @@ pub fn memory_breakdown_with(
         // Two layers gathered at once (the one computing and the one prefetched), and one layer's
         // unsharded gradient before its reduce-scatter.
         let layer_params = params / fullest.max(1.0);
-        weights_bytes += 2.0 * layer_params * training.weight_bytes;
+        weights_bytes += 2.0 * layer_params * gathered_weight_bytes(training);
         weights_bytes += layer_params * training.grad_bytes;
     }
     let gradients_bytes = shard(gradients_stage) * training.grad_bytes;

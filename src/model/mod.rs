@@ -251,6 +251,10 @@ pub struct Stack {
     /// flat parameter under mixed precision) and casts the 16-bit copies it gathers from it, so
     /// no 16-bit shard is held between steps.
     pub zero3_master_only: bool,
+    /// ZeRO shards over the data-parallel ranks inside one scale-up domain only; the replicas in
+    /// other domains all-reduce the sharded gradients once per step (hybrid sharding: MaxText's
+    /// `ici_fsdp` with `dcn_data_parallelism`, PyTorch HSDP).
+    pub hybrid_shard: bool,
     /// Pipeline sends overlap the next chunk's compute (interleaved 1F1B's `overlap_p2p_comm`).
     pub pp_overlap: bool,
     /// Ranks are ordered tp, cp, pp, dp (data parallelism outermost, as Llama 3) rather than
@@ -284,6 +288,7 @@ impl Stack {
         zero3_regathers_for_recompute: false,
         zero3_gathers_per_tensor: false,
         zero3_master_only: false,
+        hybrid_shard: false,
         pp_overlap: true,
         data_parallel_outermost: false,
         kernels_per_layer: 20.0,
@@ -327,6 +332,7 @@ pub enum StackViolation {
     Format = 10,
     UnevenPipeline = 11,
     Offload = 12,
+    HybridShard = 13,
 }
 
 impl StackViolation {
@@ -350,6 +356,10 @@ impl StackViolation {
             StackViolation::Recompute => ("recompute", "does not implement this recomputation mode"),
             StackViolation::Format => ("dtype", "cannot train in this format"),
             StackViolation::Offload => ("offload_layers", "cannot offload activations to host memory"),
+            StackViolation::HybridShard => (
+                "hybrid_shard",
+                "has no hybrid sharding (ZeRO over the whole data-parallel group only)",
+            ),
             StackViolation::UnevenPipeline => (
                 "pp",
                 "needs the layers to divide evenly over the pipeline's virtual stages",
@@ -406,6 +416,9 @@ pub fn check_stack(
     }
     if layout.offload_layers > 0 && !stack.activation_offload {
         return Some(StackViolation::Offload);
+    }
+    if layout.hybrid_shard && !stack.hybrid_shard {
+        return Some(StackViolation::HybridShard);
     }
     None
 }
@@ -558,6 +571,9 @@ pub struct Layout {
     /// Layers of each pipeline stage whose saved activations go to host memory during the
     /// forward and come back for the backward (Megatron-Core's `cpu_offloading_num_layers`).
     pub offload_layers: u32,
+    /// ZeRO shards over the data-parallel ranks inside one scale-up domain only, and the domains'
+    /// replicas all-reduce the sharded gradients (hybrid sharding; where the stack has it).
+    pub hybrid_shard: bool,
 }
 
 impl Layout {
@@ -636,6 +652,11 @@ pub struct Hardware {
     /// Accelerators in one scale-up domain (NVLink island, TPU slice, ...).
     pub scale_up_domain: u32,
     pub scale_up_latency_s: f64,
+    /// A domain wired as a torus (TPU ICI) rather than through switches: chips per torus axis
+    /// (0 for a switched domain) and the torus's dimensions. `scale_up_bytes_per_s` is then a
+    /// bidirectional ring's bandwidth along one axis.
+    pub torus_axis: f64,
+    pub torus_dims: f64,
     /// Per-accelerator scale-out (NIC) bandwidth, one direction.
     pub scale_out_bytes_per_s: f64,
     pub scale_out_latency_s: f64,

@@ -13,7 +13,8 @@
 //! Narayanan et al. 2021, `(pp - 1) / (interleave * m)` of the useful time.
 
 use super::comm::{
-    all_gather_s, all_reduce_s, all_to_all_s, crosses_domain, pipeline_sends_s, point_to_point_s,
+    all_gather_s, all_reduce_s, all_to_all_s, crosses_domain, members_per_domain, pipeline_sends_s,
+    point_to_point_s,
 };
 use super::compute::{attention_time_s, gemm_time_s, memory_time_s};
 use super::flops::{
@@ -213,6 +214,28 @@ pub fn data_parallel_stride(training: &Training, hw: &Hardware, layout: &Layout)
         layout.tp as f64 * layout.pp as f64
     } else {
         layout.tp as f64
+    }
+}
+
+/// Bytes per parameter that sharded data parallelism gathers: the 16-bit compute copy, even
+/// where the shards are fp32 (FSDP's `MixedPrecision(param_dtype)` casts before its all-gather;
+/// XLA's convert mover hoists MaxText's bf16 cast of its fp32 weights above the all-gather).
+pub fn gathered_weight_bytes(training: &Training) -> f64 {
+    training.weight_bytes.min(2.0)
+}
+
+/// Ranks a ZeRO stage shards the dense parameters over: the data-parallel group (dp x cp), or
+/// under hybrid sharding its members inside one scale-up domain.
+pub fn zero_shard_group(training: &Training, hw: &Hardware, layout: &Layout) -> f64 {
+    let group = layout.dp as f64 * layout.cp as f64;
+    if layout.hybrid_shard {
+        members_per_domain(
+            group,
+            data_parallel_stride(training, hw, layout),
+            hw.scale_up_domain as f64,
+        )
+    } else {
+        group
     }
 }
 
@@ -619,8 +642,27 @@ pub fn data_parallel_exposed_s(
 ) -> f64 {
     let stack = &training.stack;
     let (dense, experts) = stage_params(model, layout);
-    let group = layout.dp as f64 * layout.cp as f64;
     let stride = data_parallel_stride(training, hw, layout);
+    let replicated = layout.dp as f64 * layout.cp as f64;
+    // ZeRO's collectives run over the shard group; under hybrid sharding the replicas of each
+    // shard then all-reduce its gradients once per step, during the last backward.
+    let group = if layout.zero >= 1 {
+        zero_shard_group(training, hw, layout)
+    } else {
+        replicated
+    };
+    let replicas = replicated / group;
+    let replica_reduce_s = if replicas > 1.0 {
+        let ar = all_reduce_s(
+            hw,
+            dense / group * training.grad_reduce_bytes,
+            replicas,
+            stride * group,
+        );
+        exposed_s(ar, stage_backward_s, stack.grad_reduce_overlap)
+    } else {
+        0.0
+    };
     let expert_group = layout.expert_data_parallel();
     let expert_stride = expert_parallel_stride(training, hw, layout) * layout.ep as f64;
     let collective = |params_dense: f64, params_expert: f64, bytes_per_param: f64, passes: f64| {
@@ -629,8 +671,8 @@ pub fn data_parallel_exposed_s(
             + f(hw, params_expert * bytes_per_param, expert_group, expert_stride)
     };
     let grads = training.grad_reduce_bytes;
-    let weights = training.weight_bytes;
-    match layout.zero {
+    let weights = gathered_weight_bytes(training);
+    let sharded_s = match layout.zero {
         0 => {
             let ar = collective(dense, experts, grads, 2.0);
             exposed_s(ar, stage_backward_s, stack.grad_reduce_overlap)
@@ -662,7 +704,9 @@ pub fn data_parallel_exposed_s(
                 ag
             };
             if stack.zero_once_per_step(layout) {
-                return forward_gather + exposed_s(rs, stage_backward_s, stack.grad_reduce_overlap);
+                return forward_gather
+                    + exposed_s(rs, stage_backward_s, stack.grad_reduce_overlap)
+                    + replica_reduce_s;
             }
             let regathers = layout.zero >= 3
                 && layout.recompute == Recompute::Full
@@ -677,7 +721,8 @@ pub fn data_parallel_exposed_s(
                 forward_gather + exposed_s(backward_comm, stage_backward_s, stack.param_gather_overlap);
             per_microbatch * microbatches
         }
-    }
+    };
+    sharded_s + replica_reduce_s
 }
 
 /// Seconds of a transfer of `comm_s` left exposed: what the `window_s` of compute it runs beside
@@ -696,7 +741,7 @@ pub fn exposed_s(comm_s: f64, window_s: f64, overlaps: bool) -> f64 {
 pub fn optimizer_s(model: &Transformer, training: &Training, hw: &Hardware, layout: &Layout) -> f64 {
     let (dense, experts) = stage_params(model, layout);
     let (dense_shard, expert_shard) = if layout.zero >= 1 {
-        let group = layout.dp as f64 * layout.cp as f64;
+        let group = zero_shard_group(training, hw, layout);
         (dense / group, experts / layout.expert_data_parallel())
     } else {
         (dense, experts)
@@ -828,6 +873,26 @@ mod tests {
     use super::*;
     use crate::model::test_support::{gpt3_175b, h100, llama3_8b, mixtral_like, plain_layout, training};
     use crate::model::Dtype;
+
+    #[test]
+    fn hybrid_sharding_shards_inside_the_domain_and_all_reduces_across_domains() {
+        let m = llama3_8b();
+        let mut t = training();
+        t.stack.hybrid_shard = true;
+        let hw = h100();
+        let mut layout = plain_layout();
+        layout.dp = 64;
+        layout.zero = 3;
+        assert_eq!(zero_shard_group(&t, &hw, &layout), 64.0);
+        layout.hybrid_shard = true;
+        assert_eq!(zero_shard_group(&t, &hw, &layout), 8.0);
+        // The replicas' gradient all-reduce adds to the sharded collectives, never subtracts.
+        let (f, b) = (1e-3, 1e-3);
+        let hybrid = data_parallel_exposed_s(&m, &t, &hw, &layout, 4.0, f, b, 32.0);
+        layout.dp = 8;
+        let one_domain = data_parallel_exposed_s(&m, &t, &hw, &layout, 4.0, f, b, 32.0);
+        assert!(hybrid > one_domain, "{hybrid} vs {one_domain}");
+    }
 
     /// The fixture's training on a stack whose pipeline sends block (as Megatron-LM's in 2021).
     fn blocking_sends() -> Training {

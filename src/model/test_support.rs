@@ -94,6 +94,8 @@ pub fn h100() -> Hardware {
         scale_up_bytes_per_s: 450e9,
         scale_up_domain: 8,
         scale_up_latency_s: 3e-6,
+        torus_axis: 0.0,
+        torus_dims: 0.0,
         scale_out_bytes_per_s: 50e9,
         scale_out_latency_s: 10e-6,
         pod_size: 1e9,
@@ -140,6 +142,7 @@ pub fn plain_layout() -> Layout {
         zero: 0,
         recompute_layers: 0,
         offload_layers: 0,
+        hybrid_shard: false,
     }
 }
 

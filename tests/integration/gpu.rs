@@ -110,6 +110,19 @@ fn attention_space(preset: &str, flash: bool) -> SearchSpace {
 }
 
 #[test]
+fn gpu_and_cpu_agree_on_tpu_tori_and_hybrid_sharding() {
+    let Some(engine) = engine() else { return };
+    let text = "[model]\npreset = \"llama3-70b\"\nseq_len = 2048\n[training]\nstack = \"maxtext\"\nglobal_batch = 4096\n\
+                [search]\naccelerators = [\"tpu-v5e\", \"tpu-v6e\", \"h100-sxm\"]\ncounts = [256, 2048, 8192]\n\
+                tp = [1, 4, 16]\nzero = [0, 3]\n";
+    let file = ScenarioFile::parse(text, "tpu").unwrap();
+    let space = SearchSpace::resolve(&file, &Catalog::builtin(), Objective::Time, "tpu").unwrap();
+    let priced = check_parity(&space, &engine, seed() + 20, 60_000);
+    assert!(priced > 500, "priced {priced} layouts");
+    check_sweeps_agree(&space, &engine, 10);
+}
+
+#[test]
 fn gpu_and_cpu_agree_on_latent_attention_sliding_windows_and_mtp() {
     let Some(engine) = engine() else { return };
     for (i, (preset, flash)) in [

@@ -125,6 +125,7 @@ fn host_structs_match_their_wgsl_twins() {
             zero3_regathers_for_recompute,
             zero3_gathers_per_tensor,
             zero3_master_only,
+            hybrid_shard,
             pp_overlap,
             data_parallel_outermost,
             kernels_per_layer,
@@ -150,6 +151,8 @@ fn host_structs_match_their_wgsl_twins() {
             scale_up_bytes_per_s,
             scale_up_domain,
             scale_up_latency_s,
+            torus_axis,
+            torus_dims,
             scale_out_bytes_per_s,
             scale_out_latency_s,
             memory_reserve_bytes,
@@ -330,6 +333,7 @@ fn gpu_codes_in_the_shaders_are_the_rust_enums_codes() {
         ("STACK_FORMAT", StackViolation::Format),
         ("STACK_UNEVEN_PIPELINE", StackViolation::UnevenPipeline),
         ("STACK_OFFLOAD", StackViolation::Offload),
+        ("STACK_HYBRID_SHARD", StackViolation::HybridShard),
     ] {
         assert_eq!(wgsl_u32(name), v.code(), "{name}");
     }

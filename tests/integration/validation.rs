@@ -77,11 +77,12 @@ fn leave_one_group_out_error_is_at_most_12_percent() {
 }
 
 #[test]
-fn dense_gb200_runs_the_blackwell_fit_never_saw_are_within_15_percent() {
+fn gb200_runs_the_blackwell_fit_never_saw_are_within_15_percent() {
     // The Blackwell family is fitted on mixture-of-experts rows only; dense runs of the same
-    // release on the same racks judge it (with Hopper's fractions they were 20-26 % too fast).
+    // release on the same racks judge it (with Hopper's fractions they were 20-26 % too fast),
+    // and DeepSeek-V3 on the v25.10 stack judges exact latent attention and parallel folding.
     let rows = read_runs(&data("held-out-runs.csv")).unwrap();
-    assert_eq!(rows.len(), 6);
+    assert_eq!(rows.len(), 7);
     let fitted = read_runs(&data("measured-runs.csv")).unwrap();
     for r in &rows {
         assert!(
@@ -103,6 +104,14 @@ fn dense_gb200_runs_the_blackwell_fit_never_saw_are_within_15_percent() {
         "held-out MAPE {:.2} %",
         overall.mape_pct
     );
+}
+
+#[test]
+fn tpu_v5e_group_is_within_12_percent() {
+    // The MoE/TPU issue's in-sample target, on the 7 MaxText v5e rows the TPU family is fitted
+    // to (gemm only; the other constants are datasheet values or estimates).
+    let g = report().groups.iter().find(|g| g.group.contains("v5e")).unwrap();
+    assert!(g.mape_pct <= 12.0, "{}: MAPE {:.2} %", g.group, g.mape_pct);
 }
 
 #[test]
@@ -138,7 +147,7 @@ fn stack_defaults_beat_crediting_every_run_with_the_fastest_knobs() {
 #[test]
 fn moe_and_tpu_groups_are_reported() {
     // Every MoE row is predicted (DeepSeek-V3 with exact latent attention and its folded expert
-    // layout); the TPU v5e rows have a reason (no v5e in the catalog yet); none is dropped.
+    // layout), and every TPU v5e row (a 16 x 16 ICI torus per slice, DCN between slices).
     let r = report();
     let moe: Vec<_> = r.rows.iter().filter(|x| x.group.contains("MoE")).collect();
     assert_eq!(moe.len(), 18);
@@ -148,7 +157,7 @@ fn moe_and_tpu_groups_are_reported() {
     let tpu: Vec<_> = r.rows.iter().filter(|x| x.accelerator == "tpu-v5e").collect();
     assert_eq!(tpu.len(), 7);
     for x in &tpu {
-        assert!(x.reason.as_ref().unwrap().contains("tpu-v5e"), "{x:?}");
+        assert!(x.predicted_step_time_s.is_some(), "{x:?}");
     }
 }
 
@@ -167,9 +176,9 @@ fn every_row_is_priced_or_has_a_reason() {
             }
         }
     }
-    // Six NeMo 24.07 rows publish no model shape, seven TPU v5e rows need a TPU model.
+    // Six NeMo 24.07 rows publish no model shape.
     let reasons: Vec<&str> = report().rows.iter().filter_map(|r| r.reason.as_deref()).collect();
-    assert_eq!(reasons.len(), 13, "{reasons:?}");
+    assert_eq!(reasons.len(), 6, "{reasons:?}");
     assert_eq!(reasons.iter().filter(|r| r.contains("missing")).count(), 6);
 }
 
@@ -179,9 +188,11 @@ fn measured_layouts_fit_in_memory() {
     // validation assumes the least that fits (NeMo 24.07's Nemotron-340B and Llama 3 8B, the
     // DeepSeek-V3 PP 8 row). The exceptions the model allows: DeepSpeed ZeRO-3 of a 530B model on
     // 640 GPUs at microbatch 4, which DeepSpeed ran with its own memory-saving machinery
-    // (partitioned activation checkpoints), and the DeepSeek-V3 v25.08 row, whose recorded
+    // (partitioned activation checkpoints); the DeepSeek-V3 v25.08 row, whose recorded
     // module recomputation (MLA up-projections, MLP, MoE) the model's selective mode (attention
-    // core only) does not describe.
+    // core only) does not describe; and MaxText's 32B and 64B on 16 GB TPU v5e chips, 2-3 GB
+    // over: XLA's scanned, rematerialised layers keep less than one whole layer's activations
+    // and an fp32 layer gradient, which the model holds.
     let misfits: Vec<&str> = report()
         .rows
         .iter()
@@ -190,7 +201,9 @@ fn measured_layouts_fit_in_memory() {
         .collect();
     assert!(
         misfits.iter().all(|id| id.starts_with("narayanan21_t2_ZeRO-3")
-            || *id == "dgxc_v25.08.01_DeepSeekV3_h100_bf16_1024g_gbs8192"),
+            || *id == "dgxc_v25.08.01_DeepSeekV3_h100_bf16_1024g_gbs8192"
+            || id.starts_with("maxtext_v5e_32b")
+            || id.starts_with("maxtext_v5e_64b")),
         "{misfits:?}"
     );
 }
