@@ -47,13 +47,6 @@ pub fn llama3_8b() -> Transformer {
         vocab: 128256,
         seq_len: 8192,
         tied_embeddings: false,
-        q_lora_rank: 0,
-        kv_lora_rank: 0,
-        qk_rope_head_dim: 0,
-        v_head_dim: 0,
-        sliding_window: 0,
-        sliding_window_layers: 0,
-        mtp_layers: 0,
         ..gpt3_175b()
     }
 }
@@ -76,13 +69,8 @@ pub fn mixtral_like() -> Transformer {
         shared_experts: 0,
         dense_layers: 0,
         tied_embeddings: false,
-        q_lora_rank: 0,
-        kv_lora_rank: 0,
-        qk_rope_head_dim: 0,
-        v_head_dim: 0,
-        sliding_window: 0,
-        sliding_window_layers: 0,
-        mtp_layers: 0,
+        // No latent attention, window or MTP module: GPT-3's zeros.
+        ..gpt3_175b()
     }
 }
 
