@@ -26,8 +26,14 @@ fn layer_activation_bytes(s: LocalShape, t: Training, moe: bool, experts_per_tok
         projection_input = (2.0 + gemm_in) * tk * attn_out;
     }
     let latents = 4.0 * tk * (s.q_lora_rank + s.kv_lora_rank + s.rope_head_dim);
-    let attention_block = 4.0 * tk * r + gemm_in * tk * r + 2.0 * tk * qkv_width(s) + latents + projection_input
-        + mask * tk * r;
+    let lean = t.stack.lean_activations != 0u;
+    var norm_output = gemm_in * tk * r;
+    var qkv = 2.0 * tk * qkv_width(s);
+    if lean {
+        norm_output = 0.0;
+        qkv = 0.0;
+    }
+    let attention_block = 4.0 * tk * r + norm_output + qkv + latents + projection_input + mask * tk * r;
     var core = (2.0 + 3.0 * mask) * tk * s.kv_tokens * s.heads;
     if attention_is_fused(t.attention) {
         core = 4.0 * tk * s.heads;
@@ -38,7 +44,8 @@ fn layer_activation_bytes(s: LocalShape, t: Training, moe: bool, experts_per_tok
         width = s.expert_ffn * experts_per_token * s.expert_tokens / tk;
         routed_input = gemm_in * s.expert_tokens * experts_per_token * s.hidden;
     }
-    let ffn_block = gemm_in * tk * r + routed_input + 2.0 * tk * width * ffn_up_width(s.ffn_kind) + gemm_in * tk * width
+    let swiglu_input = select(2.0, gemm_in, lean);
+    let ffn_block = norm_output + routed_input + swiglu_input * tk * width * ffn_up_width(s.ffn_kind) + gemm_in * tk * width
         + mask * tk * r;
     return attention_block + core + ffn_block;
 }
@@ -113,7 +120,7 @@ fn zero_shard(l: Layout, stage: u32, dense: f32, experts: f32, group: f32, exper
 }
 
 fn memory_breakdown_with(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout) -> MemoryBreakdown {
-    let params2 = stage_params(m, l);
+    let params2 = stage_params(m, t, l);
     let dense = params2.x;
     let experts = params2.y;
     let group = zero_shard_group(t, hw, l);

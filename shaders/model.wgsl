@@ -28,8 +28,8 @@ struct GpuModel {
     sliding_window: u32,
     sliding_window_layers: u32,
     mtp_layers: u32,
-    pad0: u32,
-    pad1: u32,
+    n_group: u32,
+    topk_group: u32,
 }
 
 struct GpuTraining {
@@ -74,6 +74,11 @@ struct GpuStack {
     grad_bytes: f32,
     optimizer_state_bytes: f32,
     grad_reduce_bytes: f32,
+    ep_overlap: u32,
+    dualpipe: u32,
+    dispatch_per_node: u32,
+    fp8_dispatch: u32,
+    lean_activations: u32,
 }
 
 struct GpuAccelerator {

@@ -7,11 +7,11 @@ struct GpuProfile {
     recompute_s: f32,
     tp_comm_s: f32,
     cp_comm_s: f32,
-    ep_comm_s: f32,
     host_s: f32,
     logits_forward_s: f32,
     logits_backward_s: f32,
     pipeline_send_bytes: f32,
+    expert_all_to_all_bytes: f32,
     full_activation_bytes: f32,
     stored_activation_bytes: f32,
     loss_buffer_bytes: f32,
@@ -19,7 +19,7 @@ struct GpuProfile {
 
 // The profile's `layer` field (a LayerCosts) unpacked from its flat storage form.
 fn profile_layer(p: GpuProfile) -> LayerCosts {
-    return LayerCosts(p.forward_s, p.backward_s, p.recompute_s, p.tp_comm_s, p.cp_comm_s, p.ep_comm_s, p.host_s);
+    return LayerCosts(p.forward_s, p.backward_s, p.recompute_s, p.tp_comm_s, p.cp_comm_s, p.host_s);
 }
 
 fn profile(m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout) -> GpuProfile {
@@ -33,11 +33,11 @@ fn profile(m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout) -> GpuProfil
         layer.recompute_s,
         layer.tp_comm_s,
         layer.cp_comm_s,
-        layer.ep_comm_s,
         layer.host_s,
         logits.x,
         logits.y,
         shape.tokens * shape.hidden * 2.0 / f32(l.tp),
+        expert_all_to_all_bytes(m, l),
         activations.x,
         activations.y,
         loss_buffer_bytes(m, l),

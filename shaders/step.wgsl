@@ -6,12 +6,11 @@ struct LayerCosts {
     recompute_s: f32,
     tp_comm_s: f32,
     cp_comm_s: f32,
-    ep_comm_s: f32,
     host_s: f32,
 }
 
 fn layer_costs_total_s(c: LayerCosts) -> f32 {
-    return c.forward_s + c.backward_s + c.recompute_s + c.tp_comm_s + c.cp_comm_s + c.ep_comm_s + c.host_s;
+    return c.forward_s + c.backward_s + c.recompute_s + c.tp_comm_s + c.cp_comm_s + c.host_s;
 }
 
 fn layer_costs_scaled(c: LayerCosts, k: f32) -> LayerCosts {
@@ -21,7 +20,6 @@ fn layer_costs_scaled(c: LayerCosts, k: f32) -> LayerCosts {
         c.recompute_s * k,
         c.tp_comm_s * k,
         c.cp_comm_s * k,
-        c.ep_comm_s * k,
         c.host_s * k,
     );
 }
@@ -33,7 +31,6 @@ fn layer_costs_plus(a: LayerCosts, b: LayerCosts) -> LayerCosts {
         a.recompute_s + b.recompute_s,
         a.tp_comm_s + b.tp_comm_s,
         a.cp_comm_s + b.cp_comm_s,
-        a.ep_comm_s + b.ep_comm_s,
         a.host_s + b.host_s,
     );
 }
@@ -213,23 +210,97 @@ fn layer_costs(m: GpuModel, tr: Training, hw: GpuAccelerator, l: Layout, moe: bo
         cp_backward = (cp - 1.0) * max(2.0 * hop - attention_bwd / cp, 0.0);
     }
 
-    var ep_pass = 0.0;
-    if moe && l.ep > 1u {
-        let tokens = select(t, t / tp, l.sequence_parallel);
-        let bytes = tokens * f32(m.experts_per_token) * h * 2.0;
-        ep_pass = 2.0 * all_to_all_s(hw, bytes, f32(l.ep), expert_parallel_stride(tr, hw, l));
-    }
-
     var recompute_comm_s = 0.0;
     if full {
-        recompute_comm_s = tp_forward + cp_forward + ep_pass;
+        recompute_comm_s = tp_forward + cp_forward;
     } else if l.recompute == RECOMPUTE_SELECTIVE {
         recompute_comm_s = cp_forward;
     }
     let host = host_bound_s(tr, hw, forward_s, backward_s, recompute_compute_s);
 
     return LayerCosts(forward_s, backward_s, recompute_compute_s + recompute_comm_s + host.y, tp_forward + tp_backward,
-        cp_forward + cp_backward, 2.0 * ep_pass, host.x);
+        cp_forward + cp_backward, host.x);
+}
+
+fn expert_all_to_all_bytes(m: GpuModel, l: Layout) -> f32 {
+    if !is_moe(m) || l.ep <= 1u {
+        return 0.0;
+    }
+    let shape = local_shape(m, l);
+    let tokens = select(shape.tokens, shape.tokens / f32(l.tp), l.sequence_parallel);
+    return tokens * f32(m.experts_per_token) * shape.hidden * 2.0;
+}
+
+fn dispatch_copies_share(m: GpuModel, domains: f32) -> f32 {
+    let k = f32(m.experts_per_token);
+    var reach = domains;
+    if m.n_group > 0u && m.topk_group > 0u && m.topk_group < m.n_group {
+        reach = clamp(domains * f32(m.topk_group) / f32(m.n_group), 1.0, domains);
+    }
+    let distinct = reach * (1.0 - pow(1.0 - 1.0 / reach, k));
+    return min(distinct / k, 1.0);
+}
+
+// (forward, backward) seconds of one MoE layer's all-to-alls for one microbatch.
+fn expert_all_to_all_s(bytes: f32, m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout) -> vec2<f32> {
+    if bytes <= 0.0 {
+        return vec2<f32>(0.0, 0.0);
+    }
+    let size = f32(l.ep);
+    let stride = expert_parallel_stride(t, hw, l);
+    var network_share = 1.0;
+    if t.stack.dispatch_per_node != 0u {
+        let in_domain = members_per_domain(size, stride, hw.scale_up_domain);
+        network_share = dispatch_copies_share(m, size / in_domain);
+    }
+    let combine = expert_all_to_all_transfer_s(hw, bytes, size, stride, network_share);
+    var dispatch = combine;
+    if t.stack.fp8_dispatch != 0u && t.dtype == DTYPE_FP8 {
+        dispatch = expert_all_to_all_transfer_s(hw, bytes * FP8_DISPATCH_BYTES_PER_ELEMENT / 2.0, size, stride, network_share);
+    }
+    return vec2<f32>(dispatch + combine, 2.0 * combine);
+}
+
+const FP8_DISPATCH_BYTES_PER_ELEMENT: f32 = 1.03125;
+
+fn expert_all_to_all_transfer_s(hw: GpuAccelerator, bytes: f32, size: f32, stride: f32, network_share: f32) -> f32 {
+    if network_share >= 1.0 {
+        return all_to_all_s(hw, bytes, size, stride);
+    }
+    let inside = all_to_all_s(hw, bytes, min(size, members_per_domain(size, stride, hw.scale_up_domain)), stride);
+    let network = all_to_all_s(hw, bytes * network_share, size, stride);
+    return max(inside, network);
+}
+
+const COMM_SM_FRACTION: f32 = 0.15151515;
+
+fn ep_exposed_s(comm_s: f32, window_s: f32, overlaps: bool) -> f32 {
+    if !overlaps {
+        return comm_s;
+    }
+    return max(comm_s - window_s, 0.0) + COMM_SM_FRACTION * min(comm_s, window_s);
+}
+
+fn stage_ep_exposed_s(a2a: vec2<f32>, stage: LayerCosts, m: GpuModel, t: Training, l: Layout, layers: f32) -> f32 {
+    if a2a.x + a2a.y <= 0.0 {
+        return 0.0;
+    }
+    let share = f32(moe_layers(m)) / f32(m.layers);
+    var recomputed = 0.0;
+    if l.recompute == RECOMPUTE_FULL {
+        recomputed = recomputed_layers(l, layers);
+    }
+    let comm_s = share * (layers * (a2a.x + a2a.y) + recomputed * a2a.x);
+    let window_s = stage.forward_s + stage.backward_s + stage.recompute_s;
+    return ep_exposed_s(comm_s, window_s, t.stack.ep_overlap != 0u);
+}
+
+fn pipeline_bubbles(t: Training, l: Layout) -> f32 {
+    let pp = f32(l.pp);
+    if t.stack.dualpipe != 0u && l.pp > 1u {
+        return max(pp / 2.0 - 1.0, 0.0) * 2.0 / 3.0;
+    }
+    return (pp - 1.0) / f32(l.interleave);
 }
 
 fn tp_overlap_applies(hw: GpuAccelerator, l: Layout) -> bool {
@@ -319,7 +390,7 @@ fn stage_extra(device: u32, remainder: u32, pp: u32) -> u32 {
 }
 
 // (dense, experts) parameters held by one rank of the fullest stage.
-fn stage_params(m: GpuModel, l: Layout) -> vec2<f32> {
+fn stage_params(m: GpuModel, t: Training, l: Layout) -> vec2<f32> {
     let fullest = stage_layers(m, l).x;
     let share = fullest / f32(m.layers);
     let tp = f32(l.tp);
@@ -328,7 +399,8 @@ fn stage_params(m: GpuModel, l: Layout) -> vec2<f32> {
     let replicated = f32(m.layers) * tp_replicated_params(m);
     let dense = ((dense_params_total(m) - embeddings - replicated) * share + on_stage_embeddings) / tp + replicated * share;
     let experts = expert_params_total(m) * share / (f32(l.etp) * f32(l.ep));
-    return vec2<f32>(dense, experts);
+    let copies = select(1.0, 2.0, t.stack.dualpipe != 0u && l.pp > 1u);
+    return vec2<f32>(dense * copies, experts * copies);
 }
 
 struct StepBreakdown {
@@ -368,7 +440,7 @@ fn dp_collective(hw: GpuAccelerator, params_dense: f32, params_expert: f32, byte
 fn data_parallel_exposed_s(m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout, mbs: f32,
                            stage_forward_s: f32, stage_backward_s: f32, stage_layer_count: f32) -> f32 {
     let st = t.stack;
-    let params = stage_params(m, l);
+    let params = stage_params(m, t, l);
     let dense = params.x;
     let experts = params.y;
     let stride = data_parallel_stride(t, hw, l);
@@ -432,7 +504,7 @@ fn exposed_s(comm_s: f32, window_s: f32, overlaps: bool) -> f32 {
 }
 
 fn optimizer_s(m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout) -> f32 {
-    let params = stage_params(m, l);
+    let params = stage_params(m, t, l);
     var dense_shard = params.x;
     var expert_shard = params.y;
     if l.zero >= 1u {
@@ -467,19 +539,24 @@ fn step_breakdown_with(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAccelerat
     let last_costs = stage_costs(layer, l, last);
     let fullest_offload = offload_exposed_s(p, hw, l, fullest);
     let last_offload = offload_exposed_s(p, hw, l, last);
-    let fullest_s = layer_costs_total_s(fullest_costs) + fullest_offload;
-    let last_s = layer_costs_total_s(last_costs) + last_offload + logits_fwd + logits_bwd;
+    let a2a = expert_all_to_all_s(p.expert_all_to_all_bytes, m, t, hw, l);
+    let fullest_ep = stage_ep_exposed_s(a2a, fullest_costs, m, t, l, fullest);
+    let last_ep = stage_ep_exposed_s(a2a, last_costs, m, t, l, last);
+    let fullest_s = layer_costs_total_s(fullest_costs) + fullest_offload + fullest_ep;
+    let last_s = layer_costs_total_s(last_costs) + last_offload + last_ep + logits_fwd + logits_bwd;
     var stage = fullest_costs;
     var stage_logits_fwd = 0.0;
     var stage_logits_bwd = 0.0;
     var stage_layers_n = fullest;
     var offload = fullest_offload;
+    var ep_exposed = fullest_ep;
     if last_s >= fullest_s {
         stage = last_costs;
         stage_logits_fwd = logits_fwd;
         stage_logits_bwd = logits_bwd;
         stage_layers_n = last;
         offload = last_offload;
+        ep_exposed = last_ep;
     }
 
     var sends = vec2<f32>(0.0, 0.0);
@@ -491,8 +568,8 @@ fn step_breakdown_with(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAccelerat
     let chunk_backward = (stage.backward_s + stage.recompute_s) / v;
     let pp_p2p_per_microbatch = sends_per_microbatch(sends.x, chunk_forward, chunk_backward, t, l);
 
-    let stage_s = layer_costs_total_s(stage) + stage_logits_fwd + stage_logits_bwd + offload;
-    let pp_bubble_s = (f32(l.pp) - 1.0) / v * (stage_s + sends_per_microbatch(sends.y, chunk_forward, chunk_backward, t, l));
+    let stage_s = layer_costs_total_s(stage) + stage_logits_fwd + stage_logits_bwd + offload + ep_exposed;
+    let pp_bubble_s = pipeline_bubbles(t, l) * (stage_s + sends_per_microbatch(sends.y, chunk_forward, chunk_backward, t, l));
 
     let stage_forward = stage.forward_s + stage_logits_fwd;
     let stage_backward = stage.backward_s + stage.recompute_s + stage_logits_bwd;
@@ -505,7 +582,7 @@ fn step_breakdown_with(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAccelerat
         mbs * stage.recompute_s,
         mbs * stage.tp_comm_s,
         mbs * stage.cp_comm_s,
-        mbs * stage.ep_comm_s,
+        mbs * ep_exposed,
         mbs * pp_p2p_per_microbatch,
         pp_bubble_s,
         dp_comm_s,

@@ -459,6 +459,23 @@ fn sweep_main(
     }
 }
 
+// The profile of each layout evaluate_main prices, one slot per index. A kernel of its own, as
+// profile_main is for sweep_main: inlining profile() into the estimate makes the kernel so large
+// that lavapipe's LLVM takes tens of times longer to compile it.
+@compute @workgroup_size(64)
+fn evaluate_profile_main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    if i >= arrayLength(&eval_indices) {
+        return;
+    }
+    let index = eval_indices[i];
+    let c = candidate_at(digits(Index64(index.x, index.y)));
+    if c.outcome == OUTCOME_VALID {
+        let t = run_training(c.global_batch, c.stack);
+        profiles[i] = profile(model, t, accelerator_table[c.accelerator], c.parallel);
+    }
+}
+
 @compute @workgroup_size(64)
 fn evaluate_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = gid.x;
@@ -473,7 +490,7 @@ fn evaluate_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if c.outcome == OUTCOME_VALID {
         let t = run_training(c.global_batch, c.stack);
         let hw = accelerator_table[c.accelerator];
-        let e = estimate_with(profile(model, t, hw, c.parallel), model, t, hw, c.parallel);
+        let e = estimate_with(profiles[i], model, t, hw, c.parallel);
         out.outcome = select(OUTCOME_NO_FIT, OUTCOME_VALID, e.fits);
         out.step_time_s = e.step_time_s;
         out.tokens_per_s = e.tokens_per_s;

@@ -472,17 +472,29 @@ impl Exporter for TableExporter {
                     TpOverlapMechanism::AsyncTp => "async TP",
                 }),
                 Cell::new(yes(st.pipeline_parallel)),
-                Cell::new(yes(st.interleave)),
+                Cell::new(if st.dualpipe {
+                    "DualPipe"
+                } else {
+                    yes(st.interleave)
+                }),
                 Cell::new(yes(st.pp_overlap)),
                 Cell::new(yes(st.context_parallel)),
                 Cell::new(if st.expert_parallel {
-                    if st.ep_overlap {
-                        "yes, overlapped"
-                    } else {
-                        "yes"
+                    let mut ep = vec!["yes"];
+                    match (st.ep_overlap, st.defaults.ep_overlap) {
+                        (true, true) => ep.push("overlapped"),
+                        (true, false) => ep.push("overlap off by default"),
+                        _ => {}
                     }
+                    if st.dispatch_per_node {
+                        ep.push("once per node");
+                    }
+                    if st.fp8_dispatch {
+                        ep.push("FP8 dispatch");
+                    }
+                    ep.join(", ")
                 } else {
-                    "-"
+                    "-".to_string()
                 }),
                 Cell::new(
                     st.zero

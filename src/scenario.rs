@@ -79,6 +79,9 @@ pub struct ModelSection {
     pub sliding_window_layers: Option<u32>,
     /// Multi-token prediction modules (DeepSeek-V3), each one more layer on the last stage.
     pub mtp_layers: Option<u32>,
+    /// Group-limited routing: expert groups, and the groups a token's experts may come from.
+    pub n_group: Option<u32>,
+    pub topk_group: Option<u32>,
 }
 
 /// `[training]` as written.
@@ -497,6 +500,8 @@ pub fn resolve_model(m: &ModelSection, catalog: &Catalog) -> Result<(String, Tra
         sliding_window: 0,
         sliding_window_layers: 0,
         mtp_layers: m.mtp_layers.or(preset.and_then(|p| p.mtp_layers)).unwrap_or(0),
+        n_group: 0,
+        topk_group: 0,
     };
     resolve_attention(m, preset, &mut model)?;
     if experts > 1 {
@@ -513,6 +518,17 @@ pub fn resolve_model(m: &ModelSection, catalog: &Catalog) -> Result<(String, Tra
             .dense_layers
             .or(preset.and_then(|p| p.dense_layers))
             .unwrap_or(0);
+        model.n_group = m.n_group.or(preset.and_then(|p| p.n_group)).unwrap_or(0);
+        model.topk_group = m.topk_group.or(preset.and_then(|p| p.topk_group)).unwrap_or(0);
+        if (model.n_group == 0) != (model.topk_group == 0)
+            || model.topk_group > model.n_group
+            || (model.n_group > 0 && !experts.is_multiple_of(model.n_group))
+        {
+            return Err(format!(
+                "[model] n_group = {}, topk_group = {}: expected both 0 (no group-limited routing), or n_group dividing experts ({experts}) and 1 <= topk_group <= n_group",
+                model.n_group, model.topk_group
+            ));
+        }
         if model.experts_per_token == 0 || model.experts_per_token > experts {
             return Err(format!(
                 "[model] experts_per_token = {}: expected 1 to experts ({experts})",
@@ -532,6 +548,8 @@ pub fn resolve_model(m: &ModelSection, catalog: &Catalog) -> Result<(String, Tra
             ("expert_ffn", m.expert_ffn),
             ("shared_experts", m.shared_experts),
             ("dense_layers", m.dense_layers),
+            ("n_group", m.n_group),
+            ("topk_group", m.topk_group),
         ] {
             if v.is_some() {
                 return Err(format!("[model] {key} is set but experts is {experts}: set experts > 1 for a mixture-of-experts model"));
@@ -663,6 +681,8 @@ impl ModelSection {
             self.sliding_window,
             self.sliding_window_layers,
             self.mtp_layers,
+            self.n_group,
+            self.topk_group,
         ];
         counts.iter().any(Option::is_some)
             || self.ffn_kind.is_some()

@@ -360,6 +360,10 @@ pub struct ModelPreset {
     pub sliding_window_layers: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtp_layers: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n_group: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topk_group: Option<u32>,
     pub source: String,
 }
 

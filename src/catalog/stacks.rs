@@ -73,6 +73,10 @@ pub struct StackDefaults {
     pub weight_bytes: f64,
     #[serde(default = "default_optimizer_state_bytes")]
     pub optimizer_state_bytes: f64,
+    /// The expert all-to-all overlaps another microbatch's compute (where `ep_overlap` says the
+    /// stack can).
+    #[serde(default)]
+    pub ep_overlap: bool,
 }
 
 fn default_weight_bytes() -> f64 {
@@ -103,8 +107,21 @@ pub struct StackSpec {
     pub pp_overlap: bool,
     pub context_parallel: bool,
     pub expert_parallel: bool,
-    /// The expert all-to-all can overlap compute (the MoE mechanisms read it).
+    /// The expert all-to-all can overlap another microbatch's compute (its runs do where
+    /// `defaults.ep_overlap` says so).
     pub ep_overlap: bool,
+    /// DualPipe, DeepSeek's bidirectional pipeline schedule (two stages per device).
+    #[serde(default)]
+    pub dualpipe: bool,
+    /// The MoE dispatch sends a token once per scale-up domain and forwards it inside (DeepEP).
+    #[serde(default)]
+    pub dispatch_per_node: bool,
+    /// FP8 training dispatches FP8 activations (the combine stays 16-bit).
+    #[serde(default)]
+    pub fp8_dispatch: bool,
+    /// Norm and attention up-projection outputs recomputed in the backward; FP8 SwiGLU inputs.
+    #[serde(default)]
+    pub lean_activations: bool,
     /// ZeRO stages implemented (0 none, 1 optimizer state, 2 + gradients, 3 + parameters).
     pub zero: Vec<u32>,
     pub zero_sync: ZeroSync,
@@ -172,6 +189,11 @@ impl StackSpec {
             data_parallel_outermost: self.rank_order == RankOrder::TpCpPpDp,
             kernels_per_layer: self.kernels_per_layer,
             cuda_graphs: self.cuda_graphs,
+            ep_overlap: self.ep_overlap && self.defaults.ep_overlap,
+            dualpipe: self.dualpipe,
+            dispatch_per_node: self.dispatch_per_node,
+            fp8_dispatch: self.fp8_dispatch,
+            lean_activations: self.lean_activations,
         }
     }
 
@@ -223,6 +245,16 @@ impl StackSpec {
         if d.tp_overlap && self.tp_overlap == TpOverlapMechanism::None {
             return Some(format!(
                 "stack `{id}`: defaults.tp_overlap = true but tp_overlap = \"none\""
+            ));
+        }
+        if d.ep_overlap && !self.ep_overlap {
+            return Some(format!(
+                "stack `{id}`: defaults.ep_overlap = true but ep_overlap = false"
+            ));
+        }
+        if self.dualpipe && !self.pipeline_parallel {
+            return Some(format!(
+                "stack `{id}`: dualpipe = true but pipeline_parallel = false"
             ));
         }
         if let MicrobatchDefault::Sequences(0) = d.microbatch {

@@ -81,13 +81,16 @@ pub fn layer_activation_bytes(
     // Latent attention also keeps its two latents, as the inputs of their norms and of the up
     // projections (16-bit, whole on every tensor-parallel rank).
     let latents = 4.0 * t * (shape.q_lora_rank + shape.kv_lora_rank + shape.rope_head_dim);
+    // Where the stack recomputes the norms and up-projections, the norm outputs (the QKV and
+    // FC1 inputs) and Q/K/V are rebuilt from the norm inputs and the latents in the backward.
+    let lean = training.stack.lean_activations;
+    let (norm_output, qkv) = if lean {
+        (0.0, 0.0)
+    } else {
+        (gemm_in * t * r, 2.0 * t * qkv_width(shape))
+    };
     // Two norm inputs, the QKV input, Q/K/V, the projection input and the dropout mask.
-    let attention_block = 4.0 * t * r
-        + gemm_in * t * r
-        + 2.0 * t * qkv_width(shape)
-        + latents
-        + projection_input
-        + mask * t * r;
+    let attention_block = 4.0 * t * r + norm_output + qkv + latents + projection_input + mask * t * r;
     let core = if training.attention.is_fused() {
         // Softmax statistics (fp32 log-sum-exp per query and head).
         4.0 * t * shape.heads
@@ -105,9 +108,10 @@ pub fn layer_activation_bytes(
     } else {
         (shape.ffn, 0.0)
     };
-    let ffn_block = gemm_in * t * r
+    let swiglu_input = if lean { gemm_in } else { 2.0 };
+    let ffn_block = norm_output
         + routed_input
-        + 2.0 * t * width * shape.ffn_kind.up_width()
+        + swiglu_input * t * width * shape.ffn_kind.up_width()
         + gemm_in * t * width
         + mask * t * r;
     attention_block + core + ffn_block
@@ -217,7 +221,7 @@ pub fn memory_breakdown_with(
     hw: &Hardware,
     layout: &Layout,
 ) -> MemoryBreakdown {
-    let (dense, experts) = stage_params(model, layout);
+    let (dense, experts) = stage_params(model, training, layout);
     let group = zero_shard_group(training, hw, layout);
     let expert_group = layout.expert_data_parallel();
     let shard = |stage: u32| -> f64 {

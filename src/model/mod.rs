@@ -264,6 +264,24 @@ pub struct Stack {
     pub kernels_per_layer: f64,
     /// Layers run as captured CUDA graphs (one launch for many kernels).
     pub cuda_graphs: bool,
+    /// The expert all-to-all of one microbatch runs while another microbatch computes
+    /// (Megatron-Core 0.14's `--overlap-moe-expert-parallel-comm`; DeepSeek's DualPipe).
+    pub ep_overlap: bool,
+    /// DualPipe (DeepSeek-V3 Sec. 3.2.1): a bidirectional pipeline whose every device holds two
+    /// stages (two copies of its share of the parameters), with a smaller bubble.
+    pub dualpipe: bool,
+    /// The dispatch sends a token once to each scale-up domain that holds its experts and
+    /// forwards it inside the domain (DeepSeek-V3 Sec. 3.2.2; DeepEP's internode kernels), rather
+    /// than once per expert.
+    pub dispatch_per_node: bool,
+    /// Under FP8 training the dispatch moves FP8 activations with one fp32 scale per 128
+    /// elements (DeepSeek-V3 Sec. 3.3.2); the combine stays 16-bit.
+    pub fp8_dispatch: bool,
+    /// The backward recomputes the norms and the attention up-projections instead of keeping
+    /// their outputs (DeepSeek-V3 Sec. 3.2.3), and FP8 runs keep the SwiGLU input in FP8
+    /// (Sec. 3.3.2, "low-precision storage"). The recomputation's FLOPs (a few percent of the
+    /// attention projections) are not priced.
+    pub lean_activations: bool,
 }
 
 impl Stack {
@@ -293,6 +311,11 @@ impl Stack {
         data_parallel_outermost: false,
         kernels_per_layer: 20.0,
         cuda_graphs: false,
+        ep_overlap: true,
+        dualpipe: false,
+        dispatch_per_node: true,
+        fp8_dispatch: true,
+        lean_activations: false,
     };
 
     /// True when ZeRO-2/3 gather the parameters once per step and reduce the gradients on the
@@ -465,6 +488,11 @@ pub struct Transformer {
     /// Multi-token prediction modules (DeepSeek-V3 Sec. 2.2): each one more transformer layer,
     /// a `2h x h` projection and another pass of the shared output head, on the last stage.
     pub mtp_layers: u32,
+    /// Group-limited routing (DeepSeek-V3 Sec. 2.1.2, "node-limited routing"; the Hugging Face
+    /// config's `n_group` and `topk_group`): the routed experts form `n_group` groups and a
+    /// token's experts come from at most `topk_group` of them. 0 and 0: no limit.
+    pub n_group: u32,
+    pub topk_group: u32,
 }
 
 impl Transformer {
@@ -513,6 +541,10 @@ impl Transformer {
     /// Layers with a dense feed-forward block.
     pub fn dense_ffn_layers(&self) -> u32 {
         self.layers - self.moe_layers()
+    }
+    /// Share of the layers with routed experts.
+    pub fn moe_layer_share(&self) -> f64 {
+        self.moe_layers() as f64 / self.layers as f64
     }
 }
 

@@ -9,7 +9,7 @@
 
 use super::flops::local_shape;
 use super::memory::{average_layer_activation_bytes, loss_buffer_bytes};
-use super::step::{average_layer_costs, logits_costs, LayerCosts};
+use super::step::{average_layer_costs, expert_all_to_all_bytes, logits_costs, LayerCosts};
 use super::{Hardware, Layout, Training, Transformer};
 
 /// Per-layer costs and memory of one microbatch on one rank.
@@ -21,6 +21,9 @@ pub struct Profile {
     pub logits_backward_s: f64,
     /// Bytes of one microbatch's activations sent between pipeline stages (scattered over tp).
     pub pipeline_send_bytes: f64,
+    /// Bytes one rank sends in one expert all-to-all of an MoE layer (the step prices them: their
+    /// stride depends on the pipeline and the cluster, which a profile does not know).
+    pub expert_all_to_all_bytes: f64,
     /// Activation bytes a layer produces, and the part it keeps under the layout's recompute.
     pub full_activation_bytes: f64,
     pub stored_activation_bytes: f64,
@@ -39,6 +42,7 @@ pub fn profile(model: &Transformer, training: &Training, hw: &Hardware, layout: 
         logits_forward_s,
         logits_backward_s,
         pipeline_send_bytes: shape.tokens * shape.hidden * 2.0 / layout.tp as f64,
+        expert_all_to_all_bytes: expert_all_to_all_bytes(model, layout),
         full_activation_bytes,
         stored_activation_bytes,
         loss_buffer_bytes: loss_buffer_bytes(model, layout),

@@ -37,21 +37,13 @@ pub struct LayerCosts {
     pub tp_comm_s: f64,
     /// Exposed context-parallel K/V ring exchange.
     pub cp_comm_s: f64,
-    /// Expert-parallel all-to-all (dispatch and combine, both passes).
-    pub ep_comm_s: f64,
     /// Time the device waits for the host to issue the layer's kernels (all passes).
     pub host_s: f64,
 }
 
 impl LayerCosts {
     pub fn total_s(&self) -> f64 {
-        self.forward_s
-            + self.backward_s
-            + self.recompute_s
-            + self.tp_comm_s
-            + self.cp_comm_s
-            + self.ep_comm_s
-            + self.host_s
+        self.forward_s + self.backward_s + self.recompute_s + self.tp_comm_s + self.cp_comm_s + self.host_s
     }
     fn scaled(&self, k: f64) -> LayerCosts {
         LayerCosts {
@@ -60,7 +52,6 @@ impl LayerCosts {
             recompute_s: self.recompute_s * k,
             tp_comm_s: self.tp_comm_s * k,
             cp_comm_s: self.cp_comm_s * k,
-            ep_comm_s: self.ep_comm_s * k,
             host_s: self.host_s * k,
         }
     }
@@ -71,7 +62,6 @@ impl LayerCosts {
             recompute_s: self.recompute_s + o.recompute_s,
             tp_comm_s: self.tp_comm_s + o.tp_comm_s,
             cp_comm_s: self.cp_comm_s + o.cp_comm_s,
-            ep_comm_s: self.ep_comm_s + o.ep_comm_s,
             host_s: self.host_s + o.host_s,
         }
     }
@@ -357,24 +347,12 @@ pub fn layer_costs(
         (0.0, 0.0)
     };
 
-    // Expert parallelism: dispatch and combine all-to-alls in each pass.
-    let ep_pass = if moe && layout.ep > 1 {
-        let tokens = if layout.sequence_parallel { t / tp } else { t };
-        let bytes = tokens * model.experts_per_token as f64 * h * 2.0;
-        2.0 * all_to_all_s(
-            hw,
-            bytes,
-            layout.ep as f64,
-            expert_parallel_stride(training, hw, layout),
-        )
-    } else {
-        0.0
-    };
-
     // The recomputed forward repeats its compute and, for whole layers, the layer's forward
-    // communication (the attention core's K/V exchange under selective recomputation too).
+    // communication (the attention core's K/V exchange under selective recomputation too). The
+    // expert all-to-all depends on the pipeline and the cluster, so the step prices it (see
+    // `expert_all_to_all_s`).
     let recompute_comm_s = if full {
-        tp_forward + cp_forward + ep_pass
+        tp_forward + cp_forward
     } else if layout.recompute == Recompute::Selective {
         cp_forward
     } else {
@@ -389,8 +367,112 @@ pub fn layer_costs(
         recompute_s: recompute_compute_s + recompute_comm_s + host_recompute_s,
         tp_comm_s: tp_forward + tp_backward,
         cp_comm_s: cp_forward + cp_backward,
-        ep_comm_s: 2.0 * ep_pass,
     }
+}
+
+/// Bytes one rank sends in one all-to-all (the dispatch or the combine) of one MoE layer for one
+/// microbatch, 16-bit: each of its tokens (scattered over tp under sequence parallelism) once
+/// per routed expert.
+pub fn expert_all_to_all_bytes(model: &Transformer, layout: &Layout) -> f64 {
+    if !model.is_moe() || layout.ep <= 1 {
+        return 0.0;
+    }
+    let shape = local_shape(model, layout);
+    let tokens = if layout.sequence_parallel {
+        shape.tokens / layout.tp as f64
+    } else {
+        shape.tokens
+    };
+    tokens * model.experts_per_token as f64 * shape.hidden * 2.0
+}
+
+/// Of a token's `k` copies that cross the network, the share a per-domain dispatch still sends
+/// (see `Stack::dispatch_per_node`): one copy per distinct scale-up domain among its experts.
+/// With the EP group over `domains` domains, and group-limited routing reaching `topk_group` of
+/// `n_group` groups (each group on `domains / n_group` of them), `reach` domains can hold a
+/// token's experts, and `k` balanced draws hit `reach * (1 - (1 - 1/reach)^k)` of them.
+pub fn dispatch_copies_share(model: &Transformer, domains: f64) -> f64 {
+    let k = model.experts_per_token as f64;
+    let mut reach = domains;
+    if model.n_group > 0 && model.topk_group > 0 && model.topk_group < model.n_group {
+        reach = (domains * model.topk_group as f64 / model.n_group as f64).clamp(1.0, domains);
+    }
+    let distinct = reach * (1.0 - (1.0 - 1.0 / reach).powf(k));
+    (distinct / k).min(1.0)
+}
+
+/// Seconds of the expert all-to-alls of one MoE layer for one microbatch, (forward, backward):
+/// the dispatch and the combine in each pass over the tiers the EP group spans, with the
+/// expert ranks at their stride for this pipeline and cluster. The forward dispatch moves FP8
+/// where the stack does (1 byte and a 4-byte scale per 128 elements, DeepSeek-V3 Sec. 3.3.2).
+pub fn expert_all_to_all_s(
+    bytes: f64,
+    model: &Transformer,
+    training: &Training,
+    hw: &Hardware,
+    layout: &Layout,
+) -> (f64, f64) {
+    if bytes <= 0.0 {
+        return (0.0, 0.0);
+    }
+    let size = layout.ep as f64;
+    let stride = expert_parallel_stride(training, hw, layout);
+    let network_share = if training.stack.dispatch_per_node {
+        let in_domain = members_per_domain(size, stride, hw.scale_up_domain as f64);
+        dispatch_copies_share(model, size / in_domain)
+    } else {
+        1.0
+    };
+    let a2a = |b: f64| expert_all_to_all_transfer_s(hw, b, size, stride, network_share);
+    let combine = a2a(bytes);
+    let dispatch = if training.stack.fp8_dispatch && training.dtype == Dtype::Fp8 {
+        a2a(bytes * FP8_DISPATCH_BYTES_PER_ELEMENT / 2.0)
+    } else {
+        combine
+    };
+    (dispatch + combine, 2.0 * combine)
+}
+
+/// Bytes per element of an FP8 dispatch: the value and one fp32 scale per 1 x 128 tile
+/// (DeepSeek-V3 Sec. 3.3.2).
+pub const FP8_DISPATCH_BYTES_PER_ELEMENT: f64 = 1.0 + 4.0 / 128.0;
+
+/// One all-to-all of `bytes` per rank over `size` ranks `stride` apart, with the copies that
+/// cross the network cut to `network_share` (a per-domain dispatch; 1 for plain all-to-all):
+/// `all_to_all_s` with the network tiers' shares scaled.
+pub fn expert_all_to_all_transfer_s(
+    hw: &Hardware,
+    bytes: f64,
+    size: f64,
+    stride: f64,
+    network_share: f64,
+) -> f64 {
+    if network_share >= 1.0 {
+        return all_to_all_s(hw, bytes, size, stride);
+    }
+    let inside = all_to_all_s(
+        hw,
+        bytes,
+        size.min(members_per_domain(size, stride, hw.scale_up_domain as f64)),
+        stride,
+    );
+    let network = all_to_all_s(hw, bytes * network_share, size, stride);
+    inside.max(network)
+}
+
+/// Share of the time an overlapped all-to-all takes from the compute it runs beside: the
+/// streaming multiprocessors its kernels occupy, 20 of an H800's 132 (DeepSeek-V3 Sec. 3.2.2;
+/// Megatron-Core's `--moe-deepep-num-sms` defaults to 20).
+pub const COMM_SM_FRACTION: f64 = 20.0 / 132.0;
+
+/// Exposed seconds of `comm_s` of expert all-to-all where the stack overlaps it with `window_s`
+/// of another microbatch's compute: what the window does not hide, and the compute slowed by
+/// the SMs the communication holds while they overlap. Without overlap, all of it.
+pub fn ep_exposed_s(comm_s: f64, window_s: f64, overlaps: bool) -> f64 {
+    if !overlaps {
+        return comm_s;
+    }
+    (comm_s - window_s).max(0.0) + COMM_SM_FRACTION * comm_s.min(window_s)
 }
 
 /// True when the layout's tensor-parallel collectives overlap their GEMMs: asked for (with
@@ -519,6 +601,47 @@ pub fn stage_layers(model: &Transformer, layout: &Layout) -> (f64, f64) {
     (first.max(middle).max(last) as f64, last as f64)
 }
 
+/// Exposed expert all-to-all seconds per microbatch of a stage of `layers` layers, given one MoE
+/// layer's (forward, backward) all-to-all seconds: the MoE share of its layers in both passes
+/// and, under full recomputation, again in the recomputed forwards. Where the stack overlaps
+/// them, the window is the stage's compute in the same microbatch slot (the paired
+/// microbatch's forward and backward, DualPipe's and Megatron-Core's combined 1F1B).
+pub fn stage_ep_exposed_s(
+    a2a: (f64, f64),
+    stage: &LayerCosts,
+    model: &Transformer,
+    training: &Training,
+    layout: &Layout,
+    layers: f64,
+) -> f64 {
+    let (forward, backward) = a2a;
+    if forward + backward <= 0.0 {
+        return 0.0;
+    }
+    let share = model.moe_layer_share();
+    let recomputed = if layout.recompute == Recompute::Full {
+        layout.recomputed_layers(layers)
+    } else {
+        0.0
+    };
+    let comm_s = share * (layers * (forward + backward) + recomputed * forward);
+    let window_s = stage.forward_s + stage.backward_s + stage.recompute_s;
+    ep_exposed_s(comm_s, window_s, training.stack.ep_overlap)
+}
+
+/// The pipeline bubble in stage times (one microbatch's stage work): `(pp - 1) / interleave`
+/// for 1F1B and interleaved 1F1B (Narayanan et al. 2021); for DualPipe, `(pp/2 - 1)` slots of
+/// `F&B + B - 3W` (DeepSeek-V3 Table 2), which with the backward's input and weight halves each
+/// as long as the forward (`B = 2F`, `W = F`, `F&B = F + B`) is `2F`, two thirds of a stage time.
+pub fn pipeline_bubbles(training: &Training, layout: &Layout) -> f64 {
+    let pp = layout.pp as f64;
+    if training.stack.dualpipe && layout.pp > 1 {
+        (pp / 2.0 - 1.0).max(0.0) * 2.0 / 3.0
+    } else {
+        (pp - 1.0) / layout.interleave as f64
+    }
+}
+
 /// Layers a device gains from the remainder of [`stage_layers`]'s split: device `d` holds
 /// virtual stages `d, d + pp, ...`, and those below the remainder take one more layer each.
 pub fn stage_extra(device: u32, remainder: u32, pp: u32) -> u32 {
@@ -530,8 +653,9 @@ pub fn stage_extra(device: u32, remainder: u32, pp: u32) -> u32 {
 }
 
 /// Parameters held by one rank of the fullest stage: (shared with the data-parallel group,
-/// routed experts). Embedding and output matrices sit on the first and last stage.
-pub fn stage_params(model: &Transformer, layout: &Layout) -> (f64, f64) {
+/// routed experts). Embedding and output matrices sit on the first and last stage. Under
+/// DualPipe each device holds two stages (stage `i` and `pp - 1 - i`), so twice as many.
+pub fn stage_params(model: &Transformer, training: &Training, layout: &Layout) -> (f64, f64) {
     let (fullest, _) = stage_layers(model, layout);
     let share = fullest / model.layers as f64;
     let tp = layout.tp as f64;
@@ -546,7 +670,12 @@ pub fn stage_params(model: &Transformer, layout: &Layout) -> (f64, f64) {
     let dense = ((dense_params_total(model) - embeddings - replicated) * share + on_stage_embeddings) / tp
         + replicated * share;
     let experts = expert_params_total(model) * share / (layout.etp as f64 * layout.ep as f64);
-    (dense, experts)
+    let copies = if training.stack.dualpipe && layout.pp > 1 {
+        2.0
+    } else {
+        1.0
+    };
+    (dense * copies, experts * copies)
 }
 
 /// The breakdown of one step on the slowest stage, seconds. The terms add up to `step_time_s`.
@@ -641,7 +770,7 @@ pub fn data_parallel_exposed_s(
     stage_layer_count: f64,
 ) -> f64 {
     let stack = &training.stack;
-    let (dense, experts) = stage_params(model, layout);
+    let (dense, experts) = stage_params(model, training, layout);
     let stride = data_parallel_stride(training, hw, layout);
     let replicated = layout.dp as f64 * layout.cp as f64;
     // ZeRO's collectives run over the shard group; under hybrid sharding the replicas of each
@@ -739,7 +868,7 @@ pub fn exposed_s(comm_s: f64, window_s: f64, overlaps: bool) -> f64 {
 /// state (read and write Adam's state, read the gradient twice for clipping and update, write
 /// the 16-bit weights).
 pub fn optimizer_s(model: &Transformer, training: &Training, hw: &Hardware, layout: &Layout) -> f64 {
-    let (dense, experts) = stage_params(model, layout);
+    let (dense, experts) = stage_params(model, training, layout);
     let (dense_shard, expert_shard) = if layout.zero >= 1 {
         let group = zero_shard_group(training, hw, layout);
         (dense / group, experts / layout.expert_data_parallel())
@@ -800,13 +929,17 @@ pub fn step_breakdown_with(
     );
     let fullest_offload = offload_exposed_s(p, hw, layout, fullest);
     let last_offload = offload_exposed_s(p, hw, layout, last);
-    let fullest_s = fullest_costs.total_s() + fullest_offload;
-    let last_s = last_costs.total_s() + last_offload + logits_fwd + logits_bwd;
-    let (stage, stage_logits_fwd, stage_logits_bwd, stage_layers_n, offload) = if last_s >= fullest_s {
-        (last_costs, logits_fwd, logits_bwd, last, last_offload)
-    } else {
-        (fullest_costs, 0.0, 0.0, fullest, fullest_offload)
-    };
+    let a2a = expert_all_to_all_s(p.expert_all_to_all_bytes, model, training, hw, layout);
+    let fullest_ep = stage_ep_exposed_s(a2a, &fullest_costs, model, training, layout, fullest);
+    let last_ep = stage_ep_exposed_s(a2a, &last_costs, model, training, layout, last);
+    let fullest_s = fullest_costs.total_s() + fullest_offload + fullest_ep;
+    let last_s = last_costs.total_s() + last_offload + last_ep + logits_fwd + logits_bwd;
+    let (stage, stage_logits_fwd, stage_logits_bwd, stage_layers_n, offload, ep_exposed) =
+        if last_s >= fullest_s {
+            (last_costs, logits_fwd, logits_bwd, last, last_offload, last_ep)
+        } else {
+            (fullest_costs, 0.0, 0.0, fullest, fullest_offload, fullest_ep)
+        };
 
     // Pipeline sends: activations of one microbatch, scattered over the tensor-parallel ranks,
     // forward and backward, once per virtual stage, each boundary on the tier it crosses. The
@@ -831,9 +964,8 @@ pub fn step_breakdown_with(
     };
     let pp_p2p_per_microbatch = sends_per_microbatch(slowest_send);
 
-    let stage_s = stage.total_s() + stage_logits_fwd + stage_logits_bwd + offload;
-    let pp_bubble_s =
-        (layout.pp as f64 - 1.0) / layout.interleave as f64 * (stage_s + sends_per_microbatch(mean_send));
+    let stage_s = stage.total_s() + stage_logits_fwd + stage_logits_bwd + offload + ep_exposed;
+    let pp_bubble_s = pipeline_bubbles(training, layout) * (stage_s + sends_per_microbatch(mean_send));
 
     let stage_forward = stage.forward_s + stage_logits_fwd;
     let stage_backward = stage.backward_s + stage.recompute_s + stage_logits_bwd;
@@ -858,7 +990,7 @@ pub fn step_breakdown_with(
         recompute_s: m * stage.recompute_s,
         tp_comm_s: m * stage.tp_comm_s,
         cp_comm_s: m * stage.cp_comm_s,
-        ep_comm_s: m * stage.ep_comm_s,
+        ep_comm_s: m * ep_exposed,
         pp_p2p_exposed_s: m * pp_p2p_per_microbatch,
         offload_s: m * offload,
         pp_bubble_s,
@@ -1191,15 +1323,126 @@ mod tests {
 
     #[test]
     fn expert_parallel_all_to_all_only_on_moe_layers() {
-        let m = mixtral_like();
         let hw = h100();
         let mut layout = plain_layout();
         layout.dp = 8;
         layout.ep = 8;
-        let moe = layer_costs(&m, &training(), &hw, &layout, true);
-        let dense = layer_costs(&m, &training(), &hw, &layout, false);
-        assert!(moe.ep_comm_s > 0.0);
-        assert_eq!(dense.ep_comm_s, 0.0);
+        let mut t = training();
+        t.stack.ep_overlap = false;
+        assert!(expert_all_to_all_bytes(&mixtral_like(), &layout) > 0.0);
+        assert_eq!(expert_all_to_all_bytes(&llama3_8b(), &layout), 0.0);
+        assert!(step_breakdown(&mixtral_like(), &t, &hw, &layout).ep_comm_s > 0.0);
+        assert_eq!(step_breakdown(&llama3_8b(), &t, &hw, &layout).ep_comm_s, 0.0);
+        // Only the MoE layers pay: three dense layers of 56 take their share off.
+        let mut leading_dense = mixtral_like();
+        leading_dense.dense_layers = 3;
+        let all = step_breakdown(&mixtral_like(), &t, &hw, &layout).ep_comm_s;
+        let fewer = step_breakdown(&leading_dense, &t, &hw, &layout).ep_comm_s;
+        assert!((fewer / all - 53.0 / 56.0).abs() < 1e-9, "{fewer} {all}");
+    }
+
+    /// The sweeps price a profile computed with placeholder pipeline and data-parallel degrees
+    /// (their per-layer knobs only); with data parallelism outermost the expert ranks' stride
+    /// depends on pp, so the all-to-all must be priced by the step, for the real layout.
+    #[test]
+    fn expert_all_to_all_follows_the_pipeline_not_the_profile() {
+        let m = mixtral_like();
+        let hw = h100();
+        let mut t = training();
+        t.stack.data_parallel_outermost = true;
+        t.stack.ep_overlap = false;
+        t.global_batch = 64;
+        let mut layout = plain_layout();
+        layout.pp = 4;
+        layout.dp = 8;
+        layout.ep = 8;
+        let mut placeholder = layout;
+        placeholder.pp = 1;
+        placeholder.dp = 1;
+        let cached = step_breakdown_with(&profile(&m, &t, &hw, &placeholder), &m, &t, &hw, &layout);
+        let direct = step_breakdown(&m, &t, &hw, &layout);
+        assert_eq!(cached, direct);
+        // And it is the pipeline's stride that matters: the 8 expert ranks, 4 apart, leave the
+        // 8-GPU domain.
+        let mut outer_pp = t;
+        outer_pp.stack.data_parallel_outermost = false;
+        assert!(direct.ep_comm_s > step_breakdown(&m, &outer_pp, &hw, &layout).ep_comm_s);
+    }
+
+    #[test]
+    fn overlapped_all_to_all_costs_what_the_window_does_not_hide_and_the_sms_it_holds() {
+        assert_eq!(ep_exposed_s(3.0, 10.0, false), 3.0);
+        assert!((ep_exposed_s(3.0, 10.0, true) - 3.0 * COMM_SM_FRACTION).abs() < 1e-12);
+        assert!((ep_exposed_s(12.0, 10.0, true) - (2.0 + 10.0 * COMM_SM_FRACTION)).abs() < 1e-12);
+        // In a step: the overlap takes most of the all-to-all off.
+        let m = mixtral_like();
+        let hw = h100();
+        let mut layout = plain_layout();
+        layout.dp = 32;
+        layout.ep = 8;
+        let mut t = training();
+        t.global_batch = 256;
+        t.stack.ep_overlap = false;
+        let exposed = step_breakdown(&m, &t, &hw, &layout);
+        t.stack.ep_overlap = true;
+        let overlapped = step_breakdown(&m, &t, &hw, &layout);
+        assert!(overlapped.ep_comm_s < 0.5 * exposed.ep_comm_s);
+        assert!(overlapped.ep_comm_s > 0.0);
+    }
+
+    #[test]
+    fn a_per_domain_dispatch_sends_a_token_once_per_domain_it_reaches() {
+        // DeepSeek-V3: 8 of 256 experts in 8 groups, at most 4 groups per token; EP 64 over 8
+        // domains of 8: 4 * (1 - (3/4)^8) = 3.6 distinct domains of 8 copies.
+        let mut m = mixtral_like();
+        m.experts = 256;
+        m.experts_per_token = 8;
+        m.n_group = 8;
+        m.topk_group = 4;
+        let limited = dispatch_copies_share(&m, 8.0);
+        assert!(
+            (limited - 4.0 * (1.0 - 0.75f64.powi(8)) / 8.0).abs() < 1e-12,
+            "{limited}"
+        );
+        m.n_group = 0;
+        m.topk_group = 0;
+        let free = dispatch_copies_share(&m, 8.0);
+        assert!(
+            (free - 8.0 * (1.0 - 0.875f64.powi(8)) / 8.0).abs() < 1e-12,
+            "{free}"
+        );
+        // One domain: one copy; never more copies than experts.
+        assert!((dispatch_copies_share(&m, 1.0) - 1.0 / 8.0).abs() < 1e-12);
+        assert!(dispatch_copies_share(&m, 1e6) <= 1.0);
+        // In a step across domains it saves network time.
+        let hw = h100();
+        let mut layout = plain_layout();
+        layout.dp = 64;
+        layout.ep = 64;
+        let mut t = training();
+        t.global_batch = 64;
+        t.stack.ep_overlap = false;
+        t.stack.dispatch_per_node = false;
+        let plain = step_breakdown(&m, &t, &hw, &layout).ep_comm_s;
+        t.stack.dispatch_per_node = true;
+        let per_node = step_breakdown(&m, &t, &hw, &layout).ep_comm_s;
+        assert!(per_node < 0.8 * plain, "{per_node} {plain}");
+    }
+
+    #[test]
+    fn dualpipe_halves_the_bubble_slots_and_holds_two_stages() {
+        let m = gpt3_175b();
+        let mut layout = plain_layout();
+        layout.pp = 16;
+        layout.dp = 1;
+        let mut t = training();
+        t.stack.dualpipe = false;
+        assert_eq!(pipeline_bubbles(&t, &layout), 15.0);
+        let one = stage_params(&m, &t, &layout);
+        t.stack.dualpipe = true;
+        assert!((pipeline_bubbles(&t, &layout) - 7.0 * 2.0 / 3.0).abs() < 1e-12);
+        let two = stage_params(&m, &t, &layout);
+        assert_eq!(two.0, 2.0 * one.0);
     }
 
     #[test]

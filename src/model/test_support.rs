@@ -32,6 +32,8 @@ pub fn gpt3_175b() -> Transformer {
         sliding_window: 0,
         sliding_window_layers: 0,
         mtp_layers: 0,
+        n_group: 0,
+        topk_group: 0,
     }
 }
 

@@ -223,6 +223,7 @@ pub struct GpuEngine {
     layout: wgpu::BindGroupLayout,
     profile_pipeline: wgpu::ComputePipeline,
     sweep_pipeline: wgpu::ComputePipeline,
+    evaluate_profile_pipeline: wgpu::ComputePipeline,
     evaluate_pipeline: wgpu::ComputePipeline,
     limits: wgpu::Limits,
     lost: Arc<AtomicBool>,
@@ -338,6 +339,7 @@ impl GpuEngine {
         let engine = GpuEngine {
             profile_pipeline: pipeline("profile_main"),
             sweep_pipeline: pipeline("sweep_main"),
+            evaluate_profile_pipeline: pipeline("evaluate_profile_main"),
             evaluate_pipeline: pipeline("evaluate_main"),
             info,
             device,
@@ -675,13 +677,17 @@ impl GpuEngine {
             return Ok(vec![]);
         }
         let packed: Vec<[u32; 2]> = indices.iter().map(|i| [(i >> 32) as u32, *i as u32]).collect();
-        let b = self.buffers(space, &packed, 1, 1);
+        // One profile slot per index (evaluate_profile_main fills them).
+        let b = self.buffers(space, &packed, indices.len() as u64, 1);
+        let groups = (indices.len() as u32).div_ceil(SMALL_WORKGROUP);
         let mut encoder = self.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
             pass.set_bind_group(0, &b.bind_group, &[]);
+            pass.set_pipeline(&self.evaluate_profile_pipeline);
+            pass.dispatch_workgroups(groups, 1, 1);
             pass.set_pipeline(&self.evaluate_pipeline);
-            pass.dispatch_workgroups((indices.len() as u32).div_ceil(SMALL_WORKGROUP), 1, 1);
+            pass.dispatch_workgroups(groups, 1, 1);
         }
         let size = indices.len() as u64 * std::mem::size_of::<GpuMetrics>() as u64;
         let data = self.read_back(encoder, &b.eval_out, 0, size)?;

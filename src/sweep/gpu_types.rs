@@ -35,8 +35,8 @@ pub struct GpuModel {
     pub sliding_window: u32,
     pub sliding_window_layers: u32,
     pub mtp_layers: u32,
-    pub pad0: u32,
-    pub pad1: u32,
+    pub n_group: u32,
+    pub topk_group: u32,
 }
 
 /// Twin of `GpuTraining` in `shaders/model.wgsl`: the run's settings that every stack shares,
@@ -88,6 +88,11 @@ pub struct GpuStack {
     pub grad_bytes: f32,
     pub optimizer_state_bytes: f32,
     pub grad_reduce_bytes: f32,
+    pub ep_overlap: u32,
+    pub dualpipe: u32,
+    pub dispatch_per_node: u32,
+    pub fp8_dispatch: u32,
+    pub lean_activations: u32,
 }
 
 /// Twin of `GpuAccelerator` in `shaders/model.wgsl`: `Hardware` and `Economics` in SI units.
@@ -213,11 +218,11 @@ pub struct GpuProfile {
     pub recompute_s: f32,
     pub tp_comm_s: f32,
     pub cp_comm_s: f32,
-    pub ep_comm_s: f32,
     pub host_s: f32,
     pub logits_forward_s: f32,
     pub logits_backward_s: f32,
     pub pipeline_send_bytes: f32,
+    pub expert_all_to_all_bytes: f32,
     pub full_activation_bytes: f32,
     pub stored_activation_bytes: f32,
     pub loss_buffer_bytes: f32,
@@ -247,8 +252,8 @@ pub fn gpu_model(m: &Transformer) -> GpuModel {
         sliding_window: m.sliding_window,
         sliding_window_layers: m.sliding_window_layers,
         mtp_layers: m.mtp_layers,
-        pad0: 0,
-        pad1: 0,
+        n_group: m.n_group,
+        topk_group: m.topk_group,
     }
 }
 
@@ -298,6 +303,11 @@ pub fn gpu_stack(t: &Training) -> GpuStack {
         grad_bytes: t.grad_bytes as f32,
         optimizer_state_bytes: t.optimizer_state_bytes as f32,
         grad_reduce_bytes: t.grad_reduce_bytes as f32,
+        ep_overlap: s.ep_overlap as u32,
+        dualpipe: s.dualpipe as u32,
+        dispatch_per_node: s.dispatch_per_node as u32,
+        fp8_dispatch: s.fp8_dispatch as u32,
+        lean_activations: s.lean_activations as u32,
     }
 }
 

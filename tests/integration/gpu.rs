@@ -123,6 +123,22 @@ fn gpu_and_cpu_agree_on_tpu_tori_and_hybrid_sharding() {
 }
 
 #[test]
+fn gpu_and_cpu_agree_on_overlapped_all_to_all_dualpipe_and_per_node_dispatch() {
+    let Some(engine) = engine() else { return };
+    // DeepSeek-V3 in FP8 on HAI-LLM (overlapped all-to-all, DualPipe, FP8 per-node dispatch
+    // under group-limited routing, lean activations) beside Megatron-Core, with data
+    // parallelism outermost (meta-llama3) so that the expert stride follows the pipeline.
+    let text = "[model]\npreset = \"deepseek-v3\"\n[training]\ndtype = \"fp8\"\nglobal_batch = 4096\n\
+                [search]\naccelerators = [\"h800\", \"gb200\"]\nstacks = [\"hai-llm\", \"megatron-core-2025\", \"meta-llama3\"]\n\
+                counts = [512, 2048]\nep = [8, 64]\npp = [1, 4, 16]\ntp = [1, 2]\nzero = [1]\n";
+    let file = ScenarioFile::parse(text, "dualpipe").unwrap();
+    let space = SearchSpace::resolve(&file, &Catalog::builtin(), Objective::Time, "dualpipe").unwrap();
+    let priced = check_parity(&space, &engine, seed() + 30, 40_000);
+    assert!(priced > 500, "priced {priced} layouts");
+    check_sweeps_agree(&space, &engine, 10);
+}
+
+#[test]
 fn gpu_and_cpu_agree_on_latent_attention_sliding_windows_and_mtp() {
     let Some(engine) = engine() else { return };
     for (i, (preset, flash)) in [

@@ -22,7 +22,12 @@ fn shaders_parse_and_validate() {
     )
     .validate(&m)
     .unwrap_or_else(|e| panic!("{}", e.emit_to_string(SHADER_SOURCE)));
-    for entry in ["profile_main", "sweep_main", "evaluate_main"] {
+    for entry in [
+        "profile_main",
+        "sweep_main",
+        "evaluate_profile_main",
+        "evaluate_main",
+    ] {
         assert!(m.entry_points.iter().any(|e| e.name == entry), "{entry}");
     }
 }
@@ -85,8 +90,8 @@ fn host_structs_match_their_wgsl_twins() {
             sliding_window,
             sliding_window_layers,
             mtp_layers,
-            pad0,
-            pad1,
+            n_group,
+            topk_group,
         ]
     );
     same_layout!(
@@ -136,6 +141,11 @@ fn host_structs_match_their_wgsl_twins() {
             grad_bytes,
             optimizer_state_bytes,
             grad_reduce_bytes,
+            ep_overlap,
+            dualpipe,
+            dispatch_per_node,
+            fp8_dispatch,
+            lean_activations,
         ]
     );
     same_layout!(
@@ -235,11 +245,11 @@ fn host_structs_match_their_wgsl_twins() {
             recompute_s,
             tp_comm_s,
             cp_comm_s,
-            ep_comm_s,
             host_s,
             logits_forward_s,
             logits_backward_s,
             pipeline_send_bytes,
+            expert_all_to_all_bytes,
             full_activation_bytes,
             stored_activation_bytes,
             loss_buffer_bytes,
@@ -275,14 +285,20 @@ fn each_shader_names_its_twin() {
     }
 }
 
-/// The value of `const NAME: u32 = Nu;` in the shaders.
-fn wgsl_u32(name: &str) -> u32 {
-    let needle = format!("const {name}: u32 = ");
+/// The literal of `const NAME: TYPE = LITERAL;` in the shaders.
+fn wgsl_literal(name: &str, ty: &str) -> &'static str {
+    let needle = format!("const {name}: {ty} = ");
     let at = SHADER_SOURCE
         .find(&needle)
-        .unwrap_or_else(|| panic!("no WGSL constant {name}"));
+        .unwrap_or_else(|| panic!("no WGSL {ty} constant {name}"));
     let rest = &SHADER_SOURCE[at + needle.len()..];
-    rest[..rest.find('u').expect("a u32 literal")]
+    &rest[..rest.find(';').expect("a constant ends with ;")]
+}
+
+/// The value of `const NAME: u32 = Nu;` in the shaders.
+fn wgsl_u32(name: &str) -> u32 {
+    wgsl_literal(name, "u32")
+        .trim_end_matches('u')
         .parse()
         .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
@@ -368,5 +384,23 @@ fn gpu_codes_in_the_shaders_are_the_rust_enums_codes() {
         ("AXIS_GLOBAL_BATCH", search::AXIS_GLOBAL_BATCH),
     ] {
         assert_eq!(wgsl_u32(name) as usize, axis, "{name}");
+    }
+}
+
+/// The value of `const NAME: f32 = X;` in the shaders.
+fn wgsl_f32(name: &str) -> f32 {
+    wgsl_literal(name, "f32")
+        .parse()
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+#[test]
+fn float_constants_in_the_shaders_are_the_specs() {
+    use clustersweep::model::step::{COMM_SM_FRACTION, FP8_DISPATCH_BYTES_PER_ELEMENT};
+    for (name, spec) in [
+        ("COMM_SM_FRACTION", COMM_SM_FRACTION),
+        ("FP8_DISPATCH_BYTES_PER_ELEMENT", FP8_DISPATCH_BYTES_PER_ELEMENT),
+    ] {
+        assert_eq!(wgsl_f32(name), spec as f32, "{name}");
     }
 }

@@ -303,3 +303,37 @@ fn a_405b_model_on_16384_h100s_keeps_tensor_parallelism_inside_the_nvlink_domain
     );
     assert!(tp16["step_time_s"].as_f64().unwrap() > tp8["step_time_s"].as_f64().unwrap());
 }
+
+#[test]
+fn deepseek_v3_on_2048_h800s_trains_in_about_the_reported_54_days() {
+    // DeepSeek-V3 Technical Report (arXiv 2412.19437): pre-training on 14.8T tokens took
+    // 2.664M H800 GPU hours on 2,048 H800s (54.2 days; 19.9 s per step of 15,360 x 4,096
+    // tokens), with TP 1, PP 16 (DualPipe), EP 64 over 8 nodes, ZeRO-1, FP8. Its all-to-all
+    // hides behind the paired microbatch (Sec. 3.2) and goes once per node (Sec. 3.2.2).
+    let text = "[model]\npreset = \"deepseek-v3\"\n[training]\nstack = \"hai-llm\"\ndtype = \"fp8\"\n\
+                global_batch = 15360\ntokens = 14.8e12\n[cluster]\naccelerator = \"h800\"\ncount = 2048\n\
+                [layout]\ntp = 1\npp = 16\nep = 64\nzero = 1\nmicrobatch = 1\n";
+    let path = temp_file("deepseek-v3-h800", "s.toml", text);
+    let o = clustersweep(&["estimate", path.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let days = e["time_to_train_s"].as_f64().unwrap() / 86400.0;
+    assert!((days / 54.2 - 1.0).abs() <= 0.15, "{days:.1} days against 54.2");
+    let step = e["step_time_s"].as_f64().unwrap();
+    assert!((step / 19.9 - 1.0).abs() <= 0.15, "{step:.2} s against 19.9");
+    // The all-to-all is no longer most of the step (it was 56 % before the overlap).
+    let ep = e["breakdown"]["ep_comm_s"].as_f64().unwrap();
+    assert!(ep < 0.10 * step, "exposed all-to-all {ep:.2} s of {step:.2} s");
+    // Known gap: the model keeps ~10 % more than the 80 GB DeepSeek fits in (its microbatch
+    // and in-flight activations are not published); it must stay within 15 %.
+    let memory = e["memory_per_accelerator_bytes"].as_f64().unwrap();
+    assert!(memory < 1.15 * 80e9, "{:.1} GB", memory / 1e9);
+    // Without the overlap and the per-node dispatch (Megatron-Core as DGX Cloud ran it in
+    // 2025) the same layout is much slower.
+    let plain = text.replace("stack = \"hai-llm\"", "stack = \"megatron-core-2025\"");
+    let path = temp_file("deepseek-v3-h800-mcore", "s.toml", &plain);
+    let o = clustersweep(&["estimate", path.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(m["breakdown"]["ep_comm_s"].as_f64().unwrap() > 3.0 * ep);
+}
