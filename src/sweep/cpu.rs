@@ -103,6 +103,7 @@ mod tests {
     use super::*;
     use crate::catalog::Catalog;
     use crate::model::run::estimate;
+    use crate::model::step::data_parallel_outermost;
     use crate::scenario::ScenarioFile;
     use crate::search::Objective;
 
@@ -112,6 +113,17 @@ mod tests {
                     stacks = [\"megatron-core-2025\", \"llm-foundry\", \"megatron-2021\"]\n";
         let file = ScenarioFile::parse(text, "t").unwrap();
         SearchSpace::resolve(&file, &Catalog::builtin(), Objective::Time, "t").unwrap()
+    }
+
+    /// An MoE space whose expert all-to-all depends on more than the per-layer knobs a profile
+    /// is cached by: on 1 MW sites the clusters span sites, which puts data parallelism
+    /// outermost and the expert ranks `pp` apart.
+    fn moe_space() -> SearchSpace {
+        let text = "[model]\npreset = \"mixtral-8x22b\"\n[training]\nglobal_batch = 512\n\
+                    [cluster]\nsite_power_mw = 1.0\n[search]\naccelerators = [\"h100-sxm\"]\n\
+                    counts = [1024, 2048]\nep = [1, 8]\npp = [1, 4, 8]\ntp = [1, 2]\nzero = [1]\n";
+        let file = ScenarioFile::parse(text, "moe").unwrap();
+        SearchSpace::resolve(&file, &Catalog::builtin(), Objective::Time, "moe").unwrap()
     }
 
     #[test]
@@ -127,8 +139,35 @@ mod tests {
 
     #[test]
     fn the_cached_profile_gives_the_same_numbers_as_estimate() {
-        let s = space();
-        let p = evaluate_range(&s, 0..s.size, 20);
+        check_the_cached_profile_against_estimate(&space(), 20);
+    }
+
+    /// Regression: the expert all-to-all was priced inside the cached per-layer profile, with
+    /// the profile's placeholder pipeline depth, so MoE layouts with data parallelism outermost
+    /// ranked by one price and reported another.
+    #[test]
+    fn moe_layouts_across_pipelines_and_sites_price_as_estimate_does() {
+        let s = moe_space();
+        let k = 200;
+        let top = evaluate_range(&s, 0..s.size, k).top.into_sorted();
+        assert_eq!(top.len(), k);
+        // The top holds layouts the old shortcut mispriced: expert ranks pp apart on a stack
+        // with data parallelism outermost.
+        let mispriced = top
+            .iter()
+            .map(|r| s.candidate(r.index).unwrap())
+            .filter(|c| {
+                let hw = &s.accelerators[c.accelerator].hardware;
+                let outermost = data_parallel_outermost(&s.training_for(c), hw, &c.layout);
+                outermost && c.layout.pp > 1 && c.layout.ep > 1
+            })
+            .count();
+        assert!(mispriced > 0, "no layout in the top {k} depends on the stride");
+        check_the_cached_profile_against_estimate(&s, k);
+    }
+
+    fn check_the_cached_profile_against_estimate(s: &SearchSpace, k: usize) {
+        let p = evaluate_range(s, 0..s.size, k);
         for r in p.top.into_sorted() {
             let c = s.candidate(r.index).unwrap();
             let acc = &s.accelerators[c.accelerator];
@@ -154,7 +193,12 @@ mod tests {
 
     #[test]
     fn shards_merge_into_the_single_run() {
-        let s = space();
+        for s in [space(), moe_space()] {
+            check_shards_merge(&s);
+        }
+    }
+
+    fn check_shards_merge(s: &SearchSpace) {
         let whole = evaluate_range(&s, 0..s.size, 12);
         let third = s.size / 3;
         let merged = evaluate_range(&s, 0..third, 12)
