@@ -199,11 +199,11 @@ mod tests {
     }
 
     fn check_shards_merge(s: &SearchSpace) {
-        let whole = evaluate_range(&s, 0..s.size, 12);
+        let whole = evaluate_range(s, 0..s.size, 12);
         let third = s.size / 3;
-        let merged = evaluate_range(&s, 0..third, 12)
-            .merge(evaluate_range(&s, third..2 * third, 12))
-            .merge(evaluate_range(&s, 2 * third..s.size, 12));
+        let merged = evaluate_range(s, 0..third, 12)
+            .merge(evaluate_range(s, third..2 * third, 12))
+            .merge(evaluate_range(s, 2 * third..s.size, 12));
         assert_eq!(whole.counts, merged.counts);
         assert_eq!(whole.top.into_sorted(), merged.top.into_sorted());
     }
