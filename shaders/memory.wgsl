@@ -41,8 +41,9 @@ fn layer_activation_bytes(s: LocalShape, t: Training, moe: bool, experts_per_tok
     var width = s.ffn;
     var routed_input = 0.0;
     if moe {
-        width = s.expert_ffn * experts_per_token * s.expert_tokens / tk;
-        routed_input = gemm_in * s.expert_tokens * experts_per_token * s.hidden;
+        let routed = s.expert_tokens * experts_per_token * t.moe_imbalance;
+        width = s.expert_ffn * routed / tk;
+        routed_input = gemm_in * routed * s.hidden;
     }
     let swiglu_input = select(2.0, gemm_in, lean);
     let ffn_block = norm_output + routed_input + swiglu_input * tk * width * ffn_up_width(s.ffn_kind) + gemm_in * tk * width

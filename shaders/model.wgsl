@@ -39,7 +39,7 @@ struct GpuTraining {
     objective: u32,
     n_accelerators: u32,
     n_stacks: u32,
-    pad0: u32,
+    moe_imbalance: f32,
     pad1: u32,
 }
 
@@ -209,6 +209,7 @@ struct Training {
     attention: u32,
     dropout: bool,
     stack: GpuStack,
+    moe_imbalance: f32,
 }
 
 // Twin of AttentionKernel::is_fused.

@@ -37,7 +37,7 @@ fn profile(m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout) -> GpuProfil
         logits.x,
         logits.y,
         shape.tokens * shape.hidden * 2.0 / f32(l.tp),
-        expert_all_to_all_bytes(m, l),
+        expert_all_to_all_bytes(m, t, l),
         activations.x,
         activations.y,
         loss_buffer_bytes(m, l),

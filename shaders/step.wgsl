@@ -154,7 +154,7 @@ fn layer_costs(m: GpuModel, tr: Training, hw: GpuAccelerator, l: Layout, moe: bo
         let k = f32(m.experts_per_token);
         let local_experts = f32(m.experts) / f32(l.ep);
         let routed_per_token = k * shape.expert_tokens / t;
-        let tokens_per_expert = shape.expert_tokens * k / local_experts;
+        let tokens_per_expert = shape.expert_tokens * k / local_experts * tr.moe_imbalance;
         let fe = shape.expert_ffn;
         let routed = local_experts
             * (gemm_time_s(tokens_per_expert, fe * up, h, hw, dtype) + gemm_time_s(tokens_per_expert, h, fe, hw, dtype));
@@ -222,13 +222,13 @@ fn layer_costs(m: GpuModel, tr: Training, hw: GpuAccelerator, l: Layout, moe: bo
         cp_forward + cp_backward, host.x);
 }
 
-fn expert_all_to_all_bytes(m: GpuModel, l: Layout) -> f32 {
+fn expert_all_to_all_bytes(m: GpuModel, t: Training, l: Layout) -> f32 {
     if !is_moe(m) || l.ep <= 1u {
         return 0.0;
     }
     let shape = local_shape(m, l);
     let tokens = select(shape.tokens, shape.tokens / f32(l.tp), l.sequence_parallel);
-    return tokens * f32(m.experts_per_token) * shape.hidden * 2.0;
+    return tokens * f32(m.experts_per_token) * shape.hidden * 2.0 * t.moe_imbalance;
 }
 
 fn dispatch_copies_share(m: GpuModel, domains: f32) -> f32 {

@@ -221,6 +221,7 @@ fn run_training(global_batch: u32, stack: u32) -> Training {
         st.attention,
         st.dropout != 0u,
         st,
+        run.moe_imbalance,
     );
 }
 

@@ -102,6 +102,8 @@ pub struct TrainingSection {
     /// The attention kernel, overriding the stack's: "unfused", "flash1", "flash2" or "flash3".
     pub attention_kernel: Option<AttentionKernel>,
     pub dropout: Option<bool>,
+    /// Tokens the busiest expert-parallel rank processes over the mean (default 1: balanced).
+    pub moe_imbalance: Option<f64>,
 }
 
 /// `[cluster]` as written: the accelerator, how many, how they are paid for, and overrides of
@@ -839,6 +841,15 @@ pub fn resolve_training(
         attention,
         dropout: t.dropout.unwrap_or(stack.defaults.dropout),
         stack: stack_switches,
+        moe_imbalance: match t.moe_imbalance {
+            Some(v) if v.is_finite() && v >= 1.0 => v,
+            Some(v) => {
+                return Err(format!(
+                    "[training] moe_imbalance = {v}: expected at least 1 (the busiest expert-parallel rank's tokens over the mean; 1 is balanced)"
+                ))
+            }
+            None => 1.0,
+        },
     })
 }
 
@@ -1182,6 +1193,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(msg.contains("[layout] tp"), "{msg}");
+    }
+
+    #[test]
+    fn moe_imbalance_below_balance_names_the_key() {
+        for v in ["0.5", "nan"] {
+            let text =
+                DEFAULT_SCENARIO.replace("tokens = 15e12", &format!("tokens = 15e12\nmoe_imbalance = {v}"));
+            let msg = resolve(&text).unwrap_err().to_string();
+            assert!(msg.contains("[training] moe_imbalance"), "{msg}");
+        }
+        let text = DEFAULT_SCENARIO.replace("tokens = 15e12", "tokens = 15e12\nmoe_imbalance = 1.3");
+        assert_eq!(resolve(&text).unwrap().training.moe_imbalance, 1.3);
     }
 
     #[test]

@@ -473,6 +473,9 @@ impl SearchSpace {
     pub fn tokens(&self) -> f64 {
         self.stacks[0].training.tokens
     }
+    pub fn moe_imbalance(&self) -> f64 {
+        self.stacks[0].training.moe_imbalance
+    }
 
     /// Radix of each axis.
     pub fn radices(&self) -> [u64; N_AXES] {

@@ -101,10 +101,9 @@ pub fn layer_activation_bytes(
     // FC1 input (and its permuted copies for routed experts), the FC1 output (gate and up for
     // SwiGLU, kept 16-bit for the activation's backward), the FC2 input and the dropout mask.
     let (width, routed_input) = if moe {
-        (
-            shape.expert_ffn * experts_per_token * shape.expert_tokens / t,
-            gemm_in * shape.expert_tokens * experts_per_token * shape.hidden,
-        )
+        // The busiest expert-parallel rank keeps the most.
+        let routed = shape.expert_tokens * experts_per_token * training.moe_imbalance;
+        (shape.expert_ffn * routed / t, gemm_in * routed * shape.hidden)
     } else {
         (shape.ffn, 0.0)
     };

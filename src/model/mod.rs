@@ -570,6 +570,10 @@ pub struct Training {
     pub dropout: bool,
     /// The software stack's switches (what overlaps what, the rank order).
     pub stack: Stack,
+    /// Tokens the busiest expert-parallel rank processes in an MoE layer over the mean (1:
+    /// balanced, as the benchmark recipes force with a capacity factor of 1 and padding; with
+    /// token dropping at most the capacity factor; dropless runs more).
+    pub moe_imbalance: f64,
 }
 
 /// The parallel layout of one run. `tp * pp * dp * cp` is the accelerator count. The expert

@@ -42,7 +42,7 @@ pub fn profile(model: &Transformer, training: &Training, hw: &Hardware, layout: 
         logits_forward_s,
         logits_backward_s,
         pipeline_send_bytes: shape.tokens * shape.hidden * 2.0 / layout.tp as f64,
-        expert_all_to_all_bytes: expert_all_to_all_bytes(model, layout),
+        expert_all_to_all_bytes: expert_all_to_all_bytes(model, training, layout),
         full_activation_bytes,
         stored_activation_bytes,
         loss_buffer_bytes: loss_buffer_bytes(model, layout),

@@ -275,7 +275,8 @@ pub fn layer_costs(
         let local_experts = model.experts as f64 / layout.ep as f64;
         // Routed copies per token of the microbatch, for the per-token byte counts.
         let routed_per_token = k * shape.expert_tokens / t;
-        let tokens_per_expert = shape.expert_tokens * k / local_experts;
+        // The busiest expert-parallel rank sets the pace.
+        let tokens_per_expert = shape.expert_tokens * k / local_experts * training.moe_imbalance;
         let fe = shape.expert_ffn;
         let routed = local_experts
             * (gemm_time_s(tokens_per_expert, fe * up, h, hw, dtype)
@@ -370,10 +371,10 @@ pub fn layer_costs(
     }
 }
 
-/// Bytes one rank sends in one all-to-all (the dispatch or the combine) of one MoE layer for one
-/// microbatch, 16-bit: each of its tokens (scattered over tp under sequence parallelism) once
-/// per routed expert.
-pub fn expert_all_to_all_bytes(model: &Transformer, layout: &Layout) -> f64 {
+/// Bytes the busiest rank receives in one all-to-all (the dispatch or the combine) of one MoE
+/// layer for one microbatch, 16-bit: each rank's tokens (scattered over tp under sequence
+/// parallelism) once per routed expert, times the load imbalance.
+pub fn expert_all_to_all_bytes(model: &Transformer, training: &Training, layout: &Layout) -> f64 {
     if !model.is_moe() || layout.ep <= 1 {
         return 0.0;
     }
@@ -383,7 +384,7 @@ pub fn expert_all_to_all_bytes(model: &Transformer, layout: &Layout) -> f64 {
     } else {
         shape.tokens
     };
-    tokens * model.experts_per_token as f64 * shape.hidden * 2.0
+    tokens * model.experts_per_token as f64 * shape.hidden * 2.0 * training.moe_imbalance
 }
 
 /// Of a token's `k` copies that cross the network, the share a per-domain dispatch still sends
@@ -1329,8 +1330,8 @@ mod tests {
         layout.ep = 8;
         let mut t = training();
         t.stack.ep_overlap = false;
-        assert!(expert_all_to_all_bytes(&mixtral_like(), &layout) > 0.0);
-        assert_eq!(expert_all_to_all_bytes(&llama3_8b(), &layout), 0.0);
+        assert!(expert_all_to_all_bytes(&mixtral_like(), &training(), &layout) > 0.0);
+        assert_eq!(expert_all_to_all_bytes(&llama3_8b(), &training(), &layout), 0.0);
         assert!(step_breakdown(&mixtral_like(), &t, &hw, &layout).ep_comm_s > 0.0);
         assert_eq!(step_breakdown(&llama3_8b(), &t, &hw, &layout).ep_comm_s, 0.0);
         // Only the MoE layers pay: three dense layers of 56 take their share off.
@@ -1427,6 +1428,27 @@ mod tests {
         t.stack.dispatch_per_node = true;
         let per_node = step_breakdown(&m, &t, &hw, &layout).ep_comm_s;
         assert!(per_node < 0.8 * plain, "{per_node} {plain}");
+    }
+
+    #[test]
+    fn the_busiest_expert_rank_sets_the_pace_of_an_imbalanced_moe_layer() {
+        let m = mixtral_like();
+        let hw = h100();
+        let mut layout = plain_layout();
+        layout.dp = 8;
+        layout.ep = 8;
+        let balanced = training();
+        let mut skewed = training();
+        skewed.moe_imbalance = 1.5;
+        let moe = |t: &Training| layer_costs(&m, t, &hw, &layout, true);
+        let dense = |t: &Training| layer_costs(&m, t, &hw, &layout, false);
+        assert!(moe(&skewed).forward_s > moe(&balanced).forward_s);
+        assert_eq!(dense(&skewed), dense(&balanced));
+        let bytes = |t: &Training| expert_all_to_all_bytes(&m, t, &layout);
+        assert!((bytes(&skewed) / bytes(&balanced) - 1.5).abs() < 1e-12);
+        let memory =
+            |t: &Training| super::super::memory::memory_breakdown(&m, t, &hw, &layout).activations_bytes;
+        assert!(memory(&skewed) > memory(&balanced));
     }
 
     #[test]

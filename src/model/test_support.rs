@@ -148,6 +148,7 @@ pub fn training() -> Training {
         attention: AttentionKernel::Flash3,
         dropout: false,
         stack: Stack::FASTEST,
+        moe_imbalance: 1.0,
     }
 }
 

@@ -50,7 +50,7 @@ pub struct GpuTraining {
     pub objective: u32,
     pub n_accelerators: u32,
     pub n_stacks: u32,
-    pub pad0: u32,
+    pub moe_imbalance: f32,
     pub pad1: u32,
 }
 
@@ -265,7 +265,7 @@ pub fn gpu_training(space: &SearchSpace) -> GpuTraining {
         objective: space.objective.code(),
         n_accelerators: space.accelerators.len() as u32,
         n_stacks: space.stacks.len() as u32,
-        pad0: 0,
+        moe_imbalance: space.moe_imbalance() as f32,
         pad1: 0,
     }
 }

@@ -26,7 +26,7 @@ pub fn engine() -> Option<GpuEngine> {
     }
 }
 
-/// An MoE model in FP8 with unfused attention, dropout, fp32 gradients, purchase pricing and
+/// An MoE model in FP8 with unfused attention, dropout, fp32 gradients, a load imbalance, purchase pricing and
 /// 1 MW sites (clusters of more than ~650 accelerators span sites): every branch the dense bench
 /// space does not take.
 const MOE_SCENARIO: &str = r#"
@@ -39,6 +39,7 @@ flash_attention = false
 dropout = true
 grad_dtype = "fp32"
 tokens = 2e12
+moe_imbalance = 1.25
 [cluster]
 pricing = "capex"
 price_usd = 30000

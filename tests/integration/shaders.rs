@@ -104,7 +104,7 @@ fn host_structs_match_their_wgsl_twins() {
             objective,
             n_accelerators,
             n_stacks,
-            pad0,
+            moe_imbalance,
             pad1,
         ]
     );
