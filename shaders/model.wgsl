@@ -416,6 +416,10 @@ fn check_layout(m: GpuModel, t: Training, l: Layout) -> u32 {
     if l.pp > m.layers {
         return 4u;
     }
+    // dp * microbatch may pass 2^32: compare through a division first.
+    if l.microbatch == 0u || l.dp > t.global_batch || l.microbatch > t.global_batch / l.dp {
+        return 5u;
+    }
     let dp_mb = l.dp * l.microbatch;
     if urem(t.global_batch, dp_mb) != 0u {
         return 5u;

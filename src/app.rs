@@ -97,6 +97,33 @@ fn run_sweep_command(args: &SweepArgs, catalog: &Catalog) -> Result<String, Erro
     let origin = args.scenario.display().to_string();
     let file = ScenarioFile::read(&args.scenario)?;
     let space = SearchSpace::resolve(&file, catalog, args.objective, &origin)?;
+    // Every ranked layout reports its cost: an accelerator without a price under the
+    // scenario's pricing would print a cost it does not have.
+    let unpriced: Vec<&str> = space
+        .accelerators
+        .iter()
+        .filter(|a| !a.priced)
+        .map(|a| a.spec.id.as_str())
+        .collect();
+    if !unpriced.is_empty() {
+        let pricing = file.cluster.pricing.unwrap_or(crate::model::run::Pricing::Rental);
+        return Err(Error::Scenario {
+            origin,
+            message: format!(
+                "the catalog has no {} price for {}: set [cluster] {}, switch [cluster] pricing, or leave {} out of [search] accelerators",
+                match pricing {
+                    crate::model::run::Pricing::Rental => "rental",
+                    crate::model::run::Pricing::Capex => "purchase",
+                },
+                unpriced.join(", "),
+                match pricing {
+                    crate::model::run::Pricing::Rental => "price_per_hour_usd",
+                    crate::model::run::Pricing::Capex => "price_usd",
+                },
+                if unpriced.len() == 1 { "it" } else { "them" }
+            ),
+        });
+    }
     let shard = args
         .shard
         .as_deref()
@@ -174,18 +201,34 @@ fn run_estimate(args: &EstimateArgs, catalog: &Catalog) -> Result<String, Error>
 }
 
 fn run_validate(args: &ValidateArgs, catalog: &Catalog) -> Result<String, Error> {
+    if let Some(limit) = args.max_mape {
+        if !limit.is_finite() || limit < 0.0 {
+            return Err(Error::Usage(format!(
+                "--max-mape {limit}: expected a percentage of at least 0"
+            )));
+        }
+    }
     let rows = read_runs(&args.runs)?;
     let report = validate(&rows, catalog, args.assume);
     let text = exporter(args.output.json, args.output.csv)
         .validation(&report)
         .map_err(internal)?;
-    if let (Some(limit), Some(overall)) = (args.max_mape, &report.overall) {
-        if overall.mape_pct > limit {
-            print!("{text}");
-            return Err(Error::CheckFailed(format!(
+    if let Some(limit) = args.max_mape {
+        let failure = match &report.overall {
+            // Nothing priced is not a pass.
+            None => Some(format!(
+                "--max-mape {limit} %: no row has a measured step time the model could price"
+            )),
+            Some(overall) if overall.mape_pct > limit => Some(format!(
                 "MAPE {:.2} % over {} rows exceeds --max-mape {limit} %",
                 overall.mape_pct, overall.rows
-            )));
+            )),
+            Some(_) => None,
+        };
+        if let Some(failure) = failure {
+            // The report still goes out, so the failing rows can be read.
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
+            return Err(Error::CheckFailed(failure));
         }
     }
     Ok(text)
@@ -202,10 +245,7 @@ fn read_skipped_runs(
         origin: origin.clone(),
         message,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
-        path: origin.clone(),
-        source: e,
-    })?;
+    let text = crate::error::read_text(path, runs_err)?;
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     let headers = reader.headers().map_err(|e| runs_err(e.to_string()))?.clone();
     if headers.iter().collect::<Vec<_>>() != ["run_id", "reason"] {

@@ -133,8 +133,8 @@ pub struct SweepArgs {
     /// With a GPU backend: the best adapter, or all of them splitting the space.
     #[arg(long, value_enum, default_value_t = Adapters::Best)]
     pub adapters: Adapters,
-    /// How many layouts to report.
-    #[arg(long, default_value_t = 20)]
+    /// How many layouts to report (1 to 100,000).
+    #[arg(long, default_value_t = 20, value_parser = parse_top)]
     pub top: usize,
     /// What to rank by.
     #[arg(long, value_enum, default_value_t = Objective::Time)]
@@ -159,8 +159,8 @@ pub struct MergeArgs {
     /// The parts' JSON reports.
     #[arg(required = true)]
     pub parts: Vec<PathBuf>,
-    /// How many layouts to keep (default: as many as the parts report).
-    #[arg(long)]
+    /// How many layouts to keep (default: as many as the parts report; 1 to 100,000).
+    #[arg(long, value_parser = parse_top)]
     pub top: Option<usize>,
     /// Print JSON instead of a table.
     #[arg(long)]
@@ -208,8 +208,8 @@ pub struct PlanArgs {
     /// Draw time to train and MFU against cluster size to this SVG file.
     #[arg(long, value_name = "FILE")]
     pub plot_scaling: Option<PathBuf>,
-    /// How many ranked plans to report.
-    #[arg(long, default_value_t = 10)]
+    /// How many ranked plans to report (1 to 100,000).
+    #[arg(long, default_value_t = 10, value_parser = parse_top)]
     pub top: usize,
     #[command(flatten)]
     pub output: OutputArgs,
@@ -219,4 +219,15 @@ pub struct PlanArgs {
 pub struct InitArgs {
     /// stargate, estimate or sweep.
     pub name: String,
+}
+
+/// Most entries `--top` may ask for: a top-k lives in memory, per engine thread.
+pub const MAX_TOP: usize = 100_000;
+
+/// `--top`: a count from 1 to [`MAX_TOP`].
+fn parse_top(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=MAX_TOP).contains(&n) => Ok(n),
+        _ => Err(format!("expected a whole number from 1 to {MAX_TOP}")),
+    }
 }

@@ -30,6 +30,23 @@ pub enum Error {
     Internal(String),
 }
 
+/// The text of the file at `path`: an I/O error (exit 1) if it cannot be read, and the error
+/// `invalid` builds (an input error, exit 2) naming the line if it is not UTF-8.
+pub fn read_text(path: &std::path::Path, invalid: impl FnOnce(String) -> Error) -> Result<String, Error> {
+    let bytes = std::fs::read(path).map_err(|e| Error::Io {
+        path: path.display().to_string(),
+        source: e,
+    })?;
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let line = e.as_bytes()[..at].iter().filter(|b| **b == b'\n').count() + 1;
+        invalid(format!(
+            "line {line} is not valid UTF-8 (byte {} of the file): save it as UTF-8",
+            at + 1
+        ))
+    })
+}
+
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {

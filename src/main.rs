@@ -8,8 +8,17 @@ fn main() {
     let cli = clustersweep::cli::Cli::parse();
     match clustersweep::app::run(&cli) {
         Ok(text) => {
-            // A closed pipe (`| head`) is not an error worth a message.
-            let _ = std::io::stdout().write_all(text.as_bytes());
+            let mut out = std::io::stdout().lock();
+            match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+                Ok(()) => {}
+                // A closed pipe (`| head`) is not an error worth a message.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                // A full disk or a failed device: the output is lost, so the run failed.
+                Err(e) => {
+                    eprintln!("error: writing the output to stdout: {e}");
+                    std::process::exit(1);
+                }
+            }
         }
         Err(e) => {
             eprintln!("error: {e}");

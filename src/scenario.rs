@@ -223,11 +223,12 @@ impl ScenarioFile {
 
     /// Read and parse a file.
     pub fn read(path: &std::path::Path) -> Result<ScenarioFile, Error> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
-            path: path.display().to_string(),
-            source: e,
+        let origin = path.display().to_string();
+        let text = crate::error::read_text(path, |message| Error::Scenario {
+            origin: origin.clone(),
+            message,
         })?;
-        ScenarioFile::parse(&text, &path.display().to_string())
+        ScenarioFile::parse(&text, &origin)
     }
 
     /// Fill defaults from the catalog and check everything.

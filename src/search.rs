@@ -238,7 +238,22 @@ fn expand(key: &str, spec: &AxisSpec) -> Result<Vec<u32>, String> {
                 .filter(|v| *v >= 1 || matches!(key, "zero" | "recompute_layers" | "offload_layers"))
                 .ok_or_else(|| format!("[search] {key}: value {v} is out of range (1 to 2^32 - 1)"))
         })
-        .collect()
+        .collect::<Result<Vec<u32>, String>>()
+        .and_then(|values| listed_once(key, &values).map(|_| values))
+}
+
+/// A `[search]` list is non-empty and names each value once: a repeated value would sweep the
+/// same layouts twice and rank them twice.
+fn listed_once<T: PartialEq + std::fmt::Debug>(key: &str, values: &[T]) -> Result<(), String> {
+    if values.is_empty() {
+        return Err(format!("[search] {key} is empty: give at least one value"));
+    }
+    for (i, v) in values.iter().enumerate() {
+        if values[..i].contains(v) {
+            return Err(format!("[search] {key} lists {v:?} twice: give each value once"));
+        }
+    }
+    Ok(())
 }
 
 fn powers_of_two(max: u32) -> Vec<u32> {
@@ -313,7 +328,10 @@ impl SearchSpace {
                     "[search] stacks is empty: give at least one catalog id".into()
                 ))
             }
-            Some(ids) => ids.clone(),
+            Some(ids) => {
+                listed_once("stacks", ids).map_err(err)?;
+                ids.clone()
+            }
             None => vec![resolve_stack(&file.training, catalog).map_err(err)?.id.clone()],
         };
         let mut stacks = vec![];
@@ -353,6 +371,13 @@ impl SearchSpace {
             return Err(err(
                 "[search] accelerators is empty: give at least one catalog id".into(),
             ));
+        }
+        listed_once("accelerators", &ids).map_err(err)?;
+        if let Some(values) = &search.sequence_parallel {
+            listed_once("sequence_parallel", values).map_err(err)?;
+        }
+        if let Some(values) = &search.recompute {
+            listed_once("recompute", values).map_err(err)?;
         }
         let pricing = file.cluster.pricing.unwrap_or(crate::model::run::Pricing::Rental);
         let facility = resolve_facility(&file.cluster, catalog).map_err(err)?;
@@ -396,9 +421,11 @@ impl SearchSpace {
         };
         let counts = match (&search.counts, file.cluster.count) {
             (Some(spec), _) => expand("counts", spec).map_err(err)?,
-            (None, Some(c)) => {
-                vec![u32::try_from(c).map_err(|_| err(format!("[cluster] count = {c}: at most 2^32 - 1")))?]
-            }
+            (None, Some(c)) => vec![u32::try_from(c).ok().filter(|c| *c >= 1).ok_or_else(|| {
+                err(format!(
+                    "[cluster] count = {c}: expected 1 to 2^32 - 1 accelerators"
+                ))
+            })?],
             (None, None) => (3..=16).map(|k| 1u32 << k).collect(),
         };
         let moe = model.is_moe();
@@ -429,7 +456,7 @@ impl SearchSpace {
                 .clone()
                 .unwrap_or(Recompute::ALL.to_vec())
                 .into_iter()
-                .map(|r| r as u32)
+                .map(Recompute::code)
                 .collect(),
             counts,
             axis("pp", &search.pp, divisors(model.layers))?,

@@ -98,11 +98,12 @@ fn cell_value(text: &str) -> toml::Value {
 /// Read a runs file. A missing column is an error; a malformed cell is an error naming the line,
 /// the column and what was expected.
 pub fn read_runs(path: &Path) -> Result<Vec<RunRow>, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
-        path: path.display().to_string(),
-        source: e,
+    let origin = path.display().to_string();
+    let text = crate::error::read_text(path, |message| Error::Runs {
+        origin: origin.clone(),
+        message,
     })?;
-    parse_runs(&text, &path.display().to_string())
+    parse_runs(&text, &origin)
 }
 
 /// Parse the text of a runs file; `origin` names it in messages.

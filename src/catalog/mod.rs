@@ -448,11 +448,12 @@ impl Catalog {
         let mut c = Catalog::builtin();
         for path in user_files {
             let path = path.as_ref();
-            let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
-                path: path.display().to_string(),
-                source: e,
+            let origin = path.display().to_string();
+            let text = crate::error::read_text(path, |message| Error::Catalog {
+                origin: origin.clone(),
+                message,
             })?;
-            c.merge_text(&text, &path.display().to_string())?;
+            c.merge_text(&text, &origin)?;
         }
         Ok(c)
     }

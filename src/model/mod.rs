@@ -634,7 +634,7 @@ impl Layout {
     }
     /// Microbatches per step on each pipeline.
     pub fn microbatches(&self, training: &Training) -> u32 {
-        training.global_batch / (self.dp * self.microbatch)
+        (training.global_batch as u64 / (self.dp as u64 * self.microbatch as u64).max(1)) as u32
     }
 }
 
@@ -808,20 +808,22 @@ pub fn check_layout(model: &Transformer, training: &Training, layout: &Layout) -
     if layout.pp > model.layers {
         return Some(LayoutViolation::PpLayers);
     }
-    let dp_mb = layout.dp * layout.microbatch;
-    if !training.global_batch.is_multiple_of(dp_mb) {
+    // In 64 bits: dp * microbatch can pass 2^32 (and wrap onto a divisor) in 32.
+    let dp_mb = layout.dp as u64 * layout.microbatch as u64;
+    let global_batch = training.global_batch as u64;
+    if dp_mb == 0 || !global_batch.is_multiple_of(dp_mb) {
         return Some(LayoutViolation::Batch);
     }
     if layout.interleave > 1 {
-        let microbatches = training.global_batch / dp_mb;
+        let microbatches = global_batch / dp_mb;
         if layout.pp < 2
             || (model.layers as u64) < layout.pp as u64 * layout.interleave as u64
-            || !microbatches.is_multiple_of(layout.pp)
+            || !microbatches.is_multiple_of(layout.pp as u64)
         {
             return Some(LayoutViolation::Interleave);
         }
     }
-    if layout.cp > 1 && !model.seq_len.is_multiple_of(2 * layout.cp) {
+    if layout.cp > 1 && !(model.seq_len as u64).is_multiple_of(2 * layout.cp as u64) {
         return Some(LayoutViolation::CpSeq);
     }
     // Parallel folding: the expert layout (etp x ep x edp) covers the same tp x dp x cp ranks.

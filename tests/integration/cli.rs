@@ -393,3 +393,122 @@ fn fit_reproduces_the_catalog_constants() {
         );
     }
 }
+
+// Bad input never gives a wrong answer: each test below reproduces a failure found by feeding
+// the tool mutated inputs, and fails on b387639.
+
+const SMALL_SWEEP: &str = "[model]\npreset = \"llama3-8b\"\n[training]\nglobal_batch = 256\n\
+                           [cluster]\naccelerator = \"h100-sxm\"\ncount = 64\n[search]\ntp = [1, 2]\n";
+
+#[test]
+fn a_sweep_on_zero_accelerators_is_an_input_error_not_a_panic() {
+    let path = temp_file(
+        "count-zero",
+        "s.toml",
+        &SMALL_SWEEP.replace("count = 64", "count = 0"),
+    );
+    let o = clustersweep(&["sweep", path.to_str().unwrap(), "--backend", "cpu"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("[cluster] count = 0"), "{}", stderr(&o));
+}
+
+#[test]
+fn dp_times_microbatch_past_2_to_the_32_is_refused_not_wrapped_onto_a_divisor() {
+    // 65,536 x 65,537 = 2^32 + 65,536: in 32 bits it wrapped to the batch and "fit".
+    let text = "[model]\npreset = \"llama3-8b\"\n[training]\nglobal_batch = 65536\n[cluster]\n\
+                accelerator = \"h100-sxm\"\ncount = 65536\n[layout]\ndp = 65536\nmicrobatch = 65537\n";
+    let path = temp_file("dp-mb-overflow", "s.toml", text);
+    let o = clustersweep(&["estimate", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("dp * microbatch must divide global_batch"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_value_listed_twice_in_search_is_an_error_naming_the_key() {
+    for (key, list) in [
+        ("tp", "[1, 2, 2]"),
+        ("accelerators", "[\"h100-sxm\", \"h100-sxm\"]"),
+        ("recompute", "[\"none\", \"none\"]"),
+    ] {
+        let text = SMALL_SWEEP.replace("tp = [1, 2]", &format!("{key} = {list}"));
+        let path = temp_file(&format!("duplicate-{key}"), "s.toml", &text);
+        let o = clustersweep(&["sweep", path.to_str().unwrap(), "--backend", "cpu"]);
+        assert_eq!(o.status.code(), Some(2), "{key}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!("[search] {key} lists")),
+            "{}",
+            stderr(&o)
+        );
+    }
+}
+
+#[test]
+fn output_lost_to_a_full_disk_fails_the_run() {
+    let full = std::path::Path::new("/dev/full");
+    if !full.exists() {
+        eprintln!("skipping: no /dev/full on this system");
+        return;
+    }
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_clustersweep"))
+        .args(["estimate", "--json"])
+        .stdout(std::fs::File::create(full).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("stdout"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_scenario_that_is_not_utf8_exits_2_naming_the_line() {
+    let dir = std::env::temp_dir().join(format!("clustersweep-test-{}-utf8", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("s.toml");
+    std::fs::write(&path, b"[model]\npreset = \"llama3-8b\"\n# caf\xe9\n").unwrap();
+    let o = clustersweep(&["estimate", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("line 3 is not valid UTF-8"), "{}", stderr(&o));
+}
+
+#[test]
+fn max_mape_nan_is_refused_and_a_file_with_nothing_priced_does_not_pass() {
+    let runs = data("measured-runs.csv");
+    let o = clustersweep(&["validate", runs.to_str().unwrap(), "--max-mape", "nan"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let header = std::fs::read_to_string(&runs)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    let empty = temp_file("nothing-priced", "runs.csv", &format!("{header}\n"));
+    let o = clustersweep(&["validate", empty.to_str().unwrap(), "--max-mape", "1"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no row"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_rental_sweep_over_an_accelerator_without_a_rental_price_names_the_fix() {
+    // It ranked first and printed "$NaN" (cost_usd: null).
+    let path = temp_file(
+        "unpriced",
+        "s.toml",
+        &SMALL_SWEEP.replace("\"h100-sxm\"", "\"gb300\""),
+    );
+    let o = clustersweep(&["sweep", path.to_str().unwrap(), "--backend", "cpu", "--json"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(stderr(&o).contains("price_per_hour_usd"), "{}", stderr(&o));
+}
+
+#[test]
+fn top_is_bounded_instead_of_aborting_on_allocation_or_returning_one_for_zero() {
+    let path = temp_file("top-bounds", "s.toml", SMALL_SWEEP);
+    for top in ["0", "1000000000000"] {
+        let o = clustersweep(&["sweep", path.to_str().unwrap(), "--backend", "cpu", "--top", top]);
+        assert_eq!(o.status.code(), Some(2), "--top {top}: {}", stderr(&o));
+        assert!(stderr(&o).contains("--top"), "{}", stderr(&o));
+    }
+}
