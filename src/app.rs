@@ -180,6 +180,14 @@ fn run_estimate(args: &EstimateArgs, catalog: &Catalog) -> Result<String, Error>
     };
     let s = file.resolve(catalog, &origin)?;
     let e = estimate(&s.model, &s.training, &s.hardware, &s.economics, &s.layout);
+    if let Some(term) = e.non_finite_term() {
+        return Err(Error::Scenario {
+            origin,
+            message: format!(
+                "the estimate's {term} is not a finite number: an input is beyond what f64 arithmetic holds (an override near 1e308 or 1e-300?); bring it to a physical value"
+            ),
+        });
+    }
     let report = EstimateReport {
         model: s.model_name.clone(),
         parameters: total_params(&s.model),

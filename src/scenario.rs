@@ -365,7 +365,11 @@ pub fn resolve_facility(c: &ClusterSection, catalog: &Catalog) -> Result<Facilit
     if let Some(v) = c.restart_minutes {
         f.restart_minutes = non_negative("cluster", "restart_minutes", v)?;
     }
-    Ok(f)
+    // The same limits as the catalog's [facility] (PUE at least 1, shares below 1, ...).
+    match f.problem() {
+        Some(problem) => Err(format!("[cluster] {problem}")),
+        None => Ok(f),
+    }
 }
 
 /// Why `pricing` cannot price `accelerator`, if it cannot.

@@ -58,6 +58,45 @@ pub struct Facility {
     pub sources: BTreeMap<String, String>,
 }
 
+impl Facility {
+    /// Why these facts cannot describe a facility, if they cannot.
+    pub fn problem(&self) -> Option<String> {
+        let finite = [
+            ("pue", self.pue, 1.0),
+            ("pod_size", self.pod_size, 1.0),
+            ("pod_oversubscription", self.pod_oversubscription, 1.0),
+            ("site_oversubscription", self.site_oversubscription, 1.0),
+            ("electricity_usd_per_mwh", self.electricity_usd_per_mwh, 0.0),
+            ("cross_pod_latency_us", self.cross_pod_latency_us, 0.0),
+            ("site_power_mw", self.site_power_mw, 0.0),
+            ("inter_site_latency_ms", self.inter_site_latency_ms, 0.0),
+            ("restart_minutes", self.restart_minutes, 0.0),
+            ("failure_rate_per_hour", self.failure_rate_per_hour, 0.0),
+            ("server_cost_factor", self.server_cost_factor, 0.0),
+            ("network_cost_share", self.network_cost_share, 0.0),
+            ("facility_usd_per_mw", self.facility_usd_per_mw, 0.0),
+        ];
+        for (key, v, least) in finite {
+            if !(v.is_finite() && v >= least) {
+                return Some(format!("{key} = {v}, expected a number of at least {least}"));
+            }
+        }
+        if !(self.checkpoint_gb_per_s.is_finite() && self.checkpoint_gb_per_s > 0.0) {
+            return Some(format!(
+                "checkpoint_gb_per_s = {}, expected a positive number",
+                self.checkpoint_gb_per_s
+            ));
+        }
+        if self.network_cost_share >= 1.0 {
+            return Some(format!(
+                "network_cost_share = {}, expected a share below 1",
+                self.network_cost_share
+            ));
+        }
+        None
+    }
+}
+
 /// `[facility]` in a user's catalog file: any field replaces the built-in one.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -501,7 +540,91 @@ impl Catalog {
                 return Err(bad(problem));
             }
         }
+        // Ids: none empty, none twice within a kind (a user file replaces by id, so a repeat
+        // inside one kind can only come from a list that names it twice).
+        for (kind, ids) in [
+            (
+                "accelerator",
+                self.accelerators
+                    .iter()
+                    .map(|a| a.id.as_str())
+                    .collect::<Vec<_>>(),
+            ),
+            ("model", self.models.iter().map(|m| m.id.as_str()).collect()),
+            ("stack", self.stacks.iter().map(|s| s.id.as_str()).collect()),
+            (
+                "efficiency",
+                self.efficiency.iter().map(|f| f.id.as_str()).collect(),
+            ),
+        ] {
+            for (i, id) in ids.iter().enumerate() {
+                if id.trim().is_empty() {
+                    return Err(bad(format!("a [[{kind}]] entry has an empty id: give it one")));
+                }
+                if ids[..i].contains(id) {
+                    return Err(bad(format!("[[{kind}]] `{id}` appears twice: keep one")));
+                }
+            }
+        }
+        for m in &self.models {
+            for (key, v) in [
+                ("layers", m.layers),
+                ("hidden", m.hidden),
+                ("heads", m.heads),
+                ("ffn", m.ffn),
+                ("vocab", m.vocab),
+                ("seq_len", m.seq_len),
+            ] {
+                if v == 0 {
+                    return Err(bad(format!("model `{}`: {key} = 0, expected at least 1", m.id)));
+                }
+            }
+        }
+        if let Some(problem) = self.facility.problem() {
+            return Err(bad(format!("[facility] {problem}")));
+        }
         for a in &self.accelerators {
+            for d in Dtype::ALL {
+                if let Some(v) = a.peak_tflops.get(d) {
+                    if !(v.is_finite() && v > 0.0) {
+                        return Err(bad(format!(
+                            "accelerator `{}`: peak_tflops {} = {v}, expected a positive number",
+                            a.id,
+                            d.name()
+                        )));
+                    }
+                }
+            }
+            for (key, v) in [
+                ("tdp_w", Some(a.tdp_w)),
+                ("price_usd", a.price_usd),
+                ("price_per_hour_usd", a.price_per_hour_usd),
+                ("host_link_gb_per_s", a.host_link_gb_per_s),
+                ("host_memory_gb", a.host_memory_gb),
+            ] {
+                if let Some(v) = v {
+                    if !(v.is_finite() && v > 0.0) {
+                        return Err(bad(format!(
+                            "accelerator `{}`: {key} = {v}, expected a positive number",
+                            a.id
+                        )));
+                    }
+                }
+            }
+            if let Some(v) = a.failure_rate_per_hour {
+                if !(v.is_finite() && v >= 0.0) {
+                    return Err(bad(format!(
+                        "accelerator `{}`: failure_rate_per_hour = {v}, expected zero or more",
+                        a.id
+                    )));
+                }
+            }
+            if a.average_power_fraction > 1.0 {
+                return Err(bad(format!(
+                    "accelerator `{}`: average_power_fraction = {}, expected a fraction of at most 1",
+                    a.id, a.average_power_fraction
+                )));
+            }
             let positive = [
                 ("hbm_gb", a.hbm_gb),
                 ("hbm_tb_per_s", a.hbm_tb_per_s),

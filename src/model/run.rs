@@ -76,6 +76,37 @@ pub struct Estimate {
     pub memory: MemoryBreakdown,
 }
 
+impl Estimate {
+    /// The first number of the estimate that is not finite, by name: inputs too extreme for
+    /// f64 (an override of 1e308 bytes, a peak of 1e-300 FLOP/s) overflow or underflow a term,
+    /// and such an estimate must not be printed as if it were one.
+    pub fn non_finite_term(&self) -> Option<&'static str> {
+        let totals = [
+            ("step_time_s", self.step_time_s),
+            ("tokens_per_s", self.tokens_per_s),
+            ("tokens_per_s_per_accelerator", self.tokens_per_s_per_accelerator),
+            ("model_flops_per_step", self.model_flops_per_step),
+            ("hardware_flops_per_step", self.hardware_flops_per_step),
+            ("mfu", self.mfu),
+            ("hfu", self.hfu),
+            ("memory_per_accelerator_bytes", self.memory_per_accelerator_bytes),
+            ("memory_capacity_bytes", self.memory_capacity_bytes),
+            ("memory_excess_bytes", self.memory_excess_bytes),
+            ("goodput", self.goodput),
+            ("checkpoint_interval_s", self.checkpoint_interval_s),
+            ("time_to_train_s", self.time_to_train_s),
+            ("power_mw", self.power_mw),
+            ("energy_mwh", self.energy_mwh),
+            ("cost_usd", self.cost_usd),
+        ];
+        totals
+            .into_iter()
+            .chain(self.breakdown.terms())
+            .find(|(_, v)| !v.is_finite())
+            .map(|(name, _)| name)
+    }
+}
+
 /// Goodput under failures, and the checkpoint interval that gives it (Young 1974, "A first
 /// order approximation to the optimum checkpoint interval"; Daly 2006). Interruptions come every
 /// `M = 1 / (n * rate)`; each rank writes its shard of the weights and optimizer state in `d`;

@@ -512,3 +512,41 @@ fn top_is_bounded_instead_of_aborting_on_allocation_or_returning_one_for_zero() 
         assert!(stderr(&o).contains("--top"), "{}", stderr(&o));
     }
 }
+
+#[test]
+fn a_catalog_with_a_negative_pue_a_zero_layer_preset_or_an_empty_id_is_refused() {
+    // pue = -1 gave negative power and energy; layers = 0 and empty ids were accepted.
+    let model = |id: &str, layers: u32| {
+        format!(
+            "[[model]]\nid = \"{id}\"\nlayers = {layers}\nhidden = 64\nheads = 4\nffn = 256\n\
+             ffn_kind = \"mlp\"\nvocab = 100\nseq_len = 64\nsource = \"test\"\n"
+        )
+    };
+    for (name, text, message) in [
+        ("pue", "[facility]\npue = -1\n".to_string(), "[facility] pue = -1"),
+        ("layers", model("tiny", 0), "model `tiny`: layers = 0"),
+        ("empty-id", model(" ", 2), "empty id"),
+    ] {
+        let path = temp_file(&format!("catalog-{name}"), "c.toml", &text);
+        let o = clustersweep(&["estimate", "--catalog", path.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", stderr(&o));
+        assert!(stderr(&o).contains(message), "{name}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn an_override_beyond_f64_is_an_error_naming_the_term_not_a_null() {
+    // hbm_gb = 1e308 printed "memory_capacity_bytes": null with exit 0.
+    let o = clustersweep(&["init", "estimate"]);
+    let text = String::from_utf8(o.stdout)
+        .unwrap()
+        .replacen("[cluster]", "[cluster]\nhbm_gb = 1e308", 1);
+    let path = temp_file("hbm-1e308", "s.toml", &text);
+    let o = clustersweep(&["estimate", path.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("memory_capacity_bytes is not a finite number"),
+        "{}",
+        stderr(&o)
+    );
+}
