@@ -160,7 +160,7 @@ fn run_merge(args: &MergeArgs) -> Result<String, Error> {
             .map_err(|e| Error::Usage(format!("{}: not a `sweep --json` report: {e}", path.display())))?;
         parts.push(part);
     }
-    let report = merge_reports(parts, args.top).map_err(Error::Usage)?;
+    let report = merge_reports(parts, args.top, args.allow_partial).map_err(Error::Usage)?;
     if let Some(path) = &args.csv {
         write_csv(path, &report)?;
     }

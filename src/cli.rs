@@ -159,9 +159,12 @@ pub struct MergeArgs {
     /// The parts' JSON reports.
     #[arg(required = true)]
     pub parts: Vec<PathBuf>,
-    /// How many layouts to keep (default: as many as the parts report; 1 to 100,000).
+    /// How many layouts to keep (default: as many as the shallowest part kept; 1 to 100,000).
     #[arg(long, value_parser = parse_top)]
     pub top: Option<usize>,
+    /// Merge parts that leave slices of the space unswept (a note names them).
+    #[arg(long)]
+    pub allow_partial: bool,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,

@@ -400,7 +400,7 @@ pub fn plan(
     let fastest = |space: &SearchSpace| -> Partial {
         let range = 0..space.size;
         match &engine {
-            Some(e) => gpu_then_cpu(e, space, range, 1, &|_, _| {}, &notes, &timings),
+            Some(e) => gpu_then_cpu(e, space, range, 1, &|_, _| {}, &notes, &timings).0,
             None => sweep_cpu(space, range, 1, &|_, _| {}),
         }
     };

@@ -357,9 +357,7 @@ pub struct PreparedRow {
     pub assume: Assume,
 }
 
-fn divisors(n: u32) -> Vec<u32> {
-    (1..=n).filter(|d| n.is_multiple_of(*d)).collect()
-}
+use crate::search::divisors;
 
 /// The row's scenario file under every combination of the values its stack can run for the
 /// knobs it leaves empty (the fastest-that-fits search of `--assume fastest`).

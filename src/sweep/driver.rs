@@ -7,6 +7,7 @@ use super::{top_entry, Counts, Partial, TopEntry};
 use crate::error::Error;
 use crate::search::{Objective, SearchSpace};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,14 +57,26 @@ pub struct SweepReport {
     /// A hash of everything that defines the space; merged parts must share it.
     pub space_fingerprint: String,
     pub space_size: u64,
-    /// The slice of the index space evaluated: `[start, end)`.
+    /// The slice of the index space evaluated: `[start, end)` (for a merge, the span of its
+    /// parts; `slices` lists what they cover).
     pub range: [u64; 2],
+    /// The slices `[start, end)` evaluated, ascending and disjoint: one for a sweep, one per
+    /// part for a merge.
+    #[serde(default)]
+    pub slices: Vec<[u64; 2]>,
+    /// The `--top` the run kept: a merge can rank no deeper than its shallowest part.
+    #[serde(default)]
+    pub top_k: usize,
     pub shard: Option<String>,
     pub counts: Counts,
     pub elapsed_s: f64,
     pub layouts_per_s: f64,
     pub valid_layouts_per_s: f64,
+    /// "cpu", "gpu", or "gpu+cpu" where the CPU finished what a GPU could not.
     pub backend: String,
+    /// Layouts each backend evaluated.
+    #[serde(default)]
+    pub layouts_by_backend: BTreeMap<String, u64>,
     pub adapters: Vec<String>,
     pub gpu_timings: Option<GpuTimings>,
     pub notes: Vec<String>,
@@ -180,7 +193,7 @@ fn describe_objective(objective: Objective, v: f64) -> String {
 }
 
 /// Sweep one range on the GPU engine, finishing on the CPU if it fails (and saying so in
-/// `notes`). The sweep and the planner both go through here.
+/// `notes`), with the layouts the CPU took over. The sweep and the planner both go through here.
 pub fn gpu_then_cpu(
     engine: &GpuEngine,
     space: &SearchSpace,
@@ -189,14 +202,14 @@ pub fn gpu_then_cpu(
     progress: &(dyn Fn(u64, f64) + Sync),
     notes: &Mutex<Vec<String>>,
     timings: &Mutex<GpuTimings>,
-) -> Partial {
+) -> (Partial, u64) {
     match engine.sweep(space, range.clone(), k, progress) {
         Ok((partial, t)) => {
             let mut all = timings.lock().expect("timings lock");
             all.gpu_s += t.gpu_s;
             all.readback_s += t.readback_s;
             all.host_s += t.host_s;
-            partial
+            (partial, 0)
         }
         Err(failure) => {
             notes.lock().expect("notes lock").push(format!(
@@ -206,9 +219,11 @@ pub fn gpu_then_cpu(
                 failure.message,
                 range.end - failure.completed
             ));
-            failure
+            let taken_over = range.end - failure.completed;
+            let partial = failure
                 .partial
-                .merge(sweep_cpu(space, failure.completed..range.end, k, progress))
+                .merge(sweep_cpu(space, failure.completed..range.end, k, progress));
+            (partial, taken_over)
         }
     }
 }
@@ -284,6 +299,7 @@ pub fn run_sweep(space: &SearchSpace, opts: &SweepOptions) -> Result<SweepReport
     let engines = open_engines(opts.backend, opts.adapters, &notes)?;
 
     let clock = std::time::Instant::now();
+    let taken_over = std::sync::atomic::AtomicU64::new(0);
     let partial = if engines.is_empty() {
         sweep_cpu(space, range.clone(), k, &|n, best| progress.advance(n, best))
     } else {
@@ -296,9 +312,13 @@ pub fn run_sweep(space: &SearchSpace, opts: &SweepOptions) -> Result<SweepReport
                 .enumerate()
                 .map(|(i, engine)| {
                     let part = range.start + size * i as u64 / n..range.start + size * (i as u64 + 1) / n;
-                    let (progress, notes, timings) = (&progress, &notes, &timings);
+                    let (progress, notes, timings, taken_over) = (&progress, &notes, &timings, &taken_over);
                     let advance = move |n, best| progress.advance(n, best);
-                    scope.spawn(move || gpu_then_cpu(engine, space, part, k, &advance, notes, timings))
+                    scope.spawn(move || {
+                        let (partial, cpu) = gpu_then_cpu(engine, space, part, k, &advance, notes, timings);
+                        taken_over.fetch_add(cpu, std::sync::atomic::Ordering::Relaxed);
+                        partial
+                    })
                 })
                 .collect();
             handles
@@ -318,22 +338,33 @@ pub fn run_sweep(space: &SearchSpace, opts: &SweepOptions) -> Result<SweepReport
         .filter_map(|(i, r)| top_entry(space, i + 1, r).map(|(entry, _)| entry))
         .collect();
     let counts = partial.counts;
+    let cpu_layouts = if engines.is_empty() {
+        counts.evaluated
+    } else {
+        taken_over.into_inner()
+    };
+    let mut layouts_by_backend = BTreeMap::new();
+    if cpu_layouts > 0 {
+        layouts_by_backend.insert("cpu".to_string(), cpu_layouts);
+    }
+    if counts.evaluated > cpu_layouts {
+        layouts_by_backend.insert("gpu".to_string(), counts.evaluated - cpu_layouts);
+    }
     Ok(SweepReport {
         model: space.model_name.clone(),
         objective: space.objective.name().to_string(),
         space_fingerprint: fingerprint(space),
         space_size: space.size,
         range: [range.start, range.end],
+        slices: vec![[range.start, range.end]],
+        top_k: k,
         shard: opts.shard.map(|(k, n)| format!("{k}/{n}")),
         counts,
         elapsed_s,
         layouts_per_s: counts.evaluated as f64 / elapsed_s,
         valid_layouts_per_s: counts.valid as f64 / elapsed_s,
-        backend: if engines.is_empty() {
-            "cpu".into()
-        } else {
-            "gpu".into()
-        },
+        backend: backend_name(&layouts_by_backend),
+        layouts_by_backend,
         adapters: engines.iter().map(GpuEngine::name).collect(),
         gpu_timings: (!engines.is_empty()).then(|| *timings.lock().expect("timings lock")),
         notes: notes.into_inner().expect("notes lock"),
@@ -341,18 +372,45 @@ pub fn run_sweep(space: &SearchSpace, opts: &SweepOptions) -> Result<SweepReport
     })
 }
 
-/// Merge shard reports into the report one run over their union gives.
-pub fn merge_reports(parts: Vec<SweepReport>, top: Option<usize>) -> Result<SweepReport, String> {
+/// "cpu", "gpu", or "gpu+cpu": the backends that evaluated layouts.
+fn backend_name(layouts_by_backend: &BTreeMap<String, u64>) -> String {
+    match (
+        layouts_by_backend.contains_key("gpu"),
+        layouts_by_backend.contains_key("cpu"),
+    ) {
+        (true, true) => "gpu+cpu".into(),
+        (true, false) => "gpu".into(),
+        _ => "cpu".into(),
+    }
+}
+
+/// Merge shard reports into the report one run over their union gives. The parts must sweep
+/// one space with one objective, cover disjoint slices, and together the whole space unless
+/// `allow_partial` (then a note says what is missing); the merge ranks no deeper than its
+/// shallowest part's `--top`.
+pub fn merge_reports(
+    parts: Vec<SweepReport>,
+    top: Option<usize>,
+    allow_partial: bool,
+) -> Result<SweepReport, String> {
     let first = parts.first().ok_or("nothing to merge")?.clone();
     for p in &parts {
-        if p.space_fingerprint != first.space_fingerprint {
+        if p.space_fingerprint != first.space_fingerprint || p.objective != first.objective {
             return Err(format!(
-                "the parts sweep different spaces (fingerprints {} and {}): merge parts of one scenario",
-                first.space_fingerprint, p.space_fingerprint
+                "the parts sweep different spaces or objectives ({} by {} and {} by {}): merge parts of one scenario and objective",
+                first.space_fingerprint, first.objective, p.space_fingerprint, p.objective
             ));
         }
     }
-    let mut ranges: Vec<[u64; 2]> = parts.iter().map(|p| p.range).collect();
+    // Reports written before slices were recorded carry their range only.
+    let slices_of = |p: &SweepReport| {
+        if p.slices.is_empty() {
+            vec![p.range]
+        } else {
+            p.slices.clone()
+        }
+    };
+    let mut ranges: Vec<[u64; 2]> = parts.iter().flat_map(slices_of).collect();
     ranges.sort();
     for w in ranges.windows(2) {
         if w[1][0] < w[0][1] {
@@ -362,7 +420,41 @@ pub fn merge_reports(parts: Vec<SweepReport>, top: Option<usize>) -> Result<Swee
             ));
         }
     }
-    let k = top.unwrap_or_else(|| parts.iter().map(|p| p.top.len()).max().unwrap_or(0));
+    let mut missing = vec![];
+    let mut at = 0;
+    for r in ranges
+        .iter()
+        .chain(std::iter::once(&[first.space_size, first.space_size]))
+    {
+        if r[0] > at {
+            missing.push([at, r[0]]);
+        }
+        at = at.max(r[1]);
+    }
+    if !missing.is_empty() && !allow_partial {
+        return Err(format!(
+            "the parts leave {} of {} layouts unswept (slices {:?}): add the missing shards, or merge with --allow-partial",
+            missing.iter().map(|m| m[1] - m[0]).sum::<u64>(),
+            first.space_size,
+            missing
+        ));
+    }
+    // A part kept only its best `top_k`: deeper than the shallowest part, the ranking would
+    // miss what that part dropped.
+    let shallowest = parts
+        .iter()
+        .map(|p| if p.top_k > 0 { p.top_k } else { p.top.len() })
+        .min()
+        .unwrap_or(0);
+    let k = match top {
+        Some(k) if k > shallowest => {
+            return Err(format!(
+                "--top {k}: a part kept only its best {shallowest}; merge with --top {shallowest} at most, or rerun the parts with a larger --top"
+            ))
+        }
+        Some(k) => k,
+        None => shallowest,
+    };
     let mut counts = Counts::default();
     let mut entries: Vec<TopEntry> = vec![];
     let mut notes = vec![];
@@ -381,31 +473,52 @@ pub fn merge_reports(parts: Vec<SweepReport>, top: Option<usize>) -> Result<Swee
     let covered: u64 = ranges.iter().map(|r| r[1] - r[0]).sum();
     if covered < first.space_size {
         notes.push(format!(
-            "the parts cover {covered} of {} layouts: the ranking is of those only",
+            "the parts cover {covered} of {} layouts (missing slices {missing:?}): the ranking is of those only",
             first.space_size
         ));
+    }
+    let mut layouts_by_backend: BTreeMap<String, u64> = BTreeMap::new();
+    for p in &parts {
+        if p.layouts_by_backend.is_empty() {
+            // A report from before backends were counted: all its layouts on its backend.
+            *layouts_by_backend.entry(p.backend.clone()).or_default() += p.counts.evaluated;
+        }
+        for (b, n) in &p.layouts_by_backend {
+            *layouts_by_backend.entry(b.clone()).or_default() += n;
+        }
     }
     let mut adapters: Vec<String> = parts.iter().flat_map(|p| p.adapters.clone()).collect();
     adapters.sort();
     adapters.dedup();
     Ok(SweepReport {
         range: [ranges[0][0], ranges[ranges.len() - 1][1]],
+        slices: merge_adjacent(&ranges),
+        top_k: k,
         shard: None,
         counts,
         elapsed_s: elapsed,
         layouts_per_s: counts.evaluated as f64 / elapsed,
         valid_layouts_per_s: counts.valid as f64 / elapsed,
-        backend: parts
-            .iter()
-            .map(|p| p.backend.as_str())
-            .collect::<Vec<_>>()
-            .join("+"),
+        backend: backend_name(&layouts_by_backend),
+        layouts_by_backend,
         adapters,
         gpu_timings: None,
         notes,
         top: entries,
         ..first
     })
+}
+
+/// Sorted disjoint slices with touching neighbours joined.
+fn merge_adjacent(ranges: &[[u64; 2]]) -> Vec<[u64; 2]> {
+    let mut out: Vec<[u64; 2]> = vec![];
+    for r in ranges {
+        match out.last_mut() {
+            Some(last) if last[1] == r[0] => last[1] = r[1],
+            _ => out.push(*r),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

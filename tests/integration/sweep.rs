@@ -134,6 +134,66 @@ fn merged_shards_give_the_single_run_top_k() {
 }
 
 #[test]
+fn merges_refuse_missing_shards_and_shallower_parts_and_merges_of_merges_work() {
+    let whole = sweep_json("merge-checks", &[]);
+    let scenario = temp_file("merge-checks", "sweep.toml", SCENARIO);
+    let part = |k: u32, top: &str| {
+        let shard = format!("{k}/3");
+        let args = [
+            "sweep",
+            scenario.to_str().unwrap(),
+            "--backend",
+            "cpu",
+            "--json",
+            "--top",
+            top,
+            "--shard",
+            &shard,
+        ];
+        let o = clustersweep(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let path = temp_file(
+            "merge-checks",
+            &format!("part-{k}-{top}.json"),
+            &String::from_utf8(o.stdout).unwrap(),
+        );
+        path.to_str().unwrap().to_string()
+    };
+    let (p1, p2, p3) = (part(1, "12"), part(2, "12"), part(3, "12"));
+    // Two of three parts: refused (it merged them with a note), unless asked.
+    let o = clustersweep(&["merge", &p1, &p2]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unswept"), "{}", stderr(&o));
+    let o = clustersweep(&["merge", "--allow-partial", "--json", &p1, &p2]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // A merge of a merge with the rest is the whole run (it was refused as overlapping, and
+    // its range spanned what it had not swept).
+    let first_two = temp_file(
+        "merge-checks",
+        "first-two.json",
+        &String::from_utf8(o.stdout).unwrap(),
+    );
+    let o = clustersweep(&["merge", "--json", first_two.to_str().unwrap(), &p3]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let merged: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(merged["counts"], whole["counts"]);
+    assert_eq!(merged["slices"].as_array().unwrap().len(), 1);
+    let o = clustersweep(&["merge", "--allow-partial", "--json", &p1, &p3]);
+    let gap: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(gap["slices"].as_array().unwrap().len(), 2, "{}", gap["slices"]);
+    // A part that kept its best 5 cannot be merged into a top 12 (the ranking would miss what
+    // it dropped); by default the merge keeps 5.
+    let shallow = part(3, "5");
+    let o = clustersweep(&["merge", "--top", "12", &p1, &p2, &shallow]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--top 12"), "{}", stderr(&o));
+    let o = clustersweep(&["merge", "--json", &p1, &p2, &shallow]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let five: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(five["top"].as_array().unwrap().len(), 5);
+}
+
+#[test]
 fn sweep_writes_csv_and_prints_a_table() {
     let path = temp_file("csv", "sweep.toml", SCENARIO);
     let csv = path.with_file_name("top.csv");
@@ -252,6 +312,12 @@ fn a_gpu_that_fails_mid_sweep_is_finished_on_the_cpu() {
             .collect::<Vec<_>>()
     };
     assert_eq!(ids(&v), ids(&cpu));
+    // The report names both backends, and what each did (it said "gpu" alone).
+    assert_eq!(v["backend"], "gpu+cpu", "{}", v["backend"]);
+    let by = &v["layouts_by_backend"];
+    let (gpu, cpu_layouts) = (by["gpu"].as_u64().unwrap(), by["cpu"].as_u64().unwrap());
+    assert!(gpu > 0 && cpu_layouts > 0);
+    assert_eq!(gpu + cpu_layouts, v["counts"]["evaluated"].as_u64().unwrap());
 }
 
 #[test]
