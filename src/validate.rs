@@ -187,13 +187,16 @@ pub fn parse_runs(text: &str, origin: &str) -> Result<Vec<RunRow>, Error> {
                     inner.lines().next().unwrap_or("")
                 ))
             })?;
-        let positive_real = |name: &str| -> Result<Option<f64>, Error> {
+        // Measured values in a physical range: a step of a microsecond to a year, an MFU in
+        // (0, 100] percent (a value outside is a unit or typing error, and 1e-308 s overflowed
+        // the error to infinity).
+        let measured = |name: &str, low: f64, high: f64| -> Result<Option<f64>, Error> {
             match named(name) {
                 None => Ok(None),
                 Some(text) => match text.parse::<f64>() {
-                    Ok(v) if v.is_finite() && v > 0.0 => Ok(Some(v)),
+                    Ok(v) if v.is_finite() && v > low && v <= high => Ok(Some(v)),
                     _ => Err(err(format!(
-                        "line {line}: column {name} = \"{text}\": expected a positive number"
+                        "line {line}: column {name} = \"{text}\": expected a number above {low} and at most {high}"
                     ))),
                 },
             }
@@ -208,8 +211,8 @@ pub fn parse_runs(text: &str, origin: &str) -> Result<Vec<RunRow>, Error> {
             run_id,
             group,
             line,
-            step_time_s: positive_real("step_time_s")?,
-            mfu_pct: positive_real("mfu_pct")?,
+            step_time_s: measured("step_time_s", 1e-6, 3.2e7)?,
+            mfu_pct: measured("mfu_pct", 0.0, 100.0)?,
             scenario,
         });
     }
@@ -440,7 +443,7 @@ fn fastest_candidates(row: &RunRow, base: &Scenario) -> Vec<ScenarioFile> {
 /// recomputation, full recomputation of 1, 2, ... layers per stage (Megatron's
 /// `--recompute-method block`), and of every layer. Memory does not depend on the fitted
 /// efficiencies, so the choice is made once, here.
-fn least_recompute_that_fits(
+fn least_memory_saving_that_fits(
     row: &RunRow,
     base: Scenario,
     resolve: &dyn Fn(&ScenarioFile) -> Result<Scenario, String>,
@@ -463,9 +466,14 @@ fn least_recompute_that_fits(
         return vec![base];
     }
     let (stage_layers, _) = crate::model::step::stage_layers(&base.model, &base.layout);
-    let mut tries = vec![(Recompute::Selective, None)];
-    tries.extend((1..stage_layers as u32).map(|k| (Recompute::Full, Some(k))));
-    tries.push((Recompute::Full, None));
+    // Lazily, and at most 1,024 partial depths: a stage of 2^32 layers must not allocate a try
+    // per layer.
+    let partial = (1..stage_layers as u32)
+        .take(1024)
+        .map(|k| (Recompute::Full, Some(k)));
+    let tries = std::iter::once((Recompute::Selective, None))
+        .chain(partial)
+        .chain(std::iter::once((Recompute::Full, None)));
     for (mode, layers) in tries {
         if (mode as u32) <= (base.layout.recompute as u32) && layers.is_none() {
             continue;
@@ -495,7 +503,7 @@ pub fn prepare_row(row: &RunRow, catalog: &Catalog, assume: Assume) -> Result<Pr
     };
     let base = resolve(&row.scenario)?;
     let candidates = match assume {
-        Assume::Stack => least_recompute_that_fits(row, base, &resolve),
+        Assume::Stack => least_memory_saving_that_fits(row, base, &resolve),
         Assume::Fastest => {
             let resolved: Vec<Scenario> = fastest_candidates(row, &base)
                 .iter()
@@ -862,6 +870,18 @@ mod tests {
         );
     }
 
+    /// Regression (found by the fuzz target): a row whose stage held 2^32 - 1 layers allocated
+    /// one recomputation try per layer (51 GB) looking for a layout that fits.
+    #[test]
+    fn a_row_with_four_billion_layers_is_priced_without_a_try_per_layer() {
+        let text = format!(
+            "{HEADER}\nx,h100-sxm,8,4294967295,4096,32,8,14336,swiglu,8192,128256,bf16,1,1,8,,,,1,64,,,1,10\n"
+        );
+        let rows = parse_runs(&text, "runs.csv").unwrap();
+        let r = predict_row(&rows[0], &Catalog::builtin(), Assume::Stack);
+        assert!(r.predicted_step_time_s.is_some() || r.reason.is_some(), "{r:?}");
+    }
+
     #[test]
     fn empty_knobs_take_the_stack_defaults_and_say_so() {
         let text = format!(
@@ -928,7 +948,19 @@ mod tests {
         let msg = parse_runs("run_id,step_time_s\nx,0\n", "runs.csv")
             .unwrap_err()
             .to_string();
-        assert!(msg.contains("step_time_s") && msg.contains("positive"), "{msg}");
+        assert!(
+            msg.contains("step_time_s") && msg.contains("above 0.000001"),
+            "{msg}"
+        );
+        // A step of 1e-308 s overflowed the error to infinity.
+        let msg = parse_runs("run_id,step_time_s\nx,1e-308\n", "runs.csv")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("line 2") && msg.contains("step_time_s"), "{msg}");
+        let msg = parse_runs("run_id,step_time_s,mfu_pct\nx,,120\n", "runs.csv")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("mfu_pct") && msg.contains("at most 100"), "{msg}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! after what they reproduce.
 
 mod cli;
+mod fuzz;
 mod gpu;
 mod model_properties;
 mod plan;
