@@ -13,7 +13,7 @@ use crate::model::flops::total_params;
 use crate::model::run::{Economics, Pricing};
 use crate::model::{
     check_layout, check_placement, check_stack, sites, AttentionKernel, Dtype, FfnKind, Hardware, Layout,
-    Recompute, Training, Transformer,
+    Recompute, Training, Transformer, MAX_LAYERS,
 };
 use serde::{Deserialize, Serialize};
 
@@ -453,6 +453,12 @@ pub fn resolve_model(m: &ModelSection, catalog: &Catalog) -> Result<(String, Tra
         positive_int("model", key, v)
     };
     let layers = need("layers", m.layers, preset.map(|p| p.layers))?;
+    let mtp_layers = m.mtp_layers.or(preset.and_then(|p| p.mtp_layers)).unwrap_or(0);
+    if layers.saturating_add(mtp_layers) > MAX_LAYERS {
+        return Err(format!(
+            "[model] layers = {layers}, mtp_layers = {mtp_layers}: expected at most {MAX_LAYERS} together"
+        ));
+    }
     let hidden = need("hidden", m.hidden, preset.map(|p| p.hidden))?;
     let heads = need("heads", m.heads, preset.map(|p| p.heads))?;
     let ffn = need("ffn", m.ffn, preset.map(|p| p.ffn))?;
@@ -506,7 +512,7 @@ pub fn resolve_model(m: &ModelSection, catalog: &Catalog) -> Result<(String, Tra
         v_head_dim: 0,
         sliding_window: 0,
         sliding_window_layers: 0,
-        mtp_layers: m.mtp_layers.or(preset.and_then(|p| p.mtp_layers)).unwrap_or(0),
+        mtp_layers,
         n_group: 0,
         topk_group: 0,
     };
@@ -781,6 +787,9 @@ pub fn apply_overrides(c: &ClusterSection, mut spec: AcceleratorSpec) -> Result<
     Ok(spec)
 }
 
+/// The largest token budget a scenario may ask for (see `resolve_training`).
+pub const MAX_TOKENS: f64 = 1e20;
+
 /// The training section under `stack`; `global_batch` is the batch to use (the sweep passes its
 /// own). Keys the section leaves out take the stack's defaults (gradient dtype, dropout, the
 /// attention kernel).
@@ -809,7 +818,14 @@ pub fn resolve_training(
         format!("[training] grad_dtype = \"{grad_name}\": expected \"bf16\", \"fp16\" or \"fp32\"")
     })?;
     let tokens = match t.tokens {
-        Some(v) => positive("training", "tokens", v)?,
+        // At most 1e20: the GPU ranks in f32, and 1e300 tokens overflowed every objective
+        // (counted valid, ranked none). Frontier runs train on ~1e13-1e14.
+        Some(v) if v.is_finite() && v > 0.0 && v <= MAX_TOKENS => v,
+        Some(v) => {
+            return Err(format!(
+                "[training] tokens = {v:e}: expected a positive number of at most {MAX_TOKENS:e}"
+            ))
+        }
         None => CHINCHILLA_TOKENS_PER_PARAM * total_params(model),
     };
     let attention = match (t.attention_kernel, t.flash_attention) {
@@ -869,26 +885,27 @@ fn resolve_layout(
     let pp = positive_int("layout", "pp", l.pp.unwrap_or(1))?;
     let cp = positive_int("layout", "cp", l.cp.unwrap_or(1))?;
     let ep = positive_int("layout", "ep", l.ep.unwrap_or(1))?;
-    let model_parallel = tp as u64 * pp as u64 * cp as u64;
+    // In 128 bits: three 32-bit factors (and dp) overflow 64.
+    let model_parallel = tp as u128 * pp as u128 * cp as u128;
     let dp = match (l.dp, c.count) {
         (Some(dp), Some(count)) => {
             let dp = positive_int("layout", "dp", dp)?;
-            if model_parallel * dp as u64 != count {
+            if model_parallel * dp as u128 != count as u128 {
                 return Err(format!(
                     "[layout] tp * pp * dp * cp = {tp} * {pp} * {dp} * {cp} = {} but [cluster] count = {count}: they must be equal",
-                    model_parallel * dp as u64
+                    model_parallel * dp as u128
                 ));
             }
             dp
         }
         (Some(dp), None) => positive_int("layout", "dp", dp)?,
         (None, Some(count)) => {
-            if count == 0 || count % model_parallel != 0 {
+            if count == 0 || !(count as u128).is_multiple_of(model_parallel) {
                 return Err(format!(
                     "[cluster] count = {count} is not a multiple of tp * pp * cp = {model_parallel}: dp would not be whole"
                 ));
             }
-            u32::try_from(count / model_parallel)
+            u32::try_from(count as u128 / model_parallel)
                 .map_err(|_| format!("[cluster] count = {count}: dp would exceed 2^32"))?
         }
         (None, None) => return Err("[cluster] count is missing (or give [layout] dp)".to_string()),
@@ -1210,6 +1227,22 @@ mod tests {
         }
         let text = DEFAULT_SCENARIO.replace("tokens = 15e12", "tokens = 15e12\nmoe_imbalance = 1.3");
         assert_eq!(resolve(&text).unwrap().training.moe_imbalance, 1.3);
+    }
+
+    /// Regression (found by the fuzz target): 1e300 tokens overflowed every objective, so a
+    /// sweep counted its layouts valid and ranked none.
+    #[test]
+    fn a_token_budget_past_1e20_is_refused_naming_the_key() {
+        for v in ["1e300", "1e21", "0", "-5"] {
+            let text = DEFAULT_SCENARIO.replace("tokens = 15e12", &format!("tokens = {v}"));
+            let msg = resolve(&text).unwrap_err().to_string();
+            assert!(
+                msg.contains("[training] tokens") && msg.contains("at most 1e20"),
+                "{msg}"
+            );
+        }
+        let text = DEFAULT_SCENARIO.replace("tokens = 15e12", "tokens = 1e20");
+        assert_eq!(resolve(&text).unwrap().training.tokens, 1e20);
     }
 
     #[test]

@@ -871,15 +871,33 @@ mod tests {
     }
 
     /// Regression (found by the fuzz target): a row whose stage held 2^32 - 1 layers allocated
-    /// one recomputation try per layer (51 GB) looking for a layout that fits.
+    /// one recomputation try per layer (51 GB) looking for a layout that fits. Such a model is
+    /// now refused (at most `MAX_LAYERS`); the deepest allowed still gets a bounded search.
     #[test]
-    fn a_row_with_four_billion_layers_is_priced_without_a_try_per_layer() {
+    fn a_row_with_a_million_layers_is_priced_without_a_try_per_layer() {
         let text = format!(
-            "{HEADER}\nx,h100-sxm,8,4294967295,4096,32,8,14336,swiglu,8192,128256,bf16,1,1,8,,,,1,64,,,1,10\n"
+            "{HEADER}\nx,h100-sxm,8,{},4096,32,8,14336,swiglu,8192,128256,bf16,1,1,8,,,,1,64,,,1,10\n",
+            crate::model::MAX_LAYERS
         );
         let rows = parse_runs(&text, "runs.csv").unwrap();
         let r = predict_row(&rows[0], &Catalog::builtin(), Assume::Stack);
         assert!(r.predicted_step_time_s.is_some() || r.reason.is_some(), "{r:?}");
+    }
+
+    /// Regression (found by the fuzz target in CI's debug build): 2^32 - 1 layers overflowed the
+    /// stage split (layers plus reserved layers) in 32 bits.
+    #[test]
+    fn a_row_with_four_billion_layers_is_refused_naming_layers() {
+        let text = format!(
+            "{HEADER}\nx,h100-sxm,8,4294967295,4096,32,8,14336,swiglu,8192,128256,bf16,1,1,8,,,,1,64,,,1,10\n"
+        );
+        let refused = match parse_runs(&text, "runs.csv") {
+            Err(e) => e.to_string(),
+            Ok(rows) => predict_row(&rows[0], &Catalog::builtin(), Assume::Stack)
+                .reason
+                .unwrap_or_default(),
+        };
+        assert!(refused.contains("layers = 4294967295"), "{refused}");
     }
 
     #[test]

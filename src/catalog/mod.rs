@@ -579,6 +579,13 @@ impl Catalog {
                     return Err(bad(format!("model `{}`: {key} = 0, expected at least 1", m.id)));
                 }
             }
+            let max_layers = crate::model::MAX_LAYERS;
+            if m.layers.saturating_add(m.mtp_layers.unwrap_or(0)) > max_layers {
+                return Err(bad(format!(
+                    "model `{}`: layers = {} with mtp_layers, expected at most {max_layers}",
+                    m.id, m.layers
+                )));
+            }
         }
         if let Some(problem) = self.facility.problem() {
             return Err(bad(format!("[facility] {problem}")));

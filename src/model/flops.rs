@@ -204,7 +204,8 @@ pub fn attention_params(model: &Transformer) -> f64 {
 /// attention's down projections.
 pub fn tp_replicated_params(model: &Transformer) -> f64 {
     if model.is_latent_attention() {
-        model.hidden as f64 * (model.q_lora_rank + model.kv_lora_rank + model.qk_rope_head_dim) as f64
+        model.hidden as f64
+            * (model.q_lora_rank as f64 + model.kv_lora_rank as f64 + model.qk_rope_head_dim as f64)
     } else {
         0.0
     }
@@ -228,7 +229,7 @@ pub fn router_params(model: &Transformer) -> f64 {
 /// Parameters of the norms of a layer: two, and latent attention's norms of its two latents.
 pub fn norm_params(model: &Transformer) -> f64 {
     let latent = if model.is_latent_attention() {
-        (model.q_lora_rank + model.kv_lora_rank) as f64
+        model.q_lora_rank as f64 + model.kv_lora_rank as f64
     } else {
         0.0
     };
@@ -308,7 +309,8 @@ pub fn mtp_forward_flops_per_sequence(model: &Transformer) -> f64 {
     let s = model.seq_len as f64;
     let h = model.hidden as f64;
     let ffn = if model.is_moe() {
-        router_params(model) + (model.experts_per_token + model.shared_experts) as f64 * expert_params(model)
+        router_params(model)
+            + (model.experts_per_token as f64 + model.shared_experts as f64) * expert_params(model)
     } else {
         dense_ffn_params(model)
     };

@@ -433,7 +433,9 @@ pub fn check_stack(
     if !stack.supports_format(dtype) {
         return Some(StackViolation::Format);
     }
-    if layout.pp > 1 && !stack.uneven_pipeline && !model.layers.is_multiple_of(layout.pp * layout.interleave)
+    if layout.pp > 1
+        && !stack.uneven_pipeline
+        && !u64::from(model.layers).is_multiple_of(u64::from(layout.pp) * u64::from(layout.interleave))
     {
         return Some(StackViolation::UnevenPipeline);
     }
@@ -445,6 +447,11 @@ pub fn check_stack(
     }
     None
 }
+
+/// The most layers (multi-token-prediction layers included) a model may have: the stage split
+/// adds reserved and MTP layers to the count in 32-bit integers in both twins, and the deepest
+/// published models have about a hundred.
+pub const MAX_LAYERS: u32 = 1_000_000;
 
 /// The transformer being trained. Counts are exact integers; the model works in f64.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]

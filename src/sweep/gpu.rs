@@ -148,6 +148,14 @@ pub fn adapter_reports() -> Vec<AdapterReport> {
 /// substring) when it is set; discrete before integrated before virtual before CPU (reversed for
 /// integrated and discrete by `WGPU_POWER_PREF=low`); native APIs before GL.
 pub fn select_adapters() -> Result<Vec<wgpu::Adapter>, String> {
+    // wgpu ignores names it does not know, which left "no usable GPU adapter" unexplained.
+    if let Ok(value) = std::env::var("WGPU_BACKEND") {
+        if wgpu::Backends::from_comma_list(&value).is_empty() {
+            return Err(format!(
+                "WGPU_BACKEND={value} names no backend wgpu knows: use vulkan, metal, dx12 or gl (comma-separated), or unset it"
+            ));
+        }
+    }
     let instance = instance();
     let mut adapters: Vec<wgpu::Adapter> =
         pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))

@@ -550,3 +550,22 @@ fn an_override_beyond_f64_is_an_error_naming_the_term_not_a_null() {
         stderr(&o)
     );
 }
+
+/// Regression: wgpu ignores backend names it does not know, so a typo in WGPU_BACKEND left
+/// "no usable GPU adapter" unexplained.
+#[test]
+fn an_unknown_wgpu_backend_exits_2_naming_the_variable() {
+    let sweep = clustersweep(&["init", "sweep"]);
+    let path = temp_file("wgpu-backend", "sweep.toml", &stdout(&sweep));
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_clustersweep"))
+        .args(["sweep", "--backend", "gpu", path.to_str().unwrap()])
+        .env("WGPU_BACKEND", "vulcan")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("WGPU_BACKEND=vulcan names no backend"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -95,7 +95,11 @@ const SWEEP: &str = "[model]\npreset = \"mixtral-8x7b\"\nseq_len = 4096\n[traini
                      microbatch = [1, 2]\n";
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(1500))]
+    // 1,500 cases each unless PROPTEST_CASES says otherwise (the default reads the environment).
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1500),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn mutated_scenarios_give_an_error_or_a_finite_estimate(
