@@ -7,7 +7,7 @@ use crate::cli::{Cli, Command, EstimateArgs, FitArgs, MergeArgs, PlanArgs, Sweep
 use crate::error::Error;
 use crate::export::{exporter, CsvExporter, EstimateReport, Exporter, FitReport};
 use crate::fit::{cross_validate, fit_catalog, fitted_catalog_toml};
-use crate::model::flops::total_params;
+use crate::model::flops::{active_params, total_params};
 use crate::model::run::estimate;
 use crate::plan::{example, plan, PlanOptions, DEFAULT_PLAN, EXAMPLES};
 use crate::plot::{pareto_svg, scaling_svg};
@@ -178,6 +178,13 @@ fn run_estimate(args: &EstimateArgs, catalog: &Catalog) -> Result<String, Error>
             "(built-in default)".to_string(),
         ),
     };
+    let mut file = file;
+    if let Some(config) = &args.hf_config {
+        file.model = crate::scenario::ModelSection {
+            hf_config: Some(config.display().to_string()),
+            ..Default::default()
+        };
+    }
     let s = file.resolve(catalog, &origin)?;
     let e = estimate(&s.model, &s.training, &s.hardware, &s.economics, &s.layout);
     if let Some(term) = e.non_finite_term() {
@@ -191,6 +198,7 @@ fn run_estimate(args: &EstimateArgs, catalog: &Catalog) -> Result<String, Error>
     let report = EstimateReport {
         model: s.model_name.clone(),
         parameters: total_params(&s.model),
+        active_parameters: active_params(&s.model),
         accelerator: s.accelerator.id.clone(),
         count: s.layout.accelerators(),
         stack: s.stack.id.clone(),

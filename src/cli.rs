@@ -69,6 +69,11 @@ pub struct EstimateArgs {
     /// Print the built-in default scenario file and exit.
     #[arg(long, conflicts_with = "scenario")]
     pub print_default: bool,
+    /// A Hugging Face config.json whose model replaces the scenario's [model] (a local file;
+    /// nothing is downloaded). To override some of its keys, write `[model] hf_config = "FILE"`
+    /// and the keys in a scenario instead.
+    #[arg(long, value_name = "FILE", conflicts_with = "print_default")]
+    pub hf_config: Option<PathBuf>,
     #[command(flatten)]
     pub output: OutputArgs,
 }

@@ -21,6 +21,9 @@ use serde::Serialize;
 pub struct EstimateReport {
     pub model: String,
     pub parameters: f64,
+    /// Parameters one token passes through: the routed experts it visits (not all of them),
+    /// embeddings and output layer included.
+    pub active_parameters: f64,
     pub accelerator: String,
     pub count: u64,
     /// The software stack and the attention kernel it runs.
@@ -149,14 +152,23 @@ fn layout_line(l: &Layout) -> String {
     )
 }
 
+/// "70.6B parameters", or "671.0B parameters, 37.6B active" for a mixture of experts.
+fn parameter_counts(total: f64, active: f64) -> String {
+    if active < total * (1.0 - 1e-9) {
+        format!("{:.1}B parameters, {:.1}B active", total / 1e9, active / 1e9)
+    } else {
+        format!("{:.1}B parameters", total / 1e9)
+    }
+}
+
 impl Exporter for TableExporter {
     fn estimate(&self, r: &EstimateReport) -> anyhow::Result<String> {
         let e = &r.estimate;
         let mut out = String::new();
         out += &format!(
-            "{} ({:.1}B parameters) on {} x {}, {} tokens/step of {}, {}\nstack: {} ({} attention)\nlayout: {}\n\n",
+            "{} ({}) on {} x {}, {} tokens/step of {}, {}\nstack: {} ({} attention)\nlayout: {}\n\n",
             r.model,
-            r.parameters / 1e9,
+            parameter_counts(r.parameters, r.active_parameters),
             r.count,
             r.accelerator,
             r.global_batch as u64 * r.seq_len as u64,

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod error;
 pub mod export;
 pub mod fit;
+pub mod hf_config;
 pub mod model;
 pub mod plan;
 pub mod plot;

@@ -51,6 +51,9 @@ pub struct ModelSection {
     /// What reports call the model (default: the preset's id, or "custom").
     pub name: Option<String>,
     pub preset: Option<String>,
+    /// A Hugging Face `config.json` to read the shape from (instead of a preset); a relative
+    /// path is taken from the scenario file's directory. Keys written beside it override it.
+    pub hf_config: Option<String>,
     pub layers: Option<u32>,
     pub hidden: Option<u32>,
     pub heads: Option<u32>,
@@ -228,7 +231,14 @@ impl ScenarioFile {
             origin: origin.clone(),
             message,
         })?;
-        ScenarioFile::parse(&text, &origin)
+        let mut file = ScenarioFile::parse(&text, &origin)?;
+        // hf_config is written relative to the scenario, not to where the command runs.
+        if let (Some(config), Some(dir)) = (&file.model.hf_config, path.parent()) {
+            if std::path::Path::new(config).is_relative() && !dir.as_os_str().is_empty() {
+                file.model.hf_config = Some(dir.join(config).display().to_string());
+            }
+        }
+        Ok(file)
     }
 
     /// Fill defaults from the catalog and check everything.
@@ -432,8 +442,48 @@ fn positive_int(section: &str, key: &str, v: u32) -> Result<u32, String> {
     }
 }
 
+/// `[model]` with a Hugging Face config's keys under the ones written beside it.
+fn import_hf_config(m: &ModelSection, path: &str) -> Result<ModelSection, String> {
+    let key = format!("[model] hf_config = \"{path}\"");
+    if m.preset.is_some() {
+        return Err(format!("{key} and preset are both set: keep one"));
+    }
+    let text = crate::error::read_text(std::path::Path::new(path), Error::Usage)
+        .map_err(|e| format!("{key}: {e}"))?;
+    let from_config = crate::hf_config::model_section(&text).map_err(|e| format!("{key}: {e}"))?;
+    // Keys written beside hf_config win: overlay every key the section sets.
+    let mut merged = serde_json::to_value(from_config).map_err(|e| e.to_string())?;
+    let written = serde_json::to_value(m).map_err(|e| e.to_string())?;
+    if let (Some(merged), Some(written)) = (merged.as_object_mut(), written.as_object()) {
+        for (k, v) in written {
+            if !v.is_null() && k != "hf_config" {
+                merged.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    let mut merged: ModelSection = serde_json::from_value(merged).map_err(|e| e.to_string())?;
+    if merged.name.is_none() {
+        merged.name = Some(
+            std::path::Path::new(path)
+                .parent()
+                .and_then(|dir| dir.file_name())
+                .map(|dir| dir.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "hf-config".into()),
+        );
+    }
+    Ok(merged)
+}
+
 /// The model: a preset with explicit keys over it, or explicit keys alone.
 pub fn resolve_model(m: &ModelSection, catalog: &Catalog) -> Result<(String, Transformer), String> {
+    let imported;
+    let m = match &m.hf_config {
+        Some(path) => {
+            imported = import_hf_config(m, path)?;
+            &imported
+        }
+        None => m,
+    };
     let preset = match &m.preset {
         Some(id) => Some(catalog.model(id).ok_or_else(|| {
             format!(

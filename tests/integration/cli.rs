@@ -2,7 +2,9 @@
 
 use crate::{clustersweep, data, stderr, stdout, temp_file};
 
-const ESTIMATE_FIELDS: [&str; 13] = [
+const ESTIMATE_FIELDS: [&str; 15] = [
+    "parameters",
+    "active_parameters",
     "step_time_s",
     "tokens_per_s",
     "tokens_per_s_per_accelerator",
@@ -565,6 +567,82 @@ fn an_unknown_wgpu_backend_exits_2_naming_the_variable() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("WGPU_BACKEND=vulcan names no backend"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// A Mixtral-8x7B config.json as released (abridged), for the model-import tests.
+const MIXTRAL_CONFIG: &str = r#"{"_name_or_path": "mistralai/Mixtral-8x7B-v0.1", "model_type": "mixtral",
+    "hidden_act": "silu", "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+    "num_attention_heads": 32, "num_key_value_heads": 8, "num_local_experts": 8, "num_experts_per_tok": 2,
+    "vocab_size": 32000, "max_position_embeddings": 32768, "sliding_window": null, "tie_word_embeddings": false}"#;
+
+#[test]
+fn estimate_hf_config_prices_the_imported_model_with_its_active_parameters() {
+    let config = temp_file("hf-flag", "config.json", MIXTRAL_CONFIG);
+    let o = clustersweep(&["estimate", "--hf-config", config.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["model"], "mistralai/Mixtral-8x7B-v0.1");
+    let (total, active) = (
+        v["parameters"].as_f64().unwrap(),
+        v["active_parameters"].as_f64().unwrap(),
+    );
+    assert!(
+        (total / 46.7e9 - 1.0).abs() < 0.01 && (active / 12.9e9 - 1.0).abs() < 0.01,
+        "{total} {active}"
+    );
+    let table = clustersweep(&["estimate", "--hf-config", config.to_str().unwrap()]);
+    assert!(
+        stdout(&table).contains("46.7B parameters, 12.9B active"),
+        "{}",
+        stdout(&table)
+    );
+}
+
+#[test]
+fn scenario_hf_config_is_read_beside_the_scenario_and_keys_beside_it_win() {
+    let config = temp_file("hf-key", "config.json", MIXTRAL_CONFIG);
+    let scenario = clustersweep::scenario::DEFAULT_SCENARIO.replace(
+        "preset = \"llama3-70b\"",
+        "hf_config = \"config.json\"\nseq_len = 2048\nname = \"mixtral-short\"",
+    );
+    let path = config.with_file_name("s.toml");
+    std::fs::write(&path, scenario).unwrap();
+    // Run from elsewhere: the relative path is the scenario's.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_clustersweep"))
+        .args(["estimate", path.to_str().unwrap(), "--json"])
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (v["model"].as_str(), v["seq_len"].as_u64()),
+        (Some("mixtral-short"), Some(2048))
+    );
+}
+
+#[test]
+fn an_hf_config_of_an_unknown_family_exits_2_naming_the_field() {
+    let config = temp_file(
+        "hf-unknown",
+        "config.json",
+        r#"{"model_type": "mamba", "hidden_size": 768}"#,
+    );
+    let o = clustersweep(&["estimate", "--hf-config", config.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("model_type = \"mamba\""), "{}", stderr(&o));
+    let scenario = clustersweep::scenario::DEFAULT_SCENARIO.replace(
+        "preset = \"llama3-70b\"",
+        "preset = \"llama3-70b\"\nhf_config = \"config.json\"",
+    );
+    let path = temp_file("hf-both", "s.toml", &scenario);
+    let o = clustersweep(&["estimate", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("hf_config") && stderr(&o).contains("preset are both set"),
         "{}",
         stderr(&o)
     );
