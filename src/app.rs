@@ -17,6 +17,7 @@ use crate::sweep::bench::run_bench;
 use crate::sweep::driver::{merge_reports, parse_shard, run_sweep, SweepOptions, SweepReport};
 use crate::sweep::gpu::adapter_reports;
 use crate::validate::{read_runs, validate};
+use clap::CommandFactory;
 
 fn internal(e: anyhow::Error) -> Error {
     Error::Internal(e.to_string())
@@ -44,10 +45,23 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
             .bench(&run_bench(args.backend)?)
             .map_err(internal),
         Command::Plan(args) => run_plan(args, &catalog),
+        Command::Completions(args) => {
+            let mut script = vec![];
+            clap_complete::generate(args.shell, &mut Cli::command(), "clustersweep", &mut script);
+            String::from_utf8(script).map_err(|e| Error::Internal(e.to_string()))
+        }
+        Command::Man => {
+            let mut page = vec![];
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut page)
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            String::from_utf8(page).map_err(|e| Error::Internal(e.to_string()))
+        }
         Command::Init(args) => example(&args.name).map(str::to_string).ok_or_else(|| {
             Error::Usage(format!(
-                "init {}: no such example; known: {}",
+                "init {}: no such example{}; known: {}",
                 args.name,
+                crate::error::did_you_mean(&args.name, EXAMPLES),
                 EXAMPLES.join(", ")
             ))
         }),

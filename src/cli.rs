@@ -48,6 +48,18 @@ pub enum Command {
     Plan(PlanArgs),
     /// Print an example scenario to start from: stargate (the default plan), estimate, sweep.
     Init(InitArgs),
+    /// Print a shell completion script (bash: `clustersweep completions bash >
+    /// ~/.local/share/bash-completion/completions/clustersweep`).
+    Completions(CompletionsArgs),
+    /// Print the manual page in roff (`clustersweep man > clustersweep.1; man ./clustersweep.1`).
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// How to print a result.

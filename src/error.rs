@@ -56,3 +56,36 @@ impl Error {
         }
     }
 }
+
+/// " (did you mean `x`?)" where one of `known` is close to `given` (a typo, a case slip, a
+/// missing dash), else "". Closeness is Jaro-Winkler similarity of at least 0.85 on the
+/// lower-cased names (strsim), the measure cargo and clap use for the same message.
+pub fn did_you_mean<S: AsRef<str>>(given: &str, known: impl IntoIterator<Item = S>) -> String {
+    let given_lower = given.to_lowercase();
+    known
+        .into_iter()
+        .map(|k| {
+            let k = k.as_ref().to_string();
+            (strsim::jaro_winkler(&given_lower, &k.to_lowercase()), k)
+        })
+        .filter(|(score, k)| *score >= 0.85 && k != given)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| format!(" (did you mean `{k}`?)"))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::did_you_mean;
+
+    #[test]
+    fn a_typo_gets_the_closest_name_and_a_stranger_nothing() {
+        let known = ["llama3-70b", "llama3-405b", "mixtral-8x7b"];
+        assert_eq!(did_you_mean("lama3-70b", known), " (did you mean `llama3-70b`?)");
+        assert_eq!(
+            did_you_mean("LLAMA3-405B", known),
+            " (did you mean `llama3-405b`?)"
+        );
+        assert_eq!(did_you_mean("gpt2", known), "");
+    }
+}

@@ -56,7 +56,8 @@ pub fn model_section(text: &str) -> Result<ModelSection, String> {
     };
     if !MODEL_TYPES.contains(&model_type.as_str()) {
         return Err(format!(
-            "model_type = \"{model_type}\" is not a family clustersweep reads (known: {}); give the [model] keys instead",
+            "model_type = \"{model_type}\" is not a family clustersweep reads{} (known: {}); give the [model] keys instead",
+            crate::error::did_you_mean(&model_type, MODEL_TYPES),
             MODEL_TYPES.join(", ")
         ));
     }

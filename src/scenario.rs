@@ -311,7 +311,8 @@ pub fn resolve_stack<'a>(t: &TrainingSection, catalog: &'a Catalog) -> Result<&'
     let id = t.stack.as_deref().unwrap_or(DEFAULT_STACK);
     catalog.stack(id).ok_or_else(|| {
         format!(
-            "[training] stack = \"{id}\" is not a known stack; known: {} (`clustersweep catalog --stacks` describes them)",
+            "[training] stack = \"{id}\" is not a known stack{}; known: {} (`clustersweep catalog --stacks` describes them)",
+            crate::error::did_you_mean(id, catalog.stack_ids().split(", ")),
             catalog.stack_ids()
         )
     })
@@ -487,7 +488,8 @@ pub fn resolve_model(m: &ModelSection, catalog: &Catalog) -> Result<(String, Tra
     let preset = match &m.preset {
         Some(id) => Some(catalog.model(id).ok_or_else(|| {
             format!(
-                "[model] preset = \"{id}\" is not a known preset; known: {}",
+                "[model] preset = \"{id}\" is not a known preset{}; known: {}",
+                crate::error::did_you_mean(id, catalog.model_ids().split(", ")),
                 catalog.model_ids()
             )
         })?),
@@ -764,7 +766,8 @@ pub fn resolve_accelerator(c: &ClusterSection, catalog: &Catalog) -> Result<Acce
     })?;
     let spec = catalog.accelerator(id).ok_or_else(|| {
         format!(
-            "[cluster] accelerator = \"{id}\" is not in the catalog; known: {}",
+            "[cluster] accelerator = \"{id}\" is not in the catalog{}; known: {}",
+            crate::error::did_you_mean(id, catalog.accelerator_ids().split(", ")),
             catalog.accelerator_ids()
         )
     })?;

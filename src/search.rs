@@ -353,7 +353,8 @@ impl SearchSpace {
         for id in &stack_ids {
             let spec = catalog.stack(id).ok_or_else(|| {
                 err(format!(
-                    "[search] stacks: `{id}` is not a known stack; known: {}",
+                    "[search] stacks: `{id}` is not a known stack{}; known: {}",
+                    crate::error::did_you_mean(id, catalog.stack_ids().split(", ")),
                     catalog.stack_ids()
                 ))
             })?;
@@ -400,7 +401,8 @@ impl SearchSpace {
         for id in &ids {
             let spec = catalog.accelerator(id).ok_or_else(|| {
                 err(format!(
-                    "[search] accelerators: `{id}` is not in the catalog; known: {}",
+                    "[search] accelerators: `{id}` is not in the catalog{}; known: {}",
+                    crate::error::did_you_mean(id, catalog.accelerator_ids().split(", ")),
                     catalog.accelerator_ids()
                 ))
             })?;

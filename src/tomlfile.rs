@@ -27,14 +27,25 @@ pub fn parse<T: DeserializeOwned>(text: &str) -> Result<T, String> {
         Some((section, key)) => (Some(section), key),
         None => (None, path.as_str()),
     };
+    // serde lists the known names as "expected `a`, `b` or `c`" (or "expected one of ...").
+    let suggestion = |expected: &str| {
+        let known = expected.split('`').skip(1).step_by(2);
+        crate::error::did_you_mean(key, known)
+    };
     Err(match (inner.strip_prefix("unknown field "), section) {
-        (Some(rest), None) => format!(
-            "{line}unknown section [{key}]; {}",
-            rest.split_once(", ").map_or("", |x| x.1)
-        ),
+        (Some(rest), None) => {
+            let expected = rest.split_once(", ").map_or("", |x| x.1);
+            format!(
+                "{line}unknown section [{key}]{}; {expected}",
+                suggestion(expected)
+            )
+        }
         (Some(rest), Some(section)) => {
             let expected = rest.split_once(", ").map_or("", |x| x.1);
-            format!("{line}unknown key `{key}` in [{section}]; {expected}")
+            format!(
+                "{line}unknown key `{key}` in [{section}]{}; {expected}",
+                suggestion(expected)
+            )
         }
         (None, Some(section)) => format!("{line}[{section}] {key}: {inner}"),
         (None, None) => format!("{line}{key}: {inner}"),
@@ -62,13 +73,19 @@ mod tests {
     #[test]
     fn unknown_key_names_line_section_and_choices() {
         let msg = parse::<File>("[layout]\ntpp = 2\n").unwrap_err();
-        assert_eq!(msg, "line 2: unknown key `tpp` in [layout]; expected `tp`");
+        assert_eq!(
+            msg,
+            "line 2: unknown key `tpp` in [layout] (did you mean `tp`?); expected `tp`"
+        );
     }
 
     #[test]
     fn unknown_section_is_named() {
         let msg = parse::<File>("[layuot]\ntp = 2\n").unwrap_err();
-        assert_eq!(msg, "line 1: unknown section [layuot]; expected `layout`");
+        assert_eq!(
+            msg,
+            "line 1: unknown section [layuot] (did you mean `layout`?); expected `layout`"
+        );
     }
 
     #[test]

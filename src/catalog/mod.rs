@@ -676,9 +676,10 @@ impl Catalog {
             }
             if !self.efficiency.iter().any(|f| f.id == a.efficiency) {
                 return Err(bad(format!(
-                    "accelerator `{}`: efficiency = \"{}\" is not an efficiency family; known: {}",
+                    "accelerator `{}`: efficiency = \"{}\" is not an efficiency family{}; known: {}",
                     a.id,
                     a.efficiency,
+                    crate::error::did_you_mean(&a.efficiency, self.efficiency.iter().map(|f| f.id.as_str())),
                     self.efficiency
                         .iter()
                         .map(|f| f.id.as_str())

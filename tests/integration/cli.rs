@@ -647,3 +647,36 @@ fn an_hf_config_of_an_unknown_family_exits_2_naming_the_field() {
         stderr(&o)
     );
 }
+
+#[test]
+fn completions_and_the_man_page_cover_every_command() {
+    for shell in ["bash", "zsh", "fish"] {
+        let o = clustersweep(&["completions", shell]);
+        assert!(o.status.success(), "{shell}: {}", stderr(&o));
+        for command in ["estimate", "sweep", "plan", "validate", "hf-config"] {
+            assert!(stdout(&o).contains(command), "{shell} lacks {command}");
+        }
+    }
+    let man = clustersweep(&["man"]);
+    assert!(man.status.success(), "{}", stderr(&man));
+    let page = stdout(&man);
+    assert!(
+        page.starts_with(".ie") && page.contains(".TH clustersweep 1"),
+        "{page}"
+    );
+    assert!(page.contains("plan") && page.contains("Exit codes"), "{page}");
+    assert_eq!(clustersweep(&["completions", "tcsh"]).status.code(), Some(2));
+}
+
+#[test]
+fn a_mistyped_preset_gets_a_did_you_mean() {
+    let text = clustersweep::scenario::DEFAULT_SCENARIO.replace("llama3-70b", "Llama3-70B");
+    let path = temp_file("did-you-mean", "s.toml", &text);
+    let o = clustersweep(&["estimate", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("(did you mean `llama3-70b`?)"),
+        "{}",
+        stderr(&o)
+    );
+}
