@@ -4,6 +4,7 @@
 
 use crate::catalog::Catalog;
 use crate::cli::{Cli, Command, EstimateArgs, FitArgs, MergeArgs, PlanArgs, SweepArgs, ValidateArgs};
+use crate::emit::{emit, Job};
 use crate::error::Error;
 use crate::export::{exporter, CsvExporter, EstimateReport, Exporter, FitReport};
 use crate::fit::{cross_validate, fit_catalog, fitted_catalog_toml};
@@ -94,6 +95,32 @@ fn run_plan(args: &PlanArgs, catalog: &Catalog) -> Result<String, Error> {
     if let Some(path) = &args.plot_scaling {
         scaling_svg(&report, path).map_err(Error::Internal)?;
     }
+    if let Some(framework) = args.emit {
+        let plan = report
+            .plans
+            .get(args.emit_rank.saturating_sub(1))
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "--emit-rank {}: {} plans meet the constraints",
+                    args.emit_rank,
+                    report.plans.len()
+                ))
+            })?;
+        let (Some(launch), Some(model)) = (plan.launch, report.model_shape) else {
+            return Err(Error::Internal("the plan kept no layout to emit".into()));
+        };
+        return Ok(emit(
+            framework,
+            &Job {
+                model_name: &report.model,
+                model: &model,
+                training: &launch.training,
+                layout: &launch.layout,
+                accelerator: &plan.layout.accelerator,
+                scale_up_domain: launch.scale_up_domain,
+            },
+        ));
+    }
     exporter(args.output.json, args.output.csv)
         .plan(&report)
         .map_err(internal)
@@ -160,6 +187,31 @@ fn run_sweep_command(args: &SweepArgs, catalog: &Catalog) -> Result<String, Erro
     if let Some(path) = &args.csv {
         write_csv(path, &report)?;
     }
+    if let Some(framework) = args.emit {
+        let entry = report.top.get(args.emit_rank.saturating_sub(1)).ok_or_else(|| {
+            Error::Usage(format!(
+                "--emit-rank {}: the sweep ranked {} layouts",
+                args.emit_rank,
+                report.top.len()
+            ))
+        })?;
+        let c = space
+            .candidate(entry.index)
+            .map_err(|e| Error::Internal(format!("ranked layout {} is invalid: {e:?}", entry.index)))?;
+        let training = space.training_for(&c);
+        let accelerator = &space.accelerators[c.accelerator];
+        return Ok(emit(
+            framework,
+            &Job {
+                model_name: &space.model_name,
+                model: &space.model,
+                training: &training,
+                layout: &c.layout,
+                accelerator: &accelerator.spec.id,
+                scale_up_domain: accelerator.hardware.scale_up_domain,
+            },
+        ));
+    }
     exporter(args.json, false).sweep(&report).map_err(internal)
 }
 
@@ -208,6 +260,9 @@ fn run_estimate(args: &EstimateArgs, catalog: &Catalog) -> Result<String, Error>
                 "the estimate's {term} is not a finite number: an input is beyond what f64 arithmetic holds (an override near 1e308 or 1e-300?); bring it to a physical value"
             ),
         });
+    }
+    if let Some(framework) = args.emit {
+        return Ok(emit(framework, &Job::of_scenario(&s)));
     }
     let report = EstimateReport {
         model: s.model_name.clone(),

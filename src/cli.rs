@@ -1,6 +1,7 @@
 //! The command line as the user typed it (clap derive). Nothing here checks or resolves
 //! anything: [`crate::app`] turns these values into a resolved configuration.
 
+use crate::emit::Framework;
 use crate::search::Objective;
 use crate::sweep::driver::{Adapters, Backend};
 use crate::validate::Assume;
@@ -86,6 +87,9 @@ pub struct EstimateArgs {
     /// and the keys in a scenario instead.
     #[arg(long, value_name = "FILE", conflicts_with = "print_default")]
     pub hf_config: Option<PathBuf>,
+    /// Print the layout as this framework's launch arguments instead of the report.
+    #[arg(long, value_enum, value_name = "FRAMEWORK", conflicts_with_all = ["json", "csv"])]
+    pub emit: Option<Framework>,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -169,6 +173,13 @@ pub struct SweepArgs {
     /// Also write the top layouts as CSV to FILE.
     #[arg(long, value_name = "FILE")]
     pub csv: Option<PathBuf>,
+    /// Print the best layout (or the --emit-rank-th) as this framework's launch arguments
+    /// instead of the table.
+    #[arg(long, value_enum, value_name = "FRAMEWORK", conflicts_with = "json")]
+    pub emit: Option<Framework>,
+    /// Which ranked layout --emit writes (1 is the best).
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "emit")]
+    pub emit_rank: usize,
 }
 
 #[derive(Debug, Args)]
@@ -231,6 +242,13 @@ pub struct PlanArgs {
     /// How many ranked plans to report (1 to 100,000).
     #[arg(long, default_value_t = 10, value_parser = parse_top)]
     pub top: usize,
+    /// Print the best plan's layout (or the --emit-rank-th) as this framework's launch
+    /// arguments instead of the report.
+    #[arg(long, value_enum, value_name = "FRAMEWORK", conflicts_with_all = ["json", "csv"])]
+    pub emit: Option<Framework>,
+    /// Which ranked plan --emit writes (1 is the best).
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "emit")]
+    pub emit_rank: usize,
     #[command(flatten)]
     pub output: OutputArgs,
 }

@@ -9,6 +9,7 @@
 pub mod app;
 pub mod catalog;
 pub mod cli;
+pub mod emit;
 pub mod error;
 pub mod export;
 pub mod fit;

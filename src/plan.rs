@@ -46,6 +46,18 @@ pub struct Plan {
     pub binding_constraint: String,
     #[serde(skip)]
     pub metrics: Estimate,
+    /// What a launch of the plan needs (`plan --emit`): the resolved layout and training, and
+    /// the accelerator's scale-up domain.
+    #[serde(skip)]
+    pub launch: Option<Launch>,
+}
+
+/// A plan's layout as the model priced it.
+#[derive(Clone, Copy, Debug)]
+pub struct Launch {
+    pub layout: crate::model::Layout,
+    pub training: crate::model::Training,
+    pub scale_up_domain: u32,
 }
 
 /// Why (accelerator, count) pairs were dropped.
@@ -65,6 +77,9 @@ pub struct Dropped {
 #[derive(Clone, Debug, Serialize)]
 pub struct PlanReport {
     pub model: String,
+    /// The model's shape, for `plan --emit`.
+    #[serde(skip)]
+    pub model_shape: Option<crate::model::Transformer>,
     pub parameters: f64,
     pub tokens: f64,
     pub objective: String,
@@ -418,7 +433,7 @@ pub fn plan(
     let pairs = spaces.len() as u64;
     // Each pair's fastest layout, then its binding constraint, which looks at the next larger
     // size of the same accelerator.
-    let mut best: Vec<(u64, TopEntry, Estimate, f64)> = vec![];
+    let mut best: Vec<(u64, TopEntry, Estimate, f64, Option<Launch>)> = vec![];
     for ((count, space), partial) in spaces.iter().zip(partials) {
         counts_total.add(&partial.counts);
         match partial
@@ -427,22 +442,31 @@ pub fn plan(
             .first()
             .and_then(|b| top_entry(space, 1, b))
         {
-            Some((entry, e)) => best.push((
-                *count,
-                entry,
-                e,
-                space.accelerators[0].economics.failure_rate_per_hour,
-            )),
+            Some((entry, e)) => {
+                let launch = space.candidate(entry.index).ok().map(|c| Launch {
+                    layout: c.layout,
+                    training: space.training_for(&c),
+                    scale_up_domain: space.accelerators[c.accelerator].hardware.scale_up_domain,
+                });
+                best.push((
+                    *count,
+                    entry,
+                    e,
+                    space.accelerators[0].economics.failure_rate_per_hour,
+                    launch,
+                ))
+            }
             None => dropped.no_layout += 1,
         }
     }
-    for (count, entry, e, rate) in &best {
+    for (count, entry, e, rate, launch) in &best {
         let larger = best
             .iter()
             .filter(|(c, other, ..)| *c > *count && other.layout.accelerator == entry.layout.accelerator)
             .min_by_key(|(c, ..)| *c)
-            .map(|(_, _, larger, _)| larger);
-        let plan = to_plan(entry.clone(), *e, binding(&constraints, e, *count, *rate, larger));
+            .map(|(_, _, larger, ..)| larger);
+        let mut plan = to_plan(entry.clone(), *e, binding(&constraints, e, *count, *rate, larger));
+        plan.launch = *launch;
         scaling.push(plan.clone());
         if constraints.power_mw.is_some_and(|p| e.power_mw > p) {
             dropped.power += 1;
@@ -475,6 +499,7 @@ pub fn plan(
     let plans = feasible.into_iter().take(opts.top.max(1)).collect();
     Ok(PlanReport {
         model: base.model_name.clone(),
+        model_shape: Some(base.model),
         parameters: crate::model::flops::total_params(&base.model),
         tokens: base.tokens(),
         objective: opts.objective.name().into(),
@@ -513,6 +538,7 @@ fn to_plan(entry: TopEntry, e: Estimate, binding_constraint: String) -> Plan {
         time_to_train_days: e.time_to_train_s / 86400.0,
         binding_constraint,
         metrics: e,
+        launch: None,
     }
 }
 

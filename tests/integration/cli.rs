@@ -680,3 +680,81 @@ fn a_mistyped_preset_gets_a_did_you_mean() {
         stderr(&o)
     );
 }
+
+#[test]
+fn estimate_emit_prints_launch_arguments_and_refuses_json_beside_it() {
+    let o = clustersweep(&["estimate", "--emit", "megatron"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("--tensor-model-parallel-size 4 \\") && text.contains("pretrain_gpt.py"),
+        "{text}"
+    );
+    let o = clustersweep(&["estimate", "--emit", "megatron", "--json"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = clustersweep(&["estimate", "--emit", "deepspeed"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+#[test]
+fn plan_emit_writes_the_best_plans_layout() {
+    let plan = clustersweep(&["plan", "--json", "--backend", "cpu"]);
+    assert!(plan.status.success(), "{}", stderr(&plan));
+    let v: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let best = &v["plans"][0]["layout"];
+    let o = clustersweep(&["plan", "--emit", "torchtitan", "--backend", "cpu"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let job: toml::Value = toml::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        job["parallelism"]["tensor_parallel_degree"].as_integer(),
+        best["tp"].as_i64(),
+        "{}",
+        stdout(&o)
+    );
+    let o = clustersweep(&[
+        "plan",
+        "--emit",
+        "megatron",
+        "--emit-rank",
+        "100000",
+        "--backend",
+        "cpu",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--emit-rank 100000"), "{}", stderr(&o));
+}
+
+#[test]
+fn sweep_emit_writes_the_ranked_layout_asked_for() {
+    let sweep = clustersweep(&["init", "sweep"]);
+    let path = temp_file("sweep-emit", "sweep.toml", &stdout(&sweep));
+    let path = path.to_str().unwrap();
+    let json = clustersweep(&["sweep", path, "--backend", "cpu", "--json", "--no-progress"]);
+    assert!(json.status.success(), "{}", stderr(&json));
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    for rank in [1usize, 2] {
+        let layout = &v["top"][rank - 1]["layout"];
+        let o = clustersweep(&[
+            "sweep",
+            path,
+            "--backend",
+            "cpu",
+            "--no-progress",
+            "--emit",
+            "maxtext",
+            "--emit-rank",
+            &rank.to_string(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let header = format!(
+            "on {} x {}: tp {} pp {} dp {} cp {}",
+            layout["count"],
+            layout["accelerator"].as_str().unwrap(),
+            layout["tp"],
+            layout["pp"],
+            layout["dp"],
+            layout["cp"]
+        );
+        assert!(stdout(&o).contains(&header), "{header}\n{}", stdout(&o));
+    }
+}
