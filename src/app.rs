@@ -6,7 +6,7 @@ use crate::catalog::Catalog;
 use crate::cli::{Cli, Command, EstimateArgs, FitArgs, MergeArgs, PlanArgs, SweepArgs, ValidateArgs};
 use crate::emit::{emit, Job};
 use crate::error::Error;
-use crate::export::{exporter, CsvExporter, EstimateReport, Exporter, FitReport};
+use crate::export::{exporter, EstimateReport, FitReport};
 use crate::fit::{cross_validate, fit_catalog, fitted_catalog_toml};
 use crate::model::flops::{active_params, total_params};
 use crate::model::run::estimate;
@@ -26,10 +26,13 @@ fn internal(e: anyhow::Error) -> Error {
 
 /// Run one command and return what it prints on stdout.
 pub fn run(cli: &Cli) -> Result<String, Error> {
+    if let Some(path) = &cli.output_file {
+        check_output_path("--output", path, None)?;
+    }
     let catalog = Catalog::load(&cli.catalog)?;
     match &cli.command {
         Command::Estimate(args) => run_estimate(args, &catalog),
-        Command::Validate(args) => run_validate(args, &catalog),
+        Command::Validate(args) => run_validate(args, &catalog, cli.output_file.as_deref()),
         Command::Catalog(args) if args.stacks => exporter(args.output.json, args.output.csv)
             .stacks(&catalog.stacks)
             .map_err(internal),
@@ -69,7 +72,69 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
     }
 }
 
+/// Refuse, before any work, an output path whose directory does not exist or (with
+/// `extension`) whose name asks for a format that is not written.
+fn check_output_path(flag: &str, path: &std::path::Path, extension: Option<&str>) -> Result<(), Error> {
+    if path == std::path::Path::new("-") {
+        return Ok(());
+    }
+    if let Some(want) = extension {
+        let given = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if !given.eq_ignore_ascii_case(want) {
+            return Err(Error::Usage(format!(
+                "{flag} {}: plots are written as SVG; name the file *.{want} (convert it with e.g. `rsvg-convert -o plot.png plot.svg`)",
+                path.display()
+            )));
+        }
+    }
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    if let Some(dir) = dir {
+        if !dir.is_dir() {
+            return Err(Error::Usage(format!(
+                "{flag} {}: the directory {} does not exist",
+                path.display(),
+                dir.display()
+            )));
+        }
+    }
+    if path.is_dir() {
+        return Err(Error::Usage(format!(
+            "{flag} {}: is a directory; give a file name",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Write a command's output where `--output` says (`None` or `-`: stdout).
+pub fn write_output(path: Option<&std::path::Path>, text: &str) -> Result<(), Error> {
+    match path.filter(|p| *p != std::path::Path::new("-")) {
+        Some(path) => std::fs::write(path, text).map_err(|e| Error::Io {
+            path: path.display().to_string(),
+            source: e,
+        }),
+        None => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+                // A closed pipe (`| head`) is not an error worth a message.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                Err(e) => Err(Error::Io {
+                    path: "stdout".into(),
+                    source: e,
+                }),
+                Ok(()) => Ok(()),
+            }
+        }
+    }
+}
+
 fn run_plan(args: &PlanArgs, catalog: &Catalog) -> Result<String, Error> {
+    for (flag, path) in [("--plot", &args.plot), ("--plot-scaling", &args.plot_scaling)] {
+        if let Some(path) = path {
+            check_output_path(flag, path, Some("svg"))?;
+        }
+    }
     let (file, origin) = match &args.scenario {
         Some(path) => (ScenarioFile::read(path)?, path.display().to_string()),
         None => (
@@ -126,14 +191,6 @@ fn run_plan(args: &PlanArgs, catalog: &Catalog) -> Result<String, Error> {
         .map_err(internal)
 }
 
-fn write_csv(path: &std::path::Path, report: &SweepReport) -> Result<(), Error> {
-    let text = CsvExporter.sweep(report).map_err(internal)?;
-    std::fs::write(path, text).map_err(|e| Error::Io {
-        path: path.display().to_string(),
-        source: e,
-    })
-}
-
 fn run_sweep_command(args: &SweepArgs, catalog: &Catalog) -> Result<String, Error> {
     let origin = args.scenario.display().to_string();
     let file = ScenarioFile::read(&args.scenario)?;
@@ -184,9 +241,6 @@ fn run_sweep_command(args: &SweepArgs, catalog: &Catalog) -> Result<String, Erro
     for note in &report.notes {
         eprintln!("note: {note}");
     }
-    if let Some(path) = &args.csv {
-        write_csv(path, &report)?;
-    }
     if let Some(framework) = args.emit {
         let entry = report.top.get(args.emit_rank.saturating_sub(1)).ok_or_else(|| {
             Error::Usage(format!(
@@ -212,7 +266,9 @@ fn run_sweep_command(args: &SweepArgs, catalog: &Catalog) -> Result<String, Erro
             },
         ));
     }
-    exporter(args.json, false).sweep(&report).map_err(internal)
+    exporter(args.output.json, args.output.csv)
+        .sweep(&report)
+        .map_err(internal)
 }
 
 fn run_merge(args: &MergeArgs) -> Result<String, Error> {
@@ -227,10 +283,9 @@ fn run_merge(args: &MergeArgs) -> Result<String, Error> {
         parts.push(part);
     }
     let report = merge_reports(parts, args.top, args.allow_partial).map_err(Error::Usage)?;
-    if let Some(path) = &args.csv {
-        write_csv(path, &report)?;
-    }
-    exporter(args.json, false).sweep(&report).map_err(internal)
+    exporter(args.output.json, args.output.csv)
+        .sweep(&report)
+        .map_err(internal)
 }
 
 fn run_estimate(args: &EstimateArgs, catalog: &Catalog) -> Result<String, Error> {
@@ -285,7 +340,11 @@ fn run_estimate(args: &EstimateArgs, catalog: &Catalog) -> Result<String, Error>
         .map_err(internal)
 }
 
-fn run_validate(args: &ValidateArgs, catalog: &Catalog) -> Result<String, Error> {
+fn run_validate(
+    args: &ValidateArgs,
+    catalog: &Catalog,
+    output_file: Option<&std::path::Path>,
+) -> Result<String, Error> {
     if let Some(limit) = args.max_mape {
         if !limit.is_finite() || limit < 0.0 {
             return Err(Error::Usage(format!(
@@ -312,7 +371,7 @@ fn run_validate(args: &ValidateArgs, catalog: &Catalog) -> Result<String, Error>
         };
         if let Some(failure) = failure {
             // The report still goes out, so the failing rows can be read.
-            let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
+            write_output(output_file, &text)?;
             return Err(Error::CheckFailed(failure));
         }
     }
@@ -368,7 +427,7 @@ fn run_fit(args: &FitArgs, catalog: &Catalog) -> Result<String, Error> {
         .cloned()
         .collect();
     let families = fit_catalog(&learned, catalog, args.iterations, args.assume, false);
-    if let Some(path) = &args.output {
+    if let Some(path) = &args.write_catalog {
         let text = fitted_catalog_toml(catalog, &families, &args.runs.display().to_string())
             .map_err(Error::Internal)?;
         std::fs::write(path, text).map_err(|e| Error::Io {

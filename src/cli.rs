@@ -22,6 +22,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub catalog: Vec<PathBuf>,
 
+    /// Write what the command prints (table, JSON, CSV, launch arguments) to FILE instead of
+    /// stdout; `-` is stdout. The path is checked before the work starts.
+    #[arg(short = 'o', long = "output", global = true, value_name = "FILE")]
+    pub output_file: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -136,9 +141,10 @@ pub struct FitArgs {
     /// `validate` and by the held-out side of `--cross-validate`).
     #[arg(long, value_name = "FILE")]
     pub skip_runs: Option<PathBuf>,
-    /// Write the fitted families as a catalog file that `--catalog FILE` loads.
-    #[arg(long, short = 'o', value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    /// Write the fitted families as a catalog file that `--catalog FILE` loads (the report is
+    /// still printed; `-o` sends it elsewhere).
+    #[arg(long, value_name = "FILE")]
+    pub write_catalog: Option<PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -167,15 +173,11 @@ pub struct SweepArgs {
     /// No progress bar (it is drawn only when stderr is a terminal anyway).
     #[arg(long)]
     pub no_progress: bool,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
-    /// Also write the top layouts as CSV to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub csv: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
     /// Print the best layout (or the --emit-rank-th) as this framework's launch arguments
     /// instead of the table.
-    #[arg(long, value_enum, value_name = "FRAMEWORK", conflicts_with = "json")]
+    #[arg(long, value_enum, value_name = "FRAMEWORK", conflicts_with_all = ["json", "csv"])]
     pub emit: Option<Framework>,
     /// Which ranked layout --emit writes (1 is the best).
     #[arg(long, value_name = "N", default_value_t = 1, requires = "emit")]
@@ -193,12 +195,8 @@ pub struct MergeArgs {
     /// Merge parts that leave slices of the space unswept (a note names them).
     #[arg(long)]
     pub allow_partial: bool,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
-    /// Also write the top layouts as CSV to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub csv: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]

@@ -328,7 +328,7 @@ fn fit_writes_a_catalog_that_loads_as_it_is() {
     let o = clustersweep(&[
         "fit",
         runs.to_str().unwrap(),
-        "-o",
+        "--write-catalog",
         out.to_str().unwrap(),
         "--iterations",
         "20",
@@ -757,4 +757,32 @@ fn sweep_emit_writes_the_ranked_layout_asked_for() {
         );
         assert!(stdout(&o).contains(&header), "{header}\n{}", stdout(&o));
     }
+}
+
+/// Regression: `--plot p.png` wrote SVG into a file named .png, and a path in a missing
+/// directory failed only after the work.
+#[test]
+fn output_paths_are_checked_before_the_work() {
+    let o = clustersweep(&["plan", "--plot", "pareto.png"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--plot pareto.png: plots are written as SVG"),
+        "{}",
+        stderr(&o)
+    );
+    let o = clustersweep(&["plan", "--plot-scaling", "/no/such/dir/s.svg"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("/no/such/dir does not exist"),
+        "{}",
+        stderr(&o)
+    );
+    let o = clustersweep(&["estimate", "--json", "-o", "/no/such/dir/e.json"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let out = temp_file("output-flag", "placeholder", "");
+    let target = out.with_file_name("e.json");
+    let o = clustersweep(&["estimate", "--json", "--output", target.to_str().unwrap()]);
+    assert!(o.status.success() && stdout(&o).is_empty(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&target).unwrap()).unwrap();
+    assert!(v["step_time_s"].as_f64().unwrap() > 0.0);
 }
