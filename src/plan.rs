@@ -177,6 +177,21 @@ counts = [8192, 16384, 32768]
 "#;
 
 /// The planner's options.
+/// Above this many layouts a plan warns before it starts (a 10^11-layout plan used to run
+/// with no word).
+pub const LARGE_PLAN_LAYOUTS: u64 = 10_000_000_000;
+
+/// The warning a plan of `layouts` over `pairs` (accelerator, count) pairs gives before it
+/// starts, where it is large.
+pub fn large_plan_warning(pairs: usize, layouts: u64) -> Option<String> {
+    (layouts > LARGE_PLAN_LAYOUTS).then(|| {
+        format!(
+            "the plan's {pairs} (accelerator, count) pairs hold {:.2e} layouts (more than 1e10): expect minutes to hours; narrow [search] (fewer stacks, recompute or microbatch values) or [constraints]",
+            layouts as f64
+        )
+    })
+}
+
 #[derive(Clone, Debug)]
 pub struct PlanOptions {
     pub objective: Objective,
@@ -411,13 +426,32 @@ pub fn plan(
             ));
         }
     }
+    let layouts: u64 = spaces.iter().map(|(_, s)| s.size).sum();
+    if let Some(warning) = large_plan_warning(spaces.len(), layouts) {
+        eprintln!("warning: {warning}");
+        notes.lock().expect("notes lock").push(warning);
+    }
+    let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+        let bar = indicatif::ProgressBar::new(layouts);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {percent}% of {human_len} layouts, {elapsed} elapsed, {per_sec}, eta {eta}",
+            )
+            .expect("a valid template"),
+        );
+        bar
+    });
     let clock = std::time::Instant::now();
     let fastest = |space: &SearchSpace| -> Partial {
         let range = 0..space.size;
-        match &engine {
+        let partial = match &engine {
             Some(e) => gpu_then_cpu(e, space, range, 1, &|_, _| {}, &notes, &timings).0,
             None => sweep_cpu(space, range, 1, &|_, _| {}),
+        };
+        if let Some(bar) = &bar {
+            bar.inc(space.size);
         }
+        partial
     };
     // Pairs are small spaces: the CPU runs them in parallel, one per core; a GPU one by one.
     let partials: Vec<Partial> = if engine.is_some() {
@@ -426,6 +460,9 @@ pub fn plan(
         use rayon::prelude::*;
         spaces.par_iter().map(|(_, s)| fastest(s)).collect()
     };
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
     let mut counts_total = Counts::default();
     let mut dropped = Dropped::default();
     let mut feasible: Vec<Plan> = vec![];
@@ -626,6 +663,17 @@ mod tests {
         assert_eq!(
             binding(&ConstraintsSection::default(), &failing, 64, 2e-5, None),
             "unconstrained"
+        );
+    }
+
+    /// Regression: a plan over 10^11 layouts ran with no progress and no word of its size.
+    #[test]
+    fn a_plan_over_1e10_layouts_warns_before_it_starts() {
+        assert_eq!(large_plan_warning(40, 9_000_000_000), None);
+        let w = large_plan_warning(40, 100_000_000_000).unwrap();
+        assert!(
+            w.contains("40 (accelerator, count) pairs hold 1.00e11 layouts"),
+            "{w}"
         );
     }
 

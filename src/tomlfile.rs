@@ -79,6 +79,15 @@ mod tests {
         );
     }
 
+    /// Regression: a dotted key `a.b = 1` was reported as unknown key `b` in `[layout.a]`.
+    #[test]
+    fn a_dotted_key_is_reported_by_its_first_part_in_its_section() {
+        let msg = parse::<File>("[layout]\ntp.x = 2\n").unwrap_err();
+        assert!(msg.starts_with("line 2: [layout] tp: invalid type: map"), "{msg}");
+        let msg = parse::<File>("[layout]\nt.p = 2\n").unwrap_err();
+        assert!(msg.starts_with("line 2: unknown key `t` in [layout]"), "{msg}");
+    }
+
     #[test]
     fn unknown_section_is_named() {
         let msg = parse::<File>("[layuot]\ntp = 2\n").unwrap_err();

@@ -330,13 +330,23 @@ pub fn run_sweep(space: &SearchSpace, opts: &SweepOptions) -> Result<SweepReport
     let elapsed_s = clock.elapsed().as_secs_f64();
     progress.finish();
 
-    let top = partial
-        .top
-        .into_sorted()
-        .iter()
-        .enumerate()
-        .filter_map(|(i, r)| top_entry(space, i + 1, r).map(|(entry, _)| entry))
-        .collect();
+    let mut top = vec![];
+    for (i, r) in partial.top.into_sorted().iter().enumerate() {
+        let Some((entry, e)) = top_entry(space, i + 1, r) else {
+            continue;
+        };
+        // Inputs are range-checked where they are read; a non-finite number here is a bug,
+        // never a null in the report.
+        if let Some(term) = e.non_finite_term() {
+            return Err(Error::Internal(format!(
+                "ranked layout {} (index {}) has a non-finite {term}",
+                i + 1,
+                r.index
+            )));
+        }
+        top.push(entry);
+    }
+    let top = ranked_by_printed_objective(top);
     let counts = partial.counts;
     let cpu_layouts = if engines.is_empty() {
         counts.evaluated
@@ -370,6 +380,17 @@ pub fn run_sweep(space: &SearchSpace, opts: &SweepOptions) -> Result<SweepReport
         notes: notes.into_inner().expect("notes lock"),
         top,
     })
+}
+
+/// The entries in the order of the objective they print (the f64 re-estimate), ties by index,
+/// ranks renumbered: a GPU ranks in f32, and at relative gaps near 1e-7 its order can differ
+/// from the f64 figures printed beside it.
+pub fn ranked_by_printed_objective(mut top: Vec<TopEntry>) -> Vec<TopEntry> {
+    top.sort_by(|a, b| a.objective.total_cmp(&b.objective).then(a.index.cmp(&b.index)));
+    for (i, entry) in top.iter_mut().enumerate() {
+        entry.rank = i + 1;
+    }
+    top
 }
 
 /// "cpu", "gpu", or "gpu+cpu": the backends that evaluated layouts.
@@ -535,6 +556,46 @@ mod tests {
             next = r.end;
         }
         assert_eq!(next, size);
+    }
+
+    /// Regression: at near-ties (relative gap 4e-8) the GPU's f32 ranking printed its top-k
+    /// out of the order of the f64 objectives beside it.
+    #[test]
+    fn near_ties_are_printed_in_the_order_of_the_printed_objective() {
+        let entry = |rank: usize, index: u64, objective: f64| TopEntry {
+            rank,
+            index,
+            objective,
+            layout: crate::sweep::SweepLayout {
+                accelerator: "h100-sxm".into(),
+                stack: "megatron-core-2025".into(),
+                count: 8,
+                tp: 8,
+                pp: 1,
+                dp: 1,
+                cp: 1,
+                ep: 1,
+                etp: 8,
+                microbatch: 1,
+                interleave: 1,
+                recompute: crate::model::Recompute::None,
+                sequence_parallel: true,
+                zero: 1,
+                recompute_layers: 0,
+                offload_layers: 0,
+                global_batch: 8,
+            },
+            estimate: Default::default(),
+        };
+        // As the GPU ranked them: f32 could not tell 1e7 from 1e7 * (1 + 4e-8).
+        let gpu_order = vec![
+            entry(1, 7, 1e7 * (1.0 + 4e-8)),
+            entry(2, 9, 1e7),
+            entry(3, 3, 1e7),
+        ];
+        let printed = ranked_by_printed_objective(gpu_order);
+        let order: Vec<(usize, u64)> = printed.iter().map(|e| (e.rank, e.index)).collect();
+        assert_eq!(order, vec![(1, 3), (2, 9), (3, 7)]);
     }
 
     #[test]
