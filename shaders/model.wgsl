@@ -132,7 +132,20 @@ struct GpuAccelerator {
     supports_dtype: u32,
 }
 
+const FFN_MLP: u32 = 0u;
 const FFN_SWIGLU: u32 = 1u;
+// check_layout / check_placement codes: the discriminants of LayoutViolation (0: none).
+const LAYOUT_TP_HEADS: u32 = 1u;
+const LAYOUT_TP_KV_HEADS: u32 = 2u;
+const LAYOUT_TP_FFN: u32 = 3u;
+const LAYOUT_PP_LAYERS: u32 = 4u;
+const LAYOUT_BATCH: u32 = 5u;
+const LAYOUT_INTERLEAVE: u32 = 6u;
+const LAYOUT_CP_SEQ: u32 = 7u;
+const LAYOUT_EP: u32 = 8u;
+const LAYOUT_ZERO: u32 = 9u;
+const LAYOUT_SITES: u32 = 10u;
+const LAYOUT_RECOMPUTE_LAYERS: u32 = 11u;
 const DTYPE_FP16: u32 = 0u;
 const DTYPE_BF16: u32 = 1u;
 const DTYPE_FP8: u32 = 2u;
@@ -400,50 +413,50 @@ fn div_ceil(a: u32, b: u32) -> u32 {
     return udiv(a + b - 1u, b);
 }
 
-// Twin of check_layout: 0 when the layout is fine, else the number of the rule it breaks
-// (1 TpHeads, 2 TpKvHeads, 3 TpFfn, 4 PpLayers, 5 Batch, 6 Interleave, 7 CpSeq, 8 Ep, 9 Zero, 11 RecomputeLayers; 10 Sites is check_placement).
+// Twin of check_layout: 0 when the layout is fine, else the LAYOUT_* code of the rule it breaks
+// (LAYOUT_SITES is check_placement's).
 fn check_layout(m: GpuModel, t: Training, l: Layout) -> u32 {
     let tp = l.tp;
     if urem(m.heads, tp) != 0u {
-        return 1u;
+        return LAYOUT_TP_HEADS;
     }
     if urem(m.kv_heads, tp) != 0u && urem(tp, m.kv_heads) != 0u {
-        return 2u;
+        return LAYOUT_TP_KV_HEADS;
     }
     if urem(m.ffn, tp) != 0u || (is_moe(m) && urem(m.expert_ffn, tp) != 0u) {
-        return 3u;
+        return LAYOUT_TP_FFN;
     }
     if l.pp > m.layers {
-        return 4u;
+        return LAYOUT_PP_LAYERS;
     }
     // dp * microbatch may pass 2^32: compare through a division first.
     if l.microbatch == 0u || l.dp > t.global_batch || l.microbatch > t.global_batch / l.dp {
-        return 5u;
+        return LAYOUT_BATCH;
     }
     let dp_mb = l.dp * l.microbatch;
     if urem(t.global_batch, dp_mb) != 0u {
-        return 5u;
+        return LAYOUT_BATCH;
     }
     if l.interleave > 1u {
         let mbs = udiv(t.global_batch, dp_mb);
         if l.pp < 2u || f32(m.layers) < f32(l.pp) * f32(l.interleave) || urem(mbs, l.pp) != 0u {
-            return 6u;
+            return LAYOUT_INTERLEAVE;
         }
     }
     if l.cp > 1u && urem(m.seq_len, 2u * l.cp) != 0u {
-        return 7u;
+        return LAYOUT_CP_SEQ;
     }
     // tp * dp * cp divides the 32-bit count, so it fits in 32 bits.
     let folded = l.tp * l.dp * l.cp;
     if l.etp == 0u || urem(l.tp, l.etp) != 0u
         || (l.ep > 1u && (!is_moe(m) || urem(m.experts, l.ep) != 0u || urem(folded, l.ep * l.etp) != 0u)) {
-        return 8u;
+        return LAYOUT_EP;
     }
     if l.zero > 3u {
-        return 9u;
+        return LAYOUT_ZERO;
     }
     if l.recompute_layers > 0u && l.recompute != RECOMPUTE_FULL {
-        return 11u;
+        return LAYOUT_RECOMPUTE_LAYERS;
     }
     return 0u;
 }
@@ -462,7 +475,7 @@ fn check_placement(hw: GpuAccelerator, l: Layout) -> u32 {
     let n = sites(hw, count);
     let dp = f32(l.dp);
     if dp - n * floor(dp / n) != 0.0 || model_parallel > hw.site_size {
-        return 10u;
+        return LAYOUT_SITES;
     }
     return 0u;
 }

@@ -305,20 +305,29 @@ fn candidate_at(d: array<u32, 15>) -> Candidate {
     return c;
 }
 
+// Objective codes: the discriminants of Objective (src/search.rs).
+const OBJECTIVE_TIME: u32 = 0u;
+const OBJECTIVE_COST: u32 = 1u;
+const OBJECTIVE_ENERGY: u32 = 2u;
+const OBJECTIVE_MFU: u32 = 3u;
+
 // Twin of objective_value: the value a sweep minimises.
 fn objective_value(objective: u32, e: Estimate) -> f32 {
     switch objective {
-        case 0u: {
+        case OBJECTIVE_TIME: {
             return e.time_to_train_s;
         }
-        case 1u: {
+        case OBJECTIVE_COST: {
             return e.cost_usd;
         }
-        case 2u: {
+        case OBJECTIVE_ENERGY: {
             return e.energy_mwh;
         }
-        default: {
+        case OBJECTIVE_MFU: {
             return -e.mfu;
+        }
+        default: {
+            return NOT_RANKED;
         }
     }
 }

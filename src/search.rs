@@ -70,17 +70,24 @@ pub struct SearchSection {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Objective {
+    // The discriminants are the shaders' OBJECTIVE_* codes (checked by a test).
     /// Time to train the token budget.
-    Time,
+    Time = 0,
     /// Cost of the run (rental or purchase, by the scenario's pricing).
-    Cost,
+    Cost = 1,
     /// Energy of the run.
-    Energy,
+    Energy = 2,
     /// Model FLOPs utilisation (higher is better).
-    Mfu,
+    Mfu = 3,
 }
 
 impl Objective {
+    pub const ALL: [Objective; 4] = [
+        Objective::Time,
+        Objective::Cost,
+        Objective::Energy,
+        Objective::Mfu,
+    ];
     pub fn name(self) -> &'static str {
         match self {
             Objective::Time => "time",

@@ -30,12 +30,23 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "lowercase")]
 pub enum FfnKind {
     /// Two matrices, `h -> ffn -> h`, with GeLU (GPT-2/3, MPT, Nemotron).
-    Mlp,
+    Mlp = 0,
     /// Three matrices (gate, up, down) with SiLU gating (LLaMA, Mixtral, DeepSeek).
-    Swiglu,
+    Swiglu = 1,
 }
 
 impl FfnKind {
+    pub const ALL: [FfnKind; 2] = [FfnKind::Mlp, FfnKind::Swiglu];
+    pub fn name(self) -> &'static str {
+        match self {
+            FfnKind::Mlp => "mlp",
+            FfnKind::Swiglu => "swiglu",
+        }
+    }
+    /// The code the shaders use (`FFN_*` in shaders/model.wgsl).
+    pub fn code(self) -> u32 {
+        self as u32
+    }
     /// Weight matrices of size `h x ffn` in one feed-forward block.
     pub fn matrices(self) -> f64 {
         match self {
@@ -748,34 +759,54 @@ pub(crate) mod test_support;
 
 /// Why a layout cannot run a model, checked before pricing it (Megatron-Core's own checks).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The discriminants are the codes the shaders return (`LAYOUT_*` in shaders/model.wgsl; 0 is
+/// no violation), checked by a test.
 pub enum LayoutViolation {
     /// `tp` must divide the attention heads.
-    TpHeads,
+    TpHeads = 1,
     /// `tp` must divide or be a multiple of the KV heads (fewer KV heads are replicated).
-    TpKvHeads,
+    TpKvHeads = 2,
     /// `tp` must divide the feed-forward width (and the expert width).
-    TpFfn,
+    TpFfn = 3,
     /// More pipeline stages than layers.
-    PpLayers,
+    PpLayers = 4,
     /// Interleaving needs a pipeline, a layer for each virtual stage, and a microbatch count
     /// that `pp` divides.
-    Interleave,
+    Interleave = 6,
     /// `cp` must split the sequence into `2 cp` equal chunks (load-balanced causal attention).
-    CpSeq,
+    CpSeq = 7,
     /// `ep` must divide the experts and `dp * cp`, and needs a mixture-of-experts model.
-    Ep,
+    Ep = 8,
     /// `dp * microbatch` must divide the global batch.
-    Batch,
+    Batch = 5,
     /// ZeRO stages are 0 to 3.
-    Zero,
+    Zero = 9,
     /// `recompute_layers` needs `recompute = "full"`.
-    RecomputeLayers,
+    RecomputeLayers = 11,
     /// A cluster on several sites needs whole model replicas on each: `dp` a multiple of the
     /// sites and `tp * cp * pp` within one site.
-    Sites,
+    Sites = 10,
 }
 
 impl LayoutViolation {
+    pub const ALL: [LayoutViolation; 11] = [
+        LayoutViolation::TpHeads,
+        LayoutViolation::TpKvHeads,
+        LayoutViolation::TpFfn,
+        LayoutViolation::PpLayers,
+        LayoutViolation::Interleave,
+        LayoutViolation::CpSeq,
+        LayoutViolation::Ep,
+        LayoutViolation::Batch,
+        LayoutViolation::Zero,
+        LayoutViolation::RecomputeLayers,
+        LayoutViolation::Sites,
+    ];
+    /// The code `check_layout` / `check_placement` return in the shaders.
+    pub fn code(self) -> u32 {
+        self as u32
+    }
+
     pub fn describe(self) -> &'static str {
         match self {
             LayoutViolation::TpHeads => "tp must divide the attention heads",

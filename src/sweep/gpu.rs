@@ -75,6 +75,10 @@ impl Outcome {
     }
 }
 
+/// The objective of a layout that is not ranked, standing for infinity in f32 (the shaders'
+/// NOT_RANKED): no objective reaches it.
+pub const NOT_RANKED: f32 = 3.0e38;
+
 /// The counter slot of the hits reported (`HITS_SLOT` in `shaders/sweep.wgsl`).
 pub const HITS_SLOT: usize = 6;
 /// The counter slot of the running threshold (`THRESHOLD_SLOT` in `shaders/sweep.wgsl`).
@@ -601,7 +605,7 @@ impl GpuEngine {
             let threshold = if threshold.is_finite() {
                 (threshold + threshold.abs() * 1e-5) as f32
             } else {
-                3.0e38
+                NOT_RANKED
             };
             let params = GpuBatch {
                 base_lo: start as u32,

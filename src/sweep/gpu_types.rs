@@ -236,7 +236,7 @@ pub fn gpu_model(m: &Transformer) -> GpuModel {
         kv_heads: m.kv_heads,
         head_dim: m.head_dim,
         ffn: m.ffn,
-        ffn_kind: m.ffn_kind as u32,
+        ffn_kind: m.ffn_kind.code(),
         vocab: m.vocab,
         seq_len: m.seq_len,
         experts: m.experts,

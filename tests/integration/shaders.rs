@@ -1,9 +1,11 @@
 //! The shaders without a GPU: naga parses and validates them, and every host-shareable WGSL
 //! struct has the size and member offsets of its #[repr(C)] Rust twin.
 
-use clustersweep::model::{AttentionKernel, Dtype, Recompute, StackViolation, ZeroSync};
+use clustersweep::model::{
+    AttentionKernel, Dtype, FfnKind, LayoutViolation, Recompute, StackViolation, ZeroSync,
+};
 use clustersweep::search;
-use clustersweep::sweep::gpu::{Outcome, HITS_SLOT, SHADER_SOURCE, THRESHOLD_SLOT};
+use clustersweep::sweep::gpu::{Outcome, HITS_SLOT, NOT_RANKED, SHADER_SOURCE, THRESHOLD_SLOT};
 use clustersweep::sweep::gpu_types::*;
 use std::mem::{offset_of, size_of};
 use wgpu::naga;
@@ -363,6 +365,50 @@ fn gpu_codes_in_the_shaders_are_the_rust_enums_codes() {
     ] {
         assert_eq!(wgsl_u32(name), o.code(), "{name}");
     }
+    for f in FfnKind::ALL {
+        assert_eq!(
+            wgsl_u32(&format!("FFN_{}", f.name().to_uppercase())),
+            f.code(),
+            "{f:?}"
+        );
+    }
+    for o in search::Objective::ALL {
+        assert_eq!(
+            wgsl_u32(&format!("OBJECTIVE_{}", o.name().to_uppercase())),
+            o.code(),
+            "{o:?}"
+        );
+    }
+    for (name, v) in [
+        ("LAYOUT_TP_HEADS", LayoutViolation::TpHeads),
+        ("LAYOUT_TP_KV_HEADS", LayoutViolation::TpKvHeads),
+        ("LAYOUT_TP_FFN", LayoutViolation::TpFfn),
+        ("LAYOUT_PP_LAYERS", LayoutViolation::PpLayers),
+        ("LAYOUT_BATCH", LayoutViolation::Batch),
+        ("LAYOUT_INTERLEAVE", LayoutViolation::Interleave),
+        ("LAYOUT_CP_SEQ", LayoutViolation::CpSeq),
+        ("LAYOUT_EP", LayoutViolation::Ep),
+        ("LAYOUT_ZERO", LayoutViolation::Zero),
+        ("LAYOUT_SITES", LayoutViolation::Sites),
+        ("LAYOUT_RECOMPUTE_LAYERS", LayoutViolation::RecomputeLayers),
+    ] {
+        assert_eq!(wgsl_u32(name), v.code(), "{name}");
+    }
+    assert_eq!(
+        LayoutViolation::ALL.len(),
+        11,
+        "a new violation needs its LAYOUT_ code"
+    );
+    // check_layout and check_placement return named codes, never literals.
+    for f in ["check_layout", "check_placement"] {
+        let body = wgsl_function_body(f);
+        assert!(
+            !body.lines().any(|l| l.trim().starts_with("return ")
+                && l.trim() != "return 0u;"
+                && !l.contains("LAYOUT_")),
+            "{f} returns a literal code:\n{body}"
+        );
+    }
     assert_eq!(wgsl_u32("N_OUTCOMES") as usize, Outcome::ALL.len());
     assert_eq!(wgsl_u32("HITS_SLOT") as usize, HITS_SLOT);
     assert_eq!(wgsl_u32("THRESHOLD_SLOT") as usize, THRESHOLD_SLOT);
@@ -381,6 +427,8 @@ fn gpu_codes_in_the_shaders_are_the_rust_enums_codes() {
         ("AXIS_PP", search::AXIS_PP),
         ("AXIS_INTERLEAVE", search::AXIS_INTERLEAVE),
         ("AXIS_ZERO", search::AXIS_ZERO),
+        ("AXIS_RECOMPUTE_LAYERS", search::AXIS_RECOMPUTE_LAYERS),
+        ("AXIS_OFFLOAD_LAYERS", search::AXIS_OFFLOAD_LAYERS),
         ("AXIS_GLOBAL_BATCH", search::AXIS_GLOBAL_BATCH),
     ] {
         assert_eq!(wgsl_u32(name) as usize, axis, "{name}");
@@ -396,11 +444,171 @@ fn wgsl_f32(name: &str) -> f32 {
 
 #[test]
 fn float_constants_in_the_shaders_are_the_specs() {
+    use clustersweep::model::compute::ATTENTION_HEAD_DIM_HALF;
+    use clustersweep::model::flops::FLASH_BACKWARD_RATIO;
     use clustersweep::model::step::{COMM_SM_FRACTION, FP8_DISPATCH_BYTES_PER_ELEMENT};
     for (name, spec) in [
         ("COMM_SM_FRACTION", COMM_SM_FRACTION),
         ("FP8_DISPATCH_BYTES_PER_ELEMENT", FP8_DISPATCH_BYTES_PER_ELEMENT),
+        ("FLASH_BACKWARD_RATIO", FLASH_BACKWARD_RATIO),
+        ("ATTENTION_HEAD_DIM_HALF", ATTENTION_HEAD_DIM_HALF),
     ] {
         assert_eq!(wgsl_f32(name), spec as f32, "{name}");
+    }
+    assert_eq!(wgsl_f32("NOT_RANKED"), NOT_RANKED);
+}
+
+/// The text of a WGSL function, from `fn NAME(` to its closing brace at column 0.
+fn wgsl_function_body(name: &str) -> &'static str {
+    let at = SHADER_SOURCE
+        .find(&format!("\nfn {name}("))
+        .unwrap_or_else(|| panic!("no WGSL function {name}"));
+    let rest = &SHADER_SOURCE[at + 1..];
+    &rest[..rest.find("\n}").expect("a function ends with }") + 2]
+}
+
+/// WGSL functions whose Rust twin has another name (a method, an operator, a closure inside a
+/// function of the same file), and those with none: GPU plumbing, each with its reason. vello
+/// declares missing twins explicitly; so does this table.
+const DECLARED_TWINS: [(&str, &str, &str); 28] = [
+    // (WGSL function, the Rust file, its twin there or "" for none, with why)
+    ("all_to_all_share", "src/model/comm.rs", "let share = |peers"),
+    ("attention_is_fused", "src/model/mod.rs", "pub fn is_fused"),
+    ("axis_value", "src/search.rs", "let v = |axis: usize|"),
+    ("div_ceil", "", "Rust's u32::div_ceil"),
+    (
+        "dp_collective",
+        "src/model/step.rs",
+        "let collective = |params_dense",
+    ),
+    ("ffn_matrices", "src/model/mod.rs", "pub fn matrices(self)"),
+    ("ffn_up_width", "src/model/mod.rs", "pub fn up_width(self)"),
+    (
+        "layer_costs_plus",
+        "src/model/step.rs",
+        "fn plus(&self, o: &LayerCosts)",
+    ),
+    (
+        "layer_costs_scaled",
+        "src/model/step.rs",
+        "fn scaled(&self, k: f64)",
+    ),
+    (
+        "layer_costs_total_s",
+        "src/model/step.rs",
+        "pub fn total_s(&self)",
+    ),
+    (
+        "memory_breakdown_total_bytes",
+        "src/model/memory.rs",
+        "pub fn total_bytes(&self)",
+    ),
+    (
+        "offload_layer_s",
+        "src/model/step.rs",
+        "let per_layer = |bytes: f64|",
+    ),
+    ("profile_layer", "src/model/profile.rs", "pub layer: LayerCosts"),
+    ("run_training", "src/search.rs", "pub fn training_for("),
+    (
+        "sends_per_microbatch",
+        "src/model/step.rs",
+        "let sends_per_microbatch = |send",
+    ),
+    (
+        "step_breakdown_total_s",
+        "src/model/step.rs",
+        "pub fn total_s(&self)",
+    ),
+    ("zero_shard", "src/model/memory.rs", "let shard = |stage: u32|"),
+    ("outer_key", "src/sweep/cpu.rs", "digits[..PROFILE_AXES]"),
+    (
+        "key_float",
+        "",
+        "GPU only: the inverse of float_key, for the threshold read back in f32",
+    ),
+    (
+        "digits_plus",
+        "",
+        "GPU only: the odometer stepped by an offset in 32-bit words (Rust decodes u64)",
+    ),
+    ("odometer_wheel", "", "GPU only: one wheel of digits_plus"),
+    ("index_add", "", "GPU only: a 64-bit index as two u32 words"),
+    (
+        "udiv",
+        "",
+        "GPU only: integer division that lavapipe's SPIR-V path gets right",
+    ),
+    ("urem", "", "GPU only: the remainder of udiv"),
+    (
+        "sweep_main",
+        "",
+        "GPU only: entry point; the CPU engine is src/sweep/cpu.rs",
+    ),
+    (
+        "evaluate_main",
+        "",
+        "GPU only: entry point of the parity tests (one estimate per layout)",
+    ),
+    (
+        "evaluate_profile_main",
+        "",
+        "GPU only: entry point of the profile parity tests",
+    ),
+    (
+        "profile_main",
+        "",
+        "GPU only: entry point that fills the profile cache",
+    ),
+];
+
+/// Every WGSL function has a Rust twin of the same name, or is declared above with its twin's
+/// other name (which must exist) or the reason it has none; the table has no stale entries.
+#[test]
+fn every_wgsl_function_has_a_rust_twin_or_a_declared_reason() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut rust = String::new();
+    let mut stack = vec![root.join("src")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                rust += &std::fs::read_to_string(path).unwrap();
+            }
+        }
+    }
+    let wgsl_functions: Vec<&str> = SHADER_SOURCE
+        .lines()
+        .filter_map(|l| l.strip_prefix("fn "))
+        .map(|l| &l[..l.find('(').unwrap()])
+        .collect();
+    let has_rust_fn =
+        |name: &str| rust.contains(&format!("fn {name}(")) || rust.contains(&format!("fn {name}<"));
+    for f in &wgsl_functions {
+        let declared = DECLARED_TWINS.iter().find(|(w, ..)| w == f);
+        match declared {
+            None => assert!(
+                has_rust_fn(f),
+                "WGSL fn {f} has no Rust twin `fn {f}`: write one, or declare it in DECLARED_TWINS"
+            ),
+            Some((_, file, twin)) => {
+                assert!(
+                    !has_rust_fn(f),
+                    "{f} has a same-named Rust twin: drop it from DECLARED_TWINS"
+                );
+                if !file.is_empty() {
+                    let text = std::fs::read_to_string(root.join(file)).unwrap();
+                    assert!(text.contains(twin), "{f}: {file} has no `{twin}`");
+                }
+            }
+        }
+    }
+    for (w, ..) in DECLARED_TWINS {
+        assert!(
+            wgsl_functions.contains(&w),
+            "DECLARED_TWINS names {w}, which no shader defines"
+        );
     }
 }
