@@ -791,7 +791,7 @@ impl Exporter for TableExporter {
                 e.energy_mwh,
                 100.0 * e.mfu,
                 100.0 * e.goodput,
-                best.binding_constraint
+                best.binding_constraint.text
             );
         } else {
             out += "No plan meets the constraints.\n\n";
@@ -853,7 +853,7 @@ fn plan_table(plans: &[Plan]) -> Table {
             Cell::new(format!("{:.3e}", e.energy_mwh)),
             Cell::new(format!("{:.1} %", 100.0 * e.mfu)),
             Cell::new(format!("{:.1} %", 100.0 * e.goodput)),
-            Cell::new(&p.binding_constraint),
+            Cell::new(&p.binding_constraint.text),
         ]);
         t.add_row(row);
     }
@@ -910,33 +910,54 @@ fn layout_cells(l: &SweepLayout) -> Vec<Cell> {
     ]
 }
 
+/// The version of the JSON reports' vocabulary, their first key: raised when a key is renamed,
+/// removed or changes meaning (2: `binding_constraint` became `{kind, value, limit, text}` and
+/// estimates gained `active_parameters`).
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// A report with `schema_version` in front of its own keys.
+#[derive(Serialize)]
+struct Versioned<'a, T: Serialize> {
+    schema_version: u32,
+    #[serde(flatten)]
+    report: &'a T,
+}
+
+fn versioned_json<T: Serialize>(report: &T) -> anyhow::Result<String> {
+    let v = Versioned {
+        schema_version: SCHEMA_VERSION,
+        report,
+    };
+    Ok(serde_json::to_string_pretty(&v)? + "\n")
+}
+
 impl Exporter for JsonExporter {
     fn estimate(&self, r: &EstimateReport) -> anyhow::Result<String> {
-        Ok(serde_json::to_string_pretty(r)? + "\n")
+        versioned_json(r)
     }
     fn validation(&self, r: &ValidationReport) -> anyhow::Result<String> {
-        Ok(serde_json::to_string_pretty(r)? + "\n")
+        versioned_json(r)
     }
     fn catalog(&self, c: &Catalog) -> anyhow::Result<String> {
-        Ok(serde_json::to_string_pretty(c)? + "\n")
+        versioned_json(c)
     }
     fn stacks(&self, stacks: &[StackSpec]) -> anyhow::Result<String> {
         Ok(serde_json::to_string_pretty(stacks)? + "\n")
     }
     fn fit(&self, r: &FitReport) -> anyhow::Result<String> {
-        Ok(serde_json::to_string_pretty(r)? + "\n")
+        versioned_json(r)
     }
     fn sweep(&self, r: &SweepReport) -> anyhow::Result<String> {
-        Ok(serde_json::to_string_pretty(r)? + "\n")
+        versioned_json(r)
     }
     fn adapters(&self, a: &[AdapterReport]) -> anyhow::Result<String> {
         Ok(serde_json::to_string_pretty(a)? + "\n")
     }
     fn bench(&self, r: &BenchReport) -> anyhow::Result<String> {
-        Ok(serde_json::to_string_pretty(r)? + "\n")
+        versioned_json(r)
     }
     fn plan(&self, r: &PlanReport) -> anyhow::Result<String> {
-        Ok(serde_json::to_string_pretty(r)? + "\n")
+        versioned_json(r)
     }
 }
 
@@ -1307,7 +1328,7 @@ impl Exporter for CsvExporter {
                     e.energy_mwh.to_string(),
                     e.mfu.to_string(),
                     e.goodput.to_string(),
-                    p.binding_constraint.clone(),
+                    p.binding_constraint.text.clone(),
                 ]);
                 w.write_record(&row)?;
             }

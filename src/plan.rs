@@ -43,7 +43,7 @@ pub struct Plan {
     pub estimate: serde_json::Map<String, serde_json::Value>,
     pub time_to_train_days: f64,
     /// The constraint closest to its limit, e.g. "power-bound: 4.98 GW used of 5.00".
-    pub binding_constraint: String,
+    pub binding_constraint: Binding,
     #[serde(skip)]
     pub metrics: Estimate,
     /// What a launch of the plan needs (`plan --emit`): the resolved layout and training, and
@@ -254,59 +254,125 @@ fn binding(
     count: u64,
     failure_rate_per_hour: f64,
     larger: Option<&Estimate>,
-) -> String {
+) -> Binding {
     use crate::export::human_usd;
-    let mut limits: Vec<(f64, String)> = vec![];
+    let mut limits: Vec<Binding> = vec![];
+    let mut limit = |kind: BindingKind, value: f64, limit: f64, text: String| {
+        limits.push(Binding {
+            kind,
+            value: Some(value),
+            limit: Some(limit),
+            text,
+        })
+    };
     if let Some(p) = constraints.power_mw {
-        limits.push((
-            e.power_mw / p,
+        limit(
+            BindingKind::Power,
+            e.power_mw,
+            p,
             format!(
                 "power-bound: {} used of {}",
                 human_power(e.power_mw),
                 human_power(p)
             ),
-        ));
+        );
     }
     if let Some(b) = constraints.budget_usd {
-        limits.push((
-            e.cost_usd / b,
+        limit(
+            BindingKind::Budget,
+            e.cost_usd,
+            b,
             format!(
                 "budget-bound: {} spent of {}",
                 human_usd(e.cost_usd),
                 human_usd(b)
             ),
-        ));
+        );
     }
     if let Some(d) = constraints.max_days {
         let days = e.time_to_train_s / 86400.0;
-        limits.push((days / d, format!("deadline-bound: {days:.1} days of {d:.0}")));
+        limit(
+            BindingKind::Deadline,
+            days,
+            d,
+            format!("deadline-bound: {days:.1} days of {d:.0}"),
+        );
     }
     if let Some(n) = constraints.max_accelerators {
-        limits.push((
-            count as f64 / n as f64,
+        limit(
+            BindingKind::Count,
+            count as f64,
+            n as f64,
             format!("count-bound: {count} accelerators of {n}"),
-        ));
+        );
     }
-    let closest = limits.into_iter().max_by(|a, b| a.0.total_cmp(&b.0));
-    if let Some((share, text)) = &closest {
-        if *share >= 0.9 {
-            return text.clone();
+    let share = |b: &Binding| b.value.unwrap_or(0.0) / b.limit.unwrap_or(f64::INFINITY);
+    let closest = limits.into_iter().max_by(|a, b| share(a).total_cmp(&share(b)));
+    if let Some(b) = &closest {
+        if share(b) >= 0.9 {
+            return b.clone();
         }
     }
+    let unlimited = |kind: BindingKind, value: Option<f64>, text: String| Binding {
+        kind,
+        value,
+        limit: None,
+        text,
+    };
     match larger {
-        Some(l) if l.time_to_train_s >= e.time_to_train_s && l.tokens_per_s > e.tokens_per_s => format!(
-            "reliability-bound: goodput {:.0} %, an interruption every {:.0} min",
-            100.0 * e.goodput,
-            60.0 / (count as f64 * failure_rate_per_hour)
+        Some(l) if l.time_to_train_s >= e.time_to_train_s && l.tokens_per_s > e.tokens_per_s => unlimited(
+            BindingKind::Reliability,
+            Some(e.goodput),
+            format!(
+                "reliability-bound: goodput {:.0} %, an interruption every {:.0} min",
+                100.0 * e.goodput,
+                60.0 / (count as f64 * failure_rate_per_hour)
+            ),
         ),
-        Some(l) if l.time_to_train_s >= e.time_to_train_s => {
-            "scale-bound: a larger cluster steps slower".into()
-        }
+        Some(l) if l.time_to_train_s >= e.time_to_train_s => unlimited(
+            BindingKind::Scale,
+            None,
+            "scale-bound: a larger cluster steps slower".into(),
+        ),
         _ => match closest {
-            Some((share, _)) => format!("none binding (closest limit at {:.0} %)", 100.0 * share),
-            None => "unconstrained".into(),
+            Some(b) => unlimited(
+                BindingKind::None,
+                Some(share(&b)),
+                format!("none binding (closest limit at {:.0} %)", 100.0 * share(&b)),
+            ),
+            None => unlimited(BindingKind::None, None, "unconstrained".into()),
         },
     }
+}
+
+/// What stops a plan from going faster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BindingKind {
+    /// Facility power: `value` MW used of `limit`.
+    Power,
+    /// Money: `value` USD of `limit`.
+    Budget,
+    /// Time to train: `value` days of `limit`.
+    Deadline,
+    /// Accelerators: `value` of `limit`.
+    Count,
+    /// Failures: a larger cluster trains slower although its steps are faster (`value` is the
+    /// goodput fraction).
+    Reliability,
+    /// Communication: a larger cluster's steps are slower.
+    Scale,
+    /// No limit within 10 % (`value`: the closest limit's used fraction, if any).
+    None,
+}
+
+/// The binding constraint of a plan, for machines (`kind`, `value`, `limit`) and people (`text`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Binding {
+    pub kind: BindingKind,
+    pub value: Option<f64>,
+    pub limit: Option<f64>,
+    pub text: String,
 }
 
 /// True when `a` is at least as good as `b` on time, cost and energy, and better on one.
@@ -568,7 +634,7 @@ fn search_counts(file: &ScenarioFile, catalog: &Catalog, origin: &str) -> Result
     Ok(space.axes[crate::search::AXIS_COUNT].clone())
 }
 
-fn to_plan(entry: TopEntry, e: Estimate, binding_constraint: String) -> Plan {
+fn to_plan(entry: TopEntry, e: Estimate, binding_constraint: Binding) -> Plan {
     Plan {
         layout: entry.layout,
         estimate: entry.estimate,
@@ -617,22 +683,22 @@ mod tests {
         };
         let at_power = an_estimate(4980.0, 60e9, 100.0, 0.95);
         assert_eq!(
-            binding(&limits, &at_power, 100_000, 2e-5, None),
+            binding(&limits, &at_power, 100_000, 2e-5, None).text,
             "power-bound: 4.98 GW used of 5.00 GW"
         );
         let at_budget = an_estimate(3000.0, 95e9, 100.0, 0.95);
         assert_eq!(
-            binding(&limits, &at_budget, 100_000, 2e-5, None),
+            binding(&limits, &at_budget, 100_000, 2e-5, None).text,
             "budget-bound: $95.00B spent of $100.00B"
         );
         let at_deadline = an_estimate(300.0, 5e9, 360.0, 0.95);
         assert_eq!(
-            binding(&limits, &at_deadline, 10_000, 2e-5, None),
+            binding(&limits, &at_deadline, 10_000, 2e-5, None).text,
             "deadline-bound: 360.0 days of 365"
         );
         let at_count = an_estimate(300.0, 5e9, 100.0, 0.95);
         assert_eq!(
-            binding(&limits, &at_count, 950_000, 2e-5, None),
+            binding(&limits, &at_count, 950_000, 2e-5, None).text,
             "count-bound: 950000 accelerators of 1000000"
         );
         // A larger cluster whose steps are faster but which trains slower: failures bind.
@@ -644,7 +710,7 @@ mod tests {
             ..an_estimate(450.0, 26e9, 110.0, 0.4)
         };
         assert_eq!(
-            binding(&limits, &failing, 131_072, 2e-5, Some(&larger)),
+            binding(&limits, &failing, 131_072, 2e-5, Some(&larger)).text,
             "reliability-bound: goodput 54 %, an interruption every 23 min"
         );
         let slower_steps = Estimate {
@@ -652,18 +718,32 @@ mod tests {
             ..larger
         };
         assert_eq!(
-            binding(&limits, &failing, 131_072, 2e-5, Some(&slower_steps)),
+            binding(&limits, &failing, 131_072, 2e-5, Some(&slower_steps)).text,
             "scale-bound: a larger cluster steps slower"
         );
         let faster = an_estimate(450.0, 26e9, 80.0, 0.4);
         assert_eq!(
-            binding(&limits, &failing, 131_072, 2e-5, Some(&faster)),
+            binding(&limits, &failing, 131_072, 2e-5, Some(&faster)).text,
             "none binding (closest limit at 27 %)"
         );
         assert_eq!(
-            binding(&ConstraintsSection::default(), &failing, 64, 2e-5, None),
+            binding(&ConstraintsSection::default(), &failing, 64, 2e-5, None).text,
             "unconstrained"
         );
+        // The machine-readable side: kind, value and limit in the limit's own units.
+        let power = binding(&limits, &at_power, 100_000, 2e-5, None);
+        assert_eq!(
+            (power.kind, power.value, power.limit),
+            (BindingKind::Power, Some(4980.0), Some(5000.0))
+        );
+        let reliability = binding(&limits, &failing, 131_072, 2e-5, Some(&larger));
+        assert_eq!(
+            (reliability.kind, reliability.value, reliability.limit),
+            (BindingKind::Reliability, Some(0.54), None)
+        );
+        let json = serde_json::to_value(&power).unwrap();
+        assert_eq!(json["kind"], "power");
+        assert_eq!(json["limit"], 5000.0);
     }
 
     /// Regression: a plan over 10^11 layouts ran with no progress and no word of its size.

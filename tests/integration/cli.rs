@@ -786,3 +786,36 @@ fn output_paths_are_checked_before_the_work() {
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&target).unwrap()).unwrap();
     assert!(v["step_time_s"].as_f64().unwrap() > 0.0);
 }
+
+/// One JSON vocabulary: every object report starts with its schema_version.
+#[test]
+fn json_reports_start_with_the_schema_version() {
+    let runs = data("measured-runs.csv");
+    let sweep = temp_file("schema", "sweep.toml", &stdout(&clustersweep(&["init", "sweep"])));
+    for args in [
+        vec!["estimate", "--json"],
+        vec!["catalog", "--json"],
+        vec!["validate", runs.to_str().unwrap(), "--json"],
+        vec![
+            "sweep",
+            sweep.to_str().unwrap(),
+            "--backend",
+            "cpu",
+            "--json",
+            "--no-progress",
+        ],
+        vec!["plan", "--backend", "cpu", "--json"],
+    ] {
+        let o = clustersweep(&args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        let text = stdout(&o);
+        assert!(
+            text.starts_with(&format!(
+                "{{\n  \"schema_version\": {},",
+                clustersweep::export::SCHEMA_VERSION
+            )),
+            "{args:?}: {}",
+            &text[..text.len().min(200)]
+        );
+    }
+}

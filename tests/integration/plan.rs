@@ -199,9 +199,9 @@ interleave = [1]
     let r = run(&file, Objective::Time, Backend::Cpu);
     let winner = &r.plans[0];
     assert!(
-        winner.binding_constraint.starts_with("power-bound"),
+        winner.binding_constraint.text.starts_with("power-bound"),
         "{}",
-        winner.binding_constraint
+        winner.binding_constraint.text
     );
     assert!(winner.metrics.power_mw > 0.9 && winner.metrics.power_mw <= 1.0);
     // Bought, fewer accelerators cost less: the cheapest plan is the smallest, slowest one. Set
@@ -222,9 +222,9 @@ interleave = [1]
     );
     assert_eq!(r.plans[0].layout, cheapest.layout);
     assert!(
-        r.plans[0].binding_constraint.starts_with("deadline-bound"),
+        r.plans[0].binding_constraint.text.starts_with("deadline-bound"),
         "{}",
-        r.plans[0].binding_constraint
+        r.plans[0].binding_constraint.text
     );
 }
 
@@ -296,6 +296,11 @@ fn default_plan_names_a_winner_per_accelerator_in_seconds() {
         for key in LAYOUT_KEYS {
             assert!(p["layout"].get(key).is_some(), "missing layout.{key} in {p}");
         }
+        let binding = &p["binding_constraint"];
+        assert!(
+            binding["kind"].is_string() && binding["text"].is_string(),
+            "{binding}"
+        );
         assert!(p["power_mw"].as_f64().unwrap() <= 5000.0);
         assert!(p["cost_usd"].as_f64().unwrap() <= 100e9);
         assert!(p["time_to_train_days"].as_f64().unwrap() <= 365.0);
