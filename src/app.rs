@@ -33,19 +33,21 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
     match &cli.command {
         Command::Estimate(args) => run_estimate(args, &catalog),
         Command::Validate(args) => run_validate(args, &catalog, cli.output_file.as_deref()),
-        Command::Catalog(args) if args.stacks => exporter(args.output.json, args.output.csv)
-            .stacks(&catalog.stacks)
-            .map_err(internal),
-        Command::Catalog(args) => exporter(args.output.json, args.output.csv)
+        Command::Catalog(args) if args.stacks => {
+            exporter(args.output.json, args.output.csv, args.output.wide)
+                .stacks(&catalog.stacks)
+                .map_err(internal)
+        }
+        Command::Catalog(args) => exporter(args.output.json, args.output.csv, args.output.wide)
             .catalog(&catalog)
             .map_err(internal),
         Command::Fit(args) => run_fit(args, &catalog),
         Command::Sweep(args) => run_sweep_command(args, &catalog),
         Command::Merge(args) => run_merge(args),
-        Command::Adapters(args) => exporter(args.json, false)
+        Command::Adapters(args) => exporter(args.json, false, false)
             .adapters(&adapter_reports())
             .map_err(internal),
-        Command::Bench(args) => exporter(args.json, false)
+        Command::Bench(args) => exporter(args.json, false, false)
             .bench(&run_bench(args.backend)?)
             .map_err(internal),
         Command::Plan(args) => run_plan(args, &catalog),
@@ -186,7 +188,7 @@ fn run_plan(args: &PlanArgs, catalog: &Catalog) -> Result<String, Error> {
             },
         ));
     }
-    exporter(args.output.json, args.output.csv)
+    exporter(args.output.json, args.output.csv, args.output.wide)
         .plan(&report)
         .map_err(internal)
 }
@@ -266,7 +268,7 @@ fn run_sweep_command(args: &SweepArgs, catalog: &Catalog) -> Result<String, Erro
             },
         ));
     }
-    exporter(args.output.json, args.output.csv)
+    exporter(args.output.json, args.output.csv, args.output.wide)
         .sweep(&report)
         .map_err(internal)
 }
@@ -283,7 +285,7 @@ fn run_merge(args: &MergeArgs) -> Result<String, Error> {
         parts.push(part);
     }
     let report = merge_reports(parts, args.top, args.allow_partial).map_err(Error::Usage)?;
-    exporter(args.output.json, args.output.csv)
+    exporter(args.output.json, args.output.csv, args.output.wide)
         .sweep(&report)
         .map_err(internal)
 }
@@ -335,7 +337,7 @@ fn run_estimate(args: &EstimateArgs, catalog: &Catalog) -> Result<String, Error>
         pricing: s.economics.pricing,
         estimate: e,
     };
-    exporter(args.output.json, args.output.csv)
+    exporter(args.output.json, args.output.csv, args.output.wide)
         .estimate(&report)
         .map_err(internal)
 }
@@ -354,7 +356,7 @@ fn run_validate(
     }
     let rows = read_runs(&args.runs)?;
     let report = validate(&rows, catalog, args.assume);
-    let text = exporter(args.output.json, args.output.csv)
+    let text = exporter(args.output.json, args.output.csv, args.output.wide)
         .validation(&report)
         .map_err(internal)?;
     if let Some(limit) = args.max_mape {
@@ -441,5 +443,5 @@ fn run_fit(args: &FitArgs, catalog: &Catalog) -> Result<String, Error> {
             .cross_validate
             .then(|| cross_validate(&rows, &skipped, catalog, args.iterations, args.assume)),
     };
-    exporter(args.json, false).fit(&report).map_err(internal)
+    exporter(args.json, false, false).fit(&report).map_err(internal)
 }

@@ -77,6 +77,10 @@ pub struct OutputArgs {
     /// Print CSV instead of a table.
     #[arg(long)]
     pub csv: bool,
+    /// Tables keep every column (otherwise they fit the terminal, or 100 columns in a pipe,
+    /// moving columns with one value under the table and hiding the least needed).
+    #[arg(long, conflicts_with_all = ["json", "csv"])]
+    pub wide: bool,
 }
 
 #[derive(Debug, Args)]

@@ -13,7 +13,7 @@ use crate::sweep::gpu::AdapterReport;
 use crate::sweep::SweepLayout;
 use crate::validate::{Assume, Source, ValidationReport};
 use comfy_table::presets::UTF8_BORDERS_ONLY;
-use comfy_table::{Cell, CellAlignment, Table};
+use comfy_table::{Cell, CellAlignment, ColumnConstraint, ContentArrangement, Table};
 use serde::Serialize;
 
 /// What `estimate` reports: the scenario in brief, then every field of the estimate.
@@ -64,22 +64,92 @@ fn field(e: &crate::sweep::TopEntry, key: &str) -> f64 {
     e.estimate.get(key).and_then(|v| v.as_f64()).unwrap_or(f64::NAN)
 }
 
-/// Human-readable tables.
-pub struct TableExporter;
+/// Human-readable tables: at most the terminal's width (100 columns when not a terminal),
+/// unless `wide`.
+pub struct TableExporter {
+    pub wide: bool,
+}
 /// One JSON document per command, field names stable.
 pub struct JsonExporter;
 /// Comma-separated rows, one per item.
 pub struct CsvExporter;
 
-/// The exporter for the flags given.
-pub fn exporter(json: bool, csv: bool) -> Box<dyn Exporter> {
+/// The exporter for the flags given (`wide`: tables keep every column).
+pub fn exporter(json: bool, csv: bool, wide: bool) -> Box<dyn Exporter> {
     if json {
         Box::new(JsonExporter)
     } else if csv {
         Box::new(CsvExporter)
     } else {
-        Box::new(TableExporter)
+        Box::new(TableExporter { wide })
     }
+}
+
+/// Width a table may take when stdout is not a terminal.
+pub const PIPE_TABLE_WIDTH: usize = 100;
+
+/// Fit `t` to the terminal (or [`PIPE_TABLE_WIDTH`]): columns whose rows all hold one value
+/// leave the table for a line under it, then columns in `drop_order` are hidden until it fits,
+/// and the longest cells of what is left wrap.
+/// Returns that line ("" when nothing moved), naming what was hidden and `--wide`.
+fn fit_width(t: &mut Table, drop_order: &[usize]) -> String {
+    let max_width = t.width().map(usize::from).unwrap_or(PIPE_TABLE_WIDTH);
+    let rendered_width = |t: &Table| {
+        t.to_string()
+            .lines()
+            .map(|l| l.chars().count())
+            .max()
+            .unwrap_or(0)
+    };
+    if rendered_width(t) <= max_width {
+        return String::new();
+    }
+    let names: Vec<String> = t
+        .header()
+        .map(|h| h.cell_iter().map(|c| c.content()).collect())
+        .unwrap_or_default();
+    let rows = t.row_iter().count();
+    let mut constant = vec![];
+    for (i, name) in names.iter().enumerate() {
+        let values: Vec<String> = t
+            .column_cells_iter(i)
+            .map(|c| c.map(|c| c.content()).unwrap_or_default())
+            .collect();
+        if rows > 1 && values.windows(2).all(|w| w[0] == w[1]) {
+            constant.push(format!("{name} {}", values[0]));
+            if let Some(col) = t.column_mut(i) {
+                col.set_constraint(ColumnConstraint::Hidden);
+            }
+        }
+    }
+    let mut hidden = vec![];
+    for &i in drop_order {
+        if rendered_width(t) <= max_width {
+            break;
+        }
+        if let Some(col) = t.column_mut(i) {
+            if !col.is_hidden() {
+                col.set_constraint(ColumnConstraint::Hidden);
+                hidden.push(names.get(i).cloned().unwrap_or_default());
+            }
+        }
+    }
+    if rendered_width(t) > max_width {
+        // What is left wraps its longest cells (the binding constraint's sentence).
+        t.set_content_arrangement(ContentArrangement::Dynamic)
+            .set_width(max_width as u16);
+    }
+    let mut line = String::new();
+    if !constant.is_empty() {
+        line += &format!("every row: {}", constant.join(", "));
+    }
+    if !hidden.is_empty() {
+        if !line.is_empty() {
+            line += "; ";
+        }
+        line += &format!("not shown: {}", hidden.join(", "));
+    }
+    line + " (--wide shows every column)\n"
 }
 
 /// Seconds in the unit a reader takes in at a glance.
@@ -643,8 +713,15 @@ impl Exporter for TableExporter {
             &mut t,
             &[0, 3, 4, 5, 6, 7, 8, 9, 10, 13, 14, 15, 16, 17, 18, 19, 20, 21],
         );
+        // Least needed first: throughput and energy follow from the step and the cost.
+        const SWEEP_DROP_ORDER: [usize; 10] = [16, 21, 18, 14, 12, 2, 10, 13, 9, 20];
+        let fitted = if self.wide {
+            String::new()
+        } else {
+            fit_width(&mut t, &SWEEP_DROP_ORDER)
+        };
         let c = &r.counts;
-        let mut out = format!("{} ranked by {}\n{t}\n\n", r.model, r.objective);
+        let mut out = format!("{} ranked by {}\n{t}\n{fitted}\n", r.model, r.objective);
         out += &format!(
             "evaluated {} layouts{} in {} ({:.3e} layouts/s, {:.3e} valid/s) on {}{}\n",
             c.evaluated,
@@ -797,15 +874,19 @@ impl Exporter for TableExporter {
             out += "No plan meets the constraints.\n\n";
         }
         out += &format!(
-            "The best plan on each accelerator\n{}\n\n",
-            plan_table(&r.per_accelerator)
+            "The best plan on each accelerator\n{}\n",
+            plan_table(&r.per_accelerator, self.wide)
         );
-        out += &format!("The {} best plans\n{}\n\n", r.plans.len(), plan_table(&r.plans));
+        out += &format!(
+            "The {} best plans\n{}\n",
+            r.plans.len(),
+            plan_table(&r.plans, self.wide)
+        );
         if let Some(p) = &r.pareto {
             out += &format!(
-                "Pareto set over time, cost and energy ({} plans)\n{}\n\n",
+                "Pareto set over time, cost and energy ({} plans)\n{}\n",
                 p.len(),
-                plan_table(p)
+                plan_table(p, self.wide)
             );
         }
         let d = &r.dropped;
@@ -831,7 +912,9 @@ impl Exporter for TableExporter {
     }
 }
 
-fn plan_table(plans: &[Plan]) -> Table {
+/// The plans as a table fitted to the terminal (unless `wide`), with the line saying what it
+/// leaves out.
+fn plan_table(plans: &[Plan], wide: bool) -> String {
     let mut header = LAYOUT_HEADER.to_vec();
     header.extend([
         "days",
@@ -858,7 +941,14 @@ fn plan_table(plans: &[Plan]) -> Table {
         t.add_row(row);
     }
     right(&mut t, &[2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 14, 15, 16, 17, 18, 19]);
-    t
+    // Least needed first: energy follows from power and days, MFU from the step.
+    const PLAN_DROP_ORDER: [usize; 10] = [17, 19, 18, 13, 11, 1, 9, 12, 8, 15];
+    let fitted = if wide {
+        String::new()
+    } else {
+        fit_width(&mut t, &PLAN_DROP_ORDER)
+    };
+    format!("{t}\n{fitted}")
 }
 
 /// Table columns of a layout, shared by `sweep` and `plan`.

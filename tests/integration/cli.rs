@@ -819,3 +819,36 @@ fn json_reports_start_with_the_schema_version() {
         );
     }
 }
+
+/// Regression: sweep and plan tables were 200-270 columns wide and wrapped in a terminal.
+#[test]
+fn tables_fit_100_columns_in_a_pipe_and_wide_keeps_every_column() {
+    let sweep = temp_file(
+        "table-width",
+        "sweep.toml",
+        &stdout(&clustersweep(&["init", "sweep"])),
+    );
+    let sweep = sweep.to_str().unwrap();
+    for args in [
+        vec!["sweep", sweep, "--backend", "cpu", "--no-progress"],
+        vec!["plan", "--backend", "cpu", "--pareto"],
+    ] {
+        let o = clustersweep(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let text = stdout(&o);
+        // Table lines (box-drawn) fit; the prose around them may run on.
+        for line in text.lines().filter(|l| l.starts_with(['│', '┌', '└', '╞'])) {
+            assert!(
+                line.chars().count() <= 100,
+                "{args:?}: {} columns:\n{line}",
+                line.chars().count()
+            );
+        }
+        assert!(text.contains("(--wide shows every column)"), "{text}");
+        let mut wide_args = args.clone();
+        wide_args.push("--wide");
+        let wide = stdout(&clustersweep(&wide_args));
+        assert!(wide.lines().any(|l| l.chars().count() > 100), "{args:?} --wide");
+        assert!(!wide.contains("--wide shows"), "{wide}");
+    }
+}
