@@ -149,6 +149,10 @@ fn fit_width(t: &mut Table, drop_order: &[usize]) -> String {
         }
         line += &format!("not shown: {}", hidden.join(", "));
     }
+    if line.is_empty() {
+        // Only wrapped: nothing is missing.
+        return String::new();
+    }
     line + " (--wide shows every column)\n"
 }
 
@@ -356,7 +360,13 @@ impl Exporter for TableExporter {
             ]);
         }
         right(&mut t, &[2, 3, 4]);
-        let mut out = format!("{t}\n\n");
+        // The assumed knobs are a paragraph per row: the first to go (JSON and --wide keep them).
+        let fitted = if self.wide {
+            String::new()
+        } else {
+            fit_width(&mut t, &[5, 1])
+        };
+        let mut out = format!("{t}\n{fitted}\n");
         let mut t = table(&["group", "rows", "MAPE", "max |error|", "worst run"]);
         for g in r
             .groups
@@ -373,7 +383,12 @@ impl Exporter for TableExporter {
             ]);
         }
         right(&mut t, &[1, 2, 3]);
-        out += &format!("{t}\n\n");
+        let fitted = if self.wide {
+            String::new()
+        } else {
+            fit_width(&mut t, &[])
+        };
+        out += &format!("{t}\n{fitted}\n");
         let mut t = table(&["same model, accelerator and batch", "rows", "Spearman"]);
         for g in &r.rank_groups {
             t.add_row(vec![

@@ -820,7 +820,8 @@ fn json_reports_start_with_the_schema_version() {
     }
 }
 
-/// Regression: sweep and plan tables were 200-270 columns wide and wrapped in a terminal.
+/// Regression: sweep, plan and validate tables were 200-530 columns wide and wrapped in a
+/// terminal.
 #[test]
 fn tables_fit_100_columns_in_a_pipe_and_wide_keeps_every_column() {
     let sweep = temp_file(
@@ -829,9 +830,11 @@ fn tables_fit_100_columns_in_a_pipe_and_wide_keeps_every_column() {
         &stdout(&clustersweep(&["init", "sweep"])),
     );
     let sweep = sweep.to_str().unwrap();
+    let runs = data("measured-runs.csv");
     for args in [
         vec!["sweep", sweep, "--backend", "cpu", "--no-progress"],
         vec!["plan", "--backend", "cpu", "--pareto"],
+        vec!["validate", runs.to_str().unwrap()],
     ] {
         let o = clustersweep(&args);
         assert!(o.status.success(), "{}", stderr(&o));
