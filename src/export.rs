@@ -20,9 +20,11 @@ use serde::Serialize;
 #[derive(Clone, Debug, Serialize)]
 pub struct EstimateReport {
     pub model: String,
+    #[serde(serialize_with = "whole_number")]
     pub parameters: f64,
     /// Parameters one token passes through: the routed experts it visits (not all of them),
     /// embeddings and output layer included.
+    #[serde(serialize_with = "whole_number")]
     pub active_parameters: f64,
     pub accelerator: String,
     pub count: u64,
@@ -37,6 +39,16 @@ pub struct EstimateReport {
     pub pricing: Pricing,
     #[serde(flatten)]
     pub estimate: Estimate,
+}
+
+/// A count held as f64 written as the integer it is (`70553698304`, not `70553698304.0`);
+/// anything else as the number it is.
+pub fn whole_number<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if v.fract() == 0.0 && v.abs() < 9.007_199_254_740_992e15 {
+        s.serialize_i64(*v as i64)
+    } else {
+        s.serialize_f64(*v)
+    }
 }
 
 /// What `fit` reports.

@@ -80,6 +80,7 @@ pub struct PlanReport {
     /// The model's shape, for `plan --emit`.
     #[serde(skip)]
     pub model_shape: Option<crate::model::Transformer>,
+    #[serde(serialize_with = "crate::export::whole_number")]
     pub parameters: f64,
     pub tokens: f64,
     pub objective: String,

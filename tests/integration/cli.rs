@@ -52,6 +52,12 @@ fn estimate_json_has_the_stable_field_names() {
     );
     assert!(v["memory"]["activations_bytes"].as_f64().unwrap() > 0.0);
     assert_eq!(v["layout"]["dp"], 64);
+    // Counts are integers, not 7.05e10 written as 70553698304.0.
+    assert!(
+        v["parameters"].is_u64() && v["active_parameters"].is_u64(),
+        "{}",
+        v["parameters"]
+    );
 }
 
 #[test]
