@@ -125,7 +125,7 @@ fn attention_params(m: GpuModel) -> f32 {
 
 fn tp_replicated_params(m: GpuModel) -> f32 {
     if is_latent_attention(m) {
-        return f32(m.hidden) * f32(m.q_lora_rank + m.kv_lora_rank + m.qk_rope_head_dim);
+        return f32(m.hidden) * (f32(m.q_lora_rank) + f32(m.kv_lora_rank) + f32(m.qk_rope_head_dim));
     }
     return 0.0;
 }
@@ -145,7 +145,7 @@ fn router_params(m: GpuModel) -> f32 {
 fn norm_params(m: GpuModel) -> f32 {
     var latent = 0.0;
     if is_latent_attention(m) {
-        latent = f32(m.q_lora_rank + m.kv_lora_rank);
+        latent = f32(m.q_lora_rank) + f32(m.kv_lora_rank);
     }
     return 2.0 * f32(m.hidden) + latent;
 }
@@ -197,7 +197,7 @@ fn mtp_forward_flops_per_sequence(m: GpuModel) -> f32 {
     let h = f32(m.hidden);
     var ffn = dense_ffn_params(m);
     if is_moe(m) {
-        ffn = router_params(m) + f32(m.experts_per_token + m.shared_experts) * expert_params(m);
+        ffn = router_params(m) + (f32(m.experts_per_token) + f32(m.shared_experts)) * expert_params(m);
     }
     return 2.0 * s * (attention_params(m) + ffn + 2.0 * h * h) + attention_forward_flops_per_sequence(m, s)
         + 2.0 * s * h * f32(m.vocab);

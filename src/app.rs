@@ -173,14 +173,14 @@ fn run_plan(args: &PlanArgs, catalog: &Catalog) -> Result<String, Error> {
                     report.plans.len()
                 ))
             })?;
-        let (Some(launch), Some(model)) = (plan.launch, report.model_shape) else {
+        let Some(launch) = plan.launch else {
             return Err(Error::Internal("the plan kept no layout to emit".into()));
         };
         return Ok(emit(
             framework,
             &Job {
                 model_name: &report.model,
-                model: &model,
+                model: &report.model_shape,
                 training: &launch.training,
                 layout: &launch.layout,
                 accelerator: &plan.layout.accelerator,
@@ -294,14 +294,13 @@ fn run_estimate(args: &EstimateArgs, catalog: &Catalog) -> Result<String, Error>
     if args.print_default {
         return Ok(DEFAULT_SCENARIO.to_string());
     }
-    let (file, origin) = match &args.scenario {
+    let (mut file, origin) = match &args.scenario {
         Some(path) => (ScenarioFile::read(path)?, path.display().to_string()),
         None => (
             ScenarioFile::parse(DEFAULT_SCENARIO, "(built-in default)")?,
             "(built-in default)".to_string(),
         ),
     };
-    let mut file = file;
     if let Some(config) = &args.hf_config {
         file.model = crate::scenario::ModelSection {
             hf_config: Some(config.display().to_string()),

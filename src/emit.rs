@@ -51,20 +51,11 @@ impl<'a> Job<'a> {
 pub fn emit(framework: Framework, job: &Job) -> String {
     let l = job.layout;
     let mut out = format!(
-        "# {} on {} x {}: tp {} pp {} dp {} cp {} ep {} etp {}, microbatch {}, interleave {}, recompute {}, ZeRO {}\n",
+        "# {} on {} x {}: {}\n",
         job.model_name,
         l.accelerators(),
         job.accelerator,
-        l.tp,
-        l.pp,
-        l.dp,
-        l.cp,
-        l.ep,
-        l.etp,
-        l.microbatch,
-        l.interleave,
-        l.recompute.name(),
-        l.zero
+        crate::export::layout_line(l)
     );
     out += &match framework {
         Framework::Megatron => megatron(job),
@@ -84,19 +75,20 @@ struct Args {
 }
 
 impl Args {
-    fn flags() -> Args {
+    fn with_joiner(joiner: &'static str) -> Args {
         Args {
             items: vec![],
             comments: vec![],
-            joiner: " ",
+            joiner,
         }
     }
+    /// `--flag value` pairs.
+    fn flags() -> Args {
+        Args::with_joiner(" ")
+    }
+    /// `key=value` overrides.
     fn overrides() -> Args {
-        Args {
-            items: vec![],
-            comments: vec![],
-            joiner: "=",
-        }
+        Args::with_joiner("=")
     }
     fn flag(&mut self, name: &str) {
         self.items.push((name.to_string(), None));
@@ -250,13 +242,9 @@ fn megatron(job: &Job) -> String {
         Recompute::Selective => a.value("--recompute-granularity", "selective"),
         Recompute::Full => {
             a.value("--recompute-granularity", "full");
-            if l.recompute_layers > 0 {
-                a.value("--recompute-method", "block");
-                a.value("--recompute-num-layers", l.recompute_layers);
-            } else {
-                a.value("--recompute-method", "uniform");
-                a.value("--recompute-num-layers", 1);
-            }
+            let (method, layers) = full_recompute_method(l);
+            a.value("--recompute-method", method);
+            a.value("--recompute-num-layers", layers);
         }
     }
     if l.offload_layers > 0 {
@@ -309,11 +297,8 @@ fn megatron(job: &Job) -> String {
     } else {
         a.value("--attention-backend", "unfused");
     }
-    let per_node = accelerators_per_host(job.scale_up_domain);
-    let command = format!(
-        "torchrun --nnodes {} --nproc-per-node {per_node} pretrain_gpt.py",
-        l.accelerators().div_ceil(u64::from(per_node))
-    );
+    let (hosts, per_host) = hosts(job);
+    let command = format!("torchrun --nnodes {hosts} --nproc-per-node {per_host} pretrain_gpt.py");
     a.shell(
         "megatron/training/arguments.py (NVIDIA/Megatron-LM core_v0.15.0)",
         &command,
@@ -326,12 +311,9 @@ fn megatron(job: &Job) -> String {
 fn nemo(job: &Job) -> String {
     let (m, t, l) = (job.model, job.training, job.layout);
     let mut a = Args::overrides();
-    let gpus_per_node = accelerators_per_host(job.scale_up_domain);
-    a.value(
-        "trainer.num_nodes",
-        l.accelerators().div_ceil(u64::from(gpus_per_node)),
-    );
-    a.value("trainer.devices", gpus_per_node);
+    let (hosts, per_host) = hosts(job);
+    a.value("trainer.num_nodes", hosts);
+    a.value("trainer.devices", per_host);
     let s = "trainer.strategy.";
     a.value(&format!("{s}tensor_model_parallel_size"), l.tp);
     a.value(&format!("{s}pipeline_model_parallel_size"), l.pp);
@@ -352,11 +334,7 @@ fn nemo(job: &Job) -> String {
         Recompute::Selective => a.value("model.config.recompute_granularity", "selective"),
         Recompute::Full => {
             a.value("model.config.recompute_granularity", "full");
-            let (method, layers) = if l.recompute_layers > 0 {
-                ("block", l.recompute_layers)
-            } else {
-                ("uniform", 1)
-            };
+            let (method, layers) = full_recompute_method(l);
             a.value("model.config.recompute_method", method);
             a.value("model.config.recompute_num_layers", layers);
         }
@@ -618,14 +596,25 @@ fn ici_devices(domain: u32) -> u32 {
     }
 }
 
-/// Accelerators per host for `torchrun --nproc-per-node` and NeMo's `trainer.devices`: four on
-/// an NVL72 rack's compute trays (NVIDIA GB200/GB300 NVL72: 18 trays of 4 GPUs), else the
-/// domain up to eight (HGX boards).
-fn accelerators_per_host(domain: u32) -> u32 {
-    if domain == 72 {
+/// Hosts and accelerators per host, for `torchrun --nnodes/--nproc-per-node` and NeMo's
+/// `trainer.num_nodes/devices`: four per host on an NVL72 rack's compute trays (NVIDIA
+/// GB200/GB300 NVL72: 18 trays of 4 GPUs), else the domain up to eight (HGX boards).
+fn hosts(job: &Job) -> (u64, u32) {
+    let per_host = if job.scale_up_domain == 72 {
         4
     } else {
-        domain.clamp(1, 8)
+        job.scale_up_domain.clamp(1, 8)
+    };
+    (job.layout.accelerators().div_ceil(u64::from(per_host)), per_host)
+}
+
+/// Megatron-Core's `recompute_method` and `recompute_num_layers` for full recomputation: `block`
+/// of the layers asked per stage, or `uniform` in chunks of one layer (every layer).
+fn full_recompute_method(l: &Layout) -> (&'static str, u32) {
+    if l.recompute_layers > 0 {
+        ("block", l.recompute_layers)
+    } else {
+        ("uniform", 1)
     }
 }
 

@@ -103,8 +103,12 @@ pub const PIPE_TABLE_WIDTH: usize = 100;
 /// Fit `t` to the terminal (or [`PIPE_TABLE_WIDTH`]): columns whose rows all hold one value
 /// leave the table for a line under it, then columns in `drop_order` are hidden until it fits,
 /// and the longest cells of what is left wrap.
-/// Returns that line ("" when nothing moved), naming what was hidden and `--wide`.
-fn fit_width(t: &mut Table, drop_order: &[usize]) -> String {
+/// Returns that line ("" when nothing moved), naming what was hidden and `--wide`. With
+/// `wide` the table stays whole.
+fn fit_width(t: &mut Table, drop_order: &[usize], wide: bool) -> String {
+    if wide {
+        return String::new();
+    }
     let max_width = t.width().map(usize::from).unwrap_or(PIPE_TABLE_WIDTH);
     let rendered_width = |t: &Table| {
         t.to_string()
@@ -221,7 +225,8 @@ fn right(t: &mut Table, columns: &[usize]) {
     }
 }
 
-fn layout_line(l: &Layout) -> String {
+/// One layout on one line, as `estimate` prints it and `--emit` heads its output.
+pub fn layout_line(l: &Layout) -> String {
     format!(
         "tp {} pp {} dp {} cp {} ep {} | microbatch {} interleave {} | recompute {} | sp {} tp-overlap {} | zero {}",
         l.tp,
@@ -373,11 +378,7 @@ impl Exporter for TableExporter {
         }
         right(&mut t, &[2, 3, 4]);
         // The assumed knobs are a paragraph per row: the first to go (JSON and --wide keep them).
-        let fitted = if self.wide {
-            String::new()
-        } else {
-            fit_width(&mut t, &[5, 1])
-        };
+        let fitted = fit_width(&mut t, &[5, 1], self.wide);
         let mut out = format!("{t}\n{fitted}\n");
         let mut t = table(&["group", "rows", "MAPE", "max |error|", "worst run"]);
         for g in r
@@ -395,11 +396,7 @@ impl Exporter for TableExporter {
             ]);
         }
         right(&mut t, &[1, 2, 3]);
-        let fitted = if self.wide {
-            String::new()
-        } else {
-            fit_width(&mut t, &[])
-        };
+        let fitted = fit_width(&mut t, &[], self.wide);
         out += &format!("{t}\n{fitted}\n");
         let mut t = table(&["same model, accelerator and batch", "rows", "Spearman"]);
         for g in &r.rank_groups {
@@ -742,11 +739,7 @@ impl Exporter for TableExporter {
         );
         // Least needed first: throughput and energy follow from the step and the cost.
         const SWEEP_DROP_ORDER: [usize; 10] = [16, 21, 18, 14, 12, 2, 10, 13, 9, 20];
-        let fitted = if self.wide {
-            String::new()
-        } else {
-            fit_width(&mut t, &SWEEP_DROP_ORDER)
-        };
+        let fitted = fit_width(&mut t, &SWEEP_DROP_ORDER, self.wide);
         let c = &r.counts;
         let mut out = format!("{} ranked by {}\n{t}\n{fitted}\n", r.model, r.objective);
         out += &format!(
@@ -970,11 +963,7 @@ fn plan_table(plans: &[Plan], wide: bool) -> String {
     right(&mut t, &[2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 14, 15, 16, 17, 18, 19]);
     // Least needed first: energy follows from power and days, MFU from the step.
     const PLAN_DROP_ORDER: [usize; 10] = [17, 19, 18, 13, 11, 1, 9, 12, 8, 15];
-    let fitted = if wide {
-        String::new()
-    } else {
-        fit_width(&mut t, &PLAN_DROP_ORDER)
-    };
+    let fitted = fit_width(&mut t, &PLAN_DROP_ORDER, wide);
     format!("{t}\n{fitted}")
 }
 

@@ -104,10 +104,12 @@ pub fn model_section(text: &str) -> Result<ModelSection, String> {
             // A layer is MoE where (i + 1) % decoder_sparse_step == 0 and it is not listed in
             // mlp_only_layers (Qwen3MoeDecoderLayer).
             let step = c.u32("decoder_sparse_step")?.unwrap_or(1).max(1);
-            let mlp_only = c.u32_list("mlp_only_layers")?;
-            let moe = (0..layers)
-                .filter(|i| (i + 1) % step == 0 && !mlp_only.contains(i))
-                .count() as u32;
+            let mut mlp_only = c.u32_list("mlp_only_layers")?;
+            mlp_only.retain(|&i| i < layers && (i + 1) % step == 0);
+            mlp_only.sort_unstable();
+            mlp_only.dedup();
+            // Counted, not looped: a config may claim billions of layers (refused later).
+            let moe = layers / step - mlp_only.len() as u32;
             // Wherever the dense layers sit, the model counts them (as for Llama 4).
             m.dense_layers = Some(layers - moe);
         }
@@ -165,11 +167,19 @@ pub fn model_section(text: &str) -> Result<ModelSection, String> {
             m.ffn = Some(c.u32("intermediate_size_mlp")?.unwrap_or(m.ffn.unwrap_or(0)));
             m.shared_experts = Some(1);
             let moe_layers = match c.get("moe_layers").filter(|v| !v.is_null()) {
-                Some(_) => c.u32_list("moe_layers")?.len() as u32,
-                None => {
-                    let step = c.u32("interleave_moe_layer_step")?.unwrap_or(1).max(1);
-                    (0..layers).filter(|i| (i + 1) % step == 0).count() as u32
+                Some(_) => {
+                    let mut listed = c.u32_list("moe_layers")?;
+                    if let Some(&past) = listed.iter().find(|&&i| i >= layers) {
+                        return Err(format!(
+                            "moe_layers lists layer {past} but num_hidden_layers = {layers}"
+                        ));
+                    }
+                    listed.sort_unstable();
+                    listed.dedup();
+                    listed.len() as u32
                 }
+                // Layers i with (i + 1) % step == 0 (Llama4TextConfig).
+                None => layers / c.u32("interleave_moe_layer_step")?.unwrap_or(1).max(1),
             };
             // Interleaved placement: the model counts dense layers, not where they sit.
             m.dense_layers = Some(layers - moe_layers);
@@ -548,5 +558,18 @@ mod tests {
         assert!(model_section("not json")
             .unwrap_err()
             .contains("not a JSON config"));
+        // Found in review: a listed MoE layer past the last one underflowed the dense count.
+        let listed = LLAMA4_MAVERICK.replace("\"rope_scaling\": null", "\"moe_layers\": [1, 99]");
+        let msg = model_section(&listed).unwrap_err();
+        assert!(
+            msg.contains("moe_layers lists layer 99 but num_hidden_layers = 48"),
+            "{msg}"
+        );
+        // Counted, not looped: four billion layers answer at once (and are refused later).
+        let huge = LLAMA4_MAVERICK.replace("\"num_hidden_layers\": 48", "\"num_hidden_layers\": 4294967295");
+        assert_eq!(
+            model_section(&huge).unwrap().dense_layers,
+            Some(4294967295 - 4294967295 / 2)
+        );
     }
 }

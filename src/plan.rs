@@ -79,7 +79,7 @@ pub struct PlanReport {
     pub model: String,
     /// The model's shape, for `plan --emit`.
     #[serde(skip)]
-    pub model_shape: Option<crate::model::Transformer>,
+    pub model_shape: crate::model::Transformer,
     #[serde(serialize_with = "crate::export::whole_number")]
     pub parameters: f64,
     pub tokens: f64,
@@ -258,7 +258,7 @@ fn binding(
 ) -> Binding {
     use crate::export::human_usd;
     let mut limits: Vec<Binding> = vec![];
-    let mut limit = |kind: BindingKind, value: f64, limit: f64, text: String| {
+    let mut add_limit = |kind: BindingKind, value: f64, limit: f64, text: String| {
         limits.push(Binding {
             kind,
             value: Some(value),
@@ -267,7 +267,7 @@ fn binding(
         })
     };
     if let Some(p) = constraints.power_mw {
-        limit(
+        add_limit(
             BindingKind::Power,
             e.power_mw,
             p,
@@ -279,7 +279,7 @@ fn binding(
         );
     }
     if let Some(b) = constraints.budget_usd {
-        limit(
+        add_limit(
             BindingKind::Budget,
             e.cost_usd,
             b,
@@ -292,7 +292,7 @@ fn binding(
     }
     if let Some(d) = constraints.max_days {
         let days = e.time_to_train_s / 86400.0;
-        limit(
+        add_limit(
             BindingKind::Deadline,
             days,
             d,
@@ -300,7 +300,7 @@ fn binding(
         );
     }
     if let Some(n) = constraints.max_accelerators {
-        limit(
+        add_limit(
             BindingKind::Count,
             count as f64,
             n as f64,
@@ -603,7 +603,7 @@ pub fn plan(
     let plans = feasible.into_iter().take(opts.top.max(1)).collect();
     Ok(PlanReport {
         model: base.model_name.clone(),
-        model_shape: Some(base.model),
+        model_shape: base.model,
         parameters: crate::model::flops::total_params(&base.model),
         tokens: base.tokens(),
         objective: opts.objective.name().into(),

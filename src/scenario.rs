@@ -12,8 +12,8 @@ use crate::error::Error;
 use crate::model::flops::total_params;
 use crate::model::run::{Economics, Pricing};
 use crate::model::{
-    check_layout, check_placement, check_stack, sites, AttentionKernel, Dtype, FfnKind, Hardware, Layout,
-    Recompute, Training, Transformer, MAX_LAYERS,
+    check_layout, check_placement, check_stack, sites, too_many_layers, AttentionKernel, Dtype, FfnKind,
+    Hardware, Layout, Recompute, Training, Transformer, MAX_LAYERS,
 };
 use serde::{Deserialize, Serialize};
 
@@ -312,7 +312,7 @@ pub fn resolve_stack<'a>(t: &TrainingSection, catalog: &'a Catalog) -> Result<&'
     catalog.stack(id).ok_or_else(|| {
         format!(
             "[training] stack = \"{id}\" is not a known stack{}; known: {} (`clustersweep catalog --stacks` describes them)",
-            crate::error::did_you_mean(id, catalog.stack_ids().split(", ")),
+            crate::error::did_you_mean(id, catalog.stacks.iter().map(|s| s.id.as_str())),
             catalog.stack_ids()
         )
     })
@@ -489,7 +489,7 @@ pub fn resolve_model(m: &ModelSection, catalog: &Catalog) -> Result<(String, Tra
         Some(id) => Some(catalog.model(id).ok_or_else(|| {
             format!(
                 "[model] preset = \"{id}\" is not a known preset{}; known: {}",
-                crate::error::did_you_mean(id, catalog.model_ids().split(", ")),
+                crate::error::did_you_mean(id, catalog.models.iter().map(|m| m.id.as_str())),
                 catalog.model_ids()
             )
         })?),
@@ -506,7 +506,7 @@ pub fn resolve_model(m: &ModelSection, catalog: &Catalog) -> Result<(String, Tra
     };
     let layers = need("layers", m.layers, preset.map(|p| p.layers))?;
     let mtp_layers = m.mtp_layers.or(preset.and_then(|p| p.mtp_layers)).unwrap_or(0);
-    if layers.saturating_add(mtp_layers) > MAX_LAYERS {
+    if too_many_layers(layers, mtp_layers) {
         return Err(format!(
             "[model] layers = {layers}, mtp_layers = {mtp_layers}: expected at most {MAX_LAYERS} together"
         ));
@@ -767,7 +767,7 @@ pub fn resolve_accelerator(c: &ClusterSection, catalog: &Catalog) -> Result<Acce
     let spec = catalog.accelerator(id).ok_or_else(|| {
         format!(
             "[cluster] accelerator = \"{id}\" is not in the catalog{}; known: {}",
-            crate::error::did_you_mean(id, catalog.accelerator_ids().split(", ")),
+            crate::error::did_you_mean(id, catalog.accelerators.iter().map(|a| a.id.as_str())),
             catalog.accelerator_ids()
         )
     })?;

@@ -361,7 +361,7 @@ impl SearchSpace {
             let spec = catalog.stack(id).ok_or_else(|| {
                 err(format!(
                     "[search] stacks: `{id}` is not a known stack{}; known: {}",
-                    crate::error::did_you_mean(id, catalog.stack_ids().split(", ")),
+                    crate::error::did_you_mean(id, catalog.stacks.iter().map(|s| s.id.as_str())),
                     catalog.stack_ids()
                 ))
             })?;
@@ -409,7 +409,7 @@ impl SearchSpace {
             let spec = catalog.accelerator(id).ok_or_else(|| {
                 err(format!(
                     "[search] accelerators: `{id}` is not in the catalog{}; known: {}",
-                    crate::error::did_you_mean(id, catalog.accelerator_ids().split(", ")),
+                    crate::error::did_you_mean(id, catalog.accelerators.iter().map(|a| a.id.as_str())),
                     catalog.accelerator_ids()
                 ))
             })?;

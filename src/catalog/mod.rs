@@ -579,11 +579,12 @@ impl Catalog {
                     return Err(bad(format!("model `{}`: {key} = 0, expected at least 1", m.id)));
                 }
             }
-            let max_layers = crate::model::MAX_LAYERS;
-            if m.layers.saturating_add(m.mtp_layers.unwrap_or(0)) > max_layers {
+            if crate::model::too_many_layers(m.layers, m.mtp_layers.unwrap_or(0)) {
                 return Err(bad(format!(
-                    "model `{}`: layers = {} with mtp_layers, expected at most {max_layers}",
-                    m.id, m.layers
+                    "model `{}`: layers = {} with mtp_layers, expected at most {}",
+                    m.id,
+                    m.layers,
+                    crate::model::MAX_LAYERS
                 )));
             }
         }

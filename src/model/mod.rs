@@ -464,6 +464,12 @@ pub fn check_stack(
 /// published models have about a hundred.
 pub const MAX_LAYERS: u32 = 1_000_000;
 
+/// Whether `layers` and `mtp_layers` together pass [`MAX_LAYERS`] (the scenario and the
+/// catalog refuse such a model).
+pub fn too_many_layers(layers: u32, mtp_layers: u32) -> bool {
+    layers.saturating_add(mtp_layers) > MAX_LAYERS
+}
+
 /// The transformer being trained. Counts are exact integers; the model works in f64.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Transformer {
@@ -758,9 +764,9 @@ impl Efficiency {
 pub(crate) mod test_support;
 
 /// Why a layout cannot run a model, checked before pricing it (Megatron-Core's own checks).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 /// The discriminants are the codes the shaders return (`LAYOUT_*` in shaders/model.wgsl; 0 is
 /// no violation), checked by a test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LayoutViolation {
     /// `tp` must divide the attention heads.
     TpHeads = 1,

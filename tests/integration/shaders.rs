@@ -525,7 +525,7 @@ const DECLARED_TWINS: [(&str, &str, &str); 28] = [
     (
         "key_float",
         "",
-        "GPU only: the inverse of float_key, for the threshold read back in f32",
+        "GPU only: the inverse of float_key, reading the shared top-k threshold",
     ),
     (
         "digits_plus",
@@ -537,9 +537,9 @@ const DECLARED_TWINS: [(&str, &str, &str); 28] = [
     (
         "udiv",
         "",
-        "GPU only: integer division that lavapipe's SPIR-V path gets right",
+        "GPU only: u32 division through f32 below 2^24 (GPUs emulate integer division); Rust's `/`",
     ),
-    ("urem", "", "GPU only: the remainder of udiv"),
+    ("urem", "", "GPU only: the remainder of udiv; Rust's `%`"),
     (
         "sweep_main",
         "",
