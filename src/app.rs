@@ -17,6 +17,7 @@ use crate::search::SearchSpace;
 use crate::sweep::bench::run_bench;
 use crate::sweep::driver::{merge_reports, parse_shard, run_sweep, SweepOptions, SweepReport};
 use crate::sweep::gpu::adapter_reports;
+use crate::uncertainty::{check_confidence, coverage, ModelError, Regime, DEFAULT_CONFIDENCE};
 use crate::validate::{read_runs, validate};
 use clap::CommandFactory;
 
@@ -294,6 +295,7 @@ fn run_estimate(args: &EstimateArgs, catalog: &Catalog) -> Result<String, Error>
     if args.print_default {
         return Ok(DEFAULT_SCENARIO.to_string());
     }
+    let confidence = check_confidence("--confidence", args.confidence).map_err(Error::Usage)?;
     let (mut file, origin) = match &args.scenario {
         Some(path) => (ScenarioFile::read(path)?, path.display().to_string()),
         None => (
@@ -320,7 +322,11 @@ fn run_estimate(args: &EstimateArgs, catalog: &Catalog) -> Result<String, Error>
     if let Some(framework) = args.emit {
         return Ok(emit(framework, &Job::of_scenario(&s)));
     }
+    let interval = ModelError::builtin().interval(&Regime::of_scenario(&s), confidence, None);
     let report = EstimateReport {
+        step_time_s_interval: interval.around(e.step_time_s),
+        time_to_train_s_interval: interval.around(e.time_to_train_s),
+        interval,
         model: s.model_name.clone(),
         parameters: total_params(&s.model),
         active_parameters: active_params(&s.model),
@@ -417,6 +423,14 @@ fn read_skipped_runs(
 }
 
 fn run_fit(args: &FitArgs, catalog: &Catalog) -> Result<String, Error> {
+    for (flag, path) in [
+        ("--write-catalog", &args.write_catalog),
+        ("--write-model-error", &args.write_model_error),
+    ] {
+        if let Some(path) = path {
+            check_output_path(flag, path, None)?;
+        }
+    }
     let rows = read_runs(&args.runs)?;
     let skipped = match &args.skip_runs {
         Some(path) => read_skipped_runs(path, &rows)?,
@@ -436,11 +450,25 @@ fn run_fit(args: &FitArgs, catalog: &Catalog) -> Result<String, Error> {
             source: e,
         })?;
     }
+    let cross_validation = (args.cross_validate || args.write_model_error.is_some())
+        .then(|| cross_validate(&rows, &skipped, catalog, args.iterations, args.assume));
+    let predictions: Vec<_> = cross_validation
+        .iter()
+        .flatten()
+        .flat_map(|h| h.predictions.iter().cloned())
+        .collect();
+    if let Some(path) = &args.write_model_error {
+        std::fs::write(path, ModelError::to_csv(&predictions)).map_err(|e| Error::Io {
+            path: path.display().to_string(),
+            source: e,
+        })?;
+    }
+    let interval_coverage =
+        (!predictions.is_empty()).then(|| coverage(&ModelError { predictions }, DEFAULT_CONFIDENCE));
     let report = FitReport {
         families,
-        cross_validation: args
-            .cross_validate
-            .then(|| cross_validate(&rows, &skipped, catalog, args.iterations, args.assume)),
+        cross_validation,
+        interval_coverage,
     };
     exporter(args.json, false, false).fit(&report).map_err(internal)
 }

@@ -99,6 +99,10 @@ pub struct EstimateArgs {
     /// Print the layout as this framework's launch arguments instead of the report.
     #[arg(long, value_enum, value_name = "FRAMEWORK", conflicts_with_all = ["json", "csv"])]
     pub emit: Option<Framework>,
+    /// Confidence of the step-time and time-to-train intervals (the model's error on measured
+    /// runs it was not fitted on; catalog/model-error.csv), strictly between 0 and 1.
+    #[arg(long, value_name = "LEVEL", default_value_t = crate::uncertainty::DEFAULT_CONFIDENCE)]
+    pub confidence: f64,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -149,6 +153,11 @@ pub struct FitArgs {
     /// still printed; `-o` sends it elsewhere).
     #[arg(long, value_name = "FILE")]
     pub write_catalog: Option<PathBuf>,
+    /// Write each priced row's step time in sample and held out (refitted without its group) as
+    /// a model-error file: what estimate's intervals are learned from (`catalog/model-error.csv`
+    /// is this file for tests/data/measured-runs.csv). Implies --cross-validate.
+    #[arg(long, value_name = "FILE")]
+    pub write_model_error: Option<PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,

@@ -11,6 +11,7 @@ use crate::sweep::bench::BenchReport;
 use crate::sweep::driver::SweepReport;
 use crate::sweep::gpu::AdapterReport;
 use crate::sweep::SweepLayout;
+use crate::uncertainty::{Coverage, Interval};
 use crate::validate::{Assume, Source, ValidationReport};
 use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{Cell, CellAlignment, ColumnConstraint, ContentArrangement, Table};
@@ -39,6 +40,12 @@ pub struct EstimateReport {
     pub pricing: Pricing,
     #[serde(flatten)]
     pub estimate: Estimate,
+    /// `[low, high]` of the step time at `interval.confidence`: the model's error on measured
+    /// runs it was not fitted on (the inputs' own ranges are not drawn).
+    pub step_time_s_interval: [f64; 2],
+    /// The time to train scaled by the same factors.
+    pub time_to_train_s_interval: [f64; 2],
+    pub interval: Interval,
 }
 
 /// A count held as f64 written as the integer it is (`70553698304`, not `70553698304.0`);
@@ -56,6 +63,8 @@ pub fn whole_number<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Err
 pub struct FitReport {
     pub families: Vec<FamilyFit>,
     pub cross_validation: Option<Vec<HoldOut>>,
+    /// The calibration of the intervals on the cross-validation's predictions.
+    pub interval_coverage: Option<Coverage>,
 }
 
 /// A way of printing each kind of result.
@@ -273,8 +282,17 @@ impl Exporter for TableExporter {
             layout_line(&r.layout)
         );
         let mut t = table(&["total", "value"]);
+        let band = |value: f64, [low, high]: [f64; 2]| {
+            format!(
+                "{} ({:.0} %: {} to {})",
+                human_duration(value),
+                100.0 * r.interval.confidence,
+                human_duration(low),
+                human_duration(high)
+            )
+        };
         let rows: [(&str, String); 12] = [
-            ("step time", human_duration(e.step_time_s)),
+            ("step time", band(e.step_time_s, r.step_time_s_interval)),
             ("tokens/s", format!("{:.0}", e.tokens_per_s)),
             (
                 "tokens/s per accelerator",
@@ -302,7 +320,10 @@ impl Exporter for TableExporter {
                 "goodput (failures, checkpoints)",
                 format!("{:.1} %", e.goodput * 100.0),
             ),
-            ("time to train", human_duration(e.time_to_train_s)),
+            (
+                "time to train",
+                band(e.time_to_train_s, r.time_to_train_s_interval),
+            ),
             ("facility power", format!("{:.2} MW", e.power_mw)),
             ("energy", format!("{:.0} MWh", e.energy_mwh)),
             ("cost", human_usd(e.cost_usd)),
@@ -311,7 +332,17 @@ impl Exporter for TableExporter {
             t.add_row(vec![Cell::new(k), Cell::new(v)]);
         }
         right(&mut t, &[1]);
-        out += &format!("{t}\n\n");
+        out += &format!("{t}\n");
+        out += &format!(
+            "{:.0} % intervals: {}{}; the inputs' own ranges are not included.\n\n",
+            100.0 * r.interval.confidence,
+            r.interval.basis,
+            r.interval
+                .extrapolation
+                .as_ref()
+                .map(|why| format!(", {why}"))
+                .unwrap_or_default()
+        );
         let mut t = table(&["step breakdown", "per step", "share"]);
         for (k, v) in e.breakdown.terms() {
             t.add_row(vec![
@@ -423,6 +454,15 @@ impl Exporter for TableExporter {
                 o.worst_run_id,
                 r.mean_spearman.map_or("-".into(), |s| format!("{s:+.2}")),
                 r.skipped
+            );
+        }
+        if let Some(c) = &r.interval_coverage {
+            out += &format!(
+                "{:.0} % intervals (learned from the other publications' held-out errors) hold {} of {} measured step times ({:.1} %).\n",
+                100.0 * c.confidence,
+                c.covered,
+                c.rows,
+                100.0 * c.covered_fraction
             );
         }
         Ok(out)
@@ -702,6 +742,16 @@ impl Exporter for TableExporter {
             }
             right(&mut t, &[1, 2, 3]);
             out += &format!("{t}\n");
+        }
+        if let Some(c) = &r.interval_coverage {
+            out += &format!(
+                "{:.0} % intervals, each row judged by the other publications' held-out errors: {} of {} rows inside ({:.1} %), median width {:.1} % of the prediction.\n",
+                100.0 * c.confidence,
+                c.covered,
+                c.rows,
+                100.0 * c.covered_fraction,
+                100.0 * c.median_width_fraction
+            );
         }
         Ok(out)
     }
@@ -1132,6 +1182,11 @@ impl Exporter for CsvExporter {
                 "power_mw",
                 "energy_mwh",
                 "cost_usd",
+                "confidence",
+                "step_time_s_low",
+                "step_time_s_high",
+                "time_to_train_s_low",
+                "time_to_train_s_high",
             ]
             .into_iter()
             .map(String::from)
@@ -1150,6 +1205,11 @@ impl Exporter for CsvExporter {
                 e.power_mw.to_string(),
                 e.energy_mwh.to_string(),
                 e.cost_usd.to_string(),
+                r.interval.confidence.to_string(),
+                r.step_time_s_interval[0].to_string(),
+                r.step_time_s_interval[1].to_string(),
+                r.time_to_train_s_interval[0].to_string(),
+                r.time_to_train_s_interval[1].to_string(),
             ];
             for (k, v) in e.breakdown.terms() {
                 header.push(k.to_string());

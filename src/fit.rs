@@ -13,6 +13,7 @@
 //! use the tensor cores.
 
 use crate::catalog::{Catalog, EfficiencyFamily, FittedEfficiency};
+use crate::uncertainty::HeldOutPrediction;
 use crate::validate::{best_candidate, prepare_row, Assume, PreparedRow, RunRow};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -371,6 +372,9 @@ pub struct HoldOut {
     pub rows: usize,
     pub in_sample_mape_pct: f64,
     pub out_of_sample_mape_pct: f64,
+    /// Each priced row of the group, in sample and held out (what `--write-model-error` writes).
+    #[serde(skip)]
+    pub predictions: Vec<HeldOutPrediction>,
 }
 
 /// Leave-one-group-out cross-validation: for each group, refit on the others (from the priors)
@@ -402,25 +406,46 @@ pub fn cross_validate(
             for f in fit_catalog(&kept, catalog, iterations, assume, true) {
                 refitted.set_fitted(&f.family, &f.after);
             }
-            let price = |c: &Catalog| -> (usize, f64) {
-                let prepared: Vec<PreparedRow> = held
+            let prepared: Vec<(&RunRow, PreparedRow)> = held
+                .iter()
+                .filter_map(|r| Some((r, prepare_row(r, catalog, assume).ok()?)))
+                .filter(|(_, p)| p.measured_from == "step_time_s")
+                .collect();
+            let predictions: Vec<HeldOutPrediction> = prepared
+                .iter()
+                .filter_map(|(row, in_sample)| {
+                    let held_out = prepare_row(row, &refitted, assume).ok()?;
+                    let (i, fitted) = best_candidate(in_sample, None);
+                    let (_, unseen) = best_candidate(&held_out, None);
+                    let s = &in_sample.candidates[i];
+                    Some(HeldOutPrediction {
+                        run_id: row.run_id.clone(),
+                        group: g.clone(),
+                        accelerator: s.accelerator.id.clone(),
+                        family: s.accelerator.efficiency.clone(),
+                        accelerators: s.layout.accelerators(),
+                        moe: s.model.is_moe(),
+                        in_sample_step_time_s: fitted.step_time_s,
+                        held_out_step_time_s: unseen.step_time_s,
+                        measured_step_time_s: in_sample.measured_step_time_s,
+                    })
+                })
+                .collect();
+            let mape = |predicted: fn(&HeldOutPrediction) -> f64| {
+                let sum: f64 = predictions
                     .iter()
-                    .filter_map(|r| prepare_row(r, c, assume).ok())
-                    .filter(|p| p.measured_from == "step_time_s")
-                    .collect();
-                let sum: f64 = prepared
-                    .iter()
-                    .map(|p| (best_candidate(p, None).1.step_time_s / p.measured_step_time_s - 1.0).abs())
+                    .map(|p| (predicted(p) / p.measured_step_time_s - 1.0).abs())
                     .sum();
-                (prepared.len(), 100.0 * sum / prepared.len().max(1) as f64)
+                100.0 * sum / predictions.len().max(1) as f64
             };
-            let (n, in_sample) = price(catalog);
-            let (_, out_of_sample) = price(&refitted);
-            (n > 0).then_some(HoldOut {
-                group: g,
-                rows: n,
-                in_sample_mape_pct: in_sample,
-                out_of_sample_mape_pct: out_of_sample,
+            let in_sample_mape_pct = mape(|p| p.in_sample_step_time_s);
+            let out_of_sample_mape_pct = mape(|p| p.held_out_step_time_s);
+            (!predictions.is_empty()).then(|| HoldOut {
+                group: g.clone(),
+                rows: predictions.len(),
+                in_sample_mape_pct,
+                out_of_sample_mape_pct,
+                predictions,
             })
         })
         .collect()

@@ -21,4 +21,5 @@ pub mod scenario;
 pub mod search;
 pub mod sweep;
 pub mod tomlfile;
+pub mod uncertainty;
 pub mod validate;

@@ -295,8 +295,22 @@ pub struct RowResult {
     /// Whether the layout fits in memory under the model (a measured run did fit).
     pub fits: Option<bool>,
     pub memory_per_accelerator_bytes: Option<f64>,
+    /// `[low, high]` of the prediction at `uncertainty::DEFAULT_CONFIDENCE`, learned from the
+    /// held-out errors of the other publications (the row's own group left out).
+    pub step_time_s_interval: Option<[f64; 2]>,
+    /// Whether the measured step time lies inside that interval.
+    pub within_interval: Option<bool>,
     /// Why the row has no prediction.
     pub reason: Option<String>,
+}
+
+/// How many measured step times lie inside their rows' intervals.
+#[derive(Clone, Debug, Serialize)]
+pub struct IntervalCoverage {
+    pub confidence: f64,
+    pub rows: usize,
+    pub covered: usize,
+    pub covered_fraction: f64,
 }
 
 /// MAPE and worst error of a set of rows.
@@ -333,6 +347,8 @@ pub struct ValidationReport {
     pub rank_groups: Vec<RankGroup>,
     /// Mean Spearman over the rank groups of three or more rows.
     pub mean_spearman: Option<f64>,
+    /// Over the rows with a measured step time: how many lie inside their intervals.
+    pub interval_coverage: Option<IntervalCoverage>,
     pub skipped: usize,
 }
 
@@ -361,6 +377,7 @@ pub struct PreparedRow {
 }
 
 use crate::search::divisors;
+use crate::uncertainty::{ModelError, Regime, DEFAULT_CONFIDENCE};
 
 /// The row's scenario file under every combination of the values its stack can run for the
 /// knobs it leaves empty (the fastest-that-fits search of `--assume fastest`).
@@ -675,6 +692,8 @@ pub fn predict_row(row: &RunRow, catalog: &Catalog, assume: Assume) -> RowResult
         assumed: AssumedKnobs::new(),
         fits: None,
         memory_per_accelerator_bytes: None,
+        step_time_s_interval: None,
+        within_interval: None,
         reason: None,
     };
     let prepared = match prepare_row(row, catalog, assume) {
@@ -694,6 +713,10 @@ pub fn predict_row(row: &RunRow, catalog: &Catalog, assume: Assume) -> RowResult
     result.error_pct = Some((e.step_time_s / measured - 1.0) * 100.0);
     result.fits = Some(e.fits);
     result.memory_per_accelerator_bytes = Some(e.memory_per_accelerator_bytes);
+    let interval =
+        ModelError::builtin().interval(&Regime::of_scenario(chosen), DEFAULT_CONFIDENCE, Some(&row.group));
+    result.step_time_s_interval = Some(interval.around(e.step_time_s));
+    result.within_interval = Some(interval.covers(e.step_time_s, measured));
     result
 }
 
@@ -814,7 +837,20 @@ pub fn report(rows: &[RunRow], results: Vec<RowResult>, assume: Assume) -> Valid
     let mean_spearman = (!rank_groups.is_empty())
         .then(|| rank_groups.iter().map(|g| g.spearman).sum::<f64>() / rank_groups.len() as f64);
     let skipped = results.iter().filter(|r| r.reason.is_some()).count();
+    let judged: Vec<bool> = results
+        .iter()
+        .filter(measured)
+        .filter_map(|r| r.within_interval)
+        .collect();
+    let covered = judged.iter().filter(|&&inside| inside).count();
+    let interval_coverage = (!judged.is_empty()).then(|| IntervalCoverage {
+        confidence: DEFAULT_CONFIDENCE,
+        rows: judged.len(),
+        covered,
+        covered_fraction: covered as f64 / judged.len() as f64,
+    });
     ValidationReport {
+        interval_coverage,
         assume,
         rows: results,
         groups,

@@ -61,6 +61,44 @@ fn estimate_json_has_the_stable_field_names() {
 }
 
 #[test]
+fn estimate_states_how_sure_it_is() {
+    // The interval brackets the estimate, a lower confidence narrows it, the time to train
+    // moves with the step time, and the basis says where it comes from.
+    let interval = |confidence: &str| {
+        let o = clustersweep(&["estimate", "--json", "--confidence", confidence]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let pair = |k: &str| [v[k][0].as_f64().unwrap(), v[k][1].as_f64().unwrap()];
+        let step = v["step_time_s"].as_f64().unwrap();
+        let [low, high] = pair("step_time_s_interval");
+        assert!(low < step && step < high, "{low} {step} {high}");
+        let train = v["time_to_train_s"].as_f64().unwrap();
+        let [train_low, train_high] = pair("time_to_train_s_interval");
+        assert!(
+            (train_low / train - low / step).abs() < 1e-12
+                && (train_high / train - high / step).abs() < 1e-12
+        );
+        assert!(
+            v["interval"]["basis"]
+                .as_str()
+                .unwrap()
+                .contains("held-out error"),
+            "{v}"
+        );
+        high - low
+    };
+    assert!(interval("0.5") < interval("0.8"));
+    let table = stdout(&clustersweep(&["estimate"]));
+    assert!(
+        table.contains("(80 %: ") && table.contains("80 % intervals: held-out error"),
+        "{table}"
+    );
+    let o = clustersweep(&["estimate", "--confidence", "80"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--confidence 80"), "{}", stderr(&o));
+}
+
+#[test]
 fn estimate_csv_is_one_header_and_one_row() {
     let o = clustersweep(&["estimate", "--csv"]);
     assert!(o.status.success());

@@ -1,0 +1,527 @@
+//! How sure an estimate is: intervals learned from the model's error on measured runs it was not
+//! fitted on.
+//!
+//! `clustersweep fit RUNS --cross-validate --write-model-error catalog/model-error.csv` refits
+//! the efficiency families once per group (publication) of the runs file without that group and
+//! prices the group's rows: each row's ratio of measured to predicted step time is one draw of
+//! the model's error on an unseen run. An estimate's interval is the spread of those errors for
+//! its kind of model (dense or mixture of experts), as a publication's offset plus its rows'
+//! scatter (see [`ModelError::interval`]), widened where the estimate lies outside everything
+//! measured (an accelerator family or a cluster size no run has).
+//!
+//! These intervals hold the model's error only: the inputs' own ranges (failure rates, prices,
+//! PUE) are not drawn here.
+
+use crate::scenario::Scenario;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+/// The interval's confidence when the user names none: 80 %, the central four-fifths of the
+/// held-out errors.
+pub const DEFAULT_CONFIDENCE: f64 = 0.8;
+
+/// The rows of the estimate's kind make its interval's scatter only when there are at least this
+/// many (with fewer, the 10th and 90th percentiles are one or two rows each); otherwise all rows.
+pub const MIN_POOL_ROWS: usize = 20;
+
+/// Publication offsets come from the publications of the estimate's kind (dense or mixture of
+/// experts) when there are at least this many; otherwise from all of them.
+pub const MIN_POOL_GROUPS: usize = 3;
+
+/// The committed held-out residuals, as `fit --cross-validate --write-model-error` wrote them.
+const BUILTIN_MODEL_ERROR: &str = include_str!("../catalog/model-error.csv");
+
+/// The header of a model-error file, in its column order.
+pub const MODEL_ERROR_COLUMNS: [&str; 9] = [
+    "run_id",
+    "group",
+    "accelerator",
+    "family",
+    "accelerators",
+    "moe",
+    "in_sample_step_time_s",
+    "held_out_step_time_s",
+    "measured_step_time_s",
+];
+
+/// One measured run priced twice: with the catalog fitted on every row (in sample) and with the
+/// catalog refitted without the run's group (held out).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HeldOutPrediction {
+    pub run_id: String,
+    pub group: String,
+    pub accelerator: String,
+    /// The accelerator's efficiency family.
+    pub family: String,
+    pub accelerators: u64,
+    pub moe: bool,
+    pub in_sample_step_time_s: f64,
+    pub held_out_step_time_s: f64,
+    pub measured_step_time_s: f64,
+}
+
+impl HeldOutPrediction {
+    /// ln(measured / predicted) out of sample: what multiplies a prediction to give the truth.
+    pub fn held_out_log_ratio(&self) -> f64 {
+        (self.measured_step_time_s / self.held_out_step_time_s).ln()
+    }
+    fn in_sample_log_ratio(&self) -> f64 {
+        (self.measured_step_time_s / self.in_sample_step_time_s).ln()
+    }
+}
+
+/// What an estimate is, for choosing whose errors describe it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Regime {
+    pub family: String,
+    pub moe: bool,
+    pub accelerators: u64,
+}
+
+impl Regime {
+    pub fn of_scenario(s: &Scenario) -> Regime {
+        Regime {
+            family: s.accelerator.efficiency.clone(),
+            moe: s.model.is_moe(),
+            accelerators: s.layout.accelerators(),
+        }
+    }
+}
+
+/// A multiplicative interval on a prediction at a confidence level, and where it came from.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Interval {
+    pub confidence: f64,
+    /// The prediction times these gives the interval's ends.
+    pub low_factor: f64,
+    pub high_factor: f64,
+    /// The held-out predictions the interval is the spread of, in words.
+    pub basis: String,
+    pub basis_rows: usize,
+    /// Why the interval was widened beyond its basis (the estimate is outside what was
+    /// measured), if it was.
+    pub extrapolation: Option<String>,
+}
+
+impl Interval {
+    pub fn around(&self, value: f64) -> [f64; 2] {
+        [value * self.low_factor, value * self.high_factor]
+    }
+    /// True when `measured` lies inside the interval around `predicted`.
+    pub fn covers(&self, predicted: f64, measured: f64) -> bool {
+        let [low, high] = self.around(predicted);
+        (low..=high).contains(&measured)
+    }
+}
+
+/// The model's held-out errors.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelError {
+    pub predictions: Vec<HeldOutPrediction>,
+}
+
+/// The `q`-quantile (0..1) of sorted values, interpolated linearly between order statistics.
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let position = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
+    let below = position.floor() as usize;
+    let above = position.ceil() as usize;
+    sorted[below] + (sorted[above] - sorted[below]) * (position - below as f64)
+}
+
+fn median_abs(values: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.map(f64::abs).collect();
+    v.sort_by(f64::total_cmp);
+    quantile(&v, 0.5)
+}
+
+impl ModelError {
+    /// The residuals committed in `catalog/model-error.csv`.
+    pub fn builtin() -> &'static ModelError {
+        static BUILTIN: OnceLock<ModelError> = OnceLock::new();
+        BUILTIN.get_or_init(|| {
+            ModelError::from_csv(BUILTIN_MODEL_ERROR)
+                .expect("catalog/model-error.csv is a valid model-error file")
+        })
+    }
+
+    /// Read a model-error file (the format `to_csv` writes).
+    pub fn from_csv(text: &str) -> Result<ModelError, String> {
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let header: Vec<String> = reader
+            .headers()
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(str::to_string)
+            .collect();
+        if header != MODEL_ERROR_COLUMNS {
+            return Err(format!(
+                "the header is `{}`; expected `{}`",
+                header.join(","),
+                MODEL_ERROR_COLUMNS.join(",")
+            ));
+        }
+        let mut predictions = vec![];
+        for (i, record) in reader.records().enumerate() {
+            let record = record.map_err(|e| e.to_string())?;
+            let line = i + 2;
+            let text = |c: usize| record.get(c).unwrap_or_default().trim().to_string();
+            let number = |c: usize| -> Result<f64, String> {
+                text(c)
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite() && *v > 0.0)
+                    .ok_or_else(|| {
+                        format!(
+                            "line {line}: column {} is `{}`; expected a positive number",
+                            MODEL_ERROR_COLUMNS[c],
+                            text(c)
+                        )
+                    })
+            };
+            predictions.push(HeldOutPrediction {
+                run_id: text(0),
+                group: text(1),
+                accelerator: text(2),
+                family: text(3),
+                accelerators: text(4).parse().map_err(|_| {
+                    format!(
+                        "line {line}: column accelerators is `{}`; expected a count",
+                        text(4)
+                    )
+                })?,
+                moe: text(5).parse().map_err(|_| {
+                    format!("line {line}: column moe is `{}`; expected true or false", text(5))
+                })?,
+                in_sample_step_time_s: number(6)?,
+                held_out_step_time_s: number(7)?,
+                measured_step_time_s: number(8)?,
+            });
+        }
+        if predictions.is_empty() {
+            return Err("it holds no rows".into());
+        }
+        Ok(ModelError { predictions })
+    }
+
+    /// The file `from_csv` reads, rows in the order given.
+    pub fn to_csv(predictions: &[HeldOutPrediction]) -> String {
+        let mut w = csv::Writer::from_writer(vec![]);
+        w.write_record(MODEL_ERROR_COLUMNS).expect("in-memory write");
+        for p in predictions {
+            w.write_record([
+                p.run_id.clone(),
+                p.group.clone(),
+                p.accelerator.clone(),
+                p.family.clone(),
+                p.accelerators.to_string(),
+                p.moe.to_string(),
+                format!("{:.6}", p.in_sample_step_time_s),
+                format!("{:.6}", p.held_out_step_time_s),
+                format!("{:.6}", p.measured_step_time_s),
+            ])
+            .expect("in-memory write");
+        }
+        String::from_utf8(w.into_inner().expect("in-memory write")).expect("CSV of UTF-8 fields")
+    }
+
+    /// How much wider the error is on runs the fit did not see than on those it did: the median
+    /// |ln(measured / predicted)| held out over the same in sample. An estimate outside
+    /// everything measured is one such step further out, so its interval is widened by it.
+    pub fn extrapolation_widening(&self) -> f64 {
+        let held = median_abs(self.predictions.iter().map(HeldOutPrediction::held_out_log_ratio));
+        let fitted = median_abs(
+            self.predictions
+                .iter()
+                .map(HeldOutPrediction::in_sample_log_ratio),
+        );
+        if fitted > 0.0 && held.is_finite() {
+            (held / fitted).max(1.0)
+        } else {
+            1.0
+        }
+    }
+
+    /// The interval at `confidence` for an estimate in `regime`.
+    ///
+    /// The error of a run from a publication the fit never saw has two parts: the publication's
+    /// own offset (its stack, cluster and way of measuring move all its rows together; the
+    /// mean held-out log-ratio of its rows) and the scatter of its rows about that offset. The
+    /// interval is the spread of every offset plus every scatter: offsets of the publications of
+    /// the same kind (dense or mixture of experts; all publications where fewer than
+    /// `MIN_POOL_GROUPS` are of that kind), scatters of the rows of that kind (all rows where
+    /// fewer than `MIN_POOL_ROWS`). Every publication weighs the same, however many rows it has.
+    /// `excluding_group` leaves a group out (to judge the intervals on it).
+    pub fn interval(&self, regime: &Regime, confidence: f64, excluding_group: Option<&str>) -> Interval {
+        let usable: Vec<&HeldOutPrediction> = self
+            .predictions
+            .iter()
+            .filter(|p| Some(p.group.as_str()) != excluding_group)
+            .collect();
+        let mut groups: BTreeMap<&str, (bool, Vec<f64>)> = BTreeMap::new();
+        for p in &usable {
+            let g = groups.entry(&p.group).or_insert((p.moe, vec![]));
+            g.0 |= p.moe;
+            g.1.push(p.held_out_log_ratio());
+        }
+        let offset = |ratios: &[f64]| ratios.iter().sum::<f64>() / ratios.len() as f64;
+        let kind = if regime.moe { "mixture-of-experts" } else { "dense" };
+        let same_kind = |moe: bool| moe == regime.moe;
+
+        let mut offsets: Vec<f64> = groups
+            .values()
+            .filter(|(moe, _)| same_kind(*moe))
+            .map(|(_, r)| offset(r))
+            .collect();
+        let offsets_of = if offsets.len() >= MIN_POOL_GROUPS {
+            format!("{kind} publications")
+        } else {
+            offsets = groups.values().map(|(_, r)| offset(r)).collect();
+            "publications".to_string()
+        };
+        let scatter_of = |keep: &dyn Fn(bool) -> bool| -> Vec<f64> {
+            groups
+                .values()
+                .filter(|(moe, _)| keep(*moe))
+                .flat_map(|(_, r)| {
+                    let o = offset(r);
+                    r.iter().map(move |x| x - o)
+                })
+                .collect()
+        };
+        let mut scatters = scatter_of(&same_kind);
+        let scatters_of = if scatters.len() >= MIN_POOL_ROWS {
+            format!("{kind} runs")
+        } else {
+            scatters = scatter_of(&|_| true);
+            "runs".to_string()
+        };
+        let mut sums: Vec<f64> = offsets
+            .iter()
+            .flat_map(|o| scatters.iter().map(move |e| o + e))
+            .collect();
+        sums.sort_by(f64::total_cmp);
+        let tail = (1.0 - confidence) / 2.0;
+        let mut low = quantile(&sums, tail);
+        let mut high = quantile(&sums, 1.0 - tail);
+
+        let mut outside = vec![];
+        if !usable.iter().any(|p| p.family == regime.family) {
+            outside.push(format!("no measured run on {}", regime.family));
+        }
+        let largest = usable
+            .iter()
+            .filter(|p| p.moe == regime.moe)
+            .map(|p| p.accelerators)
+            .max()
+            .unwrap_or(0);
+        if regime.accelerators > largest {
+            outside.push(format!(
+                "beyond the largest measured {kind} run ({largest} accelerators)"
+            ));
+        }
+        let extrapolation = (!outside.is_empty()).then(|| {
+            let widening = self.extrapolation_widening();
+            low *= widening;
+            high *= widening;
+            format!("widened {widening:.2}x: {}", outside.join("; "))
+        });
+        Interval {
+            confidence,
+            low_factor: low.exp(),
+            high_factor: high.exp(),
+            basis: format!(
+                "held-out error (model refitted without each publication) of {} {scatters_of} about their publication's offset, plus the offsets of {} {offsets_of}",
+                scatters.len(),
+                offsets.len()
+            ),
+            basis_rows: scatters.len(),
+            extrapolation,
+        }
+    }
+}
+
+/// How well the intervals describe runs of publications they did not learn from: each group's
+/// held-out predictions against the intervals learned from the other groups' errors.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Coverage {
+    pub confidence: f64,
+    pub rows: usize,
+    pub covered: usize,
+    pub covered_fraction: f64,
+    /// Median of (high - low) / prediction over the rows.
+    pub median_width_fraction: f64,
+}
+
+/// The coverage of `confidence` intervals on `error`'s own rows, each judged by the intervals
+/// the other groups give.
+pub fn coverage(error: &ModelError, confidence: f64) -> Coverage {
+    let mut covered = 0;
+    let mut widths = vec![];
+    for p in &error.predictions {
+        let regime = Regime {
+            family: p.family.clone(),
+            moe: p.moe,
+            accelerators: p.accelerators,
+        };
+        let interval = error.interval(&regime, confidence, Some(&p.group));
+        if interval.covers(p.held_out_step_time_s, p.measured_step_time_s) {
+            covered += 1;
+        }
+        widths.push(interval.high_factor - interval.low_factor);
+    }
+    widths.sort_by(f64::total_cmp);
+    let rows = error.predictions.len();
+    Coverage {
+        confidence,
+        rows,
+        covered,
+        covered_fraction: covered as f64 / rows.max(1) as f64,
+        median_width_fraction: quantile(&widths, 0.5),
+    }
+}
+
+/// A confidence level from the command line: strictly between 0 and 1.
+pub fn check_confidence(flag: &str, value: f64) -> Result<f64, String> {
+    if value > 0.0 && value < 1.0 {
+        Ok(value)
+    } else {
+        Err(format!(
+            "{flag} {value}: a confidence is strictly between 0 and 1 (e.g. 0.8 for 80 %)"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prediction(group: &str, family: &str, n: u64, moe: bool, held_out: f64) -> HeldOutPrediction {
+        HeldOutPrediction {
+            run_id: format!("{group}-{n}-{held_out}"),
+            group: group.into(),
+            accelerator: "a".into(),
+            family: family.into(),
+            accelerators: n,
+            moe,
+            in_sample_step_time_s: 1.0,
+            held_out_step_time_s: held_out,
+            measured_step_time_s: 1.0,
+        }
+    }
+
+    #[test]
+    fn quantiles_interpolate_between_order_statistics() {
+        let v = [1.0, 2.0, 3.0, 4.0, 5.0];
+        assert_eq!(quantile(&v, 0.0), 1.0);
+        assert_eq!(quantile(&v, 0.5), 3.0);
+        assert_eq!(quantile(&v, 1.0), 5.0);
+        assert!((quantile(&v, 0.1) - 1.4).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_new_publication_may_be_offset_as_the_others_were() {
+        // Three dense publications, each tight about its own offset (0.9, 1.0, 1.1 of the
+        // prediction): a fourth may sit at any of them, so the interval spans them all.
+        let mut rows = vec![];
+        for (g, ratio) in [("a", 0.9), ("b", 1.0), ("c", 1.1)] {
+            for i in 0..10 {
+                rows.push(prediction(
+                    g,
+                    "hopper",
+                    512,
+                    false,
+                    1.0 / (ratio + 0.001 * i as f64),
+                ));
+            }
+        }
+        let error = ModelError { predictions: rows };
+        let regime = Regime {
+            family: "hopper".into(),
+            moe: false,
+            accelerators: 512,
+        };
+        let interval = error.interval(&regime, 0.8, None);
+        assert_eq!(interval.basis_rows, 30, "{interval:?}");
+        assert!(
+            interval.basis.contains("3 dense publications"),
+            "{}",
+            interval.basis
+        );
+        assert!(
+            interval.low_factor < 0.92 && interval.high_factor > 1.08,
+            "{interval:?}"
+        );
+        assert!(interval.extrapolation.is_none());
+        // Leaving one out judges it by the other two, which (fewer than MIN_POOL_GROUPS of its
+        // kind) is every publication there is.
+        let without = error.interval(&regime, 0.8, Some("c"));
+        assert!(without.basis.contains("2 publications"), "{}", without.basis);
+        assert!(!without.covers(1.0, 1.11));
+        // A mixture-of-experts estimate with no MoE rows borrows the dense ones, and says so.
+        let moe = Regime { moe: true, ..regime };
+        let borrowed = error.interval(&moe, 0.8, None);
+        assert!(
+            borrowed.basis.contains("30 runs") && borrowed.basis.contains("3 publications"),
+            "{}",
+            borrowed.basis
+        );
+    }
+
+    #[test]
+    fn an_unmeasured_family_or_scale_is_widened_and_says_so() {
+        let rows: Vec<_> = (0..30)
+            .map(|i| {
+                let mut p = prediction("g", "hopper", 256, false, 1.0 + 0.01 * (i as f64 - 15.0));
+                p.in_sample_step_time_s = 1.0 + 0.005 * (i as f64 - 15.0);
+                p
+            })
+            .collect();
+        let error = ModelError { predictions: rows };
+        let seen = Regime {
+            family: "hopper".into(),
+            moe: false,
+            accelerators: 256,
+        };
+        let unseen = Regime {
+            family: "blackwell".into(),
+            moe: false,
+            accelerators: 100_000,
+        };
+        let a = error.interval(&seen, 0.8, None);
+        let b = error.interval(&unseen, 0.8, None);
+        assert!(a.extrapolation.is_none());
+        let why = b.extrapolation.clone().unwrap();
+        assert!(
+            why.contains("no measured run on blackwell") && why.contains("beyond the largest"),
+            "{why}"
+        );
+        assert!(b.high_factor / b.low_factor > a.high_factor / a.low_factor);
+    }
+
+    #[test]
+    fn model_error_files_round_trip_and_bad_cells_are_named() {
+        let rows = vec![prediction("g", "hopper", 8, true, 1.25)];
+        let text = ModelError::to_csv(&rows);
+        assert_eq!(ModelError::from_csv(&text).unwrap().predictions, rows);
+        let bad = text.replace("1.250000", "-1");
+        let e = ModelError::from_csv(&bad).unwrap_err();
+        assert!(e.contains("held_out_step_time_s"), "{e}");
+        assert!(ModelError::from_csv("run_id\n")
+            .unwrap_err()
+            .contains("expected `run_id,group"));
+    }
+
+    #[test]
+    fn confidence_must_be_strictly_between_0_and_1() {
+        assert_eq!(check_confidence("--confidence", 0.9), Ok(0.9));
+        for v in [0.0, 1.0, 80.0, f64::NAN] {
+            assert!(check_confidence("--confidence", v)
+                .unwrap_err()
+                .contains("--confidence"));
+        }
+    }
+}
