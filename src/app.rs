@@ -17,7 +17,8 @@ use crate::search::SearchSpace;
 use crate::sweep::bench::run_bench;
 use crate::sweep::driver::{merge_reports, parse_shard, run_sweep, SweepOptions, SweepReport};
 use crate::sweep::gpu::adapter_reports;
-use crate::uncertainty::{check_confidence, coverage, ModelError, Regime, DEFAULT_CONFIDENCE};
+use crate::sweep::SweepLayout;
+use crate::uncertainty::{check_confidence, coverage, Interval, ModelError, Regime, DEFAULT_CONFIDENCE};
 use crate::validate::{read_runs, validate};
 use clap::CommandFactory;
 
@@ -132,6 +133,17 @@ pub fn write_output(path: Option<&std::path::Path>, text: &str) -> Result<(), Er
     }
 }
 
+/// The default-confidence interval of a ranked layout (see `uncertainty::ModelError`).
+fn entry_interval(catalog: &Catalog, layout: &SweepLayout, moe: bool) -> Option<Interval> {
+    let accelerator = catalog.accelerator(&layout.accelerator)?;
+    let regime = Regime {
+        family: accelerator.efficiency.clone(),
+        moe,
+        accelerators: layout.count,
+    };
+    Some(ModelError::builtin().interval(&regime, DEFAULT_CONFIDENCE, None))
+}
+
 fn run_plan(args: &PlanArgs, catalog: &Catalog) -> Result<String, Error> {
     for (flag, path) in [("--plot", &args.plot), ("--plot-scaling", &args.plot_scaling)] {
         if let Some(path) = path {
@@ -145,7 +157,7 @@ fn run_plan(args: &PlanArgs, catalog: &Catalog) -> Result<String, Error> {
             "(built-in plan)".to_string(),
         ),
     };
-    let report = plan(
+    let mut report = plan(
         &file,
         catalog,
         &PlanOptions {
@@ -157,6 +169,17 @@ fn run_plan(args: &PlanArgs, catalog: &Catalog) -> Result<String, Error> {
         },
         &origin,
     )?;
+    let moe = report.model_shape.is_moe();
+    let plans = report.plans.iter_mut().chain(&mut report.per_accelerator);
+    let plans = plans
+        .chain(report.pareto.iter_mut().flatten())
+        .chain(&mut report.scaling);
+    for p in plans {
+        if let Some(i) = entry_interval(catalog, &p.layout, moe) {
+            p.step_time_s_interval = Some(i.around(p.metrics.step_time_s));
+            p.time_to_train_s_interval = Some(i.around(p.metrics.time_to_train_s));
+        }
+    }
     if let Some(path) = &args.plot {
         pareto_svg(&report, path).map_err(Error::Internal)?;
     }
@@ -231,7 +254,7 @@ fn run_sweep_command(args: &SweepArgs, catalog: &Catalog) -> Result<String, Erro
         .map(parse_shard)
         .transpose()
         .map_err(Error::Usage)?;
-    let report = run_sweep(
+    let mut report = run_sweep(
         &space,
         &SweepOptions {
             backend: args.backend,
@@ -241,6 +264,15 @@ fn run_sweep_command(args: &SweepArgs, catalog: &Catalog) -> Result<String, Erro
             progress: !args.no_progress,
         },
     )?;
+    for entry in &mut report.top {
+        let interval = entry_interval(catalog, &entry.layout, space.model.is_moe());
+        let value = |key: &str| entry.estimate.get(key).and_then(|v| v.as_f64());
+        if let (Some(i), Some(step), Some(train)) = (interval, value("step_time_s"), value("time_to_train_s"))
+        {
+            entry.step_time_s_interval = Some(i.around(step));
+            entry.time_to_train_s_interval = Some(i.around(train));
+        }
+    }
     for note in &report.notes {
         eprintln!("note: {note}");
     }

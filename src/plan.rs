@@ -42,6 +42,11 @@ pub struct Plan {
     #[serde(flatten)]
     pub estimate: serde_json::Map<String, serde_json::Value>,
     pub time_to_train_days: f64,
+    /// As `TopEntry`'s: the model's held-out error around the step time and time to train.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step_time_s_interval: Option<[f64; 2]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_to_train_s_interval: Option<[f64; 2]>,
     /// The constraint closest to its limit, e.g. "power-bound: 4.98 GW used of 5.00".
     pub binding_constraint: Binding,
     #[serde(skip)]
@@ -640,6 +645,8 @@ fn to_plan(entry: TopEntry, e: Estimate, binding_constraint: Binding) -> Plan {
         layout: entry.layout,
         estimate: entry.estimate,
         time_to_train_days: e.time_to_train_s / 86400.0,
+        step_time_s_interval: None,
+        time_to_train_s_interval: None,
         binding_constraint,
         metrics: e,
         launch: None,

@@ -586,6 +586,8 @@ mod tests {
                 global_batch: 8,
             },
             estimate: Default::default(),
+            step_time_s_interval: None,
+            time_to_train_s_interval: None,
         };
         // As the GPU ranked them: f32 could not tell 1e7 from 1e7 * (1 + 4e-8).
         let gpu_order = vec![

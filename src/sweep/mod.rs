@@ -206,6 +206,12 @@ pub struct TopEntry {
     pub layout: SweepLayout,
     #[serde(flatten)]
     pub estimate: serde_json::Map<String, serde_json::Value>,
+    /// `[low, high]` of the step time and the time to train at the default confidence (the
+    /// model's held-out error; see `uncertainty`), filled in by the command that reports them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_time_s_interval: Option<[f64; 2]>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_to_train_s_interval: Option<[f64; 2]>,
 }
 
 /// Rebuild the f64 estimate of a ranked index.
@@ -243,6 +249,8 @@ pub fn top_entry(space: &SearchSpace, rank: usize, r: &Ranked) -> Option<(TopEnt
             objective: objective_value(space.objective, &e),
             layout,
             estimate,
+            step_time_s_interval: None,
+            time_to_train_s_interval: None,
         },
         e,
     ))

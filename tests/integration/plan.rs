@@ -296,6 +296,17 @@ fn default_plan_names_a_winner_per_accelerator_in_seconds() {
         for key in LAYOUT_KEYS {
             assert!(p["layout"].get(key).is_some(), "missing layout.{key} in {p}");
         }
+        // How sure: the model's held-out error around the plan's step and time to train.
+        for (interval, value) in [
+            ("step_time_s_interval", p["step_time_s"].as_f64().unwrap()),
+            ("time_to_train_s_interval", p["time_to_train_s"].as_f64().unwrap()),
+        ] {
+            let (low, high) = (p[interval][0].as_f64().unwrap(), p[interval][1].as_f64().unwrap());
+            assert!(
+                low < value && value < high,
+                "{interval} [{low}, {high}] around {value}"
+            );
+        }
         let binding = &p["binding_constraint"];
         assert!(
             binding["kind"].is_string() && binding["text"].is_string(),

@@ -55,6 +55,14 @@ fn sweep_json_has_the_layout_and_every_estimate_field() {
     ] {
         assert!(top[0].get(key).is_some(), "{key}");
     }
+    for entry in top {
+        let step = entry["step_time_s"].as_f64().unwrap();
+        let interval = &entry["step_time_s_interval"];
+        assert!(
+            interval[0].as_f64().unwrap() < step && step < interval[1].as_f64().unwrap(),
+            "{entry}"
+        );
+    }
     let c = &v["counts"];
     let sum = c["invalid_degrees"].as_u64().unwrap()
         + c["invalid_layout"].as_u64().unwrap()

@@ -4,7 +4,7 @@ use crate::data;
 use clustersweep::catalog::Catalog;
 use clustersweep::fit::HoldOut;
 use clustersweep::uncertainty::{coverage, ModelError, DEFAULT_CONFIDENCE};
-use clustersweep::validate::{read_runs, validate, Assume, ValidationReport};
+use clustersweep::validate::{read_runs, validate, Assume, Source, ValidationReport};
 use std::sync::OnceLock;
 
 /// The run ids the fit does not learn from (`fit --skip-runs tests/data/fit-skipped-runs.csv`).
@@ -127,12 +127,13 @@ fn tpu_v5e_group_is_within_12_percent() {
 #[test]
 fn mixture_of_experts_groups_stay_within_their_measured_error() {
     // Not the MoE issue's target (12 %): with DeepSeek-V3 priced exactly (latent attention,
-    // parallel folding, the recipes' own expert tensor parallelism) its DGX Cloud v25.05 GB200
-    // rows are 69 % fast at 128, 256 and 512 GPUs alike (34 s measured; the same model on the
-    // same hardware ran 11.1 s in v25.10, which the model prices within 4 %), and the group is
-    // at 21.3 %. This holds the line until the missing cost is found.
+    // parallel folding, the recipes' own expert tensor parallelism) and its DGX Cloud v25.05
+    // GB200 rows read with the unfused attention their Transformer Engine fell back to (no
+    // cuDNN fused attention on Blackwell for 192-wide heads before TE 2.5), those rows are
+    // still 39 % fast (34 s measured, 21 s priced), and the group is at 16.0 %. This holds the
+    // line until the rest of that cost is found.
     for g in report().groups.iter().filter(|g| g.group.contains("MoE")) {
-        assert!(g.mape_pct <= 22.0, "{}: MAPE {:.2} %", g.group, g.mape_pct);
+        assert!(g.mape_pct <= 16.5, "{}: MAPE {:.2} %", g.group, g.mape_pct);
     }
 }
 
@@ -349,4 +350,29 @@ fn gb200_runs_the_fit_never_saw_mostly_fall_inside_their_intervals() {
         "{inside} of {} inside their 80 % intervals",
         held.rows.len()
     );
+}
+
+#[test]
+fn deepseek_v3_on_gb200_in_v25_05_ran_the_unfused_attention_its_transformer_engine_fell_back_to() {
+    // Regression for the 69 % miss: read with the stack's fused default the three rows were
+    // priced at 10.5 s against 34.2 s; the recorded unfused kernel (and the recomputation it
+    // then needs to fit) brings them to about 21 s.
+    for r in report()
+        .rows
+        .iter()
+        .filter(|r| r.run_id.starts_with("dgxc_v25.05.04_DeepSeekV3_gb200"))
+    {
+        assert_eq!(
+            r.assumed["attention_kernel"].source,
+            Source::Recorded,
+            "{}",
+            r.run_id
+        );
+        let predicted = r.predicted_step_time_s.unwrap();
+        assert!(
+            (18.0..26.0).contains(&predicted),
+            "{}: {predicted:.2} s",
+            r.run_id
+        );
+    }
 }
