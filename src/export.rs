@@ -11,7 +11,7 @@ use crate::sweep::bench::BenchReport;
 use crate::sweep::driver::SweepReport;
 use crate::sweep::gpu::AdapterReport;
 use crate::sweep::SweepLayout;
-use crate::uncertainty::{Coverage, Interval};
+use crate::uncertainty::{Coverage, Interval, DEFAULT_CONFIDENCE};
 use crate::validate::{Assume, Source, ValidationReport};
 use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{Cell, CellAlignment, ColumnConstraint, ContentArrangement, Table};
@@ -919,7 +919,7 @@ impl Exporter for TableExporter {
             let (l, e) = (&best.layout, &best.metrics);
             out += &format!(
                 "The plan: {} x {} on {}, tp {} pp {} dp {} cp {} ep {} (microbatch {}, interleave {}, recompute {}, zero {}), \
-                 {:.1} days to train, {}, {}, {:.3e} MWh, MFU {:.1} %, goodput {:.1} %. {}.\n\n",
+                 {:.1} days to train{}, {}, {}, {:.3e} MWh, MFU {:.1} %, goodput {:.1} %. {}.\n\n",
                 l.count,
                 l.accelerator,
                 l.stack,
@@ -933,6 +933,14 @@ impl Exporter for TableExporter {
                 recompute_cell(l.recompute, l.recompute_layers, l.offload_layers),
                 l.zero,
                 best.time_to_train_days,
+                best.time_to_train_s_interval
+                    .map(|[low, high]| format!(
+                        " ({:.0} % interval of the model's error: {:.1}-{:.1})",
+                        100.0 * DEFAULT_CONFIDENCE,
+                        low / 86400.0,
+                        high / 86400.0
+                    ))
+                    .unwrap_or_default(),
                 human_mw(e.power_mw),
                 human_usd(e.cost_usd),
                 e.energy_mwh,

@@ -355,6 +355,11 @@ fn default_plan_names_a_winner_per_accelerator_in_seconds() {
         out.contains("The plan:") && out.contains("The best plan on each accelerator"),
         "{out}"
     );
+    // The headline says how sure its time to train is.
+    assert!(
+        out.contains("days to train (80 % interval of the model's error: "),
+        "{out}"
+    );
 }
 
 /// Circles per panel of the Pareto SVG; plotters draws each panel as its own group of elements
