@@ -994,8 +994,9 @@ impl Exporter for TableExporter {
 /// leaves out.
 fn plan_table(plans: &[Plan], wide: bool) -> String {
     let mut header = LAYOUT_HEADER.to_vec();
+    let days = format!("days ({:.0} %)", 100.0 * DEFAULT_CONFIDENCE);
     header.extend([
-        "days",
+        days.as_str(),
         "MW",
         "cost",
         "MWh",
@@ -1008,7 +1009,15 @@ fn plan_table(plans: &[Plan], wide: bool) -> String {
         let e = &p.metrics;
         let mut row = layout_cells(&p.layout);
         row.extend([
-            Cell::new(format!("{:.1}", p.time_to_train_days)),
+            Cell::new(match p.time_to_train_s_interval {
+                Some([low, high]) => format!(
+                    "{:.1} ({:.0}-{:.0})",
+                    p.time_to_train_days,
+                    low / 86400.0,
+                    high / 86400.0
+                ),
+                None => format!("{:.1}", p.time_to_train_days),
+            }),
             Cell::new(human_mw(e.power_mw).trim_end_matches(" MW").to_string()),
             Cell::new(human_usd(e.cost_usd)),
             Cell::new(format!("{:.3e}", e.energy_mwh)),
