@@ -356,32 +356,42 @@ pub struct Coverage {
     pub median_width_fraction: f64,
 }
 
+impl Coverage {
+    /// The coverage of `confidence` intervals from each row's `(inside, width_fraction)`: whether
+    /// its measured value fell inside, and the interval's width over its prediction.
+    pub fn of(confidence: f64, judged: impl IntoIterator<Item = (bool, f64)>) -> Coverage {
+        let (inside, mut widths): (Vec<bool>, Vec<f64>) = judged.into_iter().unzip();
+        widths.sort_by(f64::total_cmp);
+        let rows = inside.len();
+        let covered = inside.iter().filter(|&&x| x).count();
+        Coverage {
+            confidence,
+            rows,
+            covered,
+            covered_fraction: covered as f64 / rows.max(1) as f64,
+            median_width_fraction: quantile(&widths, 0.5),
+        }
+    }
+}
+
 /// The coverage of `confidence` intervals on `error`'s own rows, each judged by the intervals
 /// the other groups give.
 pub fn coverage(error: &ModelError, confidence: f64) -> Coverage {
-    let mut covered = 0;
-    let mut widths = vec![];
-    for p in &error.predictions {
-        let regime = Regime {
-            family: p.family.clone(),
-            moe: p.moe,
-            accelerators: p.accelerators,
-        };
-        let interval = error.interval(&regime, confidence, Some(&p.group));
-        if interval.covers(p.held_out_step_time_s, p.measured_step_time_s) {
-            covered += 1;
-        }
-        widths.push(interval.high_factor - interval.low_factor);
-    }
-    widths.sort_by(f64::total_cmp);
-    let rows = error.predictions.len();
-    Coverage {
+    Coverage::of(
         confidence,
-        rows,
-        covered,
-        covered_fraction: covered as f64 / rows.max(1) as f64,
-        median_width_fraction: quantile(&widths, 0.5),
-    }
+        error.predictions.iter().map(|p| {
+            let regime = Regime {
+                family: p.family.clone(),
+                moe: p.moe,
+                accelerators: p.accelerators,
+            };
+            let interval = error.interval(&regime, confidence, Some(&p.group));
+            (
+                interval.covers(p.held_out_step_time_s, p.measured_step_time_s),
+                interval.high_factor - interval.low_factor,
+            )
+        }),
+    )
 }
 
 /// A confidence level from the command line: strictly between 0 and 1.

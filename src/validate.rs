@@ -304,15 +304,6 @@ pub struct RowResult {
     pub reason: Option<String>,
 }
 
-/// How many measured step times lie inside their rows' intervals.
-#[derive(Clone, Debug, Serialize)]
-pub struct IntervalCoverage {
-    pub confidence: f64,
-    pub rows: usize,
-    pub covered: usize,
-    pub covered_fraction: f64,
-}
-
 /// MAPE and worst error of a set of rows.
 #[derive(Clone, Debug, Serialize)]
 pub struct ErrorSummary {
@@ -348,7 +339,7 @@ pub struct ValidationReport {
     /// Mean Spearman over the rank groups of three or more rows.
     pub mean_spearman: Option<f64>,
     /// Over the rows with a measured step time: how many lie inside their intervals.
-    pub interval_coverage: Option<IntervalCoverage>,
+    pub interval_coverage: Option<Coverage>,
     pub skipped: usize,
 }
 
@@ -377,7 +368,7 @@ pub struct PreparedRow {
 }
 
 use crate::search::divisors;
-use crate::uncertainty::{ModelError, Regime, DEFAULT_CONFIDENCE};
+use crate::uncertainty::{Coverage, ModelError, Regime, DEFAULT_CONFIDENCE};
 
 /// The row's scenario file under every combination of the values its stack can run for the
 /// knobs it leaves empty (the fastest-that-fits search of `--assume fastest`).
@@ -837,18 +828,15 @@ pub fn report(rows: &[RunRow], results: Vec<RowResult>, assume: Assume) -> Valid
     let mean_spearman = (!rank_groups.is_empty())
         .then(|| rank_groups.iter().map(|g| g.spearman).sum::<f64>() / rank_groups.len() as f64);
     let skipped = results.iter().filter(|r| r.reason.is_some()).count();
-    let judged: Vec<bool> = results
+    let judged: Vec<(bool, f64)> = results
         .iter()
         .filter(measured)
-        .filter_map(|r| r.within_interval)
+        .filter_map(|r| {
+            let [low, high] = r.step_time_s_interval?;
+            Some((r.within_interval?, (high - low) / r.predicted_step_time_s?))
+        })
         .collect();
-    let covered = judged.iter().filter(|&&inside| inside).count();
-    let interval_coverage = (!judged.is_empty()).then(|| IntervalCoverage {
-        confidence: DEFAULT_CONFIDENCE,
-        rows: judged.len(),
-        covered,
-        covered_fraction: covered as f64 / judged.len() as f64,
-    });
+    let interval_coverage = (!judged.is_empty()).then(|| Coverage::of(DEFAULT_CONFIDENCE, judged));
     ValidationReport {
         interval_coverage,
         assume,
