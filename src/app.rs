@@ -4,6 +4,7 @@
 
 use crate::catalog::Catalog;
 use crate::cli::{Cli, Command, EstimateArgs, FitArgs, MergeArgs, PlanArgs, SweepArgs, ValidateArgs};
+use crate::draws::{mark_plans, mark_sweep, plan_ranking, sensitivity, sweep_ranking, DrawOptions};
 use crate::emit::{emit, Job};
 use crate::error::Error;
 use crate::export::{exporter, EstimateReport, FitReport};
@@ -11,11 +12,13 @@ use crate::fit::{cross_validate, fit_catalog, fitted_catalog_toml};
 use crate::model::flops::{active_params, total_params};
 use crate::model::run::estimate;
 use crate::plan::{example, plan, PlanOptions, DEFAULT_PLAN, EXAMPLES};
-use crate::plot::{pareto_svg, scaling_svg};
+use crate::plot::{pareto_svg, scaling_svg, tornado_svg};
 use crate::scenario::{ScenarioFile, DEFAULT_SCENARIO};
 use crate::search::SearchSpace;
 use crate::sweep::bench::run_bench;
-use crate::sweep::driver::{merge_reports, parse_shard, run_sweep, SweepOptions, SweepReport};
+use crate::sweep::driver::{
+    merge_reports, open_engines, parse_shard, run_sweep, Adapters, Backend, SweepOptions, SweepReport,
+};
 use crate::sweep::gpu::adapter_reports;
 use crate::sweep::SweepLayout;
 use crate::uncertainty::{check_confidence, coverage, Interval, ModelError, Regime, DEFAULT_CONFIDENCE};
@@ -134,22 +137,27 @@ pub fn write_output(path: Option<&std::path::Path>, text: &str) -> Result<(), Er
 }
 
 /// The default-confidence interval of a ranked layout (see `uncertainty::ModelError`).
-fn entry_interval(catalog: &Catalog, layout: &SweepLayout, moe: bool) -> Option<Interval> {
+fn entry_interval(catalog: &Catalog, layout: &SweepLayout, moe: bool, confidence: f64) -> Option<Interval> {
     let accelerator = catalog.accelerator(&layout.accelerator)?;
     let regime = Regime {
         family: accelerator.efficiency.clone(),
         moe,
         accelerators: layout.count,
     };
-    Some(ModelError::builtin().interval(&regime, DEFAULT_CONFIDENCE, None))
+    Some(ModelError::builtin().interval(&regime, confidence, None))
 }
 
 fn run_plan(args: &PlanArgs, catalog: &Catalog) -> Result<String, Error> {
-    for (flag, path) in [("--plot", &args.plot), ("--plot-scaling", &args.plot_scaling)] {
+    for (flag, path) in [
+        ("--plot", &args.plot),
+        ("--plot-scaling", &args.plot_scaling),
+        ("--plot-sensitivity", &args.plot_sensitivity),
+    ] {
         if let Some(path) = path {
             check_output_path(flag, path, Some("svg"))?;
         }
     }
+    let confidence = check_confidence("--confidence", args.draws.confidence).map_err(Error::Usage)?;
     let (file, origin) = match &args.scenario {
         Some(path) => (ScenarioFile::read(path)?, path.display().to_string()),
         None => (
@@ -157,28 +165,39 @@ fn run_plan(args: &PlanArgs, catalog: &Catalog) -> Result<String, Error> {
             "(built-in plan)".to_string(),
         ),
     };
-    let mut report = plan(
-        &file,
-        catalog,
-        &PlanOptions {
-            objective: args.objective,
-            backend: args.backend,
-            // The plot draws the Pareto set, so asking for it computes the set.
-            pareto: args.pareto || args.plot.is_some(),
-            top: args.top,
-        },
-        &origin,
-    )?;
+    let options = PlanOptions {
+        objective: args.objective,
+        backend: args.backend,
+        // The plot draws the Pareto set, so asking for it computes the set.
+        pareto: args.pareto || args.plot.is_some(),
+        top: args.top,
+    };
+    let mut report = plan(&file, catalog, &options, &origin)?;
     let moe = report.model_shape.is_moe();
     let plans = report.plans.iter_mut().chain(&mut report.per_accelerator);
     let plans = plans
         .chain(report.pareto.iter_mut().flatten())
         .chain(&mut report.scaling);
     for p in plans {
-        if let Some(i) = entry_interval(catalog, &p.layout, moe) {
+        if let Some(i) = entry_interval(catalog, &p.layout, moe, confidence) {
             p.step_time_s_interval = Some(i.around(p.metrics.step_time_s));
             p.time_to_train_s_interval = Some(i.around(p.metrics.time_to_train_s));
         }
+    }
+    if args.draws.uncertainty && !report.plans.is_empty() {
+        let draws = DrawOptions {
+            draws: args.draws.draws,
+            seed: args.draws.seed,
+            confidence,
+        };
+        let ranking = plan_ranking(&file, catalog, &report, args.objective, &draws, &origin)?;
+        mark_plans(&mut report, ranking);
+    }
+    if args.sensitivity || args.plot_sensitivity.is_some() {
+        report.sensitivity = Some(sensitivity(&file, catalog, &options, &report, &origin)?);
+    }
+    if let Some(path) = &args.plot_sensitivity {
+        tornado_svg(&report, path).map_err(Error::Internal)?;
     }
     if let Some(path) = &args.plot {
         pareto_svg(&report, path).map_err(Error::Internal)?;
@@ -264,14 +283,40 @@ fn run_sweep_command(args: &SweepArgs, catalog: &Catalog) -> Result<String, Erro
             progress: !args.no_progress,
         },
     )?;
+    let confidence = check_confidence("--confidence", args.draws.confidence).map_err(Error::Usage)?;
     for entry in &mut report.top {
-        let interval = entry_interval(catalog, &entry.layout, space.model.is_moe());
+        let interval = entry_interval(catalog, &entry.layout, space.model.is_moe(), confidence);
         let value = |key: &str| entry.estimate.get(key).and_then(|v| v.as_f64());
         if let (Some(i), Some(step), Some(train)) = (interval, value("step_time_s"), value("time_to_train_s"))
         {
             entry.step_time_s_interval = Some(i.around(step));
             entry.time_to_train_s_interval = Some(i.around(train));
         }
+    }
+    if args.draws.uncertainty && !report.top.is_empty() {
+        let notes = std::sync::Mutex::new(vec![]);
+        // The draws are priced where the sweep ran: on a GPU when it ran on one.
+        let engines = if report.backend.starts_with("gpu") {
+            open_engines(Backend::Gpu, Adapters::Best, &notes)?
+        } else {
+            vec![]
+        };
+        let draws = DrawOptions {
+            draws: args.draws.draws,
+            seed: args.draws.seed,
+            confidence,
+        };
+        let ranking = sweep_ranking(
+            &file,
+            catalog,
+            &report,
+            args.objective,
+            engines.first(),
+            &draws,
+            &origin,
+        )?;
+        mark_sweep(&mut report, ranking);
+        report.notes.extend(notes.into_inner().expect("notes lock"));
     }
     for note in &report.notes {
         eprintln!("note: {note}");

@@ -195,6 +195,36 @@ pub struct SweepArgs {
     /// Which ranked layout --emit writes (1 is the best).
     #[arg(long, value_name = "N", default_value_t = 1, requires = "emit")]
     pub emit_rank: usize,
+    #[command(flatten)]
+    pub draws: DrawArgs,
+}
+
+/// How sure a ranking is: `--uncertainty` and what its draws are.
+#[derive(Debug, Args)]
+pub struct DrawArgs {
+    /// Re-price the ranked entries under draws of the catalog's assumptions (catalog/assumptions.toml,
+    /// the model's error included), every entry in the same draws, and report how often each is
+    /// best (p_best) and which are statistically tied with the first.
+    #[arg(long)]
+    pub uncertainty: bool,
+    /// How many draws --uncertainty takes (1 to 100,000).
+    #[arg(long, value_name = "N", default_value_t = crate::uncertainty::DEFAULT_DRAWS, value_parser = parse_draws)]
+    pub draws: usize,
+    /// The draws' random seed: the same seed gives the same draws.
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    pub seed: u64,
+    /// Confidence of the entries' intervals and of the ties (an entry is tied with the first
+    /// when it beats it in at least (1 - LEVEL) / 2 of the draws), strictly between 0 and 1.
+    #[arg(long, value_name = "LEVEL", default_value_t = crate::uncertainty::DEFAULT_CONFIDENCE)]
+    pub confidence: f64,
+}
+
+/// `--draws`: a count from 1 to 100,000.
+fn parse_draws(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=100_000).contains(&n) => Ok(n),
+        _ => Err("expected a whole number from 1 to 100000".into()),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -260,6 +290,16 @@ pub struct PlanArgs {
     /// Which ranked plan --emit writes (1 is the best).
     #[arg(long, value_name = "N", default_value_t = 1, requires = "emit")]
     pub emit_rank: usize,
+    /// For each assumption of the catalog (catalog/assumptions.toml), the best plan and its time
+    /// to train at the low and the high end of its range, the others at their central values,
+    /// sorted by swing.
+    #[arg(long)]
+    pub sensitivity: bool,
+    /// Draw the sensitivity as a tornado plot to this SVG file (implies --sensitivity).
+    #[arg(long, value_name = "FILE")]
+    pub plot_sensitivity: Option<PathBuf>,
+    #[command(flatten)]
+    pub draws: DrawArgs,
     #[command(flatten)]
     pub output: OutputArgs,
 }

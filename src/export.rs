@@ -6,12 +6,12 @@ use crate::catalog::{Catalog, StackSpec};
 use crate::fit::{toml_snippet, FamilyFit, HoldOut};
 use crate::model::run::{Estimate, Pricing};
 use crate::model::{AttentionKernel, Dtype, Layout, Recompute};
-use crate::plan::{Plan, PlanReport};
+use crate::plan::{Plan, PlanReport, SensitivityRow};
 use crate::sweep::bench::BenchReport;
 use crate::sweep::driver::SweepReport;
 use crate::sweep::gpu::AdapterReport;
 use crate::sweep::SweepLayout;
-use crate::uncertainty::{Coverage, Interval, DEFAULT_CONFIDENCE};
+use crate::uncertainty::{tie_line, Coverage, Interval, DEFAULT_CONFIDENCE};
 use crate::validate::{Assume, Source, ValidationReport};
 use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{Cell, CellAlignment, ColumnConstraint, ContentArrangement, Table};
@@ -781,11 +781,17 @@ impl Exporter for TableExporter {
                 Cell::new(human_usd(field(e, "cost_usd"))),
                 Cell::new(format!("{:.0} MWh", field(e, "energy_mwh"))),
             ]);
+            if r.uncertainty.is_some() {
+                row.push(Cell::new(p_best_cell(e.p_best, e.tied_with_best)));
+            }
             t.add_row(row);
+        }
+        if r.uncertainty.is_some() {
+            t.set_header(header.iter().copied().chain(["p_best"]).map(Cell::new));
         }
         right(
             &mut t,
-            &[0, 3, 4, 5, 6, 7, 8, 9, 10, 13, 14, 15, 16, 17, 18, 19, 20, 21],
+            &[0, 3, 4, 5, 6, 7, 8, 9, 10, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22],
         );
         // Least needed first: throughput and energy follow from the step and the cost.
         const SWEEP_DROP_ORDER: [usize; 10] = [16, 21, 18, 14, 12, 2, 10, 13, 9, 20];
@@ -816,6 +822,9 @@ impl Exporter for TableExporter {
             "invalid {} (degrees not dividing the count {}, layout rules {}, format unsupported {}, beyond the stack {}); did not fit {}; valid {}\n",
             c.invalid(), c.invalid_degrees, c.invalid_layout, c.invalid_dtype, c.invalid_stack, c.did_not_fit, c.valid
         );
+        if let Some(u) = &r.uncertainty {
+            out += &format!("{}\n", tie_line(u, "layout"));
+        }
         Ok(out)
     }
 
@@ -960,6 +969,15 @@ impl Exporter for TableExporter {
             r.plans.len(),
             plan_table(&r.plans, self.wide)
         );
+        if let Some(u) = &r.uncertainty {
+            out += &format!("{}\n\n", tie_line(u, "plan"));
+        }
+        if let Some(rows) = &r.sensitivity {
+            out += &format!(
+                "What would change the answer: each assumption at the ends of its range (10th and 90th percentiles), the others central\n{}\n",
+                sensitivity_table(rows, r.plans.first().map(|p| p.time_to_train_days), self.wide)
+            );
+        }
         if let Some(p) = &r.pareto {
             out += &format!(
                 "Pareto set over time, cost and energy ({} plans)\n{}\n",
@@ -1005,6 +1023,7 @@ fn plan_table(plans: &[Plan], wide: bool) -> String {
         "binding constraint",
     ]);
     let mut t = table(&header);
+    let ranked = plans.iter().any(|p| p.p_best.is_some());
     for p in plans {
         let e = &p.metrics;
         let mut row = layout_cells(&p.layout);
@@ -1025,13 +1044,105 @@ fn plan_table(plans: &[Plan], wide: bool) -> String {
             Cell::new(format!("{:.1} %", 100.0 * e.goodput)),
             Cell::new(&p.binding_constraint.text),
         ]);
+        if ranked {
+            row.push(Cell::new(p_best_cell(p.p_best, p.tied_with_best)));
+        }
         t.add_row(row);
     }
-    right(&mut t, &[2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 14, 15, 16, 17, 18, 19]);
+    if ranked {
+        t.set_header(header.iter().copied().chain(["p_best"]).map(Cell::new));
+    }
+    right(
+        &mut t,
+        &[2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 14, 15, 16, 17, 18, 19, 21],
+    );
     // Least needed first: energy follows from power and days, MFU from the step.
     const PLAN_DROP_ORDER: [usize; 10] = [17, 19, 18, 13, 11, 1, 9, 12, 8, 15];
     let fitted = fit_width(&mut t, &PLAN_DROP_ORDER, wide);
     format!("{t}\n{fitted}")
+}
+
+/// A ranked entry's share of draws in which it is best, starred when it is tied with the first.
+fn p_best_cell(p_best: Option<f64>, tied: Option<bool>) -> String {
+    match p_best {
+        Some(p) => format!("{:.0} %{}", 100.0 * p, if tied == Some(true) { " *" } else { "" }),
+        None => String::new(),
+    }
+}
+
+/// `plan --sensitivity`'s rows: each assumption's range and the best plan at each end.
+fn sensitivity_table(rows: &[SensitivityRow], central_days: Option<f64>, wide: bool) -> String {
+    let mut t = table(&[
+        "assumption",
+        "range",
+        "days at low",
+        "days at high",
+        "cluster at low",
+        "cluster at high",
+    ]);
+    let days = |d: Option<f64>| match (d, central_days) {
+        (Some(d), Some(c)) if c > 0.0 => format!("{d:.1} ({:+.0} %)", 100.0 * (d / c - 1.0)),
+        (Some(d), _) => format!("{d:.1}"),
+        (None, _) => "no plan".into(),
+    };
+    for r in rows {
+        let range = match (r.low_value, r.high_value) {
+            _ if r.set_in_scenario => "set in [cluster]".to_string(),
+            (Some(l), Some(h)) => format!(
+                "{} to {}{}",
+                short_value(l),
+                short_value(h),
+                unit_of_key(r.value_key.as_deref().unwrap_or(""))
+            ),
+            _ => format!("x{} to x{}", short_value(r.low), short_value(r.high)),
+        };
+        let same = r.plan_low == r.plan_high;
+        // "131072 x gb300, tp 32 pp 1 dp 4096": the table names the cluster, JSON the layout.
+        let cluster = |p: &Option<String>| match p {
+            Some(p) => p.split(", ").next().unwrap_or(p).to_string(),
+            None => "none".into(),
+        };
+        t.add_row(vec![
+            Cell::new(&r.assumption),
+            Cell::new(range),
+            Cell::new(days(r.time_to_train_days_low)),
+            Cell::new(days(r.time_to_train_days_high)),
+            Cell::new(cluster(&r.plan_low)),
+            Cell::new(if same {
+                "same".to_string()
+            } else {
+                cluster(&r.plan_high)
+            }),
+        ]);
+    }
+    right(&mut t, &[2, 3]);
+    let fitted = fit_width(&mut t, &[5, 4], wide);
+    format!("{t}\n{fitted}")
+}
+
+/// The unit a facility key's name carries, as a table prints it after a value.
+fn unit_of_key(key: &str) -> &'static str {
+    [
+        ("_minutes", " min"),
+        ("_gb_per_s", " GB/s"),
+        ("_usd_per_mwh", " $/MWh"),
+        ("_latency_us", " us"),
+        ("_latency_ms", " ms"),
+        ("oversubscription", ":1"),
+    ]
+    .iter()
+    .find(|(suffix, _)| key.ends_with(suffix))
+    .map_or("", |(_, unit)| unit)
+}
+
+/// A number in at most three significant figures, in plain or e-notation.
+fn short_value(v: f64) -> String {
+    if v != 0.0 && (v.abs() < 1e-2 || v.abs() >= 1e5) {
+        format!("{v:.2e}")
+    } else {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
 }
 
 /// Table columns of a layout, shared by `sweep` and `plan`.

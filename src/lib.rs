@@ -9,6 +9,7 @@
 pub mod app;
 pub mod catalog;
 pub mod cli;
+pub mod draws;
 pub mod emit;
 pub mod error;
 pub mod export;

@@ -14,7 +14,7 @@ use crate::catalog::Catalog;
 use crate::error::Error;
 use crate::model::run::{facility_power_mw, Estimate, Pricing};
 use crate::scenario::{resolve_facility, ScenarioFile};
-use crate::search::{AxisSpec, Objective, SearchSpace};
+use crate::search::{AxisSpec, Objective, SearchSection, SearchSpace};
 use crate::sweep::cpu::sweep_cpu;
 use crate::sweep::driver::{gpu_then_cpu, open_engines, Adapters, Backend};
 use crate::sweep::gpu::GpuTimings;
@@ -49,8 +49,17 @@ pub struct Plan {
     pub time_to_train_s_interval: Option<[f64; 2]>,
     /// The constraint closest to its limit, e.g. "power-bound: 4.98 GW used of 5.00".
     pub binding_constraint: Binding,
+    /// With `--uncertainty`: the share of draws of the assumptions in which this plan is the
+    /// best of the ranked plans, and whether it is statistically tied with the first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p_best: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tied_with_best: Option<bool>,
     #[serde(skip)]
     pub metrics: Estimate,
+    /// The layout's index in its (accelerator, count) pair's space (see [`pair_file`]).
+    #[serde(skip)]
+    pub space_index: u64,
     /// What a launch of the plan needs (`plan --emit`): the resolved layout and training, and
     /// the accelerator's scale-up domain.
     #[serde(skip)]
@@ -111,6 +120,94 @@ pub struct PlanReport {
     pub backend: String,
     /// What went wrong on the way and how it was handled (a GPU that failed mid-plan).
     pub notes: Vec<String>,
+    /// With `--uncertainty`: how the ranked plans rank across draws of the assumptions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uncertainty: Option<crate::uncertainty::Ranking>,
+    /// With `--sensitivity`: the best plan at each end of each assumption's range, by swing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sensitivity: Option<Vec<SensitivityRow>>,
+}
+
+/// One assumption's row of `plan --sensitivity`: the best plan and its time to train with the
+/// assumption at the low and at the high end of its range, every other one at its central
+/// value.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SensitivityRow {
+    /// The assumption's id in `catalog/assumptions.toml`.
+    pub assumption: String,
+    pub name: String,
+    /// The factors on the catalog's values at the two ends (10th and 90th percentiles).
+    pub low: f64,
+    pub high: f64,
+    /// The value itself at each end, for an assumption that scales a single facility value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub low_value: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub high_value: Option<f64>,
+    /// The facility key those values are of (`restart_minutes`): its name carries the unit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_key: Option<String>,
+    /// The scenario's `[cluster]` sets every value this assumption scales, so it is the user's and
+    /// not varied: both ends are the central plan.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub set_in_scenario: bool,
+    /// The best plan in words ("131072 x gb300, tp 32 pp 1 dp 4096"), None when no plan meets
+    /// the constraints at that end.
+    pub plan_low: Option<String>,
+    pub plan_high: Option<String>,
+    pub time_to_train_days_low: Option<f64>,
+    pub time_to_train_days_high: Option<f64>,
+    /// The binding constraint's kind at each end.
+    pub binding_low: Option<BindingKind>,
+    pub binding_high: Option<BindingKind>,
+    /// |days at high - days at low| (infinite when one end has no plan): the rows' order.
+    pub swing_days: f64,
+    pub source: String,
+}
+
+/// A plan in words, as the sensitivity table names it.
+pub fn plan_words(p: &Plan) -> String {
+    let l = &p.layout;
+    format!(
+        "{} x {}, tp {} pp {} dp {}{}",
+        l.count,
+        l.accelerator,
+        l.tp,
+        l.pp,
+        l.dp,
+        if l.cp > 1 {
+            format!(" cp {}", l.cp)
+        } else {
+            String::new()
+        }
+    )
+}
+
+/// The scenario of one (accelerator, count) pair of a plan: `file` searched over `search` on
+/// that accelerator at that count alone.
+pub fn pair_file(file: &ScenarioFile, search: &SearchSection, accelerator: &str, count: u64) -> ScenarioFile {
+    let mut pair = file.clone();
+    let mut s = search.clone();
+    s.accelerators = Some(vec![accelerator.to_string()]);
+    s.counts = Some(AxisSpec::List(vec![count]));
+    pair.search = Some(s);
+    pair
+}
+
+/// The `[search]` a plan sweeps each pair over: the file's, with a placeholder count.
+pub fn plan_search(file: &ScenarioFile) -> SearchSection {
+    let mut search = file.search.clone().unwrap_or_default();
+    search.counts.get_or_insert(AxisSpec::List(vec![64]));
+    search
+}
+
+/// True when `e` keeps every limit of `constraints`.
+pub fn meets(constraints: &ConstraintsSection, e: &Estimate) -> bool {
+    !(constraints.power_mw.is_some_and(|p| e.power_mw > p)
+        || constraints.budget_usd.is_some_and(|b| e.cost_usd > b)
+        || constraints
+            .max_days
+            .is_some_and(|d| e.time_to_train_s / 86400.0 > d))
 }
 
 /// The scenario `clustersweep plan` runs with no file: the question from the news. A dense
@@ -423,8 +520,7 @@ pub fn plan(
 
     // The full space resolves the model, training and the accelerators (with their overrides).
     let mut whole = file.clone();
-    let mut search = whole.search.clone().unwrap_or_default();
-    search.counts.get_or_insert(AxisSpec::List(vec![64]));
+    let search = plan_search(file);
     whole.search = Some(search.clone());
     let base = SearchSpace::resolve(&whole, catalog, Objective::Time, origin)?;
 
@@ -487,11 +583,7 @@ pub fn plan(
     let mut spaces = vec![];
     for (id, counts) in &work {
         for count in counts {
-            let mut pair = file.clone();
-            let mut s = search.clone();
-            s.accelerators = Some(vec![id.clone()]);
-            s.counts = Some(AxisSpec::List(vec![*count as u64]));
-            pair.search = Some(s);
+            let pair = pair_file(file, &search, id, *count as u64);
             spaces.push((
                 *count as u64,
                 SearchSpace::resolve(&pair, catalog, Objective::Time, origin)?,
@@ -576,6 +668,7 @@ pub fn plan(
             .map(|(_, _, larger, ..)| larger);
         let mut plan = to_plan(entry.clone(), *e, binding(&constraints, e, *count, *rate, larger));
         plan.launch = *launch;
+        plan.space_index = entry.index;
         scaling.push(plan.clone());
         if constraints.power_mw.is_some_and(|p| e.power_mw > p) {
             dropped.power += 1;
@@ -627,6 +720,8 @@ pub fn plan(
         backend: engine
             .as_ref()
             .map_or("cpu".into(), |e| format!("gpu ({})", e.name())),
+        uncertainty: None,
+        sensitivity: None,
     })
 }
 
@@ -648,7 +743,10 @@ fn to_plan(entry: TopEntry, e: Estimate, binding_constraint: Binding) -> Plan {
         step_time_s_interval: None,
         time_to_train_s_interval: None,
         binding_constraint,
+        p_best: None,
+        tied_with_best: None,
         metrics: e,
+        space_index: entry.index,
         launch: None,
     }
 }

@@ -246,3 +246,96 @@ pub fn scaling_svg(report: &PlanReport, path: &Path) -> Result<(), String> {
     };
     draw().map_err(|e| format!("{}: {e}", path.display()))
 }
+
+/// Colours of the tornado's two halves: the assumption at the low end of its range, and at the
+/// high end (tab10's blue and orange).
+const LOW_END: RGBColor = RGBColor(31, 119, 180);
+const HIGH_END: RGBColor = RGBColor(255, 127, 14);
+
+/// `plan --sensitivity` as a tornado: one row per assumption, largest swing on top, a bar from
+/// the best plan's days at the central assumptions to its days with the assumption at the low
+/// end of its range (blue) and at the high end (orange). An end at which no plan meets the
+/// constraints runs to the plot's edge, and its label says so.
+pub fn tornado_svg(report: &PlanReport, path: &Path) -> Result<(), String> {
+    let rows = report.sensitivity.as_deref().unwrap_or_default();
+    let Some(central) = report.plans.first().map(|p| p.time_to_train_days) else {
+        return Err(format!("{}: no plan to draw the sensitivity of", path.display()));
+    };
+    let finite_days = rows
+        .iter()
+        .flat_map(|r| [r.time_to_train_days_low, r.time_to_train_days_high])
+        .flatten()
+        .chain(std::iter::once(central));
+    let x_range = padded(finite_days);
+    let n = rows.len().max(1);
+    let labels: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let missing = match (r.time_to_train_days_low, r.time_to_train_days_high) {
+                (None, _) | (_, None) => " (no plan at one end)",
+                _ => "",
+            };
+            format!("{} x{}-{}{missing}", r.assumption, trim2(r.low), trim2(r.high))
+        })
+        .collect();
+    let draw = || -> Result<(), Failure> {
+        let root = SVGBackend::new(path, (1100, 120 + 44 * n as u32)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                format!(
+                    "{}: time to train of the best plan ({:.1} days) as each assumption moves",
+                    report.model, central
+                ),
+                ("sans-serif", 18),
+            )
+            .margin(14)
+            .x_label_area_size(40)
+            .y_label_area_size(330)
+            .build_cartesian_2d(x_range.clone(), 0.0..n as f64)?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .x_desc("time to train (days): blue at the low end of the range, orange at the high end")
+            .x_label_formatter(&|x| short_number(*x))
+            .y_labels(n * 2 + 1)
+            .y_label_formatter(&|y| {
+                let slot = *y - y.floor();
+                let row = n as i64 - 1 - y.floor() as i64;
+                if (slot - 0.5).abs() < 1e-6 && row >= 0 && (row as usize) < labels.len() {
+                    labels[row as usize].clone()
+                } else {
+                    String::new()
+                }
+            })
+            .draw()?;
+        for (i, r) in rows.iter().enumerate() {
+            let y0 = (n - 1 - i) as f64 + 0.2;
+            let y1 = y0 + 0.6;
+            for (end, colour) in [
+                (r.time_to_train_days_low, LOW_END),
+                (r.time_to_train_days_high, HIGH_END),
+            ] {
+                let days = end.unwrap_or(x_range.end);
+                chart.draw_series(std::iter::once(Rectangle::new(
+                    [(central.min(days), y0), (central.max(days), y1)],
+                    colour.filled(),
+                )))?;
+            }
+        }
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(central, 0.0), (central, n as f64)],
+            BLACK.stroke_width(1),
+        )))?;
+        root.present()?;
+        Ok(())
+    };
+    draw().map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// A factor with at most three significant figures ("0.58", "2.5", "1").
+fn trim2(v: f64) -> String {
+    let s = format!("{v:.3}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_string()
+}

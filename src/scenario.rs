@@ -146,6 +146,16 @@ pub struct ClusterSection {
     pub restart_minutes: Option<f64>,
 }
 
+impl ClusterSection {
+    /// Whether the scenario sets `key` (`restart_minutes`) itself.
+    pub fn sets(&self, key: &str) -> bool {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.get(key).map(|v| !v.is_null()))
+            .unwrap_or(false)
+    }
+}
+
 /// `[layout]` as written. Omitted degrees are 1, `dp` follows from the count.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

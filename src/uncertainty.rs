@@ -9,10 +9,15 @@
 //! scatter (see [`ModelError::interval`]), widened where the estimate lies outside everything
 //! measured (an accelerator family or a cluster size no run has).
 //!
-//! These intervals hold the model's error only: the inputs' own ranges (failure rates, prices,
-//! PUE) are not drawn here.
+//! The inputs' own ranges (failure rates, prices, PUE: `catalog/assumptions.toml`) are drawn
+//! here too: [`drawn_catalogs`] gives catalogs with every assumption drawn at once, one catalog
+//! for every layout of a draw (common random numbers), and [`rank_draws`] says how often each
+//! candidate is best across them.
 
+use crate::catalog::assumptions::{apply, with_resolved_families, Assumption};
+use crate::catalog::Catalog;
 use crate::scenario::Scenario;
+use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -394,6 +399,180 @@ pub fn coverage(error: &ModelError, confidence: f64) -> Coverage {
     )
 }
 
+/// The catalog's assumptions with their ranges, a model-error one at `regime`'s 80 % interval
+/// (the ranges are central 80 %s), for the whole catalog: what `plan --sensitivity` varies.
+pub fn assumptions_at(catalog: &Catalog, error: &ModelError, regime: &Regime) -> Vec<Assumption> {
+    catalog
+        .assumptions
+        .iter()
+        .map(|spec| match Assumption::fixed(spec) {
+            Some(a) => a,
+            None => {
+                let i = error.interval(regime, DEFAULT_CONFIDENCE, None);
+                Assumption::from_step_time_interval(spec, i.low_factor, i.high_factor, None)
+            }
+        })
+        .collect()
+}
+
+/// The catalog's assumptions for drawing: a model-error one becomes one entry per efficiency
+/// family, each at its family's interval for a cluster of `accelerators(family)` (publications
+/// on different silicon missed by different amounts, so families are drawn independently).
+pub fn assumptions_per_family(
+    catalog: &Catalog,
+    error: &ModelError,
+    moe: bool,
+    accelerators: impl Fn(&str) -> u64,
+) -> Vec<Assumption> {
+    let mut out = vec![];
+    for spec in &catalog.assumptions {
+        match Assumption::fixed(spec) {
+            Some(a) => out.push(a),
+            None => {
+                for family in &catalog.efficiency {
+                    let regime = Regime {
+                        family: family.id.clone(),
+                        moe,
+                        accelerators: accelerators(&family.id),
+                    };
+                    let i = error.interval(&regime, DEFAULT_CONFIDENCE, None);
+                    out.push(Assumption::from_step_time_interval(
+                        spec,
+                        i.low_factor,
+                        i.high_factor,
+                        Some(&family.id),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// How many draws `--uncertainty` takes when the user names no `--draws`: p_best to about
+/// +-3.5 points (one binomial standard error at 0.5).
+pub const DEFAULT_DRAWS: usize = 200;
+
+/// A standard normal deviate (Box-Muller; `1 - u` keeps the logarithm finite).
+fn standard_normal(rng: &mut rand::rngs::StdRng) -> f64 {
+    let u1: f64 = rng.random();
+    let u2: f64 = rng.random();
+    (-2.0 * (1.0 - u1).ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+/// `draws` catalogs, each with every assumption scaled by one draw of its factor. The same
+/// `seed` gives the same catalogs; a layout priced in draw `d` sees the same world as every
+/// other layout priced in draw `d`.
+pub fn drawn_catalogs(
+    catalog: &Catalog,
+    assumptions: &[Assumption],
+    draws: usize,
+    seed: u64,
+) -> Vec<Catalog> {
+    let mut base = with_resolved_families(catalog);
+    // Sources are text the pricing never reads; a draw need not copy them.
+    base.facility.sources.clear();
+    for f in base.efficiency.iter_mut() {
+        f.sources.clear();
+    }
+    for a in base.accelerators.iter_mut() {
+        a.sources.clear();
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..draws)
+        .map(|_| {
+            let mut c = base.clone();
+            for a in assumptions {
+                let z = standard_normal(&mut rng);
+                apply(&mut c, a, a.factor_at(z));
+            }
+            c
+        })
+        .collect()
+}
+
+/// How candidates rank across draws.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct Ranking {
+    pub draws: usize,
+    pub seed: u64,
+    /// Per candidate: the share of draws in which it is best by the objective (feasible and
+    /// lowest; the earlier candidate wins an exact tie). Sums to at most 1: a draw in which no
+    /// candidate is feasible counts for none.
+    pub p_best: Vec<f64>,
+    /// Per candidate: the share of draws in which it beats the first (central best) candidate.
+    pub p_beats_first: Vec<f64>,
+    /// Candidates statistically tied with the first: those that beat it in at least
+    /// `(1 - confidence) / 2` of the draws (the first included).
+    pub tied_with_first: Vec<usize>,
+    pub confidence: f64,
+}
+
+impl Ranking {
+    /// Candidate `i`'s marks, as its table row and JSON entry carry them: its p_best, and
+    /// whether it is tied with the best (the best itself only when another is tied with it).
+    pub fn marks(&self, i: usize) -> (Option<f64>, Option<bool>) {
+        let tied = self.tied_with_first.len() > 1 && self.tied_with_first.contains(&i);
+        (self.p_best.get(i).copied(), Some(tied))
+    }
+}
+
+/// Rank candidates from `objectives[draw][candidate]` (lower is better; a non-finite value is a
+/// candidate infeasible in that draw).
+pub fn rank_draws(objectives: &[Vec<f64>], seed: u64, confidence: f64) -> Ranking {
+    let n = objectives.first().map_or(0, Vec::len);
+    let mut best = vec![0usize; n];
+    let mut beats = vec![0usize; n];
+    for draw in objectives {
+        let mut winner: Option<usize> = None;
+        for (c, v) in draw.iter().enumerate() {
+            if v.is_finite() && winner.is_none_or(|w| *v < draw[w]) {
+                winner = Some(c);
+            }
+            if c > 0 && v.is_finite() && (draw[0].is_nan() || *v < draw[0]) {
+                beats[c] += 1;
+            }
+        }
+        if let Some(w) = winner {
+            best[w] += 1;
+        }
+    }
+    let share = |k: usize| k as f64 / objectives.len().max(1) as f64;
+    let p_beats_first: Vec<f64> = (0..n)
+        .map(|c| if c == 0 { 0.0 } else { share(beats[c]) })
+        .collect();
+    let tie = (1.0 - confidence) / 2.0;
+    Ranking {
+        draws: objectives.len(),
+        seed,
+        p_best: best.into_iter().map(share).collect(),
+        tied_with_first: (0..n).filter(|&c| c == 0 || p_beats_first[c] >= tie).collect(),
+        p_beats_first,
+        confidence,
+    }
+}
+
+/// The line a table prints under a ranking: which entries (1-based ranks) are tied.
+pub fn tie_line(r: &Ranking, what: &str) -> String {
+    let ranks: Vec<String> = r.tied_with_first.iter().map(|c| (c + 1).to_string()).collect();
+    let share = format!("{:.0} %", (1.0 - r.confidence) / 2.0 * 100.0);
+    if ranks.len() <= 1 {
+        format!(
+            "{what} 1 is best in {:.0} % of {} draws; no other beats it in {share} of them (seed {})",
+            r.p_best.first().copied().unwrap_or(0.0) * 100.0,
+            r.draws,
+            r.seed
+        )
+    } else {
+        format!(
+            "{what}s {} are a statistical tie: each beats {what} 1 in at least {share} of {} draws (seed {})",
+            ranks.join(", "),
+            r.draws,
+            r.seed
+        )
+    }
+}
+
 /// A confidence level from the command line: strictly between 0 and 1.
 pub fn check_confidence(flag: &str, value: f64) -> Result<f64, String> {
     if value > 0.0 && value < 1.0 {
@@ -408,6 +587,75 @@ pub fn check_confidence(flag: &str, value: f64) -> Result<f64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn p_best_counts_winners_skips_infeasible_draws_and_names_ties() {
+        let inf = f64::INFINITY;
+        let objectives = vec![
+            vec![1.0, 2.0, 3.0],
+            vec![1.0, 0.5, 3.0],
+            vec![inf, inf, inf],
+            vec![2.0, 2.0, 1.0],
+        ];
+        let r = rank_draws(&objectives, 9, 0.8);
+        assert_eq!(
+            r.p_best,
+            vec![0.25, 0.25, 0.25],
+            "an exact tie goes to the earlier"
+        );
+        assert!(r.p_best.iter().sum::<f64>() <= 1.0);
+        assert_eq!(r.p_beats_first, vec![0.0, 0.25, 0.25]);
+        assert_eq!(r.tied_with_first, vec![0, 1, 2]);
+        let strict = rank_draws(&objectives, 9, 0.2);
+        assert_eq!(
+            strict.tied_with_first,
+            vec![0],
+            "(1 - 0.2) / 2 = 40 % of draws to tie"
+        );
+    }
+
+    #[test]
+    fn drawn_catalogs_repeat_by_seed_and_their_factors_have_median_one() {
+        let catalog = Catalog::builtin();
+        let a = assumptions_per_family(&catalog, ModelError::builtin(), false, |_| 1024);
+        let one = drawn_catalogs(&catalog, &a, 8, 42);
+        let again = drawn_catalogs(&catalog, &a, 8, 42);
+        let restart = |c: &Vec<Catalog>| c.iter().map(|c| c.facility.restart_minutes).collect::<Vec<_>>();
+        assert_eq!(restart(&one), restart(&again));
+        assert_ne!(restart(&one), restart(&drawn_catalogs(&catalog, &a, 8, 43)));
+        let many = drawn_catalogs(&catalog, &a, 401, 1);
+        let mut r: Vec<f64> = restart(&many)
+            .into_iter()
+            .map(|m| m / catalog.facility.restart_minutes)
+            .collect();
+        r.sort_by(f64::total_cmp);
+        // The median of 401 draws of a median-1 factor, within a few standard errors.
+        assert!((r[200] - 1.0).abs() < 0.15, "median factor {}", r[200]);
+        // Within the 80 % range about 80 % of the time.
+        let inside = r.iter().filter(|f| (0.5..=2.0).contains(*f)).count() as f64 / r.len() as f64;
+        assert!((0.72..=0.88).contains(&inside), "{inside}");
+        // The model's error is drawn once per family.
+        let per_family = a.iter().filter(|x| x.family.is_some()).count();
+        assert_eq!(per_family, catalog.efficiency.len());
+    }
+
+    #[test]
+    fn a_model_error_assumption_spans_the_models_interval() {
+        let catalog = Catalog::builtin();
+        let regime = Regime {
+            family: "nvidia-hopper".into(),
+            moe: false,
+            accelerators: 1024,
+        };
+        let i = ModelError::builtin().interval(&regime, DEFAULT_CONFIDENCE, None);
+        let a = assumptions_at(&catalog, ModelError::builtin(), &regime);
+        let m = a
+            .iter()
+            .find(|x| x.id == "model_error")
+            .expect("the built-in model-error assumption");
+        assert!((m.low - 1.0 / i.high_factor).abs() < 1e-12);
+        assert!((m.high - 1.0 / i.low_factor).abs() < 1e-12);
+    }
 
     fn prediction(group: &str, family: &str, n: u64, moe: bool, held_out: f64) -> HeldOutPrediction {
         HeldOutPrediction {

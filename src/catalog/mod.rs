@@ -4,8 +4,10 @@
 //! This module owns reading, merging and checking catalog files, and turning an entry into the
 //! model's SI-unit [`Hardware`] and [`Economics`]. It knows nothing of scenarios.
 
+pub mod assumptions;
 pub mod stacks;
 
+pub use assumptions::AssumptionSpec;
 pub use stacks::{StackSpec, DEFAULT_STACK};
 
 use crate::error::Error;
@@ -18,6 +20,7 @@ use std::path::Path;
 const BUILTIN_ACCELERATORS: &str = include_str!("../../catalog/accelerators.toml");
 const BUILTIN_MODELS: &str = include_str!("../../catalog/models.toml");
 const BUILTIN_STACKS: &str = include_str!("../../catalog/stacks.toml");
+const BUILTIN_ASSUMPTIONS: &str = include_str!("../../catalog/assumptions.toml");
 
 /// Host link of an accelerator entry that gives none: PCIe 4.0 x16, ~25 of its 32 GB/s as host
 /// copies reach it.
@@ -419,6 +422,8 @@ struct CatalogFile {
     model: Vec<ModelPreset>,
     #[serde(default)]
     stack: Vec<StackSpec>,
+    #[serde(default)]
+    assumption: Vec<AssumptionSpec>,
 }
 
 /// The merged catalog: built-in entries, replaced or extended by user files.
@@ -429,6 +434,8 @@ pub struct Catalog {
     pub accelerators: Vec<AcceleratorSpec>,
     pub models: Vec<ModelPreset>,
     pub stacks: Vec<StackSpec>,
+    /// The uncertain inputs and their ranges (`plan --sensitivity`, `--uncertainty`).
+    pub assumptions: Vec<AssumptionSpec>,
 }
 
 fn parse_file(text: &str, origin: &str) -> Result<CatalogFile, Error> {
@@ -474,10 +481,12 @@ impl Catalog {
             accelerators: vec![],
             models: vec![],
             stacks: vec![],
+            assumptions: vec![],
         };
         c.merge_text(BUILTIN_ACCELERATORS, "built-in catalog/accelerators.toml")
             .and_then(|_| c.merge_text(BUILTIN_MODELS, "built-in catalog/models.toml"))
             .and_then(|_| c.merge_text(BUILTIN_STACKS, "built-in catalog/stacks.toml"))
+            .and_then(|_| c.merge_text(BUILTIN_ASSUMPTIONS, "built-in catalog/assumptions.toml"))
             .expect("the built-in catalog is valid (checked by tests)");
         c
     }
@@ -515,6 +524,9 @@ impl Catalog {
         for st in file.stack {
             replace_or_push(&mut self.stacks, st, |x| &x.id);
         }
+        for a in file.assumption {
+            replace_or_push(&mut self.assumptions, a, |x| &x.id);
+        }
         self.check(origin)
     }
 
@@ -540,6 +552,11 @@ impl Catalog {
                 return Err(bad(problem));
             }
         }
+        for a in &self.assumptions {
+            if let Some(problem) = a.problem() {
+                return Err(bad(problem));
+            }
+        }
         // Ids: none empty, none twice within a kind (a user file replaces by id, so a repeat
         // inside one kind can only come from a list that names it twice).
         for (kind, ids) in [
@@ -555,6 +572,10 @@ impl Catalog {
             (
                 "efficiency",
                 self.efficiency.iter().map(|f| f.id.as_str()).collect(),
+            ),
+            (
+                "assumption",
+                self.assumptions.iter().map(|a| a.id.as_str()).collect(),
             ),
         ] {
             for (i, id) in ids.iter().enumerate() {

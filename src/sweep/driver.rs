@@ -81,6 +81,9 @@ pub struct SweepReport {
     pub gpu_timings: Option<GpuTimings>,
     pub notes: Vec<String>,
     pub top: Vec<TopEntry>,
+    /// With `--uncertainty`: how the top layouts rank across draws of the assumptions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uncertainty: Option<crate::uncertainty::Ranking>,
 }
 
 /// FNV-1a over the space's defining data: model, stacks (with their training settings), accelerators (with every resolved
@@ -379,6 +382,7 @@ pub fn run_sweep(space: &SearchSpace, opts: &SweepOptions) -> Result<SweepReport
         gpu_timings: (!engines.is_empty()).then(|| *timings.lock().expect("timings lock")),
         notes: notes.into_inner().expect("notes lock"),
         top,
+        uncertainty: None,
     })
 }
 
@@ -525,7 +529,16 @@ pub fn merge_reports(
         adapters,
         gpu_timings: None,
         notes,
-        top: entries,
+        // A part's ranking across draws is over its own top layouts, not the merged ones.
+        top: entries
+            .into_iter()
+            .map(|t| TopEntry {
+                p_best: None,
+                tied_with_best: None,
+                ..t
+            })
+            .collect(),
+        uncertainty: None,
         ..first
     })
 }
@@ -588,6 +601,8 @@ mod tests {
             estimate: Default::default(),
             step_time_s_interval: None,
             time_to_train_s_interval: None,
+            p_best: None,
+            tied_with_best: None,
         };
         // As the GPU ranked them: f32 could not tell 1e7 from 1e7 * (1 + 4e-8).
         let gpu_order = vec![

@@ -212,6 +212,12 @@ pub struct TopEntry {
     pub step_time_s_interval: Option<[f64; 2]>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_to_train_s_interval: Option<[f64; 2]>,
+    /// With `--uncertainty`: the share of draws of the assumptions in which this layout is the
+    /// best of the top ones, and whether it is statistically tied with the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p_best: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tied_with_best: Option<bool>,
 }
 
 /// Rebuild the f64 estimate of a ranked index.
@@ -251,6 +257,8 @@ pub fn top_entry(space: &SearchSpace, rank: usize, r: &Ranked) -> Option<(TopEnt
             estimate,
             step_time_s_interval: None,
             time_to_train_s_interval: None,
+            p_best: None,
+            tied_with_best: None,
         },
         e,
     ))

@@ -3,6 +3,7 @@
 //! after what they reproduce.
 
 mod cli;
+mod draws;
 mod fuzz;
 mod gpu;
 mod model_properties;

@@ -1,0 +1,266 @@
+//! What the answer rests on: the ranked layouts and plans re-priced under drawn assumptions
+//! (`--uncertainty`: how often each is best), and the plan at each end of each assumption's
+//! range (`plan --sensitivity`).
+//!
+//! Every draw is one catalog ([`crate::uncertainty::drawn_catalogs`]) in which every candidate
+//! is priced (common random numbers): candidates that share hardware and mechanisms move
+//! together, so a ranking between them is sharper than their intervals. The candidates keep
+//! their layouts; what a draw changes is what those layouts cost, how fast they run and whether
+//! they still meet the constraints.
+
+use crate::catalog::assumptions::{apply, with_resolved_families};
+use crate::catalog::Catalog;
+use crate::error::Error;
+use crate::model::run::estimate;
+use crate::plan::{meets, pair_file, plan, plan_search, plan_words, PlanOptions, PlanReport, SensitivityRow};
+use crate::scenario::ScenarioFile;
+use crate::search::{Objective, SearchSpace};
+use crate::sweep::driver::SweepReport;
+use crate::sweep::gpu::{GpuEngine, Outcome};
+use crate::sweep::objective_value;
+use crate::uncertainty::{
+    assumptions_at, assumptions_per_family, drawn_catalogs, rank_draws, ModelError, Ranking, Regime,
+};
+use rayon::prelude::*;
+
+/// How many draws and from which seed.
+#[derive(Clone, Copy, Debug)]
+pub struct DrawOptions {
+    pub draws: usize,
+    pub seed: u64,
+    /// Sets which candidates count as tied with the first (see [`Ranking`]).
+    pub confidence: f64,
+}
+
+/// The objective of the layout at `index` of `space`, priced in f64; infinite when it no longer
+/// fits or breaks a rule there, or `keep` rejects it.
+fn cpu_objective(
+    space: &SearchSpace,
+    index: u64,
+    objective: Objective,
+    keep: &dyn Fn(&crate::model::run::Estimate) -> bool,
+) -> f64 {
+    let Ok(c) = space.candidate(index) else {
+        return f64::INFINITY;
+    };
+    let acc = &space.accelerators[c.accelerator];
+    let training = space.training_for(&c);
+    let e = estimate(&space.model, &training, &acc.hardware, &acc.economics, &c.layout);
+    if e.fits && keep(&e) {
+        objective_value(objective, &e)
+    } else {
+        f64::INFINITY
+    }
+}
+
+/// How the plan's ranked plans rank across draws: each plan's layout re-priced, in its own
+/// (accelerator, count) space resolved from each drawn catalog, on the CPU in f64 (a plan has
+/// few candidates, each in its own small space: one GPU dispatch per candidate would cost more
+/// than the pricing).
+pub fn plan_ranking(
+    file: &ScenarioFile,
+    catalog: &Catalog,
+    report: &PlanReport,
+    objective: Objective,
+    opts: &DrawOptions,
+    origin: &str,
+) -> Result<Ranking, Error> {
+    let moe = report.model_shape.is_moe();
+    let largest = |family: &str| {
+        report
+            .plans
+            .iter()
+            .filter(|p| {
+                catalog
+                    .accelerator(&p.layout.accelerator)
+                    .is_some_and(|a| a.efficiency == family)
+            })
+            .map(|p| p.layout.count)
+            .max()
+            .unwrap_or(1)
+    };
+    let assumptions = assumptions_per_family(catalog, ModelError::builtin(), moe, largest);
+    let catalogs = drawn_catalogs(catalog, &assumptions, opts.draws, opts.seed);
+    let search = plan_search(file);
+    let pairs: Vec<ScenarioFile> = report
+        .plans
+        .iter()
+        .map(|p| pair_file(file, &search, &p.layout.accelerator, p.layout.count))
+        .collect();
+    let constraints = report.constraints.clone();
+    let objectives: Result<Vec<Vec<f64>>, Error> = catalogs
+        .par_iter()
+        .map(|c| {
+            report
+                .plans
+                .iter()
+                .zip(&pairs)
+                .map(|(p, pair)| {
+                    let space = SearchSpace::resolve(pair, c, Objective::Time, origin)?;
+                    Ok(cpu_objective(&space, p.space_index, objective, &|e| {
+                        meets(&constraints, e)
+                    }))
+                })
+                .collect()
+        })
+        .collect();
+    Ok(rank_draws(&objectives?, opts.seed, opts.confidence))
+}
+
+/// Write a ranking into the plans it ranks.
+pub fn mark_plans(report: &mut PlanReport, ranking: Ranking) {
+    for (i, p) in report.plans.iter_mut().enumerate() {
+        (p.p_best, p.tied_with_best) = ranking.marks(i);
+    }
+    report.uncertainty = Some(ranking);
+}
+
+/// How a sweep's top layouts rank across draws: the whole space resolved from each drawn
+/// catalog and the top layouts re-priced in it, on `engine` when given (one dispatch per draw,
+/// f32) or on the CPU in f64.
+pub fn sweep_ranking(
+    file: &ScenarioFile,
+    catalog: &Catalog,
+    report: &SweepReport,
+    objective: Objective,
+    engine: Option<&GpuEngine>,
+    opts: &DrawOptions,
+    origin: &str,
+) -> Result<Ranking, Error> {
+    let moe = file_is_moe(file, catalog, origin)?;
+    let largest = |family: &str| {
+        report
+            .top
+            .iter()
+            .filter(|t| {
+                catalog
+                    .accelerator(&t.layout.accelerator)
+                    .is_some_and(|a| a.efficiency == family)
+            })
+            .map(|t| t.layout.count)
+            .max()
+            .unwrap_or(1)
+    };
+    let assumptions = assumptions_per_family(catalog, ModelError::builtin(), moe, largest);
+    let catalogs = drawn_catalogs(catalog, &assumptions, opts.draws, opts.seed);
+    let indices: Vec<u64> = report.top.iter().map(|t| t.index).collect();
+    let price = |c: &Catalog| -> Result<Vec<f64>, Error> {
+        let space = SearchSpace::resolve(file, c, objective, origin)?;
+        match engine {
+            Some(gpu) => {
+                let metrics = gpu.evaluate(&space, &indices).map_err(Error::Internal)?;
+                Ok(metrics
+                    .iter()
+                    .map(|m| match Outcome::from_code(m.outcome) {
+                        Some(Outcome::Valid) => m.objective as f64,
+                        _ => f64::INFINITY,
+                    })
+                    .collect())
+            }
+            None => Ok(indices
+                .iter()
+                .map(|i| cpu_objective(&space, *i, objective, &|_| true))
+                .collect()),
+        }
+    };
+    let objectives: Result<Vec<Vec<f64>>, Error> = match engine {
+        Some(_) => catalogs.iter().map(price).collect(),
+        None => catalogs.par_iter().map(price).collect(),
+    };
+    Ok(rank_draws(&objectives?, opts.seed, opts.confidence))
+}
+
+fn file_is_moe(file: &ScenarioFile, catalog: &Catalog, origin: &str) -> Result<bool, Error> {
+    let (_, model) =
+        crate::scenario::resolve_model(&file.model, catalog).map_err(|message| Error::Scenario {
+            origin: origin.to_string(),
+            message,
+        })?;
+    Ok(model.is_moe())
+}
+
+/// Write a ranking into the sweep's top entries.
+pub fn mark_sweep(report: &mut SweepReport, ranking: Ranking) {
+    for (i, t) in report.top.iter_mut().enumerate() {
+        (t.p_best, t.tied_with_best) = ranking.marks(i);
+    }
+    report.uncertainty = Some(ranking);
+}
+
+/// The best plan at each end of each assumption's range, one assumption at a time, sorted by
+/// swing (largest first). `central` is the plan at every assumption's central value: its best
+/// plan's regime sets the model-error range.
+pub fn sensitivity(
+    file: &ScenarioFile,
+    catalog: &Catalog,
+    opts: &PlanOptions,
+    central: &PlanReport,
+    origin: &str,
+) -> Result<Vec<SensitivityRow>, Error> {
+    let regime = match central.plans.first() {
+        Some(best) => Regime {
+            family: catalog
+                .accelerator(&best.layout.accelerator)
+                .map(|a| a.efficiency.clone())
+                .unwrap_or_default(),
+            moe: central.model_shape.is_moe(),
+            accelerators: best.layout.count,
+        },
+        None => {
+            return Err(Error::Usage(
+                "--sensitivity: no plan meets the constraints at the central assumptions, so there is none to vary".into(),
+            ))
+        }
+    };
+    let base = with_resolved_families(catalog);
+    let quick = PlanOptions {
+        pareto: false,
+        top: 1,
+        ..opts.clone()
+    };
+    let mut rows = vec![];
+    for a in assumptions_at(catalog, ModelError::builtin(), &regime) {
+        let central_value = a.central_value(catalog);
+        let set_in_scenario = a.scales.iter().all(|path| {
+            let key = path.split_once('.').map_or(path.as_str(), |(_, key)| key);
+            file.cluster.sets(key)
+        });
+        let mut ends = vec![];
+        for factor in [a.low, a.high] {
+            if set_in_scenario {
+                ends.push(central.plans.first().cloned());
+                continue;
+            }
+            let mut c = base.clone();
+            apply(&mut c, &a, factor);
+            let r = plan(file, &c, &quick, origin)?;
+            ends.push(r.plans.into_iter().next());
+        }
+        let days = |i: usize| ends[i].as_ref().map(|p| p.time_to_train_days);
+        let swing_days = match (days(0), days(1)) {
+            (Some(l), Some(h)) => (h - l).abs(),
+            _ => f64::INFINITY,
+        };
+        rows.push(SensitivityRow {
+            assumption: a.id.clone(),
+            name: a.name.clone(),
+            low: a.low,
+            high: a.high,
+            low_value: central_value.map(|v| v * a.low),
+            high_value: central_value.map(|v| v * a.high),
+            set_in_scenario,
+            value_key: central_value
+                .and_then(|_| a.scales.first()?.strip_prefix("facility.").map(str::to_string)),
+            plan_low: ends[0].as_ref().map(plan_words),
+            plan_high: ends[1].as_ref().map(plan_words),
+            time_to_train_days_low: days(0),
+            time_to_train_days_high: days(1),
+            binding_low: ends[0].as_ref().map(|p| p.binding_constraint.kind),
+            binding_high: ends[1].as_ref().map(|p| p.binding_constraint.kind),
+            swing_days,
+            source: a.source.clone(),
+        });
+    }
+    rows.sort_by(|x, y| y.swing_days.total_cmp(&x.swing_days));
+    Ok(rows)
+}
