@@ -4,7 +4,9 @@
 
 use crate::catalog::Catalog;
 use crate::cli::{Cli, Command, EstimateArgs, FitArgs, MergeArgs, PlanArgs, SweepArgs, ValidateArgs};
-use crate::draws::{mark_plans, mark_sweep, plan_ranking, sensitivity, sweep_ranking, DrawOptions};
+use crate::draws::{
+    bench_draws, mark_plans, mark_sweep, plan_ranking, sensitivity, sweep_ranking, DrawOptions,
+};
 use crate::emit::{emit, Job};
 use crate::error::Error;
 use crate::export::{exporter, EstimateReport, FitReport};
@@ -19,9 +21,11 @@ use crate::sweep::bench::run_bench;
 use crate::sweep::driver::{
     merge_reports, open_engines, parse_shard, run_sweep, Adapters, Backend, SweepOptions, SweepReport,
 };
-use crate::sweep::gpu::adapter_reports;
+use crate::sweep::gpu::{adapter_reports, select_adapters, GpuEngine};
 use crate::sweep::SweepLayout;
-use crate::uncertainty::{check_confidence, coverage, Interval, ModelError, Regime, DEFAULT_CONFIDENCE};
+use crate::uncertainty::{
+    check_confidence, coverage, Interval, ModelError, Regime, DEFAULT_CONFIDENCE, DEFAULT_DRAWS,
+};
 use crate::validate::{read_runs, validate};
 use clap::CommandFactory;
 
@@ -52,9 +56,19 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
         Command::Adapters(args) => exporter(args.json, false, false)
             .adapters(&adapter_reports())
             .map_err(internal),
-        Command::Bench(args) => exporter(args.json, false, false)
-            .bench(&run_bench(args.backend)?)
-            .map_err(internal),
+        Command::Bench(args) => {
+            let mut report = run_bench(args.backend)?;
+            // The draws are timed on the backends the layouts were.
+            let gpu = match args.backend {
+                None | Some(Backend::Gpu) | Some(Backend::Auto) => {
+                    select_adapters().ok().and_then(|a| GpuEngine::new(&a[0]).ok())
+                }
+                Some(Backend::Cpu) => None,
+            };
+            let cpu = matches!(args.backend, None | Some(Backend::Cpu));
+            report.draws = bench_draws(cpu, gpu.as_ref(), DEFAULT_DRAWS)?;
+            exporter(args.json, false, false).bench(&report).map_err(internal)
+        }
         Command::Plan(args) => run_plan(args, &catalog),
         Command::Completions(args) => {
             let mut script = vec![];
@@ -174,6 +188,7 @@ fn run_plan(args: &PlanArgs, catalog: &Catalog) -> Result<String, Error> {
     };
     let mut report = plan(&file, catalog, &options, &origin)?;
     let moe = report.model_shape.is_moe();
+    report.interval_confidence = Some(confidence);
     let plans = report.plans.iter_mut().chain(&mut report.per_accelerator);
     let plans = plans
         .chain(report.pareto.iter_mut().flatten())
@@ -284,6 +299,7 @@ fn run_sweep_command(args: &SweepArgs, catalog: &Catalog) -> Result<String, Erro
         },
     )?;
     let confidence = check_confidence("--confidence", args.draws.confidence).map_err(Error::Usage)?;
+    report.interval_confidence = Some(confidence);
     for entry in &mut report.top {
         let interval = entry_interval(catalog, &entry.layout, space.model.is_moe(), confidence);
         let value = |key: &str| entry.estimate.get(key).and_then(|v| v.as_f64());

@@ -15,7 +15,8 @@ use crate::model::run::estimate;
 use crate::plan::{meets, pair_file, plan, plan_search, plan_words, PlanOptions, PlanReport, SensitivityRow};
 use crate::scenario::ScenarioFile;
 use crate::search::{Objective, SearchSpace};
-use crate::sweep::driver::SweepReport;
+use crate::sweep::bench::{DrawBenchResult, BENCH_SCENARIO};
+use crate::sweep::driver::{run_sweep, Adapters, Backend, SweepOptions, SweepReport};
 use crate::sweep::gpu::{GpuEngine, Outcome};
 use crate::sweep::objective_value;
 use crate::uncertainty::{
@@ -263,4 +264,69 @@ pub fn sensitivity(
     }
     rows.sort_by(|x, y| y.swing_days.total_cmp(&x.swing_days));
     Ok(rows)
+}
+
+/// Layouts `bench` re-prices per draw: a sweep's default top list.
+const BENCH_CANDIDATES: usize = 20;
+
+/// `bench`'s draws per second: the bench space's top 20 layouts (found by one CPU sweep) ranked
+/// over `draws` draws, on each backend asked for (`gpu_engine` when one opened).
+pub fn bench_draws(
+    cpu: bool,
+    gpu_engine: Option<&GpuEngine>,
+    draws: usize,
+) -> Result<Vec<DrawBenchResult>, Error> {
+    let file = ScenarioFile::parse(BENCH_SCENARIO, "bench")?;
+    let catalog = Catalog::builtin();
+    let space = SearchSpace::resolve(&file, &catalog, Objective::Time, "bench")?;
+    let report = run_sweep(
+        &space,
+        &SweepOptions {
+            backend: Backend::Cpu,
+            adapters: Adapters::Best,
+            top: BENCH_CANDIDATES,
+            shard: None,
+            progress: false,
+        },
+    )?;
+    let opts = DrawOptions {
+        draws,
+        seed: 1,
+        confidence: crate::uncertainty::DEFAULT_CONFIDENCE,
+    };
+    let mut engines: Vec<(String, Option<String>, Option<&GpuEngine>)> = vec![];
+    if cpu {
+        let threads = format!("{} threads", rayon::current_num_threads());
+        engines.push(("cpu".into(), Some(threads), None));
+    }
+    if let Some(gpu) = gpu_engine {
+        engines.push(("gpu".into(), Some(gpu.name()), Some(gpu)));
+    }
+    let mut results = vec![];
+    for (backend, adapter, engine) in engines {
+        // One draw first: the driver compiles the evaluation pipeline at its first dispatch
+        // (a minute on lavapipe without its shader cache), which is not the draws' cost.
+        let warm_up = DrawOptions { draws: 1, ..opts };
+        sweep_ranking(
+            &file,
+            &catalog,
+            &report,
+            Objective::Time,
+            engine,
+            &warm_up,
+            "bench",
+        )?;
+        let clock = std::time::Instant::now();
+        sweep_ranking(&file, &catalog, &report, Objective::Time, engine, &opts, "bench")?;
+        let elapsed_s = clock.elapsed().as_secs_f64();
+        results.push(DrawBenchResult {
+            backend,
+            adapter,
+            draws,
+            candidates: report.top.len(),
+            elapsed_s,
+            draws_per_s: draws as f64 / elapsed_s,
+        });
+    }
+    Ok(results)
 }

@@ -196,6 +196,29 @@ pub fn human_duration(s: f64) -> String {
     }
 }
 
+/// A duration with its interval in the same unit: "13.5 days (11-15)", "1.15 s (1.0-1.3)".
+fn duration_with_interval(s: f64, interval: Option<[f64; 2]>) -> String {
+    let text = human_duration(s);
+    let Some([low, high]) = interval else {
+        return text;
+    };
+    let Some((number, unit)) = text.split_once(' ') else {
+        return text;
+    };
+    // The unit human_duration chose for `s`, applied to both ends.
+    let per_unit_s = match unit {
+        "us" => 1e-6,
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "min" => 60.0,
+        "h" => 3600.0,
+        _ => 86_400.0,
+    };
+    let (low, high) = (low / per_unit_s, high / per_unit_s);
+    let digits = if high >= 10.0 { 0 } else { 1 };
+    format!("{number} {unit} ({low:.digits$}-{high:.digits$})")
+}
+
 /// Bytes in GB (decimal, as datasheets state HBM).
 pub fn human_bytes(b: f64) -> String {
     format!("{:.2} GB", b / 1e9)
@@ -768,6 +791,15 @@ impl Exporter for TableExporter {
             "cost",
             "energy",
         ]);
+        let train_header = match r.interval_confidence {
+            Some(c) if r.top.iter().any(|e| e.time_to_train_s_interval.is_some()) => {
+                format!("time to train ({:.0} %)", 100.0 * c)
+            }
+            _ => "time to train".to_string(),
+        };
+        if let Some(h) = header.iter_mut().find(|h| **h == "time to train") {
+            *h = &train_header;
+        }
         let mut t = table(&header);
         for e in &r.top {
             let mut row = vec![Cell::new(e.rank)];
@@ -777,7 +809,10 @@ impl Exporter for TableExporter {
                 Cell::new(format!("{:.0}", field(e, "tokens_per_s"))),
                 Cell::new(format!("{:.1} %", 100.0 * field(e, "mfu"))),
                 Cell::new(human_bytes(field(e, "memory_per_accelerator_bytes"))),
-                Cell::new(human_duration(field(e, "time_to_train_s"))),
+                Cell::new(duration_with_interval(
+                    field(e, "time_to_train_s"),
+                    e.time_to_train_s_interval,
+                )),
                 Cell::new(human_usd(field(e, "cost_usd"))),
                 Cell::new(format!("{:.0} MWh", field(e, "energy_mwh"))),
             ]);
@@ -891,6 +926,28 @@ impl Exporter for TableExporter {
             "{} layouts (clustersweep bench's fixed space)\n{t}\n",
             r.space_size
         );
+        if !r.draws.is_empty() {
+            let mut d = table(&[
+                "backend",
+                "adapter",
+                "draws",
+                "layouts per draw",
+                "elapsed",
+                "draws/s",
+            ]);
+            for b in &r.draws {
+                d.add_row(vec![
+                    Cell::new(&b.backend),
+                    Cell::new(b.adapter.clone().unwrap_or_default()),
+                    Cell::new(b.draws),
+                    Cell::new(b.candidates),
+                    Cell::new(human_duration(b.elapsed_s)),
+                    Cell::new(format!("{:.1}", b.draws_per_s)),
+                ]);
+            }
+            right(&mut d, &[2, 3, 4, 5]);
+            out += &format!("--uncertainty: the top layouts re-priced under drawn assumptions\n{d}\n");
+        }
         for n in &r.notes {
             out += &format!("note: {n}\n");
         }
@@ -945,7 +1002,7 @@ impl Exporter for TableExporter {
                 best.time_to_train_s_interval
                     .map(|[low, high]| format!(
                         " ({:.0} % interval of the model's error: {:.1}-{:.1})",
-                        100.0 * DEFAULT_CONFIDENCE,
+                        100.0 * r.interval_confidence.unwrap_or(DEFAULT_CONFIDENCE),
                         low / 86400.0,
                         high / 86400.0
                     ))
@@ -962,12 +1019,12 @@ impl Exporter for TableExporter {
         }
         out += &format!(
             "The best plan on each accelerator\n{}\n",
-            plan_table(&r.per_accelerator, self.wide)
+            plan_table(&r.per_accelerator, r.interval_confidence, self.wide)
         );
         out += &format!(
             "The {} best plans\n{}\n",
             r.plans.len(),
-            plan_table(&r.plans, self.wide)
+            plan_table(&r.plans, r.interval_confidence, self.wide)
         );
         if let Some(u) = &r.uncertainty {
             out += &format!("{}\n\n", tie_line(u, "plan"));
@@ -982,7 +1039,7 @@ impl Exporter for TableExporter {
             out += &format!(
                 "Pareto set over time, cost and energy ({} plans)\n{}\n",
                 p.len(),
-                plan_table(p, self.wide)
+                plan_table(p, r.interval_confidence, self.wide)
             );
         }
         let d = &r.dropped;
@@ -1010,9 +1067,14 @@ impl Exporter for TableExporter {
 
 /// The plans as a table fitted to the terminal (unless `wide`), with the line saying what it
 /// leaves out.
-fn plan_table(plans: &[Plan], wide: bool) -> String {
+fn plan_table(plans: &[Plan], confidence: Option<f64>, wide: bool) -> String {
     let mut header = LAYOUT_HEADER.to_vec();
-    let days = format!("days ({:.0} %)", 100.0 * DEFAULT_CONFIDENCE);
+    let days = match confidence {
+        Some(c) if plans.iter().any(|p| p.time_to_train_s_interval.is_some()) => {
+            format!("days ({:.0} %)", 100.0 * c)
+        }
+        _ => "days".to_string(),
+    };
     header.extend([
         days.as_str(),
         "MW",
@@ -1140,8 +1202,18 @@ fn short_value(v: f64) -> String {
     if v != 0.0 && (v.abs() < 1e-2 || v.abs() >= 1e5) {
         format!("{v:.2e}")
     } else {
-        let s = format!("{v:.3}");
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
+        let decimals = match v.abs() {
+            a if a >= 100.0 => 0,
+            a if a >= 10.0 => 1,
+            a if a >= 1.0 => 2,
+            _ => 3,
+        };
+        let s = format!("{v:.decimals$}");
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        }
     }
 }
 
@@ -1583,6 +1655,7 @@ impl Exporter for CsvExporter {
                 "elapsed_s",
                 "layouts_per_s",
                 "valid_layouts_per_s",
+                "draws_per_s",
             ])?;
             for b in &r.results {
                 w.write_record([
@@ -1591,6 +1664,17 @@ impl Exporter for CsvExporter {
                     b.elapsed_s.to_string(),
                     b.layouts_per_s.to_string(),
                     b.valid_layouts_per_s.to_string(),
+                    String::new(),
+                ])?;
+            }
+            for b in &r.draws {
+                w.write_record([
+                    format!("{} draws", b.backend),
+                    b.adapter.clone().unwrap_or_default(),
+                    b.elapsed_s.to_string(),
+                    String::new(),
+                    String::new(),
+                    b.draws_per_s.to_string(),
                 ])?;
             }
             Ok(())

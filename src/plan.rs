@@ -123,6 +123,10 @@ pub struct PlanReport {
     /// With `--uncertainty`: how the ranked plans rank across draws of the assumptions.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uncertainty: Option<crate::uncertainty::Ranking>,
+    /// The confidence of every plan's `step_time_s_interval` and `time_to_train_s_interval`
+    /// (`--confidence`), None until they are set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval_confidence: Option<f64>,
     /// With `--sensitivity`: the best plan at each end of each assumption's range, by swing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sensitivity: Option<Vec<SensitivityRow>>,
@@ -721,6 +725,7 @@ pub fn plan(
             .as_ref()
             .map_or("cpu".into(), |e| format!("gpu ({})", e.name())),
         uncertainty: None,
+        interval_confidence: None,
         sensitivity: None,
     })
 }

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 /// The space `bench` sweeps: LLaMA 3 70B on every catalog accelerator, six cluster sizes, every
 /// knob (tp, pp over the divisors of 80, cp, microbatch, interleave, recompute, sequence
-/// parallelism, ZeRO): 10,967,040 layouts.
+/// parallelism, ZeRO): 11,612,160 layouts over the 18 accelerators of the built-in catalog.
 pub const BENCH_SCENARIO: &str = r#"
 [model]
 preset = "llama3-70b"
@@ -47,6 +47,19 @@ pub struct BenchResult {
     pub counts: Counts,
 }
 
+/// One backend's figures for `--uncertainty`: the bench space's top layouts re-priced under
+/// drawn assumptions (each draw resolves the space from its catalog, then prices them).
+#[derive(Clone, Debug, Serialize)]
+pub struct DrawBenchResult {
+    pub backend: String,
+    pub adapter: Option<String>,
+    pub draws: usize,
+    /// Layouts re-priced in each draw.
+    pub candidates: usize,
+    pub elapsed_s: f64,
+    pub draws_per_s: f64,
+}
+
 /// What `bench` reports.
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
@@ -54,6 +67,8 @@ pub struct BenchReport {
     /// The fastest backend's rate.
     pub layouts_per_s: f64,
     pub results: Vec<BenchResult>,
+    /// Draws per second per backend (filled by the layer that owns the draws).
+    pub draws: Vec<DrawBenchResult>,
     pub notes: Vec<String>,
 }
 
@@ -124,6 +139,7 @@ pub fn run_bench(backend: Option<Backend>) -> Result<BenchReport, Error> {
         space_size: space.size,
         layouts_per_s: best,
         results,
+        draws: vec![],
         notes,
     })
 }

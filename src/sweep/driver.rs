@@ -84,6 +84,9 @@ pub struct SweepReport {
     /// With `--uncertainty`: how the top layouts rank across draws of the assumptions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uncertainty: Option<crate::uncertainty::Ranking>,
+    /// The confidence of the top entries' intervals (`--confidence`), None until they are set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_confidence: Option<f64>,
 }
 
 /// FNV-1a over the space's defining data: model, stacks (with their training settings), accelerators (with every resolved
@@ -383,6 +386,7 @@ pub fn run_sweep(space: &SearchSpace, opts: &SweepOptions) -> Result<SweepReport
         notes: notes.into_inner().expect("notes lock"),
         top,
         uncertainty: None,
+        interval_confidence: None,
     })
 }
 

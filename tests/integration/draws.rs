@@ -35,6 +35,20 @@ zero = [1, 3]
 budget_usd = 2e6
 "#;
 
+/// LLaMA 3 8B on 64 H100s: a sweep of 16 layouts.
+const SWEEP: &str = r#"
+[model]
+preset = "llama3-8b"
+[training]
+global_batch = 256
+[search]
+accelerators = ["h100-sxm"]
+counts = [64]
+tp = [1, 2, 4, 8]
+pp = [1, 2]
+microbatch = [1, 2]
+"#;
+
 fn plan_file() -> ScenarioFile {
     ScenarioFile::parse(PLAN, "draws").unwrap()
 }
@@ -340,9 +354,10 @@ fn plan_sensitivity_and_uncertainty_reach_the_json_and_the_tornado_plot() {
     }
 
     // The table says which plans are tied and what would change the answer.
-    let o = clustersweep(&[
+    let path = scenario.to_str().unwrap();
+    let table = table_of(&[
         "plan",
-        scenario.to_str().unwrap(),
+        path,
         "--backend",
         "cpu",
         "--uncertainty",
@@ -350,8 +365,6 @@ fn plan_sensitivity_and_uncertainty_reach_the_json_and_the_tornado_plot() {
         "32",
         "--sensitivity",
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let table = String::from_utf8_lossy(&o.stdout);
     assert!(table.contains("p_best"), "{table}");
     assert!(
         table.contains("of 32 draws") && table.contains("(seed 1)"),
@@ -380,22 +393,7 @@ fn draw_flags_out_of_range_exit_2_naming_the_flag() {
 
 #[test]
 fn sweep_uncertainty_marks_the_top_layouts() {
-    let scenario = temp_file(
-        "draws-sweep",
-        "sweep.toml",
-        r#"
-[model]
-preset = "llama3-8b"
-[training]
-global_batch = 256
-[search]
-accelerators = ["h100-sxm"]
-counts = [64]
-tp = [1, 2, 4, 8]
-pp = [1, 2]
-microbatch = [1, 2]
-"#,
-    );
+    let scenario = temp_file("draws-sweep", "sweep.toml", SWEEP);
     let o = clustersweep(&[
         "sweep",
         scenario.to_str().unwrap(),
@@ -418,4 +416,35 @@ microbatch = [1, 2]
     // The best is marked tied only when another is tied with it.
     let tied = v["uncertainty"]["tied_with_first"].as_array().unwrap().len();
     assert_eq!(top[0]["tied_with_best"], tied > 1);
+}
+
+/// Regression: plan's table headed its intervals "days (80 %)" whatever `--confidence` said, and
+/// sweep's table showed no interval at all.
+#[test]
+fn tables_head_their_intervals_with_the_confidence_asked_for() {
+    let scenario = temp_file("draws-confidence", "plan.toml", PLAN);
+    let path = scenario.to_str().unwrap();
+    let table = table_of(&["plan", path, "--backend", "cpu", "--confidence", "0.9"]);
+    assert!(
+        table.contains("days (90 %)") && !table.contains("days (80 %)"),
+        "{table}"
+    );
+    assert!(table.contains("90 % interval of the model's error"), "{table}");
+
+    let sweep = temp_file("draws-confidence", "sweep.toml", SWEEP);
+    let path = sweep.to_str().unwrap();
+    let table = table_of(&["sweep", path, "--backend", "cpu", "--top", "2", "--wide"]);
+    assert!(table.contains("time to train (80 %)"), "{table}");
+    // "13.5 days (11-16)": the value, then its interval in the same unit.
+    assert!(
+        table.lines().any(|l| l.contains(" days (") || l.contains(" h (")),
+        "{table}"
+    );
+}
+
+/// What a command that must succeed prints.
+fn table_of(args: &[&str]) -> String {
+    let o = clustersweep(args);
+    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }

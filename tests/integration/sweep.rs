@@ -291,6 +291,12 @@ fn bench_reports_layouts_per_second() {
     assert!(v["layouts_per_s"].as_f64().unwrap() > 0.0);
     assert!(v["space_size"].as_u64().unwrap() >= 10_000_000);
     assert_eq!(v["results"][0]["counts"]["evaluated"], v["space_size"]);
+    // The draws of --uncertainty are timed too: 200 draws of the top 20 layouts.
+    let draws = &v["draws"][0];
+    assert_eq!(draws["backend"], "cpu");
+    assert_eq!(draws["draws"], 200);
+    assert_eq!(draws["candidates"], 20);
+    assert!(draws["draws_per_s"].as_f64().unwrap() > 0.0, "{draws}");
 }
 
 #[test]
