@@ -1317,6 +1317,28 @@ impl Exporter for JsonExporter {
     }
 }
 
+/// The CSV columns of how sure a row is, empty where not computed (`p_best` needs
+/// `--uncertainty`), so that the columns are the same whatever the flags. `unit` is the time
+/// column's (`s` for sweep, `days` for plan).
+fn uncertainty_columns(unit: &str) -> [String; 4] {
+    [
+        format!("time_to_train_{unit}_low"),
+        format!("time_to_train_{unit}_high"),
+        "p_best".into(),
+        "tied_with_best".into(),
+    ]
+}
+
+fn uncertainty_record(interval: Option<[f64; 2]>, p_best: Option<f64>, tied: Option<bool>) -> [String; 4] {
+    let text = |v: Option<String>| v.unwrap_or_default();
+    [
+        text(interval.map(|i| i[0].to_string())),
+        text(interval.map(|i| i[1].to_string())),
+        text(p_best.map(|p| p.to_string())),
+        text(tied.map(|t| t.to_string())),
+    ]
+}
+
 /// The CSV columns of a layout, in `sweep --json`'s key order.
 const LAYOUT_COLUMNS: [&str; 16] = [
     "accelerator",
@@ -1605,6 +1627,7 @@ impl Exporter for CsvExporter {
                 .map(|s| s.to_string())
                 .collect();
             header.extend(estimate_keys.iter().cloned());
+            header.extend(uncertainty_columns("s"));
             w.write_record(&header)?;
             for e in &r.top {
                 let l = &e.layout;
@@ -1615,6 +1638,11 @@ impl Exporter for CsvExporter {
                         .iter()
                         .map(|k| e.estimate.get(k).map_or(String::new(), |v| v.to_string())),
                 );
+                row.extend(uncertainty_record(
+                    e.time_to_train_s_interval,
+                    e.p_best,
+                    e.tied_with_best,
+                ));
                 w.write_record(&row)?;
             }
             Ok(())
@@ -1694,6 +1722,8 @@ impl Exporter for CsvExporter {
                 "goodput",
                 "binding_constraint",
             ]);
+            let mut header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+            header.extend(uncertainty_columns("days"));
             w.write_record(&header)?;
             for (i, p) in r.plans.iter().enumerate() {
                 let e = &p.metrics;
@@ -1708,6 +1738,11 @@ impl Exporter for CsvExporter {
                     e.goodput.to_string(),
                     p.binding_constraint.text.clone(),
                 ]);
+                row.extend(uncertainty_record(
+                    p.time_to_train_s_interval.map(|i| i.map(|s| s / 86_400.0)),
+                    p.p_best,
+                    p.tied_with_best,
+                ));
                 w.write_record(&row)?;
             }
             Ok(())

@@ -448,3 +448,78 @@ fn table_of(args: &[&str]) -> String {
     assert!(o.status.success(), "{args:?}: {}", stderr(&o));
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
+
+/// The CSV exports carry how sure each row is, in columns that are there whatever the flags.
+#[test]
+fn csv_rows_carry_their_interval_and_p_best() {
+    let scenario = temp_file("draws-csv", "plan.toml", PLAN);
+    let path = scenario.to_str().unwrap();
+    let column = |text: &str, name: &str| -> Vec<String> {
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let at = reader
+            .headers()
+            .unwrap()
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no {name}"));
+        reader.records().map(|r| r.unwrap()[at].to_string()).collect()
+    };
+    let ranked = table_of(&[
+        "plan",
+        path,
+        "--backend",
+        "cpu",
+        "--uncertainty",
+        "--draws",
+        "16",
+        "--csv",
+    ]);
+    let p_best: Vec<f64> = column(&ranked, "p_best")
+        .iter()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert!(
+        !p_best.is_empty() && p_best.iter().sum::<f64>() <= 1.0 + 1e-12,
+        "{ranked}"
+    );
+    let days: Vec<f64> = column(&ranked, "time_to_train_days")
+        .iter()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    let low: Vec<f64> = column(&ranked, "time_to_train_days_low")
+        .iter()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    let high: Vec<f64> = column(&ranked, "time_to_train_days_high")
+        .iter()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    for ((d, l), h) in days.iter().zip(&low).zip(&high) {
+        assert!(l < d && d < h, "{l} < {d} < {h}");
+    }
+    // Without --uncertainty the column is there, empty.
+    let plain = table_of(&["plan", path, "--backend", "cpu", "--csv"]);
+    assert!(column(&plain, "p_best").iter().all(String::is_empty), "{plain}");
+
+    let sweep = temp_file("draws-csv", "sweep.toml", SWEEP);
+    let sweep = sweep.to_str().unwrap();
+    let ranked = table_of(&[
+        "sweep",
+        sweep,
+        "--backend",
+        "cpu",
+        "--top",
+        "4",
+        "--uncertainty",
+        "--draws",
+        "16",
+        "--csv",
+    ]);
+    assert_eq!(column(&ranked, "p_best").len(), 4, "{ranked}");
+    assert!(
+        column(&ranked, "time_to_train_s_low")
+            .iter()
+            .all(|v| v.parse::<f64>().is_ok()),
+        "{ranked}"
+    );
+}

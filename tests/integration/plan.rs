@@ -343,11 +343,9 @@ fn default_plan_names_a_winner_per_accelerator_in_seconds() {
         text.starts_with("rank,accelerator,stack,count,tp,pp,dp,cp,ep,"),
         "{text}"
     );
-    assert!(text
-        .lines()
-        .next()
-        .unwrap()
-        .ends_with(",goodput,binding_constraint"));
+    assert!(text.lines().next().unwrap().ends_with(
+        ",goodput,binding_constraint,time_to_train_days_low,time_to_train_days_high,p_best,tied_with_best"
+    ));
 
     let table = clustersweep(&["plan", "--backend", "cpu"]);
     let out = stdout(&table);
