@@ -21,7 +21,7 @@ use crate::sweep::bench::run_bench;
 use crate::sweep::driver::{
     merge_reports, open_engines, parse_shard, run_sweep, Adapters, Backend, SweepOptions, SweepReport,
 };
-use crate::sweep::gpu::{adapter_reports, select_adapters, GpuEngine};
+use crate::sweep::gpu::adapter_reports;
 use crate::sweep::SweepLayout;
 use crate::uncertainty::{
     check_confidence, coverage, Interval, ModelError, Regime, DEFAULT_CONFIDENCE, DEFAULT_DRAWS,
@@ -58,15 +58,15 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
             .map_err(internal),
         Command::Bench(args) => {
             let mut report = run_bench(args.backend)?;
-            // The draws are timed on the backends the layouts were.
+            // The draws are timed on the backends the layouts were (a software adapter too,
+            // as run_bench does); a GPU that does not open is already in run_bench's notes.
             let gpu = match args.backend {
-                None | Some(Backend::Gpu) | Some(Backend::Auto) => {
-                    select_adapters().ok().and_then(|a| GpuEngine::new(&a[0]).ok())
-                }
-                Some(Backend::Cpu) => None,
+                Some(Backend::Cpu) => vec![],
+                _ => open_engines(Backend::Gpu, Adapters::Best, &std::sync::Mutex::new(vec![]))
+                    .unwrap_or_default(),
             };
             let cpu = matches!(args.backend, None | Some(Backend::Cpu));
-            report.draws = bench_draws(cpu, gpu.as_ref(), DEFAULT_DRAWS)?;
+            report.draws = bench_draws(cpu, gpu.first(), DEFAULT_DRAWS)?;
             exporter(args.json, false, false).bench(&report).map_err(internal)
         }
         Command::Plan(args) => run_plan(args, &catalog),

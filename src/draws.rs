@@ -18,7 +18,7 @@ use crate::search::{Objective, SearchSpace};
 use crate::sweep::bench::{DrawBenchResult, BENCH_SCENARIO};
 use crate::sweep::driver::{run_sweep, Adapters, Backend, SweepOptions, SweepReport};
 use crate::sweep::gpu::{GpuEngine, Outcome};
-use crate::sweep::objective_value;
+use crate::sweep::{objective_value, SweepLayout};
 use crate::uncertainty::{
     assumptions_at, assumptions_per_family, drawn_catalogs, rank_draws, ModelError, Ranking, Regime,
 };
@@ -54,6 +54,30 @@ fn cpu_objective(
     }
 }
 
+/// The drawn catalogs the candidates `layouts` are priced in: every assumption drawn at once,
+/// the model's error per efficiency family at the largest of the candidates' clusters on it.
+fn candidate_draws(
+    catalog: &Catalog,
+    moe: bool,
+    layouts: &[&SweepLayout],
+    opts: &DrawOptions,
+) -> Vec<Catalog> {
+    let largest = |family: &str| {
+        layouts
+            .iter()
+            .filter(|l| {
+                catalog
+                    .accelerator(&l.accelerator)
+                    .is_some_and(|a| a.efficiency == family)
+            })
+            .map(|l| l.count)
+            .max()
+            .unwrap_or(1)
+    };
+    let assumptions = assumptions_per_family(catalog, ModelError::builtin(), moe, largest);
+    drawn_catalogs(catalog, &assumptions, opts.draws, opts.seed)
+}
+
 /// How the plan's ranked plans rank across draws: each plan's layout re-priced, in its own
 /// (accelerator, count) space resolved from each drawn catalog, on the CPU in f64 (a plan has
 /// few candidates, each in its own small space: one GPU dispatch per candidate would cost more
@@ -66,22 +90,8 @@ pub fn plan_ranking(
     opts: &DrawOptions,
     origin: &str,
 ) -> Result<Ranking, Error> {
-    let moe = report.model_shape.is_moe();
-    let largest = |family: &str| {
-        report
-            .plans
-            .iter()
-            .filter(|p| {
-                catalog
-                    .accelerator(&p.layout.accelerator)
-                    .is_some_and(|a| a.efficiency == family)
-            })
-            .map(|p| p.layout.count)
-            .max()
-            .unwrap_or(1)
-    };
-    let assumptions = assumptions_per_family(catalog, ModelError::builtin(), moe, largest);
-    let catalogs = drawn_catalogs(catalog, &assumptions, opts.draws, opts.seed);
+    let layouts: Vec<&SweepLayout> = report.plans.iter().map(|p| &p.layout).collect();
+    let catalogs = candidate_draws(catalog, report.model_shape.is_moe(), &layouts, opts);
     let search = plan_search(file);
     let pairs: Vec<ScenarioFile> = report
         .plans
@@ -128,22 +138,8 @@ pub fn sweep_ranking(
     opts: &DrawOptions,
     origin: &str,
 ) -> Result<Ranking, Error> {
-    let moe = file_is_moe(file, catalog, origin)?;
-    let largest = |family: &str| {
-        report
-            .top
-            .iter()
-            .filter(|t| {
-                catalog
-                    .accelerator(&t.layout.accelerator)
-                    .is_some_and(|a| a.efficiency == family)
-            })
-            .map(|t| t.layout.count)
-            .max()
-            .unwrap_or(1)
-    };
-    let assumptions = assumptions_per_family(catalog, ModelError::builtin(), moe, largest);
-    let catalogs = drawn_catalogs(catalog, &assumptions, opts.draws, opts.seed);
+    let layouts: Vec<&SweepLayout> = report.top.iter().map(|t| &t.layout).collect();
+    let catalogs = candidate_draws(catalog, file_is_moe(file, catalog, origin)?, &layouts, opts);
     let indices: Vec<u64> = report.top.iter().map(|t| t.index).collect();
     let price = |c: &Catalog| -> Result<Vec<f64>, Error> {
         let space = SearchSpace::resolve(file, c, objective, origin)?;
@@ -250,8 +246,7 @@ pub fn sensitivity(
             low_value: central_value.map(|v| v * a.low),
             high_value: central_value.map(|v| v * a.high),
             set_in_scenario,
-            value_key: central_value
-                .and_then(|_| a.scales.first()?.strip_prefix("facility.").map(str::to_string)),
+            value_key: central_value.and(a.facility_key()).map(str::to_string),
             plan_low: ends[0].as_ref().map(plan_words),
             plan_high: ends[1].as_ref().map(plan_words),
             time_to_train_days_low: days(0),

@@ -205,13 +205,33 @@ pub fn plan_search(file: &ScenarioFile) -> SearchSection {
     search
 }
 
+/// The limit of `constraints` that `e` breaks, checked in this order (power, budget, deadline);
+/// None when it keeps them all.
+fn broken_limit(constraints: &ConstraintsSection, e: &Estimate) -> Option<Limit> {
+    if constraints.power_mw.is_some_and(|p| e.power_mw > p) {
+        Some(Limit::Power)
+    } else if constraints.budget_usd.is_some_and(|b| e.cost_usd > b) {
+        Some(Limit::Budget)
+    } else if constraints
+        .max_days
+        .is_some_and(|d| e.time_to_train_s / 86400.0 > d)
+    {
+        Some(Limit::Deadline)
+    } else {
+        None
+    }
+}
+
+/// A limit a plan can break.
+enum Limit {
+    Power,
+    Budget,
+    Deadline,
+}
+
 /// True when `e` keeps every limit of `constraints`.
 pub fn meets(constraints: &ConstraintsSection, e: &Estimate) -> bool {
-    !(constraints.power_mw.is_some_and(|p| e.power_mw > p)
-        || constraints.budget_usd.is_some_and(|b| e.cost_usd > b)
-        || constraints
-            .max_days
-            .is_some_and(|d| e.time_to_train_s / 86400.0 > d))
+    broken_limit(constraints, e).is_none()
 }
 
 /// The scenario `clustersweep plan` runs with no file: the question from the news. A dense
@@ -672,19 +692,12 @@ pub fn plan(
             .map(|(_, _, larger, ..)| larger);
         let mut plan = to_plan(entry.clone(), *e, binding(&constraints, e, *count, *rate, larger));
         plan.launch = *launch;
-        plan.space_index = entry.index;
         scaling.push(plan.clone());
-        if constraints.power_mw.is_some_and(|p| e.power_mw > p) {
-            dropped.power += 1;
-        } else if constraints.budget_usd.is_some_and(|b| e.cost_usd > b) {
-            dropped.budget += 1;
-        } else if constraints
-            .max_days
-            .is_some_and(|d| e.time_to_train_s / 86400.0 > d)
-        {
-            dropped.time += 1;
-        } else {
-            feasible.push(plan);
+        match broken_limit(&constraints, e) {
+            Some(Limit::Power) => dropped.power += 1,
+            Some(Limit::Budget) => dropped.budget += 1,
+            Some(Limit::Deadline) => dropped.time += 1,
+            None => feasible.push(plan),
         }
     }
     let elapsed_s = clock.elapsed().as_secs_f64();

@@ -9,7 +9,7 @@
 //! Draws follow a two-piece log-normal with median 1 through both ends: a factor is
 //! `low^(-z / Z80)` for a standard normal `z` below 0 and `high^(z / Z80)` above.
 
-use super::{Catalog, EfficiencyFamily};
+use super::{Catalog, EfficiencyFamily, Facility};
 use serde::{Deserialize, Serialize};
 
 /// The standard normal's 90th percentile: a range's ends are `z = -Z80` and `z = +Z80`.
@@ -191,27 +191,24 @@ impl Assumption {
         }
     }
 
-    /// The catalog value the factor applies to, when there is a single one (a facility key).
-    pub fn central_value(&self, catalog: &Catalog) -> Option<f64> {
+    /// The facility key (`restart_minutes`) this scales, when that is all it scales.
+    pub fn facility_key(&self) -> Option<&str> {
         match self.scales.as_slice() {
-            [only] => only
-                .strip_prefix("facility.")
-                .and_then(|key| facility_value(catalog, key)),
+            [only] => only.strip_prefix("facility."),
             _ => None,
         }
     }
+
+    /// The catalog value the factor applies to, when there is a single one (a facility key).
+    pub fn central_value(&self, catalog: &Catalog) -> Option<f64> {
+        let mut facility = catalog.facility.clone();
+        facility_slot(&mut facility, self.facility_key()?).map(|v| *v)
+    }
 }
 
-fn facility_value(c: &Catalog, key: &str) -> Option<f64> {
-    let mut c = c.clone();
-    let mut found = None;
-    scale_facility(&mut c, key, 1.0, &mut |v| found = Some(v));
-    found
-}
-
-fn scale_facility(c: &mut Catalog, key: &str, factor: f64, seen: &mut dyn FnMut(f64)) {
-    let f = &mut c.facility;
-    let slot = match key {
+/// The facility value `key` names, if it is one an assumption may scale.
+fn facility_slot<'a>(f: &'a mut Facility, key: &str) -> Option<&'a mut f64> {
+    Some(match key {
         "pue" => &mut f.pue,
         "electricity_usd_per_mwh" => &mut f.electricity_usd_per_mwh,
         "pod_oversubscription" => &mut f.pod_oversubscription,
@@ -223,10 +220,14 @@ fn scale_facility(c: &mut Catalog, key: &str, factor: f64, seen: &mut dyn FnMut(
         "failure_rate_per_hour" => &mut f.failure_rate_per_hour,
         "server_cost_factor" => &mut f.server_cost_factor,
         "facility_usd_per_mw" => &mut f.facility_usd_per_mw,
-        _ => return,
-    };
-    seen(*slot);
-    *slot = bound_of(&format!("facility.{key}")).keep(*slot * factor);
+        _ => return None,
+    })
+}
+
+fn scale_facility(c: &mut Catalog, key: &str, factor: f64) {
+    if let Some(slot) = facility_slot(&mut c.facility, key) {
+        *slot = bound_of(&format!("facility.{key}")).keep(*slot * factor);
+    }
 }
 
 fn bound_of(path: &str) -> Bound {
@@ -282,7 +283,7 @@ pub fn apply(catalog: &mut Catalog, assumption: &Assumption, factor: f64) {
             continue;
         };
         match table {
-            "facility" => scale_facility(catalog, key, factor, &mut |_| {}),
+            "facility" => scale_facility(catalog, key, factor),
             "efficiency" => {
                 for f in catalog.efficiency.iter_mut() {
                     if family.is_none_or(|id| id == f.id) {
