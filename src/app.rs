@@ -13,7 +13,7 @@ use crate::export::{exporter, EstimateReport, FitReport};
 use crate::fit::{cross_validate, fit_catalog, fitted_catalog_toml};
 use crate::model::flops::{active_params, total_params};
 use crate::model::run::estimate;
-use crate::plan::{example, plan, PlanOptions, DEFAULT_PLAN, EXAMPLES};
+use crate::plan::{example, plan, plan_merge, plan_shard, PlanOptions, PlanPart, DEFAULT_PLAN, EXAMPLES};
 use crate::plot::{pareto_svg, scaling_svg, tornado_svg};
 use crate::scenario::{ScenarioFile, DEFAULT_SCENARIO};
 use crate::search::SearchSpace;
@@ -186,7 +186,24 @@ fn run_plan(args: &PlanArgs, catalog: &Catalog) -> Result<String, Error> {
         pareto: args.pareto || args.plot.is_some(),
         top: args.top,
     };
-    let mut report = plan(&file, catalog, &options, &origin)?;
+    if let Some(text) = &args.shard {
+        let shard = parse_shard(text).map_err(Error::Usage)?;
+        let part = plan_shard(&file, catalog, args.backend, shard, &origin)?;
+        return crate::export::plan_part_json(&part).map_err(internal);
+    }
+    let mut report = if args.merge.is_empty() {
+        plan(&file, catalog, &options, &origin)?
+    } else {
+        let mut parts = vec![];
+        for path in &args.merge {
+            let name = path.display().to_string();
+            let text = crate::error::read_text(path, |m| Error::Usage(format!("--merge {name}: {m}")))?;
+            let part: PlanPart = serde_json::from_str(&text)
+                .map_err(|e| Error::Usage(format!("--merge {name}: not a `plan --shard K/N` part: {e}")))?;
+            parts.push((name, part));
+        }
+        plan_merge(&file, catalog, &options, parts, args.allow_partial, &origin)?
+    };
     let moe = report.model_shape.is_moe();
     report.interval_confidence = Some(confidence);
     let plans = report.plans.iter_mut().chain(&mut report.per_accelerator);
@@ -370,10 +387,7 @@ fn run_sweep_command(args: &SweepArgs, catalog: &Catalog) -> Result<String, Erro
 fn run_merge(args: &MergeArgs) -> Result<String, Error> {
     let mut parts = vec![];
     for path in &args.parts {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
-            path: path.display().to_string(),
-            source: e,
-        })?;
+        let text = crate::error::read_text(path, |m| Error::Usage(format!("{}: {m}", path.display())))?;
         let part: SweepReport = serde_json::from_str(&text)
             .map_err(|e| Error::Usage(format!("{}: not a `sweep --json` report: {e}", path.display())))?;
         parts.push(part);

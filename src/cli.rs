@@ -298,6 +298,22 @@ pub struct PlanArgs {
     /// Draw the sensitivity as a tornado plot to this SVG file (implies --sensitivity).
     #[arg(long, value_name = "FILE")]
     pub plot_sensitivity: Option<PathBuf>,
+    /// Plan the K-th of N slices of the (accelerator, count) pairs (1 <= K <= N), as one
+    /// machine of N does, and print the part as JSON for `plan --merge`.
+    #[arg(long, value_name = "K/N", conflicts_with_all = [
+        "merge", "csv", "wide", "emit", "pareto", "plot", "plot_scaling", "sensitivity",
+        "plot_sensitivity", "uncertainty",
+    ])]
+    pub shard: Option<String>,
+    /// Finish a sharded plan from the parts' JSON (`plan --shard K/N`), with the scenario and
+    /// --catalog the shards ran; every other flag then works as without shards. Put the scenario
+    /// before --merge.
+    #[arg(long, value_name = "PART", num_args = 1.., conflicts_with_all = ["sensitivity", "plot_sensitivity"])]
+    pub merge: Vec<PathBuf>,
+    /// With --merge: finish the plan although some shards' parts are missing (a note names
+    /// them, and the plans are of the pairs planned only).
+    #[arg(long, requires = "merge")]
+    pub allow_partial: bool,
     #[command(flatten)]
     pub draws: DrawArgs,
     #[command(flatten)]

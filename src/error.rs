@@ -32,8 +32,27 @@ pub enum Error {
 
 /// The text of the file at `path`: an I/O error (exit 1) if it cannot be read, and the error
 /// `invalid` builds (an input error, exit 2) naming the line if it is not UTF-8.
+///
+/// A FIFO (a named pipe) blocks until something writes to it, as `cat` does; after
+/// [`FIFO_NOTICE_S`] without a writer a line on stderr says what it is waiting for, so that a
+/// forgotten pipe is not mistaken for a hang. Process substitution (`estimate <(gen)`) has its
+/// writer already and says nothing.
 pub fn read_text(path: &std::path::Path, invalid: impl FnOnce(String) -> Error) -> Result<String, Error> {
-    let bytes = std::fs::read(path).map_err(|e| Error::Io {
+    let waiting = is_fifo(path).then(|| {
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        let name = path.display().to_string();
+        std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                wait.recv_timeout(std::time::Duration::from_secs_f64(FIFO_NOTICE_S))
+            {
+                eprintln!("waiting for a writer on {name}, a FIFO: the read blocks until something writes to it and closes it");
+            }
+        });
+        done
+    });
+    let read = std::fs::read(path);
+    drop(waiting);
+    let bytes = read.map_err(|e| Error::Io {
         path: path.display().to_string(),
         source: e,
     })?;
@@ -45,6 +64,20 @@ pub fn read_text(path: &std::path::Path, invalid: impl FnOnce(String) -> Error) 
             at + 1
         ))
     })
+}
+
+/// Seconds a read of a FIFO waits for a writer before it says so on stderr.
+pub const FIFO_NOTICE_S: f64 = 1.0;
+
+#[cfg(unix)]
+fn is_fifo(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata(path).is_ok_and(|m| m.file_type().is_fifo())
+}
+
+#[cfg(not(unix))]
+fn is_fifo(_path: &std::path::Path) -> bool {
+    false
 }
 
 impl Error {

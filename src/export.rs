@@ -1287,6 +1287,11 @@ fn versioned_json<T: Serialize>(report: &T) -> anyhow::Result<String> {
     Ok(serde_json::to_string_pretty(&v)? + "\n")
 }
 
+/// `plan --shard K/N`'s part, which only `plan --merge` reads: JSON whatever the flags.
+pub fn plan_part_json(part: &crate::plan::PlanPart) -> anyhow::Result<String> {
+    versioned_json(part)
+}
+
 impl Exporter for JsonExporter {
     fn estimate(&self, r: &EstimateReport) -> anyhow::Result<String> {
         versioned_json(r)

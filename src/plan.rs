@@ -16,9 +16,11 @@ use crate::model::run::{facility_power_mw, Estimate, Pricing};
 use crate::scenario::{resolve_facility, ScenarioFile};
 use crate::search::{AxisSpec, Objective, SearchSection, SearchSpace};
 use crate::sweep::cpu::sweep_cpu;
-use crate::sweep::driver::{gpu_then_cpu, open_engines, Adapters, Backend};
+use crate::sweep::driver::{
+    fingerprint, fnv1a_hex, gpu_then_cpu, open_engines, parse_shard, shard_range, Adapters, Backend,
+};
 use crate::sweep::gpu::GpuTimings;
-use crate::sweep::{objective_value, top_entry, Counts, Partial, SweepLayout, TopEntry};
+use crate::sweep::{objective_value, top_entry, Counts, Partial, Ranked, SweepLayout, TopEntry};
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 
@@ -525,222 +527,466 @@ pub fn plan(
     opts: &PlanOptions,
     origin: &str,
 ) -> Result<PlanReport, Error> {
-    let err = |message: String| Error::Scenario {
-        origin: origin.to_string(),
-        message,
-    };
-    let constraints = file.constraints.clone().unwrap_or_default();
-    positive("budget_usd", constraints.budget_usd).map_err(err)?;
-    positive("power_mw", constraints.power_mw).map_err(err)?;
-    positive("max_days", constraints.max_days).map_err(err)?;
-    if constraints.max_accelerators == Some(0) {
-        return Err(err(
-            "[constraints] max_accelerators = 0: expected at least 1".into()
-        ));
-    }
-    let pricing = file.cluster.pricing.unwrap_or(Pricing::Rental);
-    // The facility keys are checked here, before any sweep, so a bad one names itself.
-    resolve_facility(&file.cluster, catalog).map_err(err)?;
-
-    // The full space resolves the model, training and the accelerators (with their overrides).
-    let mut whole = file.clone();
-    let search = plan_search(file);
-    whole.search = Some(search.clone());
-    let base = SearchSpace::resolve(&whole, catalog, Objective::Time, origin)?;
-
-    // `[search] counts`, when given, are the same for every accelerator.
-    let listed_counts = match file.search.as_ref().and_then(|s| s.counts.as_ref()) {
-        Some(_) => Some(search_counts(file, catalog, origin)?),
-        None => None,
-    };
-    let mut skipped = vec![];
-    let mut work: Vec<(String, Vec<u32>)> = vec![];
-    for acc in &base.accelerators {
-        let id = acc.spec.id.clone();
-        if !acc.supports_dtype {
-            skipped.push(format!("{id}: no {} rate", base.dtype().name()));
-            continue;
-        }
-        if !acc.priced {
-            skipped.push(format!(
-                "{id}: no {} price in the catalog",
-                match pricing {
-                    Pricing::Rental => "rental",
-                    Pricing::Capex => "purchase",
-                }
-            ));
-            continue;
-        }
-        let per_accelerator_mw = facility_power_mw(1.0, &acc.economics);
-        let mut max = constraints.max_accelerators.unwrap_or(u64::MAX);
-        if let Some(p) = constraints.power_mw {
-            max = max.min((p / per_accelerator_mw).floor() as u64);
-        }
-        if let (Some(b), Pricing::Capex) = (constraints.budget_usd, pricing) {
-            max = max.min((b / acc.economics.capex_per_accelerator_usd).floor() as u64);
-        }
-        let counts = match &listed_counts {
-            Some(listed) => listed.clone(),
-            None if max == u64::MAX => {
-                return Err(err(
-                    "[constraints] give power_mw, budget_usd (with pricing = \"capex\") or max_accelerators, or [search] counts, so the planner knows how large to go".into(),
-                ))
-            }
-            None => count_grid(max),
-        };
-        let counts: Vec<u32> = counts.into_iter().filter(|c| (*c as u64) <= max).collect();
-        if counts.is_empty() {
-            skipped.push(format!("{id}: the constraints allow fewer than 64"));
-            continue;
-        }
-        work.push((id, counts));
-    }
-
-    // The engine: a GPU as `--backend` asks (the sweep's rules), or the CPU.
-    let notes = Mutex::new(vec![]);
-    let timings = Mutex::new(GpuTimings::default());
-    let engine = open_engines(opts.backend, Adapters::Best, &notes)?
-        .into_iter()
-        .next();
-
-    // One space per (accelerator, count) pair; each pair's fastest layout that fits.
-    let mut spaces = vec![];
-    for (id, counts) in &work {
-        for count in counts {
-            let pair = pair_file(file, &search, id, *count as u64);
-            spaces.push((
-                *count as u64,
-                SearchSpace::resolve(&pair, catalog, Objective::Time, origin)?,
-            ));
-        }
-    }
-    let layouts: u64 = spaces.iter().map(|(_, s)| s.size).sum();
-    if let Some(warning) = large_plan_warning(spaces.len(), layouts) {
-        eprintln!("warning: {warning}");
-        notes.lock().expect("notes lock").push(warning);
-    }
-    let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
-        let bar = indicatif::ProgressBar::new(layouts);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:40} {percent}% of {human_len} layouts, {elapsed} elapsed, {per_sec}, eta {eta}",
-            )
-            .expect("a valid template"),
-        );
-        bar
-    });
+    let work = PlanWork::resolve(file, catalog, origin)?;
     let clock = std::time::Instant::now();
-    let fastest = |space: &SearchSpace| -> Partial {
-        let range = 0..space.size;
-        let partial = match &engine {
-            Some(e) => gpu_then_cpu(e, space, range, 1, &|_, _| {}, &notes, &timings).0,
-            None => sweep_cpu(space, range, 1, &|_, _| {}),
+    let every_pair: Vec<usize> = (0..work.pairs.len()).collect();
+    let swept = work.sweep(&every_pair, opts.backend)?;
+    let elapsed_s = clock.elapsed().as_secs_f64();
+    Ok(work.finish(swept.results, opts, swept.notes, elapsed_s, swept.backend))
+}
+
+/// Plan the `k`-th (1-based) of `n` slices of the plan's (accelerator, count) pairs: each
+/// pair's fastest layout, for `plan --merge` to finish (`plan --shard K/N`).
+pub fn plan_shard(
+    file: &ScenarioFile,
+    catalog: &Catalog,
+    backend: Backend,
+    shard: (u64, u64),
+    origin: &str,
+) -> Result<PlanPart, Error> {
+    let work = PlanWork::resolve(file, catalog, origin)?;
+    let clock = std::time::Instant::now();
+    let mine = work.shard_pairs(shard.0, shard.1);
+    let swept = work.sweep(&mine, backend)?;
+    let mut counts = Counts::default();
+    for r in &swept.results {
+        counts.add(&r.counts);
+    }
+    Ok(PlanPart {
+        part: PLAN_PART_KIND.into(),
+        plan_fingerprint: work.fingerprint(),
+        shard: format!("{}/{}", shard.0, shard.1),
+        shards: shard.1,
+        pairs: work.pairs.len(),
+        counts,
+        elapsed_s: clock.elapsed().as_secs_f64(),
+        backend: swept.backend,
+        notes: swept.notes,
+        results: swept.results,
+    })
+}
+
+/// Finish a sharded plan from its parts (`plan --merge`): `file` and `catalog` must be what the
+/// shards planned (their fingerprint says so), each shard given once, and all of them unless
+/// `allow_partial` (then a note names the missing shards and the plan is of the pairs planned).
+pub fn plan_merge(
+    file: &ScenarioFile,
+    catalog: &Catalog,
+    opts: &PlanOptions,
+    parts: Vec<(String, PlanPart)>,
+    allow_partial: bool,
+    origin: &str,
+) -> Result<PlanReport, Error> {
+    let work = PlanWork::resolve(file, catalog, origin)?;
+    let fingerprint = work.fingerprint();
+    let usage = Error::Usage;
+    let Some(shards) = parts.first().map(|(_, p)| p.shards) else {
+        return Err(usage("--merge: no parts given".into()));
+    };
+    let mut seen: Vec<Option<&str>> = vec![None; shards as usize];
+    for (path, p) in &parts {
+        if p.part != PLAN_PART_KIND {
+            return Err(usage(format!(
+                "--merge {path}: not a `plan --shard K/N` part (its `part` is \"{}\")",
+                p.part
+            )));
+        }
+        if p.plan_fingerprint != fingerprint || p.pairs != work.pairs.len() {
+            return Err(usage(format!(
+                "--merge {path}: the part was planned from another scenario, catalog or [constraints] (fingerprint {}, this plan's {fingerprint}): merge with the scenario and --catalog the shards ran",
+                p.plan_fingerprint
+            )));
+        }
+        let k = parse_shard(&p.shard).map_err(|e| usage(format!("--merge {path}: {e}")))?;
+        if k.1 != shards {
+            return Err(usage(format!(
+                "--merge {path}: shard {} is of {} shards, the first part's of {shards}: merge the parts of one split",
+                p.shard, k.1
+            )));
+        }
+        if let Some(other) = seen[k.0 as usize - 1].replace(path) {
+            return Err(usage(format!(
+                "--merge: {other} and {path} are both shard {}: give each shard once",
+                p.shard
+            )));
+        }
+        if let Some(r) = p
+            .results
+            .iter()
+            .find(|r| !work.shard_pairs(k.0, k.1).contains(&r.pair))
+        {
+            return Err(usage(format!(
+                "--merge {path}: pair {} is not in shard {}",
+                r.pair, p.shard
+            )));
+        }
+    }
+    let missing: Vec<String> = (1..=shards)
+        .filter(|k| seen[*k as usize - 1].is_none())
+        .map(|k| format!("{k}/{shards}"))
+        .collect();
+    let mut notes: Vec<String> = parts.iter().flat_map(|(_, p)| p.notes.clone()).collect();
+    if !missing.is_empty() {
+        let unplanned: usize = (1..=shards)
+            .filter(|k| seen[*k as usize - 1].is_none())
+            .map(|k| work.shard_pairs(k, shards).len())
+            .sum();
+        let what = format!(
+            "shard{} {} missing: {unplanned} of {} (accelerator, count) pairs unplanned",
+            if missing.len() > 1 { "s" } else { "" },
+            missing.join(", "),
+            work.pairs.len()
+        );
+        if !allow_partial {
+            return Err(usage(format!(
+                "--merge: {what}; add the missing parts, or finish with --allow-partial"
+            )));
+        }
+        notes.push(format!("{what}: the plans are of the pairs planned only"));
+    }
+    let elapsed_s = parts.iter().map(|(_, p)| p.elapsed_s).fold(0.0, f64::max);
+    let mut backends: Vec<String> = parts.iter().map(|(_, p)| p.backend.clone()).collect();
+    backends.sort();
+    backends.dedup();
+    let mut results: Vec<PairResult> = parts.into_iter().flat_map(|(_, p)| p.results).collect();
+    results.sort_by_key(|r| r.pair);
+    Ok(work.finish(results, opts, notes, elapsed_s, backends.join(" + ")))
+}
+
+/// What `plan --merge` reads: the `part` field of a [`PlanPart`].
+pub const PLAN_PART_KIND: &str = "plan";
+
+/// What `plan --shard K/N --json` writes: the fastest layout of each (accelerator, count) pair
+/// of its slice, and what identifies the plan it is a part of.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PlanPart {
+    /// Always "plan": what kind of part this is.
+    pub part: String,
+    /// A hash of every pair's space, the constraints and the pricing; a merge must match it.
+    pub plan_fingerprint: String,
+    /// "K/N".
+    pub shard: String,
+    /// N.
+    pub shards: u64,
+    /// The pairs of the whole plan (all shards).
+    pub pairs: usize,
+    /// Layouts this part evaluated.
+    pub counts: Counts,
+    pub elapsed_s: f64,
+    pub backend: String,
+    pub notes: Vec<String>,
+    pub results: Vec<PairResult>,
+}
+
+/// One (accelerator, count) pair, swept: its fastest layout's index in the pair's space.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PairResult {
+    /// The pair's place in the plan's list of pairs (accelerators in catalog order, then counts).
+    pub pair: usize,
+    pub accelerator: String,
+    pub count: u64,
+    /// None when no layout of the pair is valid and fits.
+    pub best_index: Option<u64>,
+    pub counts: Counts,
+}
+
+/// A plan's pairs swept, and how.
+struct Swept {
+    results: Vec<PairResult>,
+    notes: Vec<String>,
+    backend: String,
+}
+
+/// What a plan sweeps, resolved once: its (accelerator, count) pairs' spaces and the
+/// accelerators it left out.
+struct PlanWork {
+    constraints: ConstraintsSection,
+    pricing: Pricing,
+    base: SearchSpace,
+    skipped: Vec<String>,
+    pairs: Vec<(u64, SearchSpace)>,
+}
+
+impl PlanWork {
+    fn resolve(file: &ScenarioFile, catalog: &Catalog, origin: &str) -> Result<PlanWork, Error> {
+        let err = |message: String| Error::Scenario {
+            origin: origin.to_string(),
+            message,
+        };
+        let constraints = file.constraints.clone().unwrap_or_default();
+        positive("budget_usd", constraints.budget_usd).map_err(err)?;
+        positive("power_mw", constraints.power_mw).map_err(err)?;
+        positive("max_days", constraints.max_days).map_err(err)?;
+        if constraints.max_accelerators == Some(0) {
+            return Err(err(
+                "[constraints] max_accelerators = 0: expected at least 1".into()
+            ));
+        }
+        let pricing = file.cluster.pricing.unwrap_or(Pricing::Rental);
+        // The facility keys are checked here, before any sweep, so a bad one names itself.
+        resolve_facility(&file.cluster, catalog).map_err(err)?;
+
+        // The full space resolves the model, training and the accelerators (with their overrides).
+        let mut whole = file.clone();
+        let search = plan_search(file);
+        whole.search = Some(search.clone());
+        let base = SearchSpace::resolve(&whole, catalog, Objective::Time, origin)?;
+
+        // `[search] counts`, when given, are the same for every accelerator.
+        let listed_counts = match file.search.as_ref().and_then(|s| s.counts.as_ref()) {
+            Some(_) => Some(search_counts(file, catalog, origin)?),
+            None => None,
+        };
+        let mut skipped = vec![];
+        let mut work: Vec<(String, Vec<u32>)> = vec![];
+        for acc in &base.accelerators {
+            let id = acc.spec.id.clone();
+            if !acc.supports_dtype {
+                skipped.push(format!("{id}: no {} rate", base.dtype().name()));
+                continue;
+            }
+            if !acc.priced {
+                skipped.push(format!(
+                    "{id}: no {} price in the catalog",
+                    match pricing {
+                        Pricing::Rental => "rental",
+                        Pricing::Capex => "purchase",
+                    }
+                ));
+                continue;
+            }
+            let per_accelerator_mw = facility_power_mw(1.0, &acc.economics);
+            let mut max = constraints.max_accelerators.unwrap_or(u64::MAX);
+            if let Some(p) = constraints.power_mw {
+                max = max.min((p / per_accelerator_mw).floor() as u64);
+            }
+            if let (Some(b), Pricing::Capex) = (constraints.budget_usd, pricing) {
+                max = max.min((b / acc.economics.capex_per_accelerator_usd).floor() as u64);
+            }
+            let counts = match &listed_counts {
+                Some(listed) => listed.clone(),
+                None if max == u64::MAX => {
+                    return Err(err(
+                        "[constraints] give power_mw, budget_usd (with pricing = \"capex\") or max_accelerators, or [search] counts, so the planner knows how large to go".into(),
+                    ))
+                }
+                None => count_grid(max),
+            };
+            let counts: Vec<u32> = counts.into_iter().filter(|c| (*c as u64) <= max).collect();
+            if counts.is_empty() {
+                skipped.push(format!("{id}: the constraints allow fewer than 64"));
+                continue;
+            }
+            work.push((id, counts));
+        }
+
+        // One space per (accelerator, count) pair.
+        let mut pairs = vec![];
+        for (id, counts) in &work {
+            for count in counts {
+                let pair = pair_file(file, &search, id, *count as u64);
+                pairs.push((
+                    *count as u64,
+                    SearchSpace::resolve(&pair, catalog, Objective::Time, origin)?,
+                ));
+            }
+        }
+        Ok(PlanWork {
+            constraints,
+            pricing,
+            base,
+            skipped,
+            pairs,
+        })
+    }
+
+    /// FNV-1a over every pair's space fingerprint, the constraints and the pricing: what a part
+    /// of this plan must carry.
+    fn fingerprint(&self) -> String {
+        let spaces: Vec<String> = self.pairs.iter().map(|(_, s)| fingerprint(s)).collect();
+        fnv1a_hex(&format!("{spaces:?}|{:?}|{:?}", self.constraints, self.pricing))
+    }
+
+    /// The pairs shard `k` of `n` plans: those whose first layout falls in the shard's slice of
+    /// all the pairs' layouts laid end to end, so that shards hold about as many layouts each.
+    fn shard_pairs(&self, k: u64, n: u64) -> Vec<usize> {
+        let total: u64 = self.pairs.iter().map(|(_, s)| s.size).sum();
+        let slice = shard_range(total, k, n);
+        let mut start = 0u64;
+        let mut mine = vec![];
+        for (i, (_, space)) in self.pairs.iter().enumerate() {
+            // The last shard also takes empty pairs at the very end.
+            if slice.contains(&start) || (k == n && start == total) {
+                mine.push(i);
+            }
+            start += space.size;
+        }
+        mine
+    }
+
+    /// The fastest layout of each pair in `which`, on the engine `backend` asks for.
+    fn sweep(&self, which: &[usize], backend: Backend) -> Result<Swept, Error> {
+        // The engine: a GPU as `--backend` asks (the sweep's rules), or the CPU.
+        let notes = Mutex::new(vec![]);
+        let timings = Mutex::new(GpuTimings::default());
+        let engine = open_engines(backend, Adapters::Best, &notes)?.into_iter().next();
+        let spaces: Vec<&SearchSpace> = which.iter().map(|i| &self.pairs[*i].1).collect();
+        let layouts: u64 = spaces.iter().map(|s| s.size).sum();
+        if let Some(warning) = large_plan_warning(spaces.len(), layouts) {
+            eprintln!("warning: {warning}");
+            notes.lock().expect("notes lock").push(warning);
+        }
+        let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+            let bar = indicatif::ProgressBar::new(layouts);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {percent}% of {human_len} layouts, {elapsed} elapsed, {per_sec}, eta {eta}",
+                )
+                .expect("a valid template"),
+            );
+            bar
+        });
+        let fastest = |space: &SearchSpace| -> Partial {
+            let range = 0..space.size;
+            let partial = match &engine {
+                Some(e) => gpu_then_cpu(e, space, range, 1, &|_, _| {}, &notes, &timings).0,
+                None => sweep_cpu(space, range, 1, &|_, _| {}),
+            };
+            if let Some(bar) = &bar {
+                bar.inc(space.size);
+            }
+            partial
+        };
+        // Pairs are small spaces: the CPU runs them in parallel, one per core; a GPU one by one.
+        let partials: Vec<Partial> = if engine.is_some() {
+            spaces.iter().map(|s| fastest(s)).collect()
+        } else {
+            use rayon::prelude::*;
+            spaces.par_iter().map(|s| fastest(s)).collect()
         };
         if let Some(bar) = &bar {
-            bar.inc(space.size);
+            bar.finish_and_clear();
         }
-        partial
-    };
-    // Pairs are small spaces: the CPU runs them in parallel, one per core; a GPU one by one.
-    let partials: Vec<Partial> = if engine.is_some() {
-        spaces.iter().map(|(_, s)| fastest(s)).collect()
-    } else {
-        use rayon::prelude::*;
-        spaces.par_iter().map(|(_, s)| fastest(s)).collect()
-    };
-    if let Some(bar) = &bar {
-        bar.finish_and_clear();
+        let results = which
+            .iter()
+            .zip(partials)
+            .map(|(i, partial)| PairResult {
+                pair: *i,
+                accelerator: self.pairs[*i].1.accelerators[0].spec.id.clone(),
+                count: self.pairs[*i].0,
+                best_index: partial.top.into_sorted().first().map(|b| b.index),
+                counts: partial.counts,
+            })
+            .collect();
+        Ok(Swept {
+            results,
+            notes: notes.into_inner().expect("notes lock"),
+            backend: engine
+                .as_ref()
+                .map_or("cpu".into(), |e| format!("gpu ({})", e.name())),
+        })
     }
-    let mut counts_total = Counts::default();
-    let mut dropped = Dropped::default();
-    let mut feasible: Vec<Plan> = vec![];
-    let mut scaling: Vec<Plan> = vec![];
-    let pairs = spaces.len() as u64;
-    // Each pair's fastest layout, then its binding constraint, which looks at the next larger
-    // size of the same accelerator.
-    let mut best: Vec<(u64, TopEntry, Estimate, f64, Option<Launch>)> = vec![];
-    for ((count, space), partial) in spaces.iter().zip(partials) {
-        counts_total.add(&partial.counts);
-        match partial
-            .top
-            .into_sorted()
-            .first()
-            .and_then(|b| top_entry(space, 1, b))
-        {
-            Some((entry, e)) => {
-                let launch = space.candidate(entry.index).ok().map(|c| Launch {
-                    layout: c.layout,
-                    training: space.training_for(&c),
-                    scale_up_domain: space.accelerators[c.accelerator].hardware.scale_up_domain,
-                });
-                best.push((
-                    *count,
-                    entry,
-                    e,
-                    space.accelerators[0].economics.failure_rate_per_hour,
-                    launch,
-                ))
+
+    /// The report from the pairs' fastest layouts (`results`, in pair order): each pair's
+    /// binding constraint, which looks at the next larger size of the same accelerator, the
+    /// drops, the ranking and the Pareto set.
+    fn finish(
+        self,
+        results: Vec<PairResult>,
+        opts: &PlanOptions,
+        notes: Vec<String>,
+        elapsed_s: f64,
+        backend: String,
+    ) -> PlanReport {
+        let constraints = self.constraints;
+        let mut counts_total = Counts::default();
+        let mut dropped = Dropped::default();
+        let mut feasible: Vec<Plan> = vec![];
+        let mut scaling: Vec<Plan> = vec![];
+        let pairs = results.len() as u64;
+        let mut best: Vec<(u64, TopEntry, Estimate, f64, Option<Launch>)> = vec![];
+        for r in &results {
+            counts_total.add(&r.counts);
+            let (count, space) = &self.pairs[r.pair];
+            // top_entry re-prices the layout in f64 from its index alone.
+            let ranked = r.best_index.map(|index| Ranked {
+                index,
+                objective: f64::NAN,
+            });
+            match ranked.and_then(|b| top_entry(space, 1, &b)) {
+                Some((entry, e)) => {
+                    let launch = space.candidate(entry.index).ok().map(|c| Launch {
+                        layout: c.layout,
+                        training: space.training_for(&c),
+                        scale_up_domain: space.accelerators[c.accelerator].hardware.scale_up_domain,
+                    });
+                    best.push((
+                        *count,
+                        entry,
+                        e,
+                        space.accelerators[0].economics.failure_rate_per_hour,
+                        launch,
+                    ))
+                }
+                None => dropped.no_layout += 1,
             }
-            None => dropped.no_layout += 1,
+        }
+        for (count, entry, e, rate, launch) in &best {
+            let larger = best
+                .iter()
+                .filter(|(c, other, ..)| *c > *count && other.layout.accelerator == entry.layout.accelerator)
+                .min_by_key(|(c, ..)| *c)
+                .map(|(_, _, larger, ..)| larger);
+            let mut plan = to_plan(entry.clone(), *e, binding(&constraints, e, *count, *rate, larger));
+            plan.launch = *launch;
+            scaling.push(plan.clone());
+            match broken_limit(&constraints, e) {
+                Some(Limit::Power) => dropped.power += 1,
+                Some(Limit::Budget) => dropped.budget += 1,
+                Some(Limit::Deadline) => dropped.time += 1,
+                None => feasible.push(plan),
+            }
+        }
+        let order = |a: &Plan, b: &Plan| {
+            objective_value(opts.objective, &a.metrics)
+                .total_cmp(&objective_value(opts.objective, &b.metrics))
+        };
+        feasible.sort_by(order);
+        let mut per_accelerator: Vec<Plan> = vec![];
+        for p in &feasible {
+            if !per_accelerator
+                .iter()
+                .any(|q| q.layout.accelerator == p.layout.accelerator)
+            {
+                per_accelerator.push(p.clone());
+            }
+        }
+        let pareto = opts.pareto.then(|| pareto_set(&feasible));
+        let plans = feasible.into_iter().take(opts.top.max(1)).collect();
+        PlanReport {
+            model: self.base.model_name.clone(),
+            model_shape: self.base.model,
+            parameters: crate::model::flops::total_params(&self.base.model),
+            tokens: self.base.tokens(),
+            objective: opts.objective.name().into(),
+            constraints,
+            pricing: self.pricing,
+            plans,
+            per_accelerator,
+            pareto,
+            scaling,
+            pairs,
+            dropped,
+            skipped_accelerators: self.skipped,
+            counts: counts_total,
+            elapsed_s,
+            notes,
+            backend,
+            uncertainty: None,
+            interval_confidence: None,
+            sensitivity: None,
         }
     }
-    for (count, entry, e, rate, launch) in &best {
-        let larger = best
-            .iter()
-            .filter(|(c, other, ..)| *c > *count && other.layout.accelerator == entry.layout.accelerator)
-            .min_by_key(|(c, ..)| *c)
-            .map(|(_, _, larger, ..)| larger);
-        let mut plan = to_plan(entry.clone(), *e, binding(&constraints, e, *count, *rate, larger));
-        plan.launch = *launch;
-        scaling.push(plan.clone());
-        match broken_limit(&constraints, e) {
-            Some(Limit::Power) => dropped.power += 1,
-            Some(Limit::Budget) => dropped.budget += 1,
-            Some(Limit::Deadline) => dropped.time += 1,
-            None => feasible.push(plan),
-        }
-    }
-    let elapsed_s = clock.elapsed().as_secs_f64();
-    let order = |a: &Plan, b: &Plan| {
-        objective_value(opts.objective, &a.metrics).total_cmp(&objective_value(opts.objective, &b.metrics))
-    };
-    feasible.sort_by(order);
-    let mut per_accelerator: Vec<Plan> = vec![];
-    for p in &feasible {
-        if !per_accelerator
-            .iter()
-            .any(|q| q.layout.accelerator == p.layout.accelerator)
-        {
-            per_accelerator.push(p.clone());
-        }
-    }
-    let pareto = opts.pareto.then(|| pareto_set(&feasible));
-    let plans = feasible.into_iter().take(opts.top.max(1)).collect();
-    Ok(PlanReport {
-        model: base.model_name.clone(),
-        model_shape: base.model,
-        parameters: crate::model::flops::total_params(&base.model),
-        tokens: base.tokens(),
-        objective: opts.objective.name().into(),
-        constraints,
-        pricing,
-        plans,
-        per_accelerator,
-        pareto,
-        scaling,
-        pairs,
-        dropped,
-        skipped_accelerators: skipped,
-        counts: counts_total,
-        elapsed_s,
-        notes: notes.into_inner().expect("notes lock"),
-        backend: engine
-            .as_ref()
-            .map_or("cpu".into(), |e| format!("gpu ({})", e.name())),
-        uncertainty: None,
-        interval_confidence: None,
-        sensitivity: None,
-    })
 }
 
 /// The counts `[search] counts` lists.

@@ -109,6 +109,12 @@ pub fn fingerprint(space: &SearchSpace) -> String {
         space.global_batch_bound,
         space.objective.name()
     );
+    fnv1a_hex(&text)
+}
+
+/// FNV-1a (64 bit) of `text` in hex: a fingerprint that is the same on every machine and
+/// release (std's hasher promises neither).
+pub fn fnv1a_hex(text: &str) -> String {
     let mut h: u64 = 0xcbf29ce484222325;
     for b in text.bytes() {
         h ^= b as u64;

@@ -899,3 +899,39 @@ fn tables_fit_100_columns_in_a_pipe_and_wide_keeps_every_column() {
         assert!(!wide.contains("--wide shows"), "{wide}");
     }
 }
+
+/// Regression (issue 11): a FIFO as the scenario blocked forever with no word. It still waits
+/// for its writer, as `cat` would (process substitution needs that), but says so on stderr, and
+/// the estimate is the file's once something writes it.
+#[cfg(unix)]
+#[test]
+fn a_fifo_without_a_writer_says_what_it_waits_for_then_reads_the_scenario() {
+    use std::io::Write;
+    let dir = std::env::temp_dir().join(format!("clustersweep-test-{}-fifo", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("scenario.toml");
+    let _ = std::fs::remove_file(&fifo);
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_clustersweep"))
+        .args(["estimate", fifo.to_str().unwrap(), "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs_f64(
+        clustersweep::error::FIFO_NOTICE_S + 1.0,
+    ));
+    let mut writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    writer
+        .write_all(clustersweep::scenario::DEFAULT_SCENARIO.as_bytes())
+        .unwrap();
+    drop(writer);
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("waiting for a writer on"), "{}", stderr(&o));
+    let fifo_json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let default_json: serde_json::Value =
+        serde_json::from_slice(&clustersweep(&["estimate", "--json"]).stdout).unwrap();
+    assert_eq!(fifo_json["step_time_s"], default_json["step_time_s"]);
+}

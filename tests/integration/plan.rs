@@ -8,6 +8,7 @@ use clustersweep::scenario::ScenarioFile;
 use clustersweep::search::{Objective, SearchSpace};
 use clustersweep::sweep::driver::Backend;
 use serde_json::Value;
+use std::process::Output;
 
 /// LLaMA 3 8B on four accelerators and four sizes: small enough to enumerate every layout.
 const SMALL_PLAN: &str = r#"
@@ -570,4 +571,100 @@ fn a_plan_can_search_software_stacks() {
         "cpu",
     ]));
     assert!(table.contains("on megatron-core-20"), "{table}");
+}
+
+/// Regression (issue 11): a plan too large for one machine could not be split. `plan --shard
+/// K/N` plans a slice of the (accelerator, count) pairs and `plan --merge` finishes the plan
+/// from the parts: the same report as one run, refusals for parts of another plan, a shard
+/// given twice or missing, and `--allow-partial` to finish anyway with a note.
+#[test]
+fn a_plan_split_into_shards_and_merged_is_the_plan_of_one_run() {
+    let scenario = temp_file(
+        "plan-shards",
+        "plan.toml",
+        &format!("{SMALL_PLAN}\n[constraints]\nmax_days = 400\n"),
+    );
+    let scenario = scenario.to_str().unwrap();
+    let json = |args: &[&str]| -> Value {
+        let o = clustersweep(args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let whole = json(&["plan", scenario, "--backend", "cpu", "--pareto", "--json"]);
+    let mut parts = vec![];
+    for k in 1..=3 {
+        let part = json(&["plan", scenario, "--backend", "cpu", "--shard", &format!("{k}/3")]);
+        assert_eq!(part["part"], "plan");
+        assert_eq!(part["shard"], format!("{k}/3"));
+        assert!(
+            !part["results"].as_array().unwrap().is_empty(),
+            "shard {k}/3 planned no pair"
+        );
+        let path = temp_file("plan-shards", &format!("part{k}.json"), &part.to_string());
+        parts.push(path.to_str().unwrap().to_string());
+    }
+    let merge = |parts: &[&str], extra: &[&str]| {
+        let mut args = vec!["plan", scenario, "--backend", "cpu", "--pareto", "--json"];
+        args.extend(extra);
+        args.push("--merge");
+        args.extend(parts);
+        clustersweep(&args)
+    };
+    let p: Vec<&str> = parts.iter().map(String::as_str).collect();
+    // The parts in any order give one run's report, all but its timing.
+    let o = merge(&[p[2], p[0], p[1]], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let merged: Value = serde_json::from_slice(&o.stdout).unwrap();
+    for key in [
+        "plans",
+        "per_accelerator",
+        "pareto",
+        "pairs",
+        "dropped",
+        "counts",
+        "skipped_accelerators",
+    ] {
+        assert_eq!(merged[key], whole[key], "{key}");
+    }
+    assert!(!whole["plans"].as_array().unwrap().is_empty());
+
+    let refused = |o: &Output, says: &str| {
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(o));
+        assert!(stderr(o).contains(says), "{}", stderr(o));
+    };
+    refused(&merge(&[p[0], p[2]], &[]), "shard 2/3 missing");
+    refused(&merge(&[p[0], p[0], p[1], p[2]], &[]), "are both shard 1/3");
+    // A part of another plan: other constraints change the pairs' fingerprint.
+    let other = temp_file(
+        "plan-shards",
+        "other.toml",
+        &format!("{SMALL_PLAN}\n[constraints]\nmax_days = 200\n"),
+    );
+    let o = clustersweep(&[
+        "plan",
+        other.to_str().unwrap(),
+        "--backend",
+        "cpu",
+        "--merge",
+        p[0],
+        p[1],
+        p[2],
+    ]);
+    refused(&o, "planned from another scenario");
+    // Finishing without a shard says what is missing and plans the rest.
+    let o = merge(&[p[0], p[2]], &["--allow-partial"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let partial: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(partial["pairs"].as_u64().unwrap() < whole["pairs"].as_u64().unwrap());
+    let notes = partial["notes"].to_string();
+    assert!(notes.contains("shard 2/3 missing"), "{notes}");
+    // A shard's output is for merging: flags that shape a report are refused.
+    refused(
+        &clustersweep(&["plan", scenario, "--shard", "1/3", "--csv"]),
+        "--csv",
+    );
+    refused(
+        &clustersweep(&["plan", scenario, "--shard", "4/3"]),
+        "--shard 4/3",
+    );
 }
