@@ -14,7 +14,7 @@ use crate::fit::{cross_validate, fit_catalog, fitted_catalog_toml};
 use crate::model::flops::{active_params, total_params};
 use crate::model::run::estimate;
 use crate::plan::{example, plan, plan_merge, plan_shard, PlanOptions, PlanPart, DEFAULT_PLAN, EXAMPLES};
-use crate::plot::{pareto_svg, scaling_svg, tornado_svg};
+use crate::plot::{breakdown_svg, pareto_svg, scaling_svg, tornado_svg};
 use crate::scenario::{ScenarioFile, DEFAULT_SCENARIO};
 use crate::search::SearchSpace;
 use crate::sweep::bench::run_bench;
@@ -165,6 +165,7 @@ fn run_plan(args: &PlanArgs, catalog: &Catalog) -> Result<String, Error> {
     for (flag, path) in [
         ("--plot", &args.plot),
         ("--plot-scaling", &args.plot_scaling),
+        ("--plot-breakdown", &args.plot_breakdown),
         ("--plot-sensitivity", &args.plot_sensitivity),
     ] {
         if let Some(path) = path {
@@ -236,6 +237,9 @@ fn run_plan(args: &PlanArgs, catalog: &Catalog) -> Result<String, Error> {
     }
     if let Some(path) = &args.plot_scaling {
         scaling_svg(&report, path).map_err(Error::Internal)?;
+    }
+    if let Some(path) = &args.plot_breakdown {
+        breakdown_svg(&report, path).map_err(Error::Internal)?;
     }
     if let Some(framework) = args.emit {
         let plan = report

@@ -280,6 +280,10 @@ pub struct PlanArgs {
     /// Draw time to train and MFU against cluster size to this SVG file.
     #[arg(long, value_name = "FILE")]
     pub plot_scaling: Option<PathBuf>,
+    /// Draw the step time of the ranked plans, stacked from its terms (compute, each exposed
+    /// communication, bubble, overheads), to this SVG file.
+    #[arg(long, value_name = "FILE")]
+    pub plot_breakdown: Option<PathBuf>,
     /// How many ranked plans to report (1 to 100,000).
     #[arg(long, default_value_t = 10, value_parser = parse_top)]
     pub top: usize,
@@ -301,7 +305,7 @@ pub struct PlanArgs {
     /// Plan the K-th of N slices of the (accelerator, count) pairs (1 <= K <= N), as one
     /// machine of N does, and print the part as JSON for `plan --merge`.
     #[arg(long, value_name = "K/N", conflicts_with_all = [
-        "merge", "csv", "wide", "emit", "pareto", "plot", "plot_scaling", "sensitivity",
+        "merge", "csv", "wide", "emit", "pareto", "plot", "plot_scaling", "plot_breakdown", "sensitivity",
         "plot_sensitivity", "uncertainty",
     ])]
     pub shard: Option<String>,

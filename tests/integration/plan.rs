@@ -361,25 +361,42 @@ fn default_plan_names_a_winner_per_accelerator_in_seconds() {
     );
 }
 
-/// Circles per panel of the Pareto SVG; plotters draws each panel as its own group of elements
-/// after the panel's caption, so points are counted between the two captions.
-fn circles_per_panel(svg: &str) -> (usize, usize) {
+/// Circles per panel of the Pareto SVG and in its legend; plotters draws each panel as its own
+/// group of elements after the panel's caption, and the legend after its heading, so points are
+/// counted between the captions.
+fn circles_per_panel(svg: &str) -> [usize; 4] {
     let doc = roxmltree::Document::parse(svg).expect("well-formed SVG");
-    let mut panel = 0;
-    let mut counts = (0, 0);
+    let headings = [
+        "cost against time",
+        "energy against time",
+        "power against time",
+        "accelerators",
+    ];
+    let mut part: Option<usize> = None;
+    let mut counts = [0; 4];
     for node in doc.descendants() {
-        if node.has_tag_name("text") && node.text().is_some_and(|t| t.contains("energy against time")) {
-            panel = 1;
+        if node.has_tag_name("text") {
+            if let Some(i) = headings
+                .iter()
+                .position(|h| node.text().is_some_and(|t| t.trim().starts_with(h)))
+            {
+                part = Some(i);
+            }
         }
         if node.has_tag_name("circle") {
-            if panel == 0 {
-                counts.0 += 1;
-            } else {
-                counts.1 += 1;
-            }
+            counts[part.expect("no circle before the first caption")] += 1;
         }
     }
     counts
+}
+
+/// The texts of an SVG.
+fn texts(svg: &str) -> Vec<String> {
+    let doc = roxmltree::Document::parse(svg).expect("well-formed SVG");
+    doc.descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text().map(|t| t.trim().to_string()))
+        .collect()
 }
 
 #[test]
@@ -387,10 +404,11 @@ fn plots_parse_with_one_point_per_pareto_member() {
     let dir = temp_file(
         "plots",
         "scenario.toml",
-        &format!("{SMALL_PLAN}\n[constraints]\npower_mw = 0.2\n"),
+        &format!("{SMALL_PLAN}\n[constraints]\npower_mw = 0.2\nmax_days = 400\n"),
     );
     let pareto_svg = dir.with_file_name("pareto.svg");
     let scaling_svg = dir.with_file_name("scaling.svg");
+    let breakdown_svg = dir.with_file_name("breakdown.svg");
     let o = clustersweep(&[
         "plan",
         dir.to_str().unwrap(),
@@ -401,6 +419,8 @@ fn plots_parse_with_one_point_per_pareto_member() {
         pareto_svg.to_str().unwrap(),
         "--plot-scaling",
         scaling_svg.to_str().unwrap(),
+        "--plot-breakdown",
+        breakdown_svg.to_str().unwrap(),
         "--json",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -408,16 +428,43 @@ fn plots_parse_with_one_point_per_pareto_member() {
     let members = v["pareto"].as_array().unwrap();
     assert!(members.len() >= 3);
     let svg = std::fs::read_to_string(&pareto_svg).unwrap();
-    assert_eq!(circles_per_panel(&svg), (members.len(), members.len()));
-    // Every accelerator of the front is in the legend, and the axes say their units.
+    let mut accelerators: Vec<&str> = members
+        .iter()
+        .map(|m| m["layout"]["accelerator"].as_str().unwrap())
+        .collect();
+    accelerators.sort();
+    accelerators.dedup();
+    let n = members.len();
+    assert_eq!(circles_per_panel(&svg), [n, n, n, accelerators.len()]);
+    // Every accelerator of the front is in the legend, every point is labelled with its
+    // count, the axes say their units (the small plan's rental costs are thousands of
+    // dollars, so not "$ billion") and the deadline and the power envelope are drawn.
+    let labels = texts(&svg);
+    for a in &accelerators {
+        assert!(labels.iter().any(|t| t.trim() == *a), "{a} not in the legend");
+    }
     for m in members {
-        assert!(svg.contains(m["layout"]["accelerator"].as_str().unwrap()));
+        let count = m["layout"]["count"].as_u64().unwrap().to_string();
+        let labelled = labels.iter().filter(|t| t.trim() == count).count();
+        assert!(labelled >= 3, "count {count} labelled {labelled} times");
     }
-    for unit in ["days", "$ billion", "MWh"] {
-        assert!(svg.contains(unit), "no {unit} axis");
+    let max_cost = members
+        .iter()
+        .map(|m| m["cost_usd"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    let (_, unit) = clustersweep::plot::money_unit(max_cost);
+    assert_ne!(unit, "$ billion");
+    for text in [unit, "MWh", "days", "deadline 400 d", "power 200 kW"] {
+        assert!(svg.contains(text), "no {text:?} in the Pareto plot");
     }
+    let dashed = roxmltree::Document::parse(&svg)
+        .unwrap()
+        .descendants()
+        .filter(|n| n.has_tag_name("polyline") || n.has_tag_name("line") || n.has_tag_name("path"))
+        .count();
+    assert!(dashed > 0);
 
-    // The scaling plot: one line per accelerator per panel.
+    // The scaling plot: one line per accelerator per panel, and one legend for both.
     let svg = std::fs::read_to_string(&scaling_svg).unwrap();
     let doc = roxmltree::Document::parse(&svg).expect("well-formed SVG");
     // Data lines are drawn 2 px wide, axes and ticks 1 px.
@@ -426,6 +473,57 @@ fn plots_parse_with_one_point_per_pareto_member() {
         .filter(|n| n.has_tag_name("polyline") && n.attribute("stroke-width") == Some("2"))
         .count();
     assert_eq!(lines, 2 * 4, "4 accelerators in two panels");
+    assert_eq!(doc.descendants().filter(|n| n.has_tag_name("circle")).count(), 4);
+
+    // The breakdown: one bar segment per ranked plan and term it has, one label per plan.
+    let svg = std::fs::read_to_string(&breakdown_svg).unwrap();
+    let plans = v["plans"].as_array().unwrap();
+    let segments: usize = plans
+        .iter()
+        .map(|p| {
+            p["breakdown"]
+                .as_object()
+                .unwrap()
+                .values()
+                .filter(|s| s.as_f64().unwrap() > 0.0)
+                .count()
+        })
+        .sum();
+    let doc = roxmltree::Document::parse(&svg).expect("well-formed SVG");
+    let bars = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("rect"))
+        .filter(|n| {
+            n.attribute("fill")
+                .is_some_and(|f| !f.eq_ignore_ascii_case("#FFFFFF"))
+        })
+        .count();
+    assert_eq!(bars, segments);
+    let labels = texts(&svg);
+    for (i, p) in plans.iter().enumerate() {
+        let prefix = format!(
+            "{}. {} x {}",
+            i + 1,
+            p["layout"]["count"],
+            p["layout"]["accelerator"].as_str().unwrap()
+        );
+        assert!(labels.iter().any(|t| t.starts_with(&prefix)), "no label {prefix}");
+    }
+    for term in ["forward", "backward"] {
+        assert!(labels.iter().any(|t| t.trim() == term), "no {term} in the legend");
+    }
+}
+
+/// Regression (issue 13): colours followed an accelerator's place among those a plan evaluated,
+/// so the same accelerator changed colour between two plans.
+#[test]
+fn an_accelerator_keeps_its_colour_whatever_else_is_plotted() {
+    use clustersweep::plot::colour;
+    let h100 = colour("h100-sxm");
+    assert_eq!(h100, colour("h100-sxm"));
+    assert_ne!(h100, colour("b200"));
+    // An accelerator a user catalog adds gets a colour from its id.
+    assert_eq!(colour("my-accelerator"), colour("my-accelerator"));
 }
 
 #[test]
