@@ -21,11 +21,11 @@ use serde::Serialize;
 #[derive(Clone, Debug, Serialize)]
 pub struct EstimateReport {
     pub model: String,
-    #[serde(serialize_with = "whole_number")]
+    #[serde(serialize_with = "crate::units::whole_number")]
     pub parameters: f64,
     /// Parameters one token passes through: the routed experts it visits (not all of them),
     /// embeddings and output layer included.
-    #[serde(serialize_with = "whole_number")]
+    #[serde(serialize_with = "crate::units::whole_number")]
     pub active_parameters: f64,
     pub accelerator: String,
     pub count: u64,
@@ -35,6 +35,7 @@ pub struct EstimateReport {
     pub layout: Layout,
     pub global_batch: u32,
     pub seq_len: u32,
+    #[serde(serialize_with = "crate::units::rounded_count")]
     pub tokens: f64,
     pub dtype: Dtype,
     pub pricing: Pricing,
@@ -46,16 +47,6 @@ pub struct EstimateReport {
     /// The time to train scaled by the same factors.
     pub time_to_train_s_interval: [f64; 2],
     pub interval: Interval,
-}
-
-/// A count held as f64 written as the integer it is (`70553698304`, not `70553698304.0`);
-/// anything else as the number it is.
-pub fn whole_number<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
-    if v.fract() == 0.0 && v.abs() < 9.007_199_254_740_992e15 {
-        s.serialize_i64(*v as i64)
-    } else {
-        s.serialize_f64(*v)
-    }
 }
 
 /// What `fit` reports.
@@ -102,7 +93,9 @@ pub fn exporter(json: bool, csv: bool, wide: bool) -> Box<dyn Exporter> {
     } else if csv {
         Box::new(CsvExporter)
     } else {
-        Box::new(TableExporter { wide })
+        Box::new(WrappedTableExporter {
+            tables: TableExporter { wide },
+        })
     }
 }
 
@@ -180,6 +173,82 @@ fn fit_width(t: &mut Table, drop_order: &[usize], wide: bool) -> String {
     }
     line + " (--wide shows every column)\n"
 }
+
+/// The width tables and prose fit: the terminal's, or [`PIPE_TABLE_WIDTH`] in a pipe; None
+/// with `--wide`.
+fn output_width(wide: bool) -> Option<usize> {
+    (!wide).then(|| Table::new().width().map(usize::from).unwrap_or(PIPE_TABLE_WIDTH))
+}
+
+/// `out` with its prose lines (not table borders or rows) wrapped to `width`, each continuation
+/// indented under the text after a leading `label: ` (where that label is short), else four
+/// spaces in from the line's own indent.
+fn wrap_prose(out: &str, width: Option<usize>) -> String {
+    let Some(width) = width else {
+        return out.to_string();
+    };
+    let is_table = |l: &str| l.starts_with(['┌', '│', '╞', '├', '└', '╰', '╭', '+', '|']);
+    let mut wrapped = String::with_capacity(out.len());
+    for line in out.split_inclusive('\n') {
+        let text = line.strip_suffix('\n').unwrap_or(line);
+        if is_table(text) || text.chars().count() <= width {
+            wrapped += line;
+            continue;
+        }
+        let lead = text.len() - text.trim_start().len();
+        // A comment (the TOML that fit prints) stays a comment on every line.
+        let indent = if text[lead..].starts_with("# ") {
+            format!("{}# ", &text[..lead])
+        } else {
+            let label = text[lead..]
+                .find(": ")
+                .map(|at| lead + at + 2)
+                .filter(|end| *end <= width / 3)
+                .unwrap_or(lead + 4);
+            " ".repeat(label)
+        };
+        // Hyphenated words ("reliability-bound", "megatron-core-2025") stay whole.
+        let options = textwrap::Options::new(width)
+            .subsequent_indent(&indent)
+            .word_splitter(textwrap::WordSplitter::NoHyphenation);
+        wrapped += &textwrap::fill(text, options);
+        if line.ends_with('\n') {
+            wrapped.push('\n');
+        }
+    }
+    wrapped
+}
+
+/// Tables, and the prose around them wrapped to the width the tables fit.
+struct WrappedTableExporter {
+    tables: TableExporter,
+}
+
+/// Each method of [`WrappedTableExporter`]: the table exporter's text, its prose wrapped.
+macro_rules! wrapped_methods {
+    ($($method:ident: $report:ty),* $(,)?) => {
+        impl Exporter for WrappedTableExporter {
+            $(
+                fn $method(&self, r: $report) -> anyhow::Result<String> {
+                    let out = self.tables.$method(r)?;
+                    Ok(wrap_prose(&out, output_width(self.tables.wide)))
+                }
+            )*
+        }
+    };
+}
+
+wrapped_methods!(
+    estimate: &EstimateReport,
+    validation: &ValidationReport,
+    catalog: &Catalog,
+    stacks: &[StackSpec],
+    fit: &FitReport,
+    sweep: &SweepReport,
+    adapters: &[AdapterReport],
+    bench: &BenchReport,
+    plan: &PlanReport,
+);
 
 /// Seconds in the unit a reader takes in at a glance.
 pub fn human_duration(s: f64) -> String {
@@ -528,7 +597,9 @@ impl Exporter for TableExporter {
             ]);
         }
         right(&mut t, &[2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
-        let mut out = format!("{t}\n\n");
+        // Least needed first: the year, FP4, rental, scale-out, the family, power, scale-up.
+        let fitted = fit_width(&mut t, &[1, 4, 12, 9, 13, 10, 7], self.wide);
+        let mut out = format!("{t}\n{fitted}\n");
         let mut t = table(&[
             "efficiency family",
             "gemm",
@@ -556,7 +627,8 @@ impl Exporter for TableExporter {
                 Cell::new(f.like.clone().unwrap_or_default()),
             ]);
         }
-        out += &format!("{t}\n\n");
+        let fitted = fit_width(&mut t, &[9, 6, 5, 8, 7], self.wide);
+        out += &format!("{t}\n{fitted}\n");
         let mut t = table(&[
             "model preset",
             "layers",
@@ -583,7 +655,8 @@ impl Exporter for TableExporter {
                 })),
             ]);
         }
-        out += &format!("{t}\n\nSources\n");
+        let fitted = fit_width(&mut t, &[7, 6, 4], self.wide);
+        out += &format!("{t}\n{fitted}\nSources\n");
         out += &format!(
             "facility: {}\n",
             c.facility
@@ -680,7 +753,9 @@ impl Exporter for TableExporter {
                 }),
             ]);
         }
-        let mut out = format!("{t}\n\n");
+        // Least needed first: the rank order, the year, the formats, the overlaps.
+        let fitted = fit_width(&mut t, &[13, 1, 12, 7, 4, 11], self.wide);
+        let mut out = format!("{t}\n{fitted}\n");
         let mut t = table(&[
             "stack",
             "microbatch",
@@ -719,7 +794,9 @@ impl Exporter for TableExporter {
                 }),
             ]);
         }
-        out += &format!("Defaults (what a run gets when it does not set the knob):\n{t}\n\nSources\n");
+        let fitted = fit_width(&mut t, &[9, 7, 8, 5], self.wide);
+        out +=
+            &format!("Defaults (what a run gets when it does not set the knob):\n{t}\n{fitted}\nSources\n");
         for st in stacks {
             out += &format!("{} ({}):\n", st.id, st.name);
             for (k, v) in &st.sources {
@@ -807,7 +884,7 @@ impl Exporter for TableExporter {
             row.extend([
                 Cell::new(human_duration(field(e, "step_time_s"))),
                 Cell::new(format!("{:.0}", field(e, "tokens_per_s"))),
-                Cell::new(format!("{:.1} %", 100.0 * field(e, "mfu"))),
+                Cell::new(format!("{:.1} %", 100.0 * field(e, "mfu_fraction"))),
                 Cell::new(human_bytes(field(e, "memory_per_accelerator_bytes"))),
                 Cell::new(duration_with_interval(
                     field(e, "time_to_train_s"),
@@ -906,7 +983,11 @@ impl Exporter for TableExporter {
             "GPU / readback / host",
         ]);
         for b in &r.results {
-            let shares = match (b.gpu_share, b.readback_share, b.host_share) {
+            let shares = match (
+                b.gpu_time_fraction,
+                b.readback_time_fraction,
+                b.host_time_fraction,
+            ) {
                 (Some(g), Some(rb), Some(h)) => {
                     format!("{:.1} / {:.1} / {:.1} %", 100.0 * g, 100.0 * rb, 100.0 * h)
                 }
@@ -1268,8 +1349,11 @@ fn layout_cells(l: &SweepLayout) -> Vec<Cell> {
 
 /// The version of the JSON reports' vocabulary, their first key: raised when a key is renamed,
 /// removed or changes meaning (2: `binding_constraint` became `{kind, value, limit, text}` and
-/// estimates gained `active_parameters`).
-pub const SCHEMA_VERSION: u32 = 2;
+/// estimates gained `active_parameters`; 3: fractions say so in their names (`mfu_fraction`,
+/// `hfu_fraction`, `goodput_fraction`, bench's `*_time_fraction`), validate's rows name their
+/// accelerators `count` as every other report does, counts of bytes, FLOPs and tokens are
+/// integers, and `catalog --stacks` and `adapters` print objects with `schema_version` too).
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// A report with `schema_version` in front of its own keys.
 #[derive(Serialize)]
@@ -1303,7 +1387,11 @@ impl Exporter for JsonExporter {
         versioned_json(c)
     }
     fn stacks(&self, stacks: &[StackSpec]) -> anyhow::Result<String> {
-        Ok(serde_json::to_string_pretty(stacks)? + "\n")
+        #[derive(Serialize)]
+        struct Stacks<'a> {
+            stacks: &'a [StackSpec],
+        }
+        versioned_json(&Stacks { stacks })
     }
     fn fit(&self, r: &FitReport) -> anyhow::Result<String> {
         versioned_json(r)
@@ -1311,8 +1399,12 @@ impl Exporter for JsonExporter {
     fn sweep(&self, r: &SweepReport) -> anyhow::Result<String> {
         versioned_json(r)
     }
-    fn adapters(&self, a: &[AdapterReport]) -> anyhow::Result<String> {
-        Ok(serde_json::to_string_pretty(a)? + "\n")
+    fn adapters(&self, adapters: &[AdapterReport]) -> anyhow::Result<String> {
+        #[derive(Serialize)]
+        struct Adapters<'a> {
+            adapters: &'a [AdapterReport],
+        }
+        versioned_json(&Adapters { adapters })
     }
     fn bench(&self, r: &BenchReport) -> anyhow::Result<String> {
         versioned_json(r)
@@ -1401,8 +1493,8 @@ impl Exporter for CsvExporter {
                 "count",
                 "step_time_s",
                 "tokens_per_s",
-                "mfu",
-                "hfu",
+                "mfu_fraction",
+                "hfu_fraction",
                 "memory_per_accelerator_bytes",
                 "fits",
                 "time_to_train_s",
@@ -1723,8 +1815,8 @@ impl Exporter for CsvExporter {
                 "power_mw",
                 "cost_usd",
                 "energy_mwh",
-                "mfu",
-                "goodput",
+                "mfu_fraction",
+                "goodput_fraction",
                 "binding_constraint",
             ]);
             let mut header: Vec<String> = header.iter().map(|h| h.to_string()).collect();

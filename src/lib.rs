@@ -23,4 +23,5 @@ pub mod search;
 pub mod sweep;
 pub mod tomlfile;
 pub mod uncertainty;
+pub mod units;
 pub mod validate;

@@ -17,7 +17,8 @@ use crate::scenario::{resolve_facility, ScenarioFile};
 use crate::search::{AxisSpec, Objective, SearchSection, SearchSpace};
 use crate::sweep::cpu::sweep_cpu;
 use crate::sweep::driver::{
-    fingerprint, fnv1a_hex, gpu_then_cpu, open_engines, parse_shard, shard_range, Adapters, Backend,
+    fingerprint, fnv1a_hex, gpu_then_cpu, open_engines, parse_shard, progress_bar, shard_range, Adapters,
+    Backend,
 };
 use crate::sweep::gpu::GpuTimings;
 use crate::sweep::{objective_value, top_entry, Counts, Partial, Ranked, SweepLayout, TopEntry};
@@ -96,8 +97,9 @@ pub struct PlanReport {
     /// The model's shape, for `plan --emit`.
     #[serde(skip)]
     pub model_shape: crate::model::Transformer,
-    #[serde(serialize_with = "crate::export::whole_number")]
+    #[serde(serialize_with = "crate::units::whole_number")]
     pub parameters: f64,
+    #[serde(serialize_with = "crate::units::rounded_count")]
     pub tokens: f64,
     pub objective: String,
     pub constraints: ConstraintsSection,
@@ -836,16 +838,7 @@ impl PlanWork {
             eprintln!("warning: {warning}");
             notes.lock().expect("notes lock").push(warning);
         }
-        let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
-            let bar = indicatif::ProgressBar::new(layouts);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{bar:40} {percent}% of {human_len} layouts, {elapsed} elapsed, {per_sec}, eta {eta}",
-                )
-                .expect("a valid template"),
-            );
-            bar
-        });
+        let bar = progress_bar(layouts);
         let fastest = |space: &SearchSpace| -> Partial {
             let range = 0..space.size;
             let partial = match &engine {

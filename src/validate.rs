@@ -280,7 +280,7 @@ pub struct RowResult {
     pub run_id: String,
     pub group: String,
     pub accelerator: String,
-    pub n_gpus: Option<u64>,
+    pub count: Option<u64>,
     /// The stack the row ran on (its `stack` column, or the default).
     pub stack: String,
     pub predicted_step_time_s: Option<f64>,
@@ -669,7 +669,7 @@ pub fn predict_row(row: &RunRow, catalog: &Catalog, assume: Assume) -> RowResult
         run_id: row.run_id.clone(),
         group: row.group.clone(),
         accelerator: row.accelerator().to_string(),
-        n_gpus: row.count(),
+        count: row.count(),
         stack: row
             .scenario
             .training

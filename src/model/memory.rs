@@ -22,15 +22,22 @@ use serde::Serialize;
 /// Bytes per accelerator by kind, on the stage that needs the most.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct MemoryBreakdown {
+    #[serde(serialize_with = "crate::units::rounded_count")]
     pub weights_bytes: f64,
+    #[serde(serialize_with = "crate::units::rounded_count")]
     pub gradients_bytes: f64,
+    #[serde(serialize_with = "crate::units::rounded_count")]
     pub optimizer_bytes: f64,
+    #[serde(serialize_with = "crate::units::rounded_count")]
     pub activations_bytes: f64,
     /// Loss buffers of one microbatch's logits (last stage).
+    #[serde(serialize_with = "crate::units::rounded_count")]
     pub logits_bytes: f64,
     /// Runtime context, communication buffers and allocator slack.
+    #[serde(serialize_with = "crate::units::rounded_count")]
     pub reserve_bytes: f64,
     /// Activations offloaded to host memory (not in the device total; bounded by the host's).
+    #[serde(serialize_with = "crate::units::rounded_count")]
     pub offloaded_bytes: f64,
 }
 

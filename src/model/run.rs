@@ -53,16 +53,26 @@ pub struct Estimate {
     pub step_time_s: f64,
     pub tokens_per_s: f64,
     pub tokens_per_s_per_accelerator: f64,
+    #[serde(serialize_with = "crate::units::rounded_count")]
     pub model_flops_per_step: f64,
+    #[serde(serialize_with = "crate::units::rounded_count")]
     pub hardware_flops_per_step: f64,
+    /// Model FLOPs per second over the peak: a fraction, as its JSON name says.
+    #[serde(rename = "mfu_fraction")]
     pub mfu: f64,
+    /// Hardware FLOPs (recomputation included) per second over the peak.
+    #[serde(rename = "hfu_fraction")]
     pub hfu: f64,
+    #[serde(serialize_with = "crate::units::rounded_count")]
     pub memory_per_accelerator_bytes: f64,
+    #[serde(serialize_with = "crate::units::rounded_count")]
     pub memory_capacity_bytes: f64,
     pub fits: bool,
     /// Bytes over capacity when the layout does not fit (0 when it fits).
+    #[serde(serialize_with = "crate::units::rounded_count")]
     pub memory_excess_bytes: f64,
     /// Fraction of wall-clock time that trains, after checkpoints, lost work and restarts.
+    #[serde(rename = "goodput_fraction")]
     pub goodput: f64,
     /// The checkpoint interval that maximises goodput.
     pub checkpoint_interval_s: f64,
@@ -87,12 +97,12 @@ impl Estimate {
             ("tokens_per_s_per_accelerator", self.tokens_per_s_per_accelerator),
             ("model_flops_per_step", self.model_flops_per_step),
             ("hardware_flops_per_step", self.hardware_flops_per_step),
-            ("mfu", self.mfu),
-            ("hfu", self.hfu),
+            ("mfu_fraction", self.mfu),
+            ("hfu_fraction", self.hfu),
             ("memory_per_accelerator_bytes", self.memory_per_accelerator_bytes),
             ("memory_capacity_bytes", self.memory_capacity_bytes),
             ("memory_excess_bytes", self.memory_excess_bytes),
-            ("goodput", self.goodput),
+            ("goodput_fraction", self.goodput),
             ("checkpoint_interval_s", self.checkpoint_interval_s),
             ("time_to_train_s", self.time_to_train_s),
             ("power_mw", self.power_mw),

@@ -1,7 +1,7 @@
 //! `clustersweep bench`: layouts per second on a fixed built-in space, per backend.
 
 use super::cpu::sweep_cpu;
-use super::driver::Backend;
+use super::driver::{progress_bar, Backend};
 use super::gpu::{select_adapters, GpuEngine};
 use super::Counts;
 use crate::catalog::Catalog;
@@ -41,9 +41,9 @@ pub struct BenchResult {
     /// Layouts that passed the validity checks and fit.
     pub valid_layouts_per_s: f64,
     /// Shares of the GPU run's time: kernels, readback, host merging.
-    pub gpu_share: Option<f64>,
-    pub readback_share: Option<f64>,
-    pub host_share: Option<f64>,
+    pub gpu_time_fraction: Option<f64>,
+    pub readback_time_fraction: Option<f64>,
+    pub host_time_fraction: Option<f64>,
     pub counts: Counts,
 }
 
@@ -86,8 +86,19 @@ pub fn run_bench(backend: Option<Backend>) -> Result<BenchReport, Error> {
     let mut results = vec![];
     let mut notes = vec![];
     if matches!(backend, None | Some(Backend::Cpu)) {
+        let bar = progress_bar(space.size);
+        if let Some(bar) = &bar {
+            bar.set_message("cpu");
+        }
         let clock = std::time::Instant::now();
-        let p = sweep_cpu(&space, range.clone(), 20, &|_, _| {});
+        let p = sweep_cpu(&space, range.clone(), 20, &|n, _| {
+            if let Some(bar) = &bar {
+                bar.inc(n)
+            }
+        });
+        if let Some(bar) = &bar {
+            bar.finish_and_clear();
+        }
         let t = clock.elapsed().as_secs_f64();
         results.push(BenchResult {
             backend: "cpu".into(),
@@ -95,9 +106,9 @@ pub fn run_bench(backend: Option<Backend>) -> Result<BenchReport, Error> {
             elapsed_s: t,
             layouts_per_s: p.counts.evaluated as f64 / t,
             valid_layouts_per_s: p.counts.valid as f64 / t,
-            gpu_share: None,
-            readback_share: None,
-            host_share: None,
+            gpu_time_fraction: None,
+            readback_time_fraction: None,
+            host_time_fraction: None,
             counts: p.counts,
         });
     }
@@ -106,8 +117,20 @@ pub fn run_bench(backend: Option<Backend>) -> Result<BenchReport, Error> {
             Ok(engine) => {
                 // One small sweep first: the driver compiles the pipelines at first dispatch.
                 let _ = engine.sweep(&space, 0..4096, 20, &|_, _| {});
+                let bar = progress_bar(space.size);
+                if let Some(bar) = &bar {
+                    bar.set_message(format!("gpu ({})", engine.name()));
+                }
                 let clock = std::time::Instant::now();
-                match engine.sweep(&space, range.clone(), 20, &|_, _| {}) {
+                let swept = engine.sweep(&space, range.clone(), 20, &|n, _| {
+                    if let Some(bar) = &bar {
+                        bar.inc(n)
+                    }
+                });
+                if let Some(bar) = &bar {
+                    bar.finish_and_clear();
+                }
+                match swept {
                     Ok((p, timing)) => {
                         let t = clock.elapsed().as_secs_f64();
                         results.push(BenchResult {
@@ -116,9 +139,9 @@ pub fn run_bench(backend: Option<Backend>) -> Result<BenchReport, Error> {
                             elapsed_s: t,
                             layouts_per_s: p.counts.evaluated as f64 / t,
                             valid_layouts_per_s: p.counts.valid as f64 / t,
-                            gpu_share: Some(timing.gpu_s / t),
-                            readback_share: Some(timing.readback_s / t),
-                            host_share: Some(timing.host_s / t),
+                            gpu_time_fraction: Some(timing.gpu_s / t),
+                            readback_time_fraction: Some(timing.readback_s / t),
+                            host_time_fraction: Some(timing.host_s / t),
                             counts: p.counts,
                         });
                     }

@@ -143,6 +143,21 @@ pub fn parse_shard(text: &str) -> Result<(u64, u64), String> {
     Ok((k, n))
 }
 
+/// A progress bar over `total` layouts on stderr, None when stderr is not a terminal: percent,
+/// elapsed, rate and ETA, then the message (sweep: the best so far; bench: the backend).
+pub fn progress_bar(total: u64) -> Option<indicatif::ProgressBar> {
+    std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {percent}% of {human_len} layouts, {elapsed} elapsed, {per_sec}, eta {eta} {msg}",
+            )
+            .expect("a valid template"),
+        );
+        bar
+    })
+}
+
 struct Progress {
     bar: Option<indicatif::ProgressBar>,
     done: AtomicU64,
@@ -153,18 +168,8 @@ struct Progress {
 
 impl Progress {
     fn new(total: u64, show: bool, objective: Objective) -> Progress {
-        let bar = (show && std::io::stderr().is_terminal()).then(|| {
-            let bar = indicatif::ProgressBar::new(total);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{bar:40} {human_pos}/{human_len} layouts, {per_sec}, eta {eta} {msg}",
-                )
-                .expect("a valid template"),
-            );
-            bar
-        });
         Progress {
-            bar,
+            bar: show.then(|| progress_bar(total)).flatten(),
             done: AtomicU64::new(0),
             best: AtomicU64::new(f64::INFINITY.to_bits()),
             objective,

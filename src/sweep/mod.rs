@@ -245,8 +245,10 @@ pub fn top_entry(space: &SearchSpace, rank: usize, r: &Ranked) -> Option<(TopEnt
         offload_layers: c.layout.offload_layers,
         global_batch: c.global_batch,
     };
-    let serde_json::Value::Object(estimate) = serde_json::to_value(e).ok()? else {
-        return None;
+    // An estimate always serializes to an object; failing to would drop a valid layout as if
+    // it had none (counts past what serde_json's Value holds once did).
+    let serde_json::Value::Object(estimate) = serde_json::to_value(e).expect("an estimate serializes") else {
+        unreachable!("an estimate serializes to an object")
     };
     Some((
         TopEntry {

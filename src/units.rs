@@ -1,0 +1,67 @@
+//! How numbers are written: the leaf every other layer may import (it imports nothing of the
+//! crate). Counts held as f64 (parameters, tokens, bytes, FLOPs) are written as integers in the
+//! JSON reports, so that a reader never sees `70553698304.0` or `70553698304.37` bytes, or
+//! `1.6e19` FLOPs.
+
+/// Largest integer an f64 holds exactly (2^53): beyond it a count is written as the float it
+/// is (`1.2e21` FLOPs), which JSON readers take as a number all the same.
+const EXACT_INTEGER_LIMIT: f64 = 9.007_199_254_740_992e15;
+
+/// A count held as f64 written as the integer it is (`70553698304`, not `70553698304.0`);
+/// anything else as the number it is.
+pub fn whole_number<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if v.fract() == 0.0 && v.abs() < EXACT_INTEGER_LIMIT {
+        s.serialize_i64(*v as i64)
+    } else {
+        s.serialize_f64(*v)
+    }
+}
+
+/// 2^64: a non-negative count below it is written as a u64.
+const U64_LIMIT: f64 = 18_446_744_073_709_551_616.0;
+
+/// A count the model computes in f64 (bytes, FLOPs, tokens), which may carry a fraction of a
+/// unit from its arithmetic: written as the nearest integer. Beyond 2^53 that integer is the
+/// f64's own value (`16154271125889613824` FLOPs): its last digits are no more precise than the
+/// float, but a reader sees a count, and parsing it gives the same f64 back. From 2^64 on (past
+/// what JSON readers and `serde_json::Value` hold as integers) it is written as the float.
+pub fn rounded_count<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    let rounded = v.round();
+    if (0.0..U64_LIMIT).contains(&rounded) {
+        s.serialize_u64(rounded as u64)
+    } else if rounded < 0.0 && rounded.abs() < EXACT_INTEGER_LIMIT {
+        s.serialize_i64(rounded as i64)
+    } else {
+        s.serialize_f64(*v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(serde::Serialize)]
+    struct Counts {
+        #[serde(serialize_with = "super::rounded_count")]
+        bytes: f64,
+        #[serde(serialize_with = "super::rounded_count")]
+        flops: f64,
+        #[serde(serialize_with = "super::rounded_count")]
+        exaflops: f64,
+        #[serde(serialize_with = "super::whole_number")]
+        parameters: f64,
+    }
+
+    #[test]
+    fn counts_are_written_as_integers_up_to_2_to_the_64() {
+        let c = Counts {
+            bytes: 70_553_698_304.37,
+            flops: 1.6154271125889614e19,
+            exaflops: 1.25e21,
+            parameters: 8.0e9,
+        };
+        let expected = r#"{"bytes":70553698304,"flops":16154271125889613824,"exaflops":1.25e+21,"parameters":8000000000}"#;
+        assert_eq!(serde_json::to_string(&c).unwrap(), expected);
+        // The map a sweep's top entry is built from takes every one of them.
+        let parsed: serde_json::Value = serde_json::from_str(expected).unwrap();
+        assert_eq!(serde_json::to_value(&c).unwrap(), parsed);
+    }
+}
