@@ -274,7 +274,8 @@ pub struct PlanArgs {
     /// Also report the Pareto set over time to train, cost and energy.
     #[arg(long)]
     pub pareto: bool,
-    /// Draw the Pareto set (days against $ and against MWh) to this SVG file.
+    /// Draw the Pareto set (days against cost, energy and facility power, with the constraints)
+    /// to this SVG file.
     #[arg(long, value_name = "FILE")]
     pub plot: Option<PathBuf>,
     /// Draw time to train and MFU against cluster size to this SVG file.

@@ -12,6 +12,7 @@ use crate::sweep::driver::SweepReport;
 use crate::sweep::gpu::AdapterReport;
 use crate::sweep::SweepLayout;
 use crate::uncertainty::{tie_line, Coverage, Interval, DEFAULT_CONFIDENCE};
+use crate::units::{human_count, human_mwh, human_rounded};
 use crate::validate::{Assume, Source, ValidationReport};
 use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{Cell, CellAlignment, ColumnConstraint, ContentArrangement, Table};
@@ -293,9 +294,11 @@ pub fn human_bytes(b: f64) -> String {
     format!("{:.2} GB", b / 1e9)
 }
 
-/// Megawatts to three significant figures at most ("283 MW", "2.95 MW").
+/// Megawatts to three significant figures at most ("283 MW", "2.95 MW"), gigawatts from 1 GW
+/// ("5.00 GW").
 pub fn human_mw(mw: f64) -> String {
     match mw.abs() {
+        x if x >= 1000.0 => format!("{:.2} GW", mw / 1000.0),
         x if x >= 100.0 => format!("{mw:.0} MW"),
         x if x >= 10.0 => format!("{mw:.1} MW"),
         _ => format!("{mw:.2} MW"),
@@ -361,9 +364,9 @@ impl Exporter for TableExporter {
             "{} ({}) on {} x {}, {} tokens/step of {}, {}\nstack: {} ({} attention)\nlayout: {}\n\n",
             r.model,
             parameter_counts(r.parameters, r.active_parameters),
-            r.count,
+            human_count(r.count),
             r.accelerator,
-            r.global_batch as u64 * r.seq_len as u64,
+            human_count(r.global_batch as u64 * r.seq_len as u64),
             r.dtype.name(),
             match r.pricing {
                 Pricing::Rental => "rental pricing",
@@ -385,10 +388,10 @@ impl Exporter for TableExporter {
         };
         let rows: [(&str, String); 12] = [
             ("step time", band(e.step_time_s, r.step_time_s_interval)),
-            ("tokens/s", format!("{:.0}", e.tokens_per_s)),
+            ("tokens/s", human_rounded(e.tokens_per_s)),
             (
                 "tokens/s per accelerator",
-                format!("{:.0}", e.tokens_per_s_per_accelerator),
+                human_rounded(e.tokens_per_s_per_accelerator),
             ),
             ("MFU (model FLOPs / peak)", format!("{:.1} %", e.mfu * 100.0)),
             ("HFU (with recompute)", format!("{:.1} %", e.hfu * 100.0)),
@@ -416,8 +419,8 @@ impl Exporter for TableExporter {
                 "time to train",
                 band(e.time_to_train_s, r.time_to_train_s_interval),
             ),
-            ("facility power", format!("{:.2} MW", e.power_mw)),
-            ("energy", format!("{:.0} MWh", e.energy_mwh)),
+            ("facility power", human_mw(e.power_mw)),
+            ("energy", human_mwh(e.energy_mwh)),
             ("cost", human_usd(e.cost_usd)),
         ];
         for (k, v) in rows {
@@ -883,7 +886,7 @@ impl Exporter for TableExporter {
             row.extend(layout_cells(&e.layout));
             row.extend([
                 Cell::new(human_duration(field(e, "step_time_s"))),
-                Cell::new(format!("{:.0}", field(e, "tokens_per_s"))),
+                Cell::new(human_rounded(field(e, "tokens_per_s"))),
                 Cell::new(format!("{:.1} %", 100.0 * field(e, "mfu_fraction"))),
                 Cell::new(human_bytes(field(e, "memory_per_accelerator_bytes"))),
                 Cell::new(duration_with_interval(
@@ -891,7 +894,7 @@ impl Exporter for TableExporter {
                     e.time_to_train_s_interval,
                 )),
                 Cell::new(human_usd(field(e, "cost_usd"))),
-                Cell::new(format!("{:.0} MWh", field(e, "energy_mwh"))),
+                Cell::new(human_mwh(field(e, "energy_mwh"))),
             ]);
             if r.uncertainty.is_some() {
                 row.push(Cell::new(p_best_cell(e.p_best, e.tied_with_best)));
@@ -912,7 +915,7 @@ impl Exporter for TableExporter {
         let mut out = format!("{} ranked by {}\n{t}\n{fitted}\n", r.model, r.objective);
         out += &format!(
             "evaluated {} layouts{} in {} ({:.3e} layouts/s, {:.3e} valid/s) on {}{}\n",
-            c.evaluated,
+            human_count(c.evaluated),
             r.shard
                 .as_ref()
                 .map(|s| format!(
@@ -1043,7 +1046,7 @@ impl Exporter for TableExporter {
         let limits: Vec<String> = [
             c.budget_usd
                 .map(|b| format!("budget {} ({pricing})", human_usd(b))),
-            c.power_mw.map(|p| format!("power {p:.0} MW")),
+            c.power_mw.map(|p| format!("power {}", human_mw(p))),
             c.max_days.map(|d| format!("at most {d:.0} days")),
             c.max_accelerators.map(|n| format!("at most {n} accelerators")),
         ]
@@ -1066,8 +1069,8 @@ impl Exporter for TableExporter {
             let (l, e) = (&best.layout, &best.metrics);
             out += &format!(
                 "The plan: {} x {} on {}, tp {} pp {} dp {} cp {} ep {} (microbatch {}, interleave {}, recompute {}, zero {}), \
-                 {:.1} days to train{}, {}, {}, {:.3e} MWh, MFU {:.1} %, goodput {:.1} %. {}.\n\n",
-                l.count,
+                 {:.1} days to train{}, {}, {}, {}, MFU {:.1} %, goodput {:.1} %. {}.\n\n",
+                human_count(l.count),
                 l.accelerator,
                 l.stack,
                 l.tp,
@@ -1090,7 +1093,7 @@ impl Exporter for TableExporter {
                     .unwrap_or_default(),
                 human_mw(e.power_mw),
                 human_usd(e.cost_usd),
-                e.energy_mwh,
+                human_mwh(e.energy_mwh),
                 100.0 * e.mfu,
                 100.0 * e.goodput,
                 best.binding_constraint.text
@@ -1132,7 +1135,7 @@ impl Exporter for TableExporter {
             d.budget,
             d.time,
             d.no_layout,
-            r.counts.evaluated,
+            human_count(r.counts.evaluated),
             human_duration(r.elapsed_s),
             r.backend
         );
@@ -1160,7 +1163,7 @@ fn plan_table(plans: &[Plan], confidence: Option<f64>, wide: bool) -> String {
         days.as_str(),
         "MW",
         "cost",
-        "MWh",
+        "energy",
         "MFU",
         "goodput",
         "binding constraint",
@@ -1182,7 +1185,7 @@ fn plan_table(plans: &[Plan], confidence: Option<f64>, wide: bool) -> String {
             }),
             Cell::new(human_mw(e.power_mw).trim_end_matches(" MW").to_string()),
             Cell::new(human_usd(e.cost_usd)),
-            Cell::new(format!("{:.3e}", e.energy_mwh)),
+            Cell::new(human_mwh(e.energy_mwh)),
             Cell::new(format!("{:.1} %", 100.0 * e.mfu)),
             Cell::new(format!("{:.1} %", 100.0 * e.goodput)),
             Cell::new(&p.binding_constraint.text),
@@ -1332,7 +1335,7 @@ fn layout_cells(l: &SweepLayout) -> Vec<Cell> {
     vec![
         Cell::new(&l.accelerator),
         Cell::new(&l.stack),
-        Cell::new(l.count),
+        Cell::new(human_count(l.count)),
         Cell::new(l.tp),
         Cell::new(l.pp),
         Cell::new(l.dp),
@@ -1343,7 +1346,7 @@ fn layout_cells(l: &SweepLayout) -> Vec<Cell> {
         Cell::new(recompute_cell(l.recompute, l.recompute_layers, l.offload_layers)),
         Cell::new(if l.sequence_parallel { "on" } else { "off" }),
         Cell::new(l.zero),
-        Cell::new(l.global_batch),
+        Cell::new(human_count(l.global_batch as u64)),
     ]
 }
 

@@ -178,7 +178,7 @@ pub fn plan_words(p: &Plan) -> String {
     let l = &p.layout;
     format!(
         "{} x {}, tp {} pp {} dp {}{}",
-        l.count,
+        crate::units::human_count(l.count),
         l.accelerator,
         l.tp,
         l.pp,
@@ -363,15 +363,6 @@ fn positive(key: &str, v: Option<f64>) -> Result<Option<f64>, String> {
     }
 }
 
-/// Megawatts as MW below 1 GW, else GW.
-fn human_power(mw: f64) -> String {
-    if mw >= 1000.0 {
-        format!("{:.2} GW", mw / 1000.0)
-    } else {
-        crate::export::human_mw(mw)
-    }
-}
-
 /// Human form of the binding constraint of a plan of `count` accelerators, given the fastest
 /// plan of the next larger size of the same accelerator (`larger`), if any:
 /// - a limit within 10 % of its value (the next size up in the planner's grid, 1.5x, breaks it);
@@ -403,8 +394,8 @@ fn binding(
             p,
             format!(
                 "power-bound: {} used of {}",
-                human_power(e.power_mw),
-                human_power(p)
+                crate::export::human_mw(e.power_mw),
+                crate::export::human_mw(p)
             ),
         );
     }
@@ -434,7 +425,11 @@ fn binding(
             BindingKind::Count,
             count as f64,
             n as f64,
-            format!("count-bound: {count} accelerators of {n}"),
+            format!(
+                "count-bound: {} accelerators of {}",
+                crate::units::human_count(count),
+                crate::units::human_count(n)
+            ),
         );
     }
     let share = |b: &Binding| b.value.unwrap_or(0.0) / b.limit.unwrap_or(f64::INFINITY);
@@ -1062,7 +1057,7 @@ mod tests {
         let at_count = an_estimate(300.0, 5e9, 100.0, 0.95);
         assert_eq!(
             binding(&limits, &at_count, 950_000, 2e-5, None).text,
-            "count-bound: 950000 accelerators of 1000000"
+            "count-bound: 950,000 accelerators of 1,000,000"
         );
         // A larger cluster whose steps are faster but which trains slower: failures bind.
         // 131,072 accelerators failing 2e-5 times an hour each: one interruption every 22.9 min.

@@ -1,5 +1,5 @@
-//! How numbers are written: the leaf every other layer may import (it imports nothing of the
-//! crate). Counts held as f64 (parameters, tokens, bytes, FLOPs) are written as integers in the
+//! How numbers are written, for programs and for people: the leaf every other layer may import
+//! (it imports nothing of the crate). Counts held as f64 (parameters, tokens, bytes, FLOPs) are written as integers in the
 //! JSON reports, so that a reader never sees `70553698304.0` or `70553698304.37` bytes, or
 //! `1.6e19` FLOPs.
 
@@ -36,6 +36,39 @@ pub fn rounded_count<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Er
     }
 }
 
+/// A count with thousands separators: "131,072", "33,554,432".
+pub fn human_count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(d);
+    }
+    out
+}
+
+/// A rate or other count held as f64, rounded, with thousands separators.
+pub fn human_rounded(v: f64) -> String {
+    if v.is_finite() && (0.0..1.8e19).contains(&v) {
+        human_count(v.round() as u64)
+    } else {
+        format!("{v:.3e}")
+    }
+}
+
+/// Energy in the unit that fits it, to three or four significant figures: "4,140 MWh",
+/// "598.6 GWh", "1.23 TWh".
+pub fn human_mwh(mwh: f64) -> String {
+    match mwh.abs() {
+        x if x >= 1e6 => format!("{:.2} TWh", mwh / 1e6),
+        x if x >= 1e4 => format!("{:.1} GWh", mwh / 1e3),
+        x if x >= 10.0 => format!("{} MWh", human_rounded(mwh)),
+        _ => format!("{mwh:.2} MWh"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[derive(serde::Serialize)]
@@ -48,6 +81,19 @@ mod tests {
         exaflops: f64,
         #[serde(serialize_with = "super::whole_number")]
         parameters: f64,
+    }
+
+    #[test]
+    fn people_read_counts_with_separators_and_energy_in_its_unit() {
+        assert_eq!(super::human_count(0), "0");
+        assert_eq!(super::human_count(999), "999");
+        assert_eq!(super::human_count(131_072), "131,072");
+        assert_eq!(super::human_count(33_554_432), "33,554,432");
+        assert_eq!(super::human_rounded(2_393_174.4), "2,393,174");
+        assert_eq!(super::human_mwh(4140.2), "4,140 MWh");
+        assert_eq!(super::human_mwh(598_600.0), "598.6 GWh");
+        assert_eq!(super::human_mwh(1.234e6), "1.23 TWh");
+        assert_eq!(super::human_mwh(2.5), "2.50 MWh");
     }
 
     #[test]
