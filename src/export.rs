@@ -1824,10 +1824,18 @@ impl Exporter for CsvExporter {
             ]);
             let mut header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
             header.extend(uncertainty_columns("days"));
+            // Which list a row is of: the ranked plans, then (with --pareto) the Pareto set,
+            // each ranked within its list.
+            header.push("set".into());
             w.write_record(&header)?;
-            for (i, p) in r.plans.iter().enumerate() {
+            let ranked = r.plans.iter().map(|p| ("ranked", p));
+            let pareto = r.pareto.iter().flatten().map(|p| ("pareto", p));
+            let mut at = std::collections::BTreeMap::<&str, usize>::new();
+            for (set, p) in ranked.chain(pareto) {
                 let e = &p.metrics;
-                let mut row = vec![(i + 1).to_string()];
+                let rank = at.entry(set).or_default();
+                *rank += 1;
+                let mut row = vec![rank.to_string()];
                 row.extend(layout_record(&p.layout));
                 row.extend([
                     p.time_to_train_days.to_string(),
@@ -1843,6 +1851,7 @@ impl Exporter for CsvExporter {
                     p.p_best,
                     p.tied_with_best,
                 ));
+                row.push(set.into());
                 w.write_record(&row)?;
             }
             Ok(())

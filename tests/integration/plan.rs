@@ -345,8 +345,29 @@ fn default_plan_names_a_winner_per_accelerator_in_seconds() {
         "{text}"
     );
     assert!(text.lines().next().unwrap().ends_with(
-        ",goodput_fraction,binding_constraint,time_to_train_days_low,time_to_train_days_high,p_best,tied_with_best"
+        ",goodput_fraction,binding_constraint,time_to_train_days_low,time_to_train_days_high,p_best,tied_with_best,set"
     ));
+    // Regression (issue 13): --pareto --csv printed the ranked plans only.
+    let with_pareto = stdout(&clustersweep(&[
+        "plan",
+        "--backend",
+        "cpu",
+        "--csv",
+        "--top",
+        "3",
+        "--pareto",
+    ]));
+    let pareto_json: Value =
+        serde_json::from_slice(&clustersweep(&["plan", "--backend", "cpu", "--json", "--pareto"]).stdout)
+            .unwrap();
+    let members = pareto_json["pareto"].as_array().unwrap().len();
+    assert!(members > 0);
+    assert_eq!(
+        with_pareto.lines().filter(|l| l.ends_with(",pareto")).count(),
+        members,
+        "{with_pareto}"
+    );
+    assert_eq!(with_pareto.lines().filter(|l| l.ends_with(",ranked")).count(), 3);
 
     let table = clustersweep(&["plan", "--backend", "cpu"]);
     let out = stdout(&table);
