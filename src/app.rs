@@ -195,14 +195,14 @@ fn run_plan(args: &PlanArgs, catalog: &Catalog) -> Result<String, Error> {
     let mut report = if args.merge.is_empty() {
         plan(&file, catalog, &options, &origin)?
     } else {
-        let mut parts = vec![];
-        for path in &args.merge {
-            let name = path.display().to_string();
-            let text = crate::error::read_text(path, |m| Error::Usage(format!("--merge {name}: {m}")))?;
-            let part: PlanPart = serde_json::from_str(&text)
-                .map_err(|e| Error::Usage(format!("--merge {name}: not a `plan --shard K/N` part: {e}")))?;
-            parts.push((name, part));
-        }
+        let parts = args
+            .merge
+            .iter()
+            .map(|path| {
+                let part: PlanPart = read_json(path, "--merge ", "`plan --shard K/N` part")?;
+                Ok((path.display().to_string(), part))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
         plan_merge(&file, catalog, &options, parts, args.allow_partial, &origin)?
     };
     let moe = report.model_shape.is_moe();
@@ -388,14 +388,24 @@ fn run_sweep_command(args: &SweepArgs, catalog: &Catalog) -> Result<String, Erro
         .map_err(internal)
 }
 
+/// A JSON report another run wrote (a shard's part): a read error names `path` (exit 1),
+/// anything else that is not `what` names `flag` and `path` (exit 2).
+fn read_json<T: serde::de::DeserializeOwned>(
+    path: &std::path::Path,
+    flag: &str,
+    what: &str,
+) -> Result<T, Error> {
+    let name = format!("{flag}{}", path.display());
+    let text = crate::error::read_text(path, |m| Error::Usage(format!("{name}: {m}")))?;
+    serde_json::from_str(&text).map_err(|e| Error::Usage(format!("{name}: not a {what}: {e}")))
+}
+
 fn run_merge(args: &MergeArgs) -> Result<String, Error> {
-    let mut parts = vec![];
-    for path in &args.parts {
-        let text = crate::error::read_text(path, |m| Error::Usage(format!("{}: {m}", path.display())))?;
-        let part: SweepReport = serde_json::from_str(&text)
-            .map_err(|e| Error::Usage(format!("{}: not a `sweep --json` report: {e}", path.display())))?;
-        parts.push(part);
-    }
+    let parts = args
+        .parts
+        .iter()
+        .map(|path| read_json::<SweepReport>(path, "", "`sweep --json` report"))
+        .collect::<Result<Vec<_>, Error>>()?;
     let report = merge_reports(parts, args.top, args.allow_partial).map_err(Error::Usage)?;
     exporter(args.output.json, args.output.csv, args.output.wide)
         .sweep(&report)

@@ -553,7 +553,6 @@ pub fn plan_shard(
         part: PLAN_PART_KIND.into(),
         plan_fingerprint: work.fingerprint(),
         shard: format!("{}/{}", shard.0, shard.1),
-        shards: shard.1,
         pairs: work.pairs.len(),
         counts,
         elapsed_s: clock.elapsed().as_secs_f64(),
@@ -577,8 +576,11 @@ pub fn plan_merge(
     let work = PlanWork::resolve(file, catalog, origin)?;
     let fingerprint = work.fingerprint();
     let usage = Error::Usage;
-    let Some(shards) = parts.first().map(|(_, p)| p.shards) else {
-        return Err(usage("--merge: no parts given".into()));
+    let shard_of =
+        |path: &str, p: &PlanPart| parse_shard(&p.shard).map_err(|e| usage(format!("--merge {path}: {e}")));
+    let shards = match parts.first() {
+        Some((path, p)) => shard_of(path, p)?.1,
+        None => return Err(usage("--merge: no parts given".into())),
     };
     let mut seen: Vec<Option<&str>> = vec![None; shards as usize];
     for (path, p) in &parts {
@@ -594,7 +596,7 @@ pub fn plan_merge(
                 p.plan_fingerprint
             )));
         }
-        let k = parse_shard(&p.shard).map_err(|e| usage(format!("--merge {path}: {e}")))?;
+        let k = shard_of(path, p)?;
         if k.1 != shards {
             return Err(usage(format!(
                 "--merge {path}: shard {} is of {} shards, the first part's of {shards}: merge the parts of one split",
@@ -607,31 +609,23 @@ pub fn plan_merge(
                 p.shard
             )));
         }
-        if let Some(r) = p
-            .results
-            .iter()
-            .find(|r| !work.shard_pairs(k.0, k.1).contains(&r.pair))
-        {
+        let in_shard = work.shard_pairs(k.0, k.1);
+        if let Some(r) = p.results.iter().find(|r| !in_shard.contains(&r.pair)) {
             return Err(usage(format!(
                 "--merge {path}: pair {} is not in shard {}",
                 r.pair, p.shard
             )));
         }
     }
-    let missing: Vec<String> = (1..=shards)
-        .filter(|k| seen[*k as usize - 1].is_none())
-        .map(|k| format!("{k}/{shards}"))
-        .collect();
+    let missing: Vec<u64> = (1..=shards).filter(|k| seen[*k as usize - 1].is_none()).collect();
     let mut notes: Vec<String> = parts.iter().flat_map(|(_, p)| p.notes.clone()).collect();
     if !missing.is_empty() {
-        let unplanned: usize = (1..=shards)
-            .filter(|k| seen[*k as usize - 1].is_none())
-            .map(|k| work.shard_pairs(k, shards).len())
-            .sum();
+        let unplanned: usize = missing.iter().map(|k| work.shard_pairs(*k, shards).len()).sum();
+        let named: Vec<String> = missing.iter().map(|k| format!("{k}/{shards}")).collect();
         let what = format!(
             "shard{} {} missing: {unplanned} of {} (accelerator, count) pairs unplanned",
             if missing.len() > 1 { "s" } else { "" },
-            missing.join(", "),
+            named.join(", "),
             work.pairs.len()
         );
         if !allow_partial {
@@ -661,10 +655,8 @@ pub struct PlanPart {
     pub part: String,
     /// A hash of every pair's space, the constraints and the pricing; a merge must match it.
     pub plan_fingerprint: String,
-    /// "K/N".
+    /// "K/N": the K-th of N slices.
     pub shard: String,
-    /// N.
-    pub shards: u64,
     /// The pairs of the whole plan (all shards).
     pub pairs: usize,
     /// Layouts this part evaluated.

@@ -79,6 +79,24 @@ pub fn bench_space() -> SearchSpace {
         .expect("the bench scenario resolves")
 }
 
+/// `run` with a progress bar over `total` layouts labelled `label` on a terminal, which the
+/// sweep ticks with the layouts it has done.
+fn with_progress<T>(total: u64, label: String, run: impl FnOnce(&(dyn Fn(u64, f64) + Sync)) -> T) -> T {
+    let bar = progress_bar(total);
+    if let Some(bar) = &bar {
+        bar.set_message(label);
+    }
+    let result = run(&|n, _| {
+        if let Some(bar) = &bar {
+            bar.inc(n)
+        }
+    });
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    result
+}
+
 /// Measure the backends asked for.
 pub fn run_bench(backend: Option<Backend>) -> Result<BenchReport, Error> {
     let space = bench_space();
@@ -86,19 +104,10 @@ pub fn run_bench(backend: Option<Backend>) -> Result<BenchReport, Error> {
     let mut results = vec![];
     let mut notes = vec![];
     if matches!(backend, None | Some(Backend::Cpu)) {
-        let bar = progress_bar(space.size);
-        if let Some(bar) = &bar {
-            bar.set_message("cpu");
-        }
         let clock = std::time::Instant::now();
-        let p = sweep_cpu(&space, range.clone(), 20, &|n, _| {
-            if let Some(bar) = &bar {
-                bar.inc(n)
-            }
+        let p = with_progress(space.size, "cpu".into(), |tick| {
+            sweep_cpu(&space, range.clone(), 20, tick)
         });
-        if let Some(bar) = &bar {
-            bar.finish_and_clear();
-        }
         let t = clock.elapsed().as_secs_f64();
         results.push(BenchResult {
             backend: "cpu".into(),
@@ -117,19 +126,10 @@ pub fn run_bench(backend: Option<Backend>) -> Result<BenchReport, Error> {
             Ok(engine) => {
                 // One small sweep first: the driver compiles the pipelines at first dispatch.
                 let _ = engine.sweep(&space, 0..4096, 20, &|_, _| {});
-                let bar = progress_bar(space.size);
-                if let Some(bar) = &bar {
-                    bar.set_message(format!("gpu ({})", engine.name()));
-                }
                 let clock = std::time::Instant::now();
-                let swept = engine.sweep(&space, range.clone(), 20, &|n, _| {
-                    if let Some(bar) = &bar {
-                        bar.inc(n)
-                    }
+                let swept = with_progress(space.size, format!("gpu ({})", engine.name()), |tick| {
+                    engine.sweep(&space, range.clone(), 20, tick)
                 });
-                if let Some(bar) = &bar {
-                    bar.finish_and_clear();
-                }
                 match swept {
                     Ok((p, timing)) => {
                         let t = clock.elapsed().as_secs_f64();
