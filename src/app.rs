@@ -82,6 +82,9 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
                 .map_err(|e| Error::Internal(e.to_string()))?;
             String::from_utf8(page).map_err(|e| Error::Internal(e.to_string()))
         }
+        Command::Schema(args) => serde_json::to_string_pretty(&crate::schema::json_schema(args.command))
+            .map(|text| text + "\n")
+            .map_err(|e| Error::Internal(e.to_string())),
         Command::Init(args) => example(&args.name).map(str::to_string).ok_or_else(|| {
             Error::Usage(format!(
                 "init {}: no such example{}; known: {}",
@@ -213,8 +216,8 @@ fn run_plan(args: &PlanArgs, catalog: &Catalog) -> Result<String, Error> {
         .chain(&mut report.scaling);
     for p in plans {
         if let Some(i) = entry_interval(catalog, &p.layout, moe, confidence) {
-            p.step_time_s_interval = Some(i.around(p.metrics.step_time_s));
-            p.time_to_train_s_interval = Some(i.around(p.metrics.time_to_train_s));
+            p.step_time_s_interval = Some(i.around(p.estimate.step_time_s));
+            p.time_to_train_s_interval = Some(i.around(p.estimate.time_to_train_s));
         }
     }
     if args.draws.uncertainty && !report.plans.is_empty() {
@@ -323,11 +326,9 @@ fn run_sweep_command(args: &SweepArgs, catalog: &Catalog) -> Result<String, Erro
     report.interval_confidence = Some(confidence);
     for entry in &mut report.top {
         let interval = entry_interval(catalog, &entry.layout, space.model.is_moe(), confidence);
-        let value = |key: &str| entry.estimate.get(key).and_then(|v| v.as_f64());
-        if let (Some(i), Some(step), Some(train)) = (interval, value("step_time_s"), value("time_to_train_s"))
-        {
-            entry.step_time_s_interval = Some(i.around(step));
-            entry.time_to_train_s_interval = Some(i.around(train));
+        if let Some(i) = interval {
+            entry.step_time_s_interval = Some(i.around(entry.estimate.step_time_s));
+            entry.time_to_train_s_interval = Some(i.around(entry.estimate.time_to_train_s));
         }
     }
     if args.draws.uncertainty && !report.top.is_empty() {

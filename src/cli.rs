@@ -59,6 +59,17 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the manual page in roff (`clustersweep man > clustersweep.1; man ./clustersweep.1`).
     Man,
+    /// Print the JSON Schema of a command's `--json` output (draft 2020-12), e.g. `clustersweep
+    /// schema plan > plan.schema.json`.
+    Schema(SchemaArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// The command whose JSON the schema describes (`catalog-stacks`: `catalog --stacks`;
+    /// `plan-shard`: `plan --shard K/N`).
+    #[arg(value_enum)]
+    pub command: crate::schema::JsonCommand,
 }
 
 #[derive(Debug, Args)]

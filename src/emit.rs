@@ -8,7 +8,7 @@ use clap::ValueEnum;
 use serde::Serialize;
 
 /// The frameworks a layout can be written for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Framework {
     /// Megatron-LM / Megatron-Core command-line flags (pretrain_gpt.py).

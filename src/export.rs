@@ -19,7 +19,7 @@ use comfy_table::{Cell, CellAlignment, ColumnConstraint, ContentArrangement, Tab
 use serde::Serialize;
 
 /// What `estimate` reports: the scenario in brief, then every field of the estimate.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct EstimateReport {
     pub model: String,
     #[serde(serialize_with = "crate::units::whole_number")]
@@ -51,7 +51,7 @@ pub struct EstimateReport {
 }
 
 /// What `fit` reports.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct FitReport {
     pub families: Vec<FamilyFit>,
     pub cross_validation: Option<Vec<HoldOut>>,
@@ -70,11 +70,6 @@ pub trait Exporter {
     fn adapters(&self, adapters: &[AdapterReport]) -> anyhow::Result<String>;
     fn bench(&self, report: &BenchReport) -> anyhow::Result<String>;
     fn plan(&self, report: &PlanReport) -> anyhow::Result<String>;
-}
-
-/// A top entry's estimate field as a number (NaN when absent or null).
-fn field(e: &crate::sweep::TopEntry, key: &str) -> f64 {
-    e.estimate.get(key).and_then(|v| v.as_f64()).unwrap_or(f64::NAN)
 }
 
 /// Human-readable tables: at most the terminal's width (100 columns when not a terminal),
@@ -884,17 +879,18 @@ impl Exporter for TableExporter {
         for e in &r.top {
             let mut row = vec![Cell::new(e.rank)];
             row.extend(layout_cells(&e.layout));
+            let m = &e.estimate;
             row.extend([
-                Cell::new(human_duration(field(e, "step_time_s"))),
-                Cell::new(human_rounded(field(e, "tokens_per_s"))),
-                Cell::new(format!("{:.1} %", 100.0 * field(e, "mfu_fraction"))),
-                Cell::new(human_bytes(field(e, "memory_per_accelerator_bytes"))),
+                Cell::new(human_duration(m.step_time_s)),
+                Cell::new(human_rounded(m.tokens_per_s)),
+                Cell::new(format!("{:.1} %", 100.0 * m.mfu)),
+                Cell::new(human_bytes(m.memory_per_accelerator_bytes)),
                 Cell::new(duration_with_interval(
-                    field(e, "time_to_train_s"),
+                    m.time_to_train_s,
                     e.time_to_train_s_interval,
                 )),
-                Cell::new(human_usd(field(e, "cost_usd"))),
-                Cell::new(human_mwh(field(e, "energy_mwh"))),
+                Cell::new(human_usd(m.cost_usd)),
+                Cell::new(human_mwh(m.energy_mwh)),
             ]);
             if r.uncertainty.is_some() {
                 row.push(Cell::new(p_best_cell(e.p_best, e.tied_with_best)));
@@ -1066,7 +1062,7 @@ impl Exporter for TableExporter {
             r.objective
         );
         if let Some(best) = r.plans.first() {
-            let (l, e) = (&best.layout, &best.metrics);
+            let (l, e) = (&best.layout, &best.estimate);
             out += &format!(
                 "The plan: {} x {} on {}, tp {} pp {} dp {} cp {} ep {} (microbatch {}, interleave {}, recompute {}, zero {}), \
                  {:.1} days to train{}, {}, {}, {}, MFU {:.1} %, goodput {:.1} %. {}.\n\n",
@@ -1171,7 +1167,7 @@ fn plan_table(plans: &[Plan], confidence: Option<f64>, wide: bool) -> String {
     let mut t = table(&header);
     let ranked = plans.iter().any(|p| p.p_best.is_some());
     for p in plans {
-        let e = &p.metrics;
+        let e = &p.estimate;
         let mut row = layout_cells(&p.layout);
         row.extend([
             Cell::new(match p.time_to_train_s_interval {
@@ -1359,11 +1355,24 @@ fn layout_cells(l: &SweepLayout) -> Vec<Cell> {
 pub const SCHEMA_VERSION: u32 = 3;
 
 /// A report with `schema_version` in front of its own keys.
-#[derive(Serialize)]
-struct Versioned<'a, T: Serialize> {
-    schema_version: u32,
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct Versioned<'a, T: Serialize> {
+    /// The vocabulary's version ([`SCHEMA_VERSION`]).
+    pub schema_version: u32,
     #[serde(flatten)]
-    report: &'a T,
+    pub report: &'a T,
+}
+
+/// What `catalog --stacks --json` prints.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct StacksReport<'a> {
+    pub stacks: &'a [StackSpec],
+}
+
+/// What `adapters --json` prints.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct AdaptersReport<'a> {
+    pub adapters: &'a [AdapterReport],
 }
 
 fn versioned_json<T: Serialize>(report: &T) -> anyhow::Result<String> {
@@ -1390,11 +1399,7 @@ impl Exporter for JsonExporter {
         versioned_json(c)
     }
     fn stacks(&self, stacks: &[StackSpec]) -> anyhow::Result<String> {
-        #[derive(Serialize)]
-        struct Stacks<'a> {
-            stacks: &'a [StackSpec],
-        }
-        versioned_json(&Stacks { stacks })
+        versioned_json(&StacksReport { stacks })
     }
     fn fit(&self, r: &FitReport) -> anyhow::Result<String> {
         versioned_json(r)
@@ -1403,11 +1408,7 @@ impl Exporter for JsonExporter {
         versioned_json(r)
     }
     fn adapters(&self, adapters: &[AdapterReport]) -> anyhow::Result<String> {
-        #[derive(Serialize)]
-        struct Adapters<'a> {
-            adapters: &'a [AdapterReport],
-        }
-        versioned_json(&Adapters { adapters })
+        versioned_json(&AdaptersReport { adapters })
     }
     fn bench(&self, r: &BenchReport) -> anyhow::Result<String> {
         versioned_json(r)
@@ -1710,12 +1711,20 @@ impl Exporter for CsvExporter {
 
     fn sweep(&self, r: &SweepReport) -> anyhow::Result<String> {
         csv_text(|w| {
-            let estimate_keys: Vec<String> = r
+            // The estimate's scalar fields by name (its breakdowns are objects, which CSV does
+            // not hold).
+            let estimates: Vec<serde_json::Map<String, serde_json::Value>> = r
                 .top
+                .iter()
+                .map(|e| match serde_json::to_value(e.estimate)? {
+                    serde_json::Value::Object(m) => Ok(m),
+                    _ => unreachable!("an estimate serializes to an object"),
+                })
+                .collect::<Result<_, serde_json::Error>>()?;
+            let estimate_keys: Vec<String> = estimates
                 .first()
-                .map(|e| {
-                    e.estimate
-                        .iter()
+                .map(|m| {
+                    m.iter()
                         .filter(|(_, v)| !v.is_object())
                         .map(|(k, _)| k.clone())
                         .collect()
@@ -1729,14 +1738,14 @@ impl Exporter for CsvExporter {
             header.extend(estimate_keys.iter().cloned());
             header.extend(uncertainty_columns("s"));
             w.write_record(&header)?;
-            for e in &r.top {
+            for (e, estimate) in r.top.iter().zip(&estimates) {
                 let l = &e.layout;
                 let mut row = vec![e.rank.to_string(), e.index.to_string(), e.objective.to_string()];
                 row.extend(layout_record(l));
                 row.extend(
                     estimate_keys
                         .iter()
-                        .map(|k| e.estimate.get(k).map_or(String::new(), |v| v.to_string())),
+                        .map(|k| estimate.get(k).map_or(String::new(), |v| v.to_string())),
                 );
                 row.extend(uncertainty_record(
                     e.time_to_train_s_interval,
@@ -1832,7 +1841,7 @@ impl Exporter for CsvExporter {
             let pareto = r.pareto.iter().flatten().map(|p| ("pareto", p));
             let mut at = std::collections::BTreeMap::<&str, usize>::new();
             for (set, p) in ranked.chain(pareto) {
-                let e = &p.metrics;
+                let e = &p.estimate;
                 let rank = at.entry(set).or_default();
                 *rank += 1;
                 let mut row = vec![rank.to_string()];

@@ -217,7 +217,7 @@ pub fn nelder_mead(f: &dyn Fn(&[f64]) -> f64, start: &[f64], iterations: usize) 
 }
 
 /// The outcome of fitting one family.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct FamilyFit {
     pub family: String,
     pub rows: usize,
@@ -366,7 +366,7 @@ pub fn fit_catalog(
 }
 
 /// Out-of-sample error of one held-out group: the families fitted without it, then priced on it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct HoldOut {
     pub group: String,
     pub rows: usize,
@@ -454,7 +454,7 @@ pub fn cross_validate(
 /// A catalog file holding the fitted families, in the catalog's own format: `--catalog FILE`
 /// loads it as it is, replacing the built-in families of the same ids.
 pub fn fitted_catalog_toml(catalog: &Catalog, fits: &[FamilyFit], origin: &str) -> Result<String, String> {
-    #[derive(Serialize)]
+    #[derive(Serialize, schemars::JsonSchema)]
     struct File {
         efficiency: Vec<EfficiencyFamily>,
     }

@@ -19,6 +19,7 @@ pub mod model;
 pub mod plan;
 pub mod plot;
 pub mod scenario;
+pub mod schema;
 pub mod search;
 pub mod sweep;
 pub mod tomlfile;

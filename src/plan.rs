@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 
 /// `[constraints]` as written.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConstraintsSection {
     /// Capital (pricing = "capex") or rental (pricing = "rental") spend, USD.
@@ -39,11 +39,11 @@ pub struct ConstraintsSection {
 }
 
 /// One plan: a layout and everything `estimate --json` says of it, plus what a planner reads.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Plan {
     pub layout: SweepLayout,
     #[serde(flatten)]
-    pub estimate: serde_json::Map<String, serde_json::Value>,
+    pub estimate: Estimate,
     pub time_to_train_days: f64,
     /// As `TopEntry`'s: the model's held-out error around the step time and time to train.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -58,8 +58,6 @@ pub struct Plan {
     pub p_best: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tied_with_best: Option<bool>,
-    #[serde(skip)]
-    pub metrics: Estimate,
     /// The layout's index in its (accelerator, count) pair's space (see [`pair_file`]).
     #[serde(skip)]
     pub space_index: u64,
@@ -78,7 +76,7 @@ pub struct Launch {
 }
 
 /// Why (accelerator, count) pairs were dropped.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Dropped {
     /// Facility power above `power_mw`.
     pub power: u64,
@@ -91,7 +89,7 @@ pub struct Dropped {
 }
 
 /// Everything `plan` reports.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct PlanReport {
     pub model: String,
     /// The model's shape, for `plan --emit`.
@@ -139,7 +137,7 @@ pub struct PlanReport {
 /// One assumption's row of `plan --sensitivity`: the best plan and its time to train with the
 /// assumption at the low and at the high end of its range, every other one at its central
 /// value.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct SensitivityRow {
     /// The assumption's id in `catalog/assumptions.toml`.
     pub assumption: String,
@@ -157,7 +155,7 @@ pub struct SensitivityRow {
     pub value_key: Option<String>,
     /// The scenario's `[cluster]` sets every value this assumption scales, so it is the user's and
     /// not varied: both ends are the central plan.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub set_in_scenario: bool,
     /// The best plan in words ("131072 x gb300, tp 32 pp 1 dp 4096"), None when no plan meets
     /// the constraints at that end.
@@ -472,7 +470,7 @@ fn binding(
 }
 
 /// What stops a plan from going faster.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BindingKind {
     /// Facility power: `value` MW used of `limit`.
@@ -493,7 +491,7 @@ pub enum BindingKind {
 }
 
 /// The binding constraint of a plan, for machines (`kind`, `value`, `limit`) and people (`text`).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Binding {
     pub kind: BindingKind,
     pub value: Option<f64>,
@@ -512,7 +510,7 @@ pub fn dominates(a: &Estimate, b: &Estimate) -> bool {
 pub fn pareto_set(plans: &[Plan]) -> Vec<Plan> {
     plans
         .iter()
-        .filter(|p| !plans.iter().any(|q| dominates(&q.metrics, &p.metrics)))
+        .filter(|p| !plans.iter().any(|q| dominates(&q.estimate, &p.estimate)))
         .cloned()
         .collect()
 }
@@ -649,7 +647,7 @@ pub const PLAN_PART_KIND: &str = "plan";
 
 /// What `plan --shard K/N --json` writes: the fastest layout of each (accelerator, count) pair
 /// of its slice, and what identifies the plan it is a part of.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PlanPart {
     /// Always "plan": what kind of part this is.
     pub part: String,
@@ -668,7 +666,7 @@ pub struct PlanPart {
 }
 
 /// One (accelerator, count) pair, swept: its fastest layout's index in the pair's space.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PairResult {
     /// The pair's place in the plan's list of pairs (accelerators in catalog order, then counts).
     pub pair: usize,
@@ -884,7 +882,7 @@ impl PlanWork {
         let mut feasible: Vec<Plan> = vec![];
         let mut scaling: Vec<Plan> = vec![];
         let pairs = results.len() as u64;
-        let mut best: Vec<(u64, TopEntry, Estimate, f64, Option<Launch>)> = vec![];
+        let mut best: Vec<(u64, TopEntry, f64, Option<Launch>)> = vec![];
         for r in &results {
             counts_total.add(&r.counts);
             let (count, space) = &self.pairs[r.pair];
@@ -894,7 +892,7 @@ impl PlanWork {
                 objective: f64::NAN,
             });
             match ranked.and_then(|b| top_entry(space, 1, &b)) {
-                Some((entry, e)) => {
+                Some(entry) => {
                     let launch = space.candidate(entry.index).ok().map(|c| Launch {
                         layout: c.layout,
                         training: space.training_for(&c),
@@ -903,7 +901,6 @@ impl PlanWork {
                     best.push((
                         *count,
                         entry,
-                        e,
                         space.accelerators[0].economics.failure_rate_per_hour,
                         launch,
                     ))
@@ -911,13 +908,14 @@ impl PlanWork {
                 None => dropped.no_layout += 1,
             }
         }
-        for (count, entry, e, rate, launch) in &best {
+        for (count, entry, rate, launch) in &best {
+            let e = &entry.estimate;
             let larger = best
                 .iter()
                 .filter(|(c, other, ..)| *c > *count && other.layout.accelerator == entry.layout.accelerator)
                 .min_by_key(|(c, ..)| *c)
-                .map(|(_, _, larger, ..)| larger);
-            let mut plan = to_plan(entry.clone(), *e, binding(&constraints, e, *count, *rate, larger));
+                .map(|(_, larger, ..)| &larger.estimate);
+            let mut plan = to_plan(entry.clone(), binding(&constraints, e, *count, *rate, larger));
             plan.launch = *launch;
             scaling.push(plan.clone());
             match broken_limit(&constraints, e) {
@@ -928,8 +926,8 @@ impl PlanWork {
             }
         }
         let order = |a: &Plan, b: &Plan| {
-            objective_value(opts.objective, &a.metrics)
-                .total_cmp(&objective_value(opts.objective, &b.metrics))
+            objective_value(opts.objective, &a.estimate)
+                .total_cmp(&objective_value(opts.objective, &b.estimate))
         };
         feasible.sort_by(order);
         let mut per_accelerator: Vec<Plan> = vec![];
@@ -979,17 +977,16 @@ fn search_counts(file: &ScenarioFile, catalog: &Catalog, origin: &str) -> Result
     Ok(space.axes[crate::search::AXIS_COUNT].clone())
 }
 
-fn to_plan(entry: TopEntry, e: Estimate, binding_constraint: Binding) -> Plan {
+fn to_plan(entry: TopEntry, binding_constraint: Binding) -> Plan {
     Plan {
         layout: entry.layout,
         estimate: entry.estimate,
-        time_to_train_days: e.time_to_train_s / 86400.0,
+        time_to_train_days: entry.estimate.time_to_train_s / 86400.0,
         step_time_s_interval: None,
         time_to_train_s_interval: None,
         binding_constraint,
         p_best: None,
         tied_with_best: None,
-        metrics: e,
         space_index: entry.index,
         launch: None,
     }

@@ -265,11 +265,11 @@ const LEGEND_WIDTH: u32 = 170;
 pub fn pareto_svg(report: &PlanReport, path: &Path) -> Result<(), String> {
     let plans = report.pareto.as_deref().unwrap_or_default();
     let c = &report.constraints;
-    let (usd, usd_unit) = money_unit(plans.iter().map(|p| p.metrics.cost_usd).fold(0.0, f64::max));
-    let (mw, mw_unit) = power_unit(plans.iter().map(|p| p.metrics.power_mw).fold(0.0, f64::max));
-    let cost_value = move |p: &Plan| p.metrics.cost_usd / usd;
-    let energy_value = |p: &Plan| p.metrics.energy_mwh;
-    let power_value = move |p: &Plan| p.metrics.power_mw / mw;
+    let (usd, usd_unit) = money_unit(plans.iter().map(|p| p.estimate.cost_usd).fold(0.0, f64::max));
+    let (mw, mw_unit) = power_unit(plans.iter().map(|p| p.estimate.power_mw).fold(0.0, f64::max));
+    let cost_value = move |p: &Plan| p.estimate.cost_usd / usd;
+    let energy_value = |p: &Plan| p.estimate.energy_mwh;
+    let power_value = move |p: &Plan| p.estimate.power_mw / mw;
     let cost = Axis {
         value: &cost_value,
         desc: format!("cost ({usd_unit})"),
@@ -332,7 +332,7 @@ pub fn scaling_svg(report: &PlanReport, path: &Path) -> Result<(), String> {
     let plans: Vec<Plan> = report
         .scaling
         .iter()
-        .filter(|p| p.metrics.goodput >= NO_PROGRESS_GOODPUT)
+        .filter(|p| p.estimate.goodput >= NO_PROGRESS_GOODPUT)
         .cloned()
         .collect();
     let plans = &plans;
@@ -423,7 +423,7 @@ pub fn scaling_svg(report: &PlanReport, path: &Path) -> Result<(), String> {
                 c.stroke_width(2),
             ))?;
             mfu.draw_series(LineSeries::new(
-                s.iter().map(|p| (p.layout.count as f64, 100.0 * p.metrics.mfu)),
+                s.iter().map(|p| (p.layout.count as f64, 100.0 * p.estimate.mfu)),
                 c.stroke_width(2),
             ))?;
         }
@@ -473,9 +473,9 @@ pub fn breakdown_svg(report: &PlanReport, path: &Path) -> Result<(), String> {
     }
     let n = plans.len();
     let present: Vec<usize> = (0..TERM_COLOURS.len())
-        .filter(|i| plans.iter().any(|p| p.metrics.breakdown.terms()[*i].1 > 0.0))
+        .filter(|i| plans.iter().any(|p| p.estimate.breakdown.terms()[*i].1 > 0.0))
         .collect();
-    let longest = plans.iter().map(|p| p.metrics.step_time_s).fold(0.0, f64::max);
+    let longest = plans.iter().map(|p| p.estimate.step_time_s).fold(0.0, f64::max);
     let labels: Vec<String> = plans
         .iter()
         .enumerate()
@@ -506,7 +506,7 @@ pub fn breakdown_svg(report: &PlanReport, path: &Path) -> Result<(), String> {
             let y0 = (n - 1 - row) as f64 + 0.2;
             let y1 = y0 + 0.6;
             let mut at = 0.0;
-            for (i, (_, seconds)) in p.metrics.breakdown.terms().into_iter().enumerate() {
+            for (i, (_, seconds)) in p.estimate.breakdown.terms().into_iter().enumerate() {
                 if seconds <= 0.0 {
                     continue;
                 }

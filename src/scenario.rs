@@ -45,7 +45,7 @@ zero = 1
 "#;
 
 /// `[model]` as written.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
     /// What reports call the model (default: the preset's id, or "custom").
@@ -88,7 +88,7 @@ pub struct ModelSection {
 }
 
 /// `[training]` as written.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrainingSection {
     /// The software stack (`clustersweep catalog --stacks`); default megatron-core-2025.
@@ -111,7 +111,7 @@ pub struct TrainingSection {
 
 /// `[cluster]` as written: the accelerator, how many, how they are paid for, and overrides of
 /// any catalog field.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterSection {
     pub accelerator: Option<String>,
@@ -157,7 +157,7 @@ impl ClusterSection {
 }
 
 /// `[layout]` as written. Omitted degrees are 1, `dp` follows from the count.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LayoutSection {
     pub tp: Option<u32>,
@@ -186,7 +186,7 @@ pub struct LayoutSection {
 }
 
 /// A scenario file as written.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScenarioFile {
     #[serde(default)]

@@ -23,14 +23,14 @@ use serde::{Deserialize, Serialize};
 
 /// An axis as written: a list, or a range `{ from, to, step }` (arithmetic) or
 /// `{ from, to, factor }` (geometric).
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum AxisSpec {
     List(Vec<u64>),
     Range(AxisRange),
 }
 
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AxisRange {
     pub from: u64,
@@ -40,7 +40,7 @@ pub struct AxisRange {
 }
 
 /// `[search]` as written. Every key is optional; see [`SearchSpace::resolve`] for the defaults.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchSection {
     pub accelerators: Option<Vec<String>>,
@@ -67,7 +67,9 @@ pub struct SearchSection {
 }
 
 /// What a sweep ranks by. Every objective is minimised; MFU is negated.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Objective {
     // The discriminants are the shaders' OBJECTIVE_* codes (checked by a test).
@@ -178,7 +180,7 @@ pub struct SearchSpace {
 }
 
 /// Why a decoded layout is not priced.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Invalid {
     /// `count` is not a multiple of `tp * pp * cp`.

@@ -52,7 +52,7 @@ pub const MODEL_ERROR_COLUMNS: [&str; 9] = [
 
 /// One measured run priced twice: with the catalog fitted on every row (in sample) and with the
 /// catalog refitted without the run's group (held out).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct HeldOutPrediction {
     pub run_id: String,
     pub group: String,
@@ -95,7 +95,7 @@ impl Regime {
 }
 
 /// A multiplicative interval on a prediction at a confidence level, and where it came from.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Interval {
     pub confidence: f64,
     /// The prediction times these gives the interval's ends.
@@ -351,7 +351,7 @@ impl ModelError {
 
 /// How well the intervals describe runs of publications they did not learn from: each group's
 /// held-out predictions against the intervals learned from the other groups' errors.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Coverage {
     pub confidence: f64,
     pub rows: usize,
@@ -492,7 +492,7 @@ pub fn drawn_catalogs(
 }
 
 /// How candidates rank across draws.
-#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Ranking {
     pub draws: usize,
     pub seed: u64,

@@ -36,6 +36,14 @@ pub fn rounded_count<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Er
     }
 }
 
+/// [`rounded_count`] of a count that may be absent (`null`).
+pub fn rounded_count_or_null<S: serde::Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(count) => rounded_count(count, s),
+        None => s.serialize_none(),
+    }
+}
+
 /// A count with thousands separators: "131,072", "33,554,432".
 pub fn human_count(n: u64) -> String {
     let digits = n.to_string();
@@ -81,6 +89,10 @@ mod tests {
         exaflops: f64,
         #[serde(serialize_with = "super::whole_number")]
         parameters: f64,
+        #[serde(serialize_with = "super::rounded_count_or_null")]
+        memory: Option<f64>,
+        #[serde(serialize_with = "super::rounded_count_or_null")]
+        unknown: Option<f64>,
     }
 
     #[test]
@@ -103,10 +115,12 @@ mod tests {
             flops: 1.6154271125889614e19,
             exaflops: 1.25e21,
             parameters: 8.0e9,
+            memory: Some(25_730_749_440.0),
+            unknown: None,
         };
-        let expected = r#"{"bytes":70553698304,"flops":16154271125889613824,"exaflops":1.25e+21,"parameters":8000000000}"#;
+        let expected = r#"{"bytes":70553698304,"flops":16154271125889613824,"exaflops":1.25e+21,"parameters":8000000000,"memory":25730749440,"unknown":null}"#;
         assert_eq!(serde_json::to_string(&c).unwrap(), expected);
-        // The map a sweep's top entry is built from takes every one of them.
+        // serde_json's Value (which the CSV of a sweep reads estimates through) takes every one.
         let parsed: serde_json::Value = serde_json::from_str(expected).unwrap();
         assert_eq!(serde_json::to_value(&c).unwrap(), parsed);
     }

@@ -220,7 +220,7 @@ pub fn parse_runs(text: &str, origin: &str) -> Result<Vec<RunRow>, Error> {
 }
 
 /// What fills the knobs a row leaves empty.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Assume {
     /// The row's stack defaults: what its framework ran unless told otherwise.
@@ -232,7 +232,7 @@ pub enum Assume {
 }
 
 /// Where an assumed knob's value came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub enum Source {
     /// The row states it.
     #[serde(rename = "recorded")]
@@ -265,7 +265,7 @@ impl Source {
 }
 
 /// One knob of a predicted row: its value and where it came from.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Assumed {
     pub value: serde_json::Value,
     pub source: Source,
@@ -275,7 +275,7 @@ pub struct Assumed {
 pub type AssumedKnobs = BTreeMap<String, Assumed>;
 
 /// The outcome for one row.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct RowResult {
     pub run_id: String,
     pub group: String,
@@ -294,6 +294,7 @@ pub struct RowResult {
     pub assumed: AssumedKnobs,
     /// Whether the layout fits in memory under the model (a measured run did fit).
     pub fits: Option<bool>,
+    #[serde(serialize_with = "crate::units::rounded_count_or_null")]
     pub memory_per_accelerator_bytes: Option<f64>,
     /// `[low, high]` of the prediction at `uncertainty::DEFAULT_CONFIDENCE`, learned from the
     /// held-out errors of the other publications (the row's own group left out).
@@ -305,7 +306,7 @@ pub struct RowResult {
 }
 
 /// MAPE and worst error of a set of rows.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct ErrorSummary {
     pub group: String,
     pub rows: usize,
@@ -315,7 +316,7 @@ pub struct ErrorSummary {
 }
 
 /// Spearman's rank correlation within rows that share model, accelerator and batch.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct RankGroup {
     pub key: String,
     pub rows: usize,
@@ -323,7 +324,7 @@ pub struct RankGroup {
 }
 
 /// Everything `validate` reports.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct ValidationReport {
     pub assume: Assume,
     pub rows: Vec<RowResult>,

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 pub const Z80: f64 = 1.281_551_565_544_600_4;
 
 /// One uncertain input as a catalog file states it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssumptionSpec {
     pub id: String,
@@ -135,7 +135,7 @@ impl AssumptionSpec {
 }
 
 /// An assumption with its range resolved (a model-error range at a given regime).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Assumption {
     pub id: String,
     pub name: String,

@@ -29,7 +29,7 @@ pub const DEFAULT_HOST_LINK_GB_PER_S: f64 = 25.0;
 pub const DEFAULT_HOST_MEMORY_GB: f64 = 128.0;
 
 /// Facility facts: what the building adds to the accelerators' power, and what power costs.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Facility {
     pub pue: f64,
@@ -175,7 +175,7 @@ impl Facility {
 }
 
 /// Achieved fractions of datasheet rates, fitted per family of accelerators.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EfficiencyFamily {
     pub id: String,
@@ -243,7 +243,7 @@ impl EfficiencyFamily {
 }
 
 /// The fitted values of a family once `like` chains are resolved.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct FittedEfficiency {
     pub gemm: f64,
     pub gemm_half_dim: f64,
@@ -283,7 +283,7 @@ impl FittedEfficiency {
 }
 
 /// Dense peak TFLOP/s per format; absent where the accelerator has no such tensor rate.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PeakTflops {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -308,7 +308,7 @@ impl PeakTflops {
 }
 
 /// One accelerator as the catalog file states it, in the file's units.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcceleratorSpec {
     pub id: String,
@@ -356,7 +356,7 @@ pub struct AcceleratorSpec {
 }
 
 /// A model preset, in scenario-file keys.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelPreset {
     pub id: String,
@@ -427,7 +427,7 @@ struct CatalogFile {
 }
 
 /// The merged catalog: built-in entries, replaced or extended by user files.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Catalog {
     pub facility: Facility,
     pub efficiency: Vec<EfficiencyFamily>,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// How a stack overlaps tensor-parallel collectives with the GEMMs they feed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum TpOverlapMechanism {
     /// No overlap: each all-gather / reduce-scatter (or all-reduce) waits.
@@ -25,7 +25,7 @@ pub enum TpOverlapMechanism {
 }
 
 /// Where a stack places the process groups in the rank order, innermost first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum RankOrder {
     /// Megatron-Core's `tp-cp-ep-dp-pp`: pipeline stages outermost.
     #[serde(rename = "tp-cp-dp-pp")]
@@ -37,21 +37,21 @@ pub enum RankOrder {
 
 /// A microbatch default: a number of sequences, or the whole per-replica batch (no gradient
 /// accumulation, as Megatron-LM's 2020 `--batch-size` was per GPU).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum MicrobatchDefault {
     Sequences(u32),
     Named(WholeReplica),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum WholeReplica {
     PerReplica,
 }
 
 /// The knob values a run gets from its stack when it does not set them.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StackDefaults {
     pub microbatch: MicrobatchDefault,
@@ -88,7 +88,7 @@ fn default_optimizer_state_bytes() -> f64 {
 }
 
 /// One software stack as `catalog/stacks.toml` states it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StackSpec {
     pub id: String,

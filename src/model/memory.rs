@@ -17,10 +17,10 @@ use super::flops::{local_shape, qkv_width, LocalShape};
 use super::profile::{profile, Profile};
 use super::step::{gathered_weight_bytes, offloaded_split, stage_layers, stage_params, zero_shard_group};
 use super::{Hardware, Layout, Recompute, Training, Transformer};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Bytes per accelerator by kind, on the stage that needs the most.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MemoryBreakdown {
     #[serde(serialize_with = "crate::units::rounded_count")]
     pub weights_bytes: f64,

@@ -26,7 +26,7 @@ pub mod step;
 use serde::{Deserialize, Serialize};
 
 /// Feed-forward block of a layer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FfnKind {
     /// Two matrices, `h -> ffn -> h`, with GeLU (GPT-2/3, MPT, Nemotron).
@@ -64,7 +64,7 @@ impl FfnKind {
 }
 
 /// Number format of the matrix multiplications of the run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Dtype {
     Fp16 = 0,
@@ -117,7 +117,7 @@ impl Dtype {
 }
 
 /// Activation recomputation (Korthikanti et al. 2022).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Recompute {
     None = 0,
@@ -145,7 +145,7 @@ impl Recompute {
 /// The attention kernel of a run: how the attention core is computed (the stack's choice; a
 /// scenario may override it with `[training] attention_kernel`). GPU codes are the discriminants
 /// (`ATTENTION_*` in `shaders/model.wgsl`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AttentionKernel {
     /// The score matrix is materialised: two batched GEMMs per (sequence, head) around a
@@ -195,7 +195,7 @@ impl AttentionKernel {
 
 /// How ZeRO-2/3 (FSDP) synchronise under gradient accumulation. GPU codes are the discriminants
 /// (`ZERO_SYNC_*` in `shaders/model.wgsl`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ZeroSync {
     /// Gather the parameters and reduce-scatter the gradients for every microbatch (FSDP and
@@ -221,7 +221,7 @@ impl ZeroSync {
 /// `catalog/stacks.toml` that the model reads (the catalog keeps the rest: names, defaults,
 /// sources). Capabilities bound the layouts a stack can run ([`check_stack`]); the run switches
 /// decide what overlaps what.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Stack {
     pub tensor_parallel: bool,
     pub pipeline_parallel: bool,
@@ -471,7 +471,7 @@ pub fn too_many_layers(layers: u32, mtp_layers: u32) -> bool {
 }
 
 /// The transformer being trained. Counts are exact integers; the model works in f64.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Transformer {
     pub layers: u32,
     pub hidden: u32,
@@ -573,7 +573,7 @@ impl Transformer {
 }
 
 /// What the step trains with, besides the layout.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Training {
     /// Sequences per optimizer step.
     pub global_batch: u32,
@@ -604,7 +604,7 @@ pub struct Training {
 /// layers fold their own layout over the same `tp * dp * cp` ranks (Megatron-Core's "parallel
 /// folding", Liu et al. 2025, arXiv 2504.14960): expert tensor parallelism `etp`, expert
 /// parallelism `ep`, and expert data parallelism for the rest, ranks ordered etp, ep, edp.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Layout {
     pub tp: u32,
     pub pp: u32,
@@ -664,7 +664,7 @@ impl Layout {
 
 /// Achieved fractions of the datasheet rates. Fitted once per accelerator family
 /// (see `clustersweep fit`), never per run.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Efficiency {
     /// Fraction of dense 16-bit peak that a large GEMM reaches.
     pub gemm: f64,
@@ -701,7 +701,7 @@ pub struct Efficiency {
 }
 
 /// One accelerator, resolved to SI units, with its efficiency family.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Hardware {
     /// Dense peak FLOP/s indexed like [`Dtype::ALL`]; 0 where the format is not supported.
     pub peak_flops_per_s: [f64; 4],

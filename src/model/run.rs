@@ -15,7 +15,7 @@ use super::{Hardware, Layout, Training, Transformer};
 use serde::{Deserialize, Serialize};
 
 /// How the run pays for its accelerators.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Pricing {
     /// Accelerator-hours at the rental price (power and facility included in the price).
@@ -25,7 +25,7 @@ pub enum Pricing {
 }
 
 /// Power and money facts of one accelerator in one facility.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Economics {
     /// IT power per accelerator at nameplate: its share of host, NICs, fans and switches.
     pub power_all_in_w: f64,
@@ -48,7 +48,7 @@ pub struct Economics {
 }
 
 /// Everything `clustersweep estimate` reports about one layout.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Estimate {
     pub step_time_s: f64,
     pub tokens_per_s: f64,

@@ -25,10 +25,10 @@ use super::flops::{
 };
 use super::profile::{profile, Profile};
 use super::{Dtype, Hardware, Layout, Recompute, Training, Transformer};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Seconds of one layer for one microbatch on one rank.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct LayerCosts {
     pub forward_s: f64,
     pub backward_s: f64,
@@ -680,7 +680,7 @@ pub fn stage_params(model: &Transformer, training: &Training, layout: &Layout) -
 }
 
 /// The breakdown of one step on the slowest stage, seconds. The terms add up to `step_time_s`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StepBreakdown {
     pub forward_s: f64,
     pub backward_s: f64,

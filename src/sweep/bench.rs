@@ -31,7 +31,7 @@ global_batch_tokens = 16777216
 "#;
 
 /// One backend's figures.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct BenchResult {
     pub backend: String,
     pub adapter: Option<String>,
@@ -49,7 +49,7 @@ pub struct BenchResult {
 
 /// One backend's figures for `--uncertainty`: the bench space's top layouts re-priced under
 /// drawn assumptions (each draw resolves the space from its catalog, then prices them).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct DrawBenchResult {
     pub backend: String,
     pub adapter: Option<String>,
@@ -61,7 +61,7 @@ pub struct DrawBenchResult {
 }
 
 /// What `bench` reports.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct BenchReport {
     pub space_size: u64,
     /// The fastest backend's rate.

@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// Where layouts are evaluated.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// The f64 model on every core.
@@ -28,7 +30,9 @@ pub enum Backend {
 }
 
 /// Which adapters a GPU sweep uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Adapters {
     /// The best adapter (see `clustersweep adapters`).
@@ -50,7 +54,7 @@ pub struct SweepOptions {
 }
 
 /// Everything `sweep --json` prints, and what `merge` reads back.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SweepReport {
     pub model: String,
     pub objective: String,
@@ -349,12 +353,12 @@ pub fn run_sweep(space: &SearchSpace, opts: &SweepOptions) -> Result<SweepReport
 
     let mut top = vec![];
     for (i, r) in partial.top.into_sorted().iter().enumerate() {
-        let Some((entry, e)) = top_entry(space, i + 1, r) else {
+        let Some(entry) = top_entry(space, i + 1, r) else {
             continue;
         };
         // Inputs are range-checked where they are read; a non-finite number here is a bug,
         // never a null in the report.
-        if let Some(term) = e.non_finite_term() {
+        if let Some(term) = entry.estimate.non_finite_term() {
             return Err(Error::Internal(format!(
                 "ranked layout {} (index {}) has a non-finite {term}",
                 i + 1,

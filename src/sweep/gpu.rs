@@ -85,7 +85,7 @@ pub const HITS_SLOT: usize = 6;
 pub const THRESHOLD_SLOT: usize = 7;
 
 /// An adapter as `clustersweep adapters` reports it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct AdapterReport {
     pub name: String,
     pub backend: String,
@@ -198,7 +198,7 @@ pub fn select_adapters() -> Result<Vec<wgpu::Adapter>, String> {
 }
 
 /// Where a GPU sweep's time went.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct GpuTimings {
     /// Submitting the kernels and waiting for them (the GPU's work).
     pub gpu_s: f64,

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BinaryHeap;
 
 /// How many layouts ended how.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Counts {
     /// Every decoded layout.
     pub evaluated: u64,
@@ -62,7 +62,7 @@ impl Counts {
 }
 
 /// One ranked layout: its index in the space and its objective value (lower is better).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Ranked {
     pub index: u64,
     pub objective: f64,
@@ -170,7 +170,7 @@ pub fn objective_value(objective: Objective, e: &Estimate) -> f64 {
 }
 
 /// A ranked layout as `sweep --json` prints it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SweepLayout {
     pub accelerator: String,
     pub stack: String,
@@ -198,14 +198,14 @@ pub struct SweepLayout {
 
 /// One entry of the top list: the layout, its objective, and every field of `estimate --json`
 /// (recomputed in f64 whatever backend ranked it).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TopEntry {
     pub rank: usize,
     pub index: u64,
     pub objective: f64,
     pub layout: SweepLayout,
     #[serde(flatten)]
-    pub estimate: serde_json::Map<String, serde_json::Value>,
+    pub estimate: Estimate,
     /// `[low, high]` of the step time and the time to train at the default confidence (the
     /// model's held-out error; see `uncertainty`), filled in by the command that reports them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -221,7 +221,7 @@ pub struct TopEntry {
 }
 
 /// Rebuild the f64 estimate of a ranked index.
-pub fn top_entry(space: &SearchSpace, rank: usize, r: &Ranked) -> Option<(TopEntry, Estimate)> {
+pub fn top_entry(space: &SearchSpace, rank: usize, r: &Ranked) -> Option<TopEntry> {
     let c = space.candidate(r.index).ok()?;
     let acc = &space.accelerators[c.accelerator];
     let training = space.training_for(&c);
@@ -245,25 +245,17 @@ pub fn top_entry(space: &SearchSpace, rank: usize, r: &Ranked) -> Option<(TopEnt
         offload_layers: c.layout.offload_layers,
         global_batch: c.global_batch,
     };
-    // An estimate always serializes to an object; failing to would drop a valid layout as if
-    // it had none (counts past what serde_json's Value holds once did).
-    let serde_json::Value::Object(estimate) = serde_json::to_value(e).expect("an estimate serializes") else {
-        unreachable!("an estimate serializes to an object")
-    };
-    Some((
-        TopEntry {
-            rank,
-            index: r.index,
-            objective: objective_value(space.objective, &e),
-            layout,
-            estimate,
-            step_time_s_interval: None,
-            time_to_train_s_interval: None,
-            p_best: None,
-            tied_with_best: None,
-        },
-        e,
-    ))
+    Some(TopEntry {
+        rank,
+        index: r.index,
+        objective: objective_value(space.objective, &e),
+        layout,
+        estimate: e,
+        step_time_s_interval: None,
+        time_to_train_s_interval: None,
+        p_best: None,
+        tied_with_best: None,
+    })
 }
 
 #[cfg(test)]

@@ -831,42 +831,6 @@ fn output_paths_are_checked_before_the_work() {
     assert!(v["step_time_s"].as_f64().unwrap() > 0.0);
 }
 
-/// One JSON vocabulary: every object report starts with its schema_version.
-#[test]
-fn json_reports_start_with_the_schema_version() {
-    let runs = data("measured-runs.csv");
-    let sweep = temp_file("schema", "sweep.toml", &stdout(&clustersweep(&["init", "sweep"])));
-    for args in [
-        vec!["estimate", "--json"],
-        vec!["catalog", "--json"],
-        vec!["validate", runs.to_str().unwrap(), "--json"],
-        vec![
-            "sweep",
-            sweep.to_str().unwrap(),
-            "--backend",
-            "cpu",
-            "--json",
-            "--no-progress",
-        ],
-        vec!["plan", "--backend", "cpu", "--json"],
-        // Regression (issue 13): these two printed bare arrays, with no version.
-        vec!["catalog", "--stacks", "--json"],
-        vec!["adapters", "--json"],
-    ] {
-        let o = clustersweep(&args);
-        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
-        let text = stdout(&o);
-        assert!(
-            text.starts_with(&format!(
-                "{{\n  \"schema_version\": {},",
-                clustersweep::export::SCHEMA_VERSION
-            )),
-            "{args:?}: {}",
-            &text[..text.len().min(200)]
-        );
-    }
-}
-
 /// Regression: sweep, plan and validate tables were 200-530 columns wide and wrapped in a
 /// terminal.
 #[test]

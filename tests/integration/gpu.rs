@@ -358,7 +358,7 @@ fn gpu_and_cpu_backends_give_the_same_plan() {
                 (&a.layout.accelerator, a.layout.count),
                 (&b.layout.accelerator, b.layout.count)
             );
-            let (ta, tb) = (a.metrics.time_to_train_s, b.metrics.time_to_train_s);
+            let (ta, tb) = (a.estimate.time_to_train_s, b.estimate.time_to_train_s);
             assert!(
                 a.layout == b.layout || close(ta, tb, 1e-4),
                 "gpu {:?} cpu {:?}",

@@ -8,6 +8,7 @@ mod fuzz;
 mod gpu;
 mod model_properties;
 mod plan;
+mod schema;
 mod shaders;
 mod sweep;
 mod validation;

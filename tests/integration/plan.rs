@@ -108,7 +108,7 @@ fn reported_plans_never_break_a_constraint() {
                 .chain(r.pareto.as_ref().unwrap())
                 .chain(&r.per_accelerator);
             for p in all {
-                let e = &p.metrics;
+                let e = &p.estimate;
                 assert!(
                     within(e, power_mw, budget_usd, max_days) && p.layout.count <= max_accelerators,
                     "{} x {} breaks ({power_mw} MW, ${budget_usd}, {max_days} days, {max_accelerators}): {} MW, ${}, {} days",
@@ -128,7 +128,7 @@ fn reported_plans_never_break_a_constraint() {
             let values: Vec<f64> = r
                 .plans
                 .iter()
-                .map(|p| clustersweep::sweep::objective_value(objective, &p.metrics))
+                .map(|p| clustersweep::sweep::objective_value(objective, &p.estimate))
                 .collect();
             assert!(
                 values.windows(2).all(|w| w[0] <= w[1]),
@@ -164,7 +164,7 @@ fn pareto_set_matches_brute_force_on_a_small_space() {
 
     let report = run(&file, Objective::Time, Backend::Cpu);
     let pareto = report.pareto.unwrap();
-    let mut planned: Vec<[f64; 3]> = pareto.iter().map(|p| triple(&p.metrics)).collect();
+    let mut planned: Vec<[f64; 3]> = pareto.iter().map(|p| triple(&p.estimate)).collect();
     planned.sort_by(|a, b| a.partial_cmp(b).unwrap());
     planned.dedup();
     assert!(brute.len() >= 3, "a trivial front: {brute:?}");
@@ -204,7 +204,7 @@ interleave = [1]
         "{}",
         winner.binding_constraint.text
     );
-    assert!(winner.metrics.power_mw > 0.9 && winner.metrics.power_mw <= 1.0);
+    assert!(winner.estimate.power_mw > 0.9 && winner.estimate.power_mw <= 1.0);
     // Bought, fewer accelerators cost less: the cheapest plan is the smallest, slowest one. Set
     // the deadline at its time, and it is bound by the deadline.
     let bought = |constraints: &str| {
@@ -261,7 +261,7 @@ zero = [1]
     assert!(r
         .plans
         .iter()
-        .all(|p| p.metrics.power_mw <= 20.0 && p.metrics.cost_usd <= 1e9));
+        .all(|p| p.estimate.power_mw <= 20.0 && p.estimate.cost_usd <= 1e9));
     assert!(r.plans[0].layout.count >= 4096, "{}", r.plans[0].layout.count);
 }
 
