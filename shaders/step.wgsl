@@ -1,4 +1,5 @@
-// Twin: src/model/step.rs. Per-layer costs, the pipeline schedule, data parallelism, the step.
+// Twin: src/model/step.rs. Per-layer costs, the pipeline schedule, data parallelism (stage.wgsl
+// adds them up).
 
 struct LayerCosts {
     forward_s: f32,
@@ -324,26 +325,6 @@ fn offloaded_split(l: Layout, layers: f32) -> vec2<f32> {
     return vec2<f32>(kept, offloaded - kept);
 }
 
-fn offload_exposed_s(p: GpuProfile, hw: GpuAccelerator, l: Layout, layers: f32) -> f32 {
-    let split = offloaded_split(l, layers);
-    if split.x + split.y <= 0.0 {
-        return 0.0;
-    }
-    return split.x * offload_layer_s(p, hw, p.full_activation_bytes) + split.y * offload_layer_s(p, hw, p.stored_activation_bytes);
-}
-
-// The closure `per_layer` of offload_exposed_s.
-fn offload_layer_s(p: GpuProfile, hw: GpuAccelerator, bytes: f32) -> f32 {
-    let copy = bytes / hw.host_link_bytes_per_s;
-    return max(copy - p.forward_s, 0.0) + max(copy - p.backward_s, 0.0);
-}
-
-// The closure `sends_per_microbatch` of step_breakdown_with.
-fn sends_per_microbatch(send: f32, chunk_forward: f32, chunk_backward: f32, t: Training, l: Layout) -> f32 {
-    return f32(l.interleave) * (pipeline_send_exposed_s(send, chunk_forward, t, l)
-        + pipeline_send_exposed_s(send, chunk_backward, t, l));
-}
-
 fn pipeline_send_exposed_s(send_s: f32, chunk_s: f32, t: Training, l: Layout) -> f32 {
     return exposed_s(send_s, chunk_s, t.stack.pp_overlap != 0u && l.interleave > 1u);
 }
@@ -524,72 +505,4 @@ fn average_layer_costs(m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout) 
         return layer_costs_plus(layer_costs_scaled(dense, 1.0 - moe_share), layer_costs_scaled(moe, moe_share));
     }
     return dense;
-}
-
-fn step_breakdown_with(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout) -> StepBreakdown {
-    let mbs = f32(microbatches(l, t));
-    let layer = profile_layer(p);
-    let stages = stage_layers(m, l);
-    let fullest = stages.x;
-    let last = stages.y;
-    let logits_fwd = p.logits_forward_s;
-    let logits_bwd = p.logits_backward_s;
-
-    let fullest_costs = stage_costs(layer, l, fullest);
-    let last_costs = stage_costs(layer, l, last);
-    let fullest_offload = offload_exposed_s(p, hw, l, fullest);
-    let last_offload = offload_exposed_s(p, hw, l, last);
-    let a2a = expert_all_to_all_s(p.expert_all_to_all_bytes, m, t, hw, l);
-    let fullest_ep = stage_ep_exposed_s(a2a, fullest_costs, m, t, l, fullest);
-    let last_ep = stage_ep_exposed_s(a2a, last_costs, m, t, l, last);
-    let fullest_s = layer_costs_total_s(fullest_costs) + fullest_offload + fullest_ep;
-    let last_s = layer_costs_total_s(last_costs) + last_offload + last_ep + logits_fwd + logits_bwd;
-    var stage = fullest_costs;
-    var stage_logits_fwd = 0.0;
-    var stage_logits_bwd = 0.0;
-    var stage_layers_n = fullest;
-    var offload = fullest_offload;
-    var ep_exposed = fullest_ep;
-    if last_s >= fullest_s {
-        stage = last_costs;
-        stage_logits_fwd = logits_fwd;
-        stage_logits_bwd = logits_bwd;
-        stage_layers_n = last;
-        offload = last_offload;
-        ep_exposed = last_ep;
-    }
-
-    var sends = vec2<f32>(0.0, 0.0);
-    if l.pp > 1u {
-        sends = pipeline_sends_s(hw, p.pipeline_send_bytes, f32(l.pp), pipeline_stride(t, hw, l), l.interleave > 1u);
-    }
-    let v = f32(l.interleave);
-    let chunk_forward = stage.forward_s / v;
-    let chunk_backward = (stage.backward_s + stage.recompute_s) / v;
-    let pp_p2p_per_microbatch = sends_per_microbatch(sends.x, chunk_forward, chunk_backward, t, l);
-
-    let stage_s = layer_costs_total_s(stage) + stage_logits_fwd + stage_logits_bwd + offload + ep_exposed;
-    let pp_bubble_s = pipeline_bubbles(t, l) * (stage_s + sends_per_microbatch(sends.y, chunk_forward, chunk_backward, t, l));
-
-    let stage_forward = stage.forward_s + stage_logits_fwd;
-    let stage_backward = stage.backward_s + stage.recompute_s + stage_logits_bwd;
-    let dp_comm_s = data_parallel_exposed_s(m, t, hw, l, mbs, stage_forward, stage_backward, max(stage_layers_n, fullest));
-
-    let compute_s = mbs * (stage.forward_s + stage.backward_s + stage.recompute_s + stage_logits_fwd + stage_logits_bwd);
-    return StepBreakdown(
-        mbs * stage_forward,
-        mbs * (stage.backward_s + stage_logits_bwd),
-        mbs * stage.recompute_s,
-        mbs * stage.tp_comm_s,
-        mbs * stage.cp_comm_s,
-        mbs * ep_exposed,
-        mbs * pp_p2p_per_microbatch,
-        pp_bubble_s,
-        dp_comm_s,
-        optimizer_s(m, t, hw, l),
-        hw.step_overhead_s,
-        mbs * offload,
-        mbs * stage.host_s,
-        sync_jitter_s(hw, accelerators(l), compute_s),
-    );
 }

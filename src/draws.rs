@@ -16,11 +16,11 @@ use crate::plan::{meets, pair_file, plan, plan_search, plan_words, PlanOptions, 
 use crate::scenario::ScenarioFile;
 use crate::search::{Objective, SearchSpace};
 use crate::sweep::bench::{DrawBenchResult, BENCH_SCENARIO};
-use crate::sweep::driver::{run_sweep, Adapters, Backend, SweepOptions, SweepReport};
+use crate::sweep::driver::{run_sweep, Adapters, Backend, Ranking, SweepOptions, SweepReport};
 use crate::sweep::gpu::{GpuEngine, Outcome};
 use crate::sweep::{objective_value, SweepLayout};
 use crate::uncertainty::{
-    assumptions_at, assumptions_per_family, drawn_catalogs, rank_draws, ModelError, Ranking, Regime,
+    assumptions_at, assumptions_per_family, drawn_catalogs, rank_draws, ModelError, Regime,
 };
 use rayon::prelude::*;
 

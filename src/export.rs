@@ -12,7 +12,7 @@ use crate::sweep::driver::SweepReport;
 use crate::sweep::gpu::AdapterReport;
 use crate::sweep::SweepLayout;
 use crate::uncertainty::{tie_line, Coverage, Interval, DEFAULT_CONFIDENCE};
-use crate::units::{human_count, human_mwh, human_rounded};
+use crate::units::{human_bytes, human_count, human_duration, human_mw, human_mwh, human_rounded, human_usd};
 use crate::validate::{Assume, Source, ValidationReport};
 use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{Cell, CellAlignment, ColumnConstraint, ContentArrangement, Table};
@@ -246,21 +246,6 @@ wrapped_methods!(
     plan: &PlanReport,
 );
 
-/// Seconds in the unit a reader takes in at a glance.
-pub fn human_duration(s: f64) -> String {
-    if !s.is_finite() {
-        return format!("{s}");
-    }
-    match s {
-        s if s < 1e-3 => format!("{:.1} us", s * 1e6),
-        s if s < 1.0 => format!("{:.1} ms", s * 1e3),
-        s if s < 120.0 => format!("{s:.3} s"),
-        s if s < 7200.0 => format!("{:.1} min", s / 60.0),
-        s if s < 172_800.0 => format!("{:.1} h", s / 3600.0),
-        s => format!("{:.1} days", s / 86_400.0),
-    }
-}
-
 /// A duration with its interval in the same unit: "13.5 days (11-15)", "1.15 s (1.0-1.3)".
 fn duration_with_interval(s: f64, interval: Option<[f64; 2]>) -> String {
     let text = human_duration(s);
@@ -282,32 +267,6 @@ fn duration_with_interval(s: f64, interval: Option<[f64; 2]>) -> String {
     let (low, high) = (low / per_unit_s, high / per_unit_s);
     let digits = if high >= 10.0 { 0 } else { 1 };
     format!("{number} {unit} ({low:.digits$}-{high:.digits$})")
-}
-
-/// Bytes in GB (decimal, as datasheets state HBM).
-pub fn human_bytes(b: f64) -> String {
-    format!("{:.2} GB", b / 1e9)
-}
-
-/// Megawatts to three significant figures at most ("283 MW", "2.95 MW"), gigawatts from 1 GW
-/// ("5.00 GW").
-pub fn human_mw(mw: f64) -> String {
-    match mw.abs() {
-        x if x >= 1000.0 => format!("{:.2} GW", mw / 1000.0),
-        x if x >= 100.0 => format!("{mw:.0} MW"),
-        x if x >= 10.0 => format!("{mw:.1} MW"),
-        _ => format!("{mw:.2} MW"),
-    }
-}
-
-/// Dollars with a magnitude suffix.
-pub fn human_usd(v: f64) -> String {
-    match v.abs() {
-        x if x >= 1e9 => format!("${:.2}B", v / 1e9),
-        x if x >= 1e6 => format!("${:.2}M", v / 1e6),
-        x if x >= 1e3 => format!("${:.1}k", v / 1e3),
-        _ => format!("${v:.2}"),
-    }
 }
 
 fn table(header: &[&str]) -> Table {

@@ -12,24 +12,11 @@
 //! catalog sources it; the fit only absorbs what no datasheet states: how well real kernels
 //! use the tensor cores.
 
-use crate::catalog::{Catalog, EfficiencyFamily, FittedEfficiency};
+use crate::catalog::{Catalog, EfficiencyFamily, FittedEfficiency, FITTABLE};
 use crate::uncertainty::HeldOutPrediction;
 use crate::validate::{best_candidate, prepare_row, Assume, PreparedRow, RunRow};
 use serde::Serialize;
 use std::collections::BTreeMap;
-
-/// The parameters a fit may adjust, by catalog key.
-pub const FITTABLE: [&str; 9] = [
-    "gemm",
-    "gemm_half_dim",
-    "attention",
-    "attention_flash2",
-    "attention_flash1",
-    "low_precision_gemm",
-    "layer_overhead_us",
-    "step_overhead_ms",
-    "sync_jitter",
-];
 
 /// True for the keys that are fractions of a peak rate, searched through a logistic so that
 /// they stay in (0, 1); the others (a dimension, a time) are searched through a logarithm so

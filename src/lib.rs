@@ -14,7 +14,6 @@ pub mod emit;
 pub mod error;
 pub mod export;
 pub mod fit;
-pub mod hf_config;
 pub mod model;
 pub mod plan;
 pub mod plot;

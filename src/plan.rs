@@ -13,8 +13,9 @@
 use crate::catalog::Catalog;
 use crate::error::Error;
 use crate::model::run::{facility_power_mw, Estimate, Pricing};
-use crate::scenario::{resolve_facility, ScenarioFile};
-use crate::search::{AxisSpec, Objective, SearchSection, SearchSpace};
+use crate::scenario::{resolve_facility, ConstraintsSection, ScenarioFile};
+use crate::scenario::{AxisSpec, SearchSection};
+use crate::search::{Objective, SearchSpace};
 use crate::sweep::cpu::sweep_cpu;
 use crate::sweep::driver::{
     fingerprint, fnv1a_hex, gpu_then_cpu, open_engines, parse_shard, progress_bar, shard_range, Adapters,
@@ -24,19 +25,6 @@ use crate::sweep::gpu::GpuTimings;
 use crate::sweep::{objective_value, top_entry, Counts, Partial, Ranked, SweepLayout, TopEntry};
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
-
-/// `[constraints]` as written.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ConstraintsSection {
-    /// Capital (pricing = "capex") or rental (pricing = "rental") spend, USD.
-    pub budget_usd: Option<f64>,
-    /// Facility power of the cluster, PUE included, MW.
-    pub power_mw: Option<f64>,
-    /// Wall-clock days to train the token budget.
-    pub max_days: Option<f64>,
-    pub max_accelerators: Option<u64>,
-}
 
 /// One plan: a layout and everything `estimate --json` says of it, plus what a planner reads.
 #[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
@@ -124,7 +112,7 @@ pub struct PlanReport {
     pub notes: Vec<String>,
     /// With `--uncertainty`: how the ranked plans rank across draws of the assumptions.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub uncertainty: Option<crate::uncertainty::Ranking>,
+    pub uncertainty: Option<crate::sweep::driver::Ranking>,
     /// The confidence of every plan's `step_time_s_interval` and `time_to_train_s_interval`
     /// (`--confidence`), None until they are set.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -375,7 +363,7 @@ fn binding(
     failure_rate_per_hour: f64,
     larger: Option<&Estimate>,
 ) -> Binding {
-    use crate::export::human_usd;
+    use crate::units::human_usd;
     let mut limits: Vec<Binding> = vec![];
     let mut add_limit = |kind: BindingKind, value: f64, limit: f64, text: String| {
         limits.push(Binding {
@@ -392,8 +380,8 @@ fn binding(
             p,
             format!(
                 "power-bound: {} used of {}",
-                crate::export::human_mw(e.power_mw),
-                crate::export::human_mw(p)
+                crate::units::human_mw(e.power_mw),
+                crate::units::human_mw(p)
             ),
         );
     }

@@ -275,7 +275,7 @@ pub fn pareto_svg(report: &PlanReport, path: &Path) -> Result<(), String> {
         desc: format!("cost ({usd_unit})"),
         limit: c
             .budget_usd
-            .map(|b| (b / usd, format!("budget {}", crate::export::human_usd(b)))),
+            .map(|b| (b / usd, format!("budget {}", crate::units::human_usd(b)))),
     };
     let energy = Axis {
         value: &energy_value,

@@ -17,54 +17,9 @@ use crate::model::{
 };
 use crate::scenario::{
     apply_overrides, dtype_problem, price_problem, resolve_economics, resolve_facility, resolve_model,
-    resolve_stack, resolve_training, ScenarioFile,
+    resolve_stack, resolve_training, AxisSpec, ScenarioFile,
 };
 use serde::{Deserialize, Serialize};
-
-/// An axis as written: a list, or a range `{ from, to, step }` (arithmetic) or
-/// `{ from, to, factor }` (geometric).
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
-#[serde(untagged)]
-pub enum AxisSpec {
-    List(Vec<u64>),
-    Range(AxisRange),
-}
-
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AxisRange {
-    pub from: u64,
-    pub to: u64,
-    pub step: Option<u64>,
-    pub factor: Option<u64>,
-}
-
-/// `[search]` as written. Every key is optional; see [`SearchSpace::resolve`] for the defaults.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SearchSection {
-    pub accelerators: Option<Vec<String>>,
-    /// Software stacks (catalog ids); default: `[training] stack`, else megatron-core-2025.
-    pub stacks: Option<Vec<String>>,
-    pub counts: Option<AxisSpec>,
-    pub tp: Option<AxisSpec>,
-    pub pp: Option<AxisSpec>,
-    pub cp: Option<AxisSpec>,
-    pub ep: Option<AxisSpec>,
-    pub microbatch: Option<AxisSpec>,
-    pub interleave: Option<AxisSpec>,
-    pub recompute: Option<Vec<Recompute>>,
-    pub sequence_parallel: Option<Vec<bool>>,
-    pub zero: Option<AxisSpec>,
-    /// With full recomputation, layers per stage that recompute (0 = all); default [0].
-    pub recompute_layers: Option<AxisSpec>,
-    /// Layers per stage offloaded to host memory; default [0].
-    pub offload_layers: Option<AxisSpec>,
-    /// Global batches in sequences, tried as an axis.
-    pub global_batch: Option<AxisSpec>,
-    /// Or a bound in tokens: each layout takes the largest batch under it that it can split.
-    pub global_batch_tokens: Option<f64>,
-}
 
 /// What a sweep ranks by. Every objective is minimised; MFU is negated.
 #[derive(

@@ -17,6 +17,7 @@
 use crate::catalog::assumptions::{apply, with_resolved_families, Assumption};
 use crate::catalog::Catalog;
 use crate::scenario::Scenario;
+use crate::sweep::driver::Ranking;
 use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -489,32 +490,6 @@ pub fn drawn_catalogs(
             c
         })
         .collect()
-}
-
-/// How candidates rank across draws.
-#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
-pub struct Ranking {
-    pub draws: usize,
-    pub seed: u64,
-    /// Per candidate: the share of draws in which it is best by the objective (feasible and
-    /// lowest; the earlier candidate wins an exact tie). Sums to at most 1: a draw in which no
-    /// candidate is feasible counts for none.
-    pub p_best: Vec<f64>,
-    /// Per candidate: the share of draws in which it beats the first (central best) candidate.
-    pub p_beats_first: Vec<f64>,
-    /// Candidates statistically tied with the first: those that beat it in at least
-    /// `(1 - confidence) / 2` of the draws (the first included).
-    pub tied_with_first: Vec<usize>,
-    pub confidence: f64,
-}
-
-impl Ranking {
-    /// Candidate `i`'s marks, as its table row and JSON entry carry them: its p_best, and
-    /// whether it is tied with the best (the best itself only when another is tied with it).
-    pub fn marks(&self, i: usize) -> (Option<f64>, Option<bool>) {
-        let tied = self.tied_with_first.len() > 1 && self.tied_with_first.contains(&i);
-        (self.p_best.get(i).copied(), Some(tied))
-    }
 }
 
 /// Rank candidates from `objectives[draw][candidate]` (lower is better; a non-finite value is a

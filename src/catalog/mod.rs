@@ -242,6 +242,19 @@ impl EfficiencyFamily {
     }
 }
 
+/// The fitted efficiencies a fit may adjust and a catalog's `fitted` table may set, by key.
+pub const FITTABLE: [&str; 9] = [
+    "gemm",
+    "gemm_half_dim",
+    "attention",
+    "attention_flash2",
+    "attention_flash1",
+    "low_precision_gemm",
+    "layer_overhead_us",
+    "step_overhead_ms",
+    "sync_jitter",
+];
+
 /// The fitted values of a family once `like` chains are resolved.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct FittedEfficiency {
@@ -538,11 +551,11 @@ impl Catalog {
         for f in &self.efficiency {
             self.fitted_efficiency(&f.id).map_err(bad)?;
             for key in f.fit.iter().flatten() {
-                if !crate::fit::FITTABLE.contains(&key.as_str()) {
+                if !FITTABLE.contains(&key.as_str()) {
                     return Err(bad(format!(
                         "efficiency family `{}`: fit lists `{key}`; expected some of {}",
                         f.id,
-                        crate::fit::FITTABLE.join(", ")
+                        FITTABLE.join(", ")
                     )));
                 }
             }

@@ -14,9 +14,7 @@
 //! last) and the larger is reported.
 
 use super::flops::{local_shape, qkv_width, LocalShape};
-use super::profile::{profile, Profile};
-use super::step::{gathered_weight_bytes, offloaded_split, stage_layers, stage_params, zero_shard_group};
-use super::{Hardware, Layout, Recompute, Training, Transformer};
+use super::{Layout, Recompute, Training, Transformer};
 use serde::{Deserialize, Serialize};
 
 /// Bytes per accelerator by kind, on the stage that needs the most.
@@ -181,26 +179,6 @@ pub fn average_layer_activation_bytes(
     )
 }
 
-/// Activation bytes a stage of `layers` layers keeps for one microbatch, on the device and in
-/// host memory: the layers that recompute keep what their recomputation needs, the others all
-/// they produce; offloaded layers keep theirs on the host, and the device holds one offloaded
-/// layer's worth in flight (the copy being made or prefetched).
-pub fn stage_activation_bytes(p: &Profile, layout: &Layout, layers: f64) -> (f64, f64) {
-    let recomputed = layout.recomputed_layers(layers);
-    let kept = layers - recomputed;
-    let stored = recomputed * p.stored_activation_bytes + kept * p.full_activation_bytes;
-    let (kept_off, recomputed_off) = offloaded_split(layout, layers);
-    let host = kept_off * p.full_activation_bytes + recomputed_off * p.stored_activation_bytes;
-    let in_flight = if kept_off > 0.0 {
-        p.full_activation_bytes
-    } else if recomputed_off > 0.0 {
-        p.stored_activation_bytes
-    } else {
-        0.0
-    };
-    (stored - host + in_flight, host)
-}
-
 /// Bytes of the fp32 probabilities that the cross-entropy keeps for its backward, for one
 /// microbatch on the last stage (Megatron's vocab-parallel cross-entropy saves them; the 16-bit
 /// logits are freed).
@@ -209,106 +187,11 @@ pub fn loss_buffer_bytes(model: &Transformer, layout: &Layout) -> f64 {
     4.0 * shape.tokens * shape.vocab
 }
 
-/// Memory per accelerator on the stage that needs the most.
-pub fn memory_breakdown(
-    model: &Transformer,
-    training: &Training,
-    hw: &Hardware,
-    layout: &Layout,
-) -> MemoryBreakdown {
-    memory_breakdown_with(&profile(model, training, hw, layout), model, training, hw, layout)
-}
-
-/// Memory from a layer profile computed for the same per-layer knobs.
-pub fn memory_breakdown_with(
-    p: &Profile,
-    model: &Transformer,
-    training: &Training,
-    hw: &Hardware,
-    layout: &Layout,
-) -> MemoryBreakdown {
-    let (dense, experts) = stage_params(model, training, layout);
-    let group = zero_shard_group(training, hw, layout);
-    let expert_group = layout.expert_data_parallel();
-    let shard = |stage: u32| -> f64 {
-        if layout.zero >= stage {
-            dense / group + experts / expert_group
-        } else {
-            dense + experts
-        }
-    };
-    let params = dense + experts;
-
-    // Low-precision runs hold their working weights in the GEMM format with a transposed copy
-    // for the backward GEMMs (Transformer Engine's FP8 parameters), in place of the 16-bit copy.
-    let weight_bytes = if training.dtype.is_low_precision() {
-        2.0 * training.dtype.gemm_input_bytes()
-    } else {
-        training.weight_bytes
-    };
-    // A stack that gathers ZeRO-2/3 parameters once per step keeps them, and the gradients they
-    // accumulate, whole for the step (FSDP without resharding between microbatches).
-    let whole_for_step = layout.zero >= 2 && training.stack.zero_once_per_step(layout);
-    let (weights_stage, gradients_stage) = if whole_for_step { (4, 4) } else { (3, 2) };
-    // FSDP under mixed precision holds no 16-bit shard: its fp32 flat parameter is the master
-    // copy the optimizer state counts.
-    let persistent_weight_bytes = if layout.zero >= 3 && training.stack.zero3_master_only && !whole_for_step {
-        0.0
-    } else {
-        weight_bytes
-    };
-    let mut weights_bytes = shard(weights_stage) * persistent_weight_bytes;
-    let (fullest, last) = stage_layers(model, layout);
-    if layout.zero >= 3 && !whole_for_step {
-        // Two layers gathered at once (the one computing and the one prefetched), and one layer's
-        // unsharded gradient before its reduce-scatter.
-        let layer_params = params / fullest.max(1.0);
-        weights_bytes += 2.0 * layer_params * gathered_weight_bytes(training);
-        weights_bytes += layer_params * training.grad_bytes;
-    }
-    let gradients_bytes = shard(gradients_stage) * training.grad_bytes;
-    let optimizer_bytes = shard(1) * training.optimizer_state_bytes;
-
-    // The layer being recomputed holds its full activations while its backward runs.
-    let working_layer = if layout.recompute == Recompute::Full {
-        p.full_activation_bytes
-    } else {
-        0.0
-    };
-    let m = layout.microbatches(training) as f64;
-    let (first_device, first_host) = stage_activation_bytes(p, layout, fullest);
-    let (last_device, last_host) = stage_activation_bytes(p, layout, last);
-    let in_flight = microbatches_in_flight(layout, m);
-    let logits_bytes = p.loss_buffer_bytes;
-
-    let first = MemoryBreakdown {
-        weights_bytes,
-        gradients_bytes,
-        optimizer_bytes,
-        activations_bytes: first_device * in_flight + working_layer,
-        logits_bytes: if layout.pp == 1 { logits_bytes } else { 0.0 },
-        reserve_bytes: hw.memory_reserve_bytes,
-        offloaded_bytes: first_host * in_flight,
-    };
-    if layout.pp == 1 {
-        return first;
-    }
-    let last_stage = MemoryBreakdown {
-        activations_bytes: last_device + working_layer,
-        logits_bytes,
-        offloaded_bytes: last_host,
-        ..first
-    };
-    if last_stage.total_bytes() > first.total_bytes() {
-        last_stage
-    } else {
-        first
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    // The stage-level memory these per-layer bytes add up to.
+    use crate::model::stage::memory_breakdown;
     use crate::model::test_support::{gpt3_175b, h100, llama3_8b, plain_layout, training};
 
     fn gpt_training() -> Training {

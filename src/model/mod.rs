@@ -21,6 +21,7 @@ pub mod flops;
 pub mod memory;
 pub mod profile;
 pub mod run;
+pub mod stage;
 pub mod step;
 
 use serde::{Deserialize, Serialize};

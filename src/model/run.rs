@@ -8,9 +8,10 @@
 //! FP8 peak, as NVIDIA's DGX Cloud benchmarks and MosaicML do). HFU adds the recomputed forward.
 
 use super::flops::{hardware_flops_per_step, model_flops_per_step, total_params};
-use super::memory::{memory_breakdown_with, MemoryBreakdown};
+use super::memory::MemoryBreakdown;
 use super::profile::{profile, Profile};
-use super::step::{step_breakdown_with, StepBreakdown};
+use super::stage::{memory_breakdown_with, step_breakdown_with};
+use super::step::StepBreakdown;
 use super::{Hardware, Layout, Training, Transformer};
 use serde::{Deserialize, Serialize};
 

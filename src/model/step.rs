@@ -1,5 +1,6 @@
-//! One optimizer step: per-layer costs, the pipeline schedule, data-parallel synchronisation and
-//! the optimizer. Twin: `shaders/step.wgsl`.
+//! One optimizer step's pieces: per-layer costs, the pipeline schedule, data-parallel
+//! synchronisation and the optimizer; [`super::stage`] adds them up for a layout. Twin:
+//! `shaders/step.wgsl`.
 //!
 //! The step is priced on its slowest pipeline stage:
 //!
@@ -13,8 +14,7 @@
 //! Narayanan et al. 2021, `(pp - 1) / (interleave * m)` of the useful time.
 
 use super::comm::{
-    all_gather_s, all_reduce_s, all_to_all_s, crosses_domain, members_per_domain, pipeline_sends_s,
-    point_to_point_s,
+    all_gather_s, all_reduce_s, all_to_all_s, crosses_domain, members_per_domain, point_to_point_s,
 };
 use super::compute::{attention_time_s, gemm_time_s, memory_time_s};
 use super::flops::{
@@ -23,7 +23,6 @@ use super::flops::{
     qkv_width, tensors_per_layer, tp_replicated_params, unfused_softmax_forward_bytes,
     windowed_causal_fraction, LocalShape, FLASH_BACKWARD_RATIO,
 };
-use super::profile::{profile, Profile};
 use super::{Dtype, Hardware, Layout, Recompute, Training, Transformer};
 use serde::{Deserialize, Serialize};
 
@@ -525,23 +524,6 @@ pub fn offloaded_split(layout: &Layout, layers: f64) -> (f64, f64) {
     (kept, offloaded - kept)
 }
 
-/// Exposed seconds per microbatch of a stage of `layers` layers moving its offloaded layers'
-/// activations to host memory during the forward and back during the backward, over the host
-/// link: each copy hides behind the next layer's compute in its pass, `max(0, bytes / link -
-/// compute)` each way (Megatron-Core and Transformer Engine's CPU offloading overlap the copies
-/// with the neighbouring layers).
-pub fn offload_exposed_s(p: &Profile, hw: &Hardware, layout: &Layout, layers: f64) -> f64 {
-    let (kept, recomputed) = offloaded_split(layout, layers);
-    if kept + recomputed <= 0.0 {
-        return 0.0;
-    }
-    let per_layer = |bytes: f64| {
-        let copy = bytes / hw.host_link_bytes_per_s;
-        (copy - p.layer.forward_s).max(0.0) + (copy - p.layer.backward_s).max(0.0)
-    };
-    kept * per_layer(p.full_activation_bytes) + recomputed * per_layer(p.stored_activation_bytes)
-}
-
 /// Exposed seconds of one pipeline send of `send_s` beside a chunk's `chunk_s` of compute: with
 /// the interleaved schedule's overlapped sends (Megatron-Core `overlap_p2p_comm`, where the stack
 /// has it), what the next chunk's compute does not hide; otherwise the whole send, as 1F1B's
@@ -898,112 +880,12 @@ pub fn average_layer_costs(
     }
 }
 
-/// The step, term by term, on the slowest pipeline stage.
-pub fn step_breakdown(
-    model: &Transformer,
-    training: &Training,
-    hw: &Hardware,
-    layout: &Layout,
-) -> StepBreakdown {
-    step_breakdown_with(&profile(model, training, hw, layout), model, training, hw, layout)
-}
-
-/// The step from a layer profile computed for the same per-layer knobs (see
-/// [`super::profile::profile`]): what a sweep reuses across pipeline, data-parallel and ZeRO
-/// choices.
-pub fn step_breakdown_with(
-    p: &Profile,
-    model: &Transformer,
-    training: &Training,
-    hw: &Hardware,
-    layout: &Layout,
-) -> StepBreakdown {
-    let m = layout.microbatches(training) as f64;
-    let layer = p.layer;
-    let (fullest, last) = stage_layers(model, layout);
-    let (logits_fwd, logits_bwd) = (p.logits_forward_s, p.logits_backward_s);
-
-    // The slowest stage: the fullest one, or the last one with the output layer.
-    let (fullest_costs, last_costs) = (
-        stage_costs(&layer, layout, fullest),
-        stage_costs(&layer, layout, last),
-    );
-    let fullest_offload = offload_exposed_s(p, hw, layout, fullest);
-    let last_offload = offload_exposed_s(p, hw, layout, last);
-    let a2a = expert_all_to_all_s(p.expert_all_to_all_bytes, model, training, hw, layout);
-    let fullest_ep = stage_ep_exposed_s(a2a, &fullest_costs, model, training, layout, fullest);
-    let last_ep = stage_ep_exposed_s(a2a, &last_costs, model, training, layout, last);
-    let fullest_s = fullest_costs.total_s() + fullest_offload + fullest_ep;
-    let last_s = last_costs.total_s() + last_offload + last_ep + logits_fwd + logits_bwd;
-    let (stage, stage_logits_fwd, stage_logits_bwd, stage_layers_n, offload, ep_exposed) =
-        if last_s >= fullest_s {
-            (last_costs, logits_fwd, logits_bwd, last, last_offload, last_ep)
-        } else {
-            (fullest_costs, 0.0, 0.0, fullest, fullest_offload, fullest_ep)
-        };
-
-    // Pipeline sends: activations of one microbatch, scattered over the tensor-parallel ranks,
-    // forward and backward, once per virtual stage, each boundary on the tier it crosses. The
-    // steady state runs at the pace of the slowest boundary; the fill and drain cross every
-    // boundary once, at their mean.
-    let (slowest_send, mean_send) = if layout.pp > 1 {
-        pipeline_sends_s(
-            hw,
-            p.pipeline_send_bytes,
-            layout.pp as f64,
-            pipeline_stride(training, hw, layout),
-            layout.interleave > 1,
-        )
-    } else {
-        (0.0, 0.0)
-    };
-    let v = layout.interleave as f64;
-    let (chunk_forward, chunk_backward) = (stage.forward_s / v, (stage.backward_s + stage.recompute_s) / v);
-    let sends_per_microbatch = |send: f64| {
-        v * (pipeline_send_exposed_s(send, chunk_forward, training, layout)
-            + pipeline_send_exposed_s(send, chunk_backward, training, layout))
-    };
-    let pp_p2p_per_microbatch = sends_per_microbatch(slowest_send);
-
-    let stage_s = stage.total_s() + stage_logits_fwd + stage_logits_bwd + offload + ep_exposed;
-    let pp_bubble_s = pipeline_bubbles(training, layout) * (stage_s + sends_per_microbatch(mean_send));
-
-    let stage_forward = stage.forward_s + stage_logits_fwd;
-    let stage_backward = stage.backward_s + stage.recompute_s + stage_logits_bwd;
-    let dp_comm_s = data_parallel_exposed_s(
-        model,
-        training,
-        hw,
-        layout,
-        m,
-        stage_forward,
-        stage_backward,
-        stage_layers_n.max(fullest),
-    );
-
-    let compute_s =
-        m * (stage.forward_s + stage.backward_s + stage.recompute_s + stage_logits_fwd + stage_logits_bwd);
-    StepBreakdown {
-        sync_jitter_s: sync_jitter_s(hw, layout.accelerators() as f64, compute_s),
-        host_overhead_s: m * stage.host_s,
-        forward_s: m * stage_forward,
-        backward_s: m * (stage.backward_s + stage_logits_bwd),
-        recompute_s: m * stage.recompute_s,
-        tp_comm_s: m * stage.tp_comm_s,
-        cp_comm_s: m * stage.cp_comm_s,
-        ep_comm_s: m * ep_exposed,
-        pp_p2p_exposed_s: m * pp_p2p_per_microbatch,
-        offload_s: m * offload,
-        pp_bubble_s,
-        dp_comm_s,
-        optimizer_s: optimizer_s(model, training, hw, layout),
-        step_overhead_s: hw.efficiency.step_overhead_s,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    // The stage-level step these per-layer costs add up to.
+    use crate::model::profile::profile;
+    use crate::model::stage::{offload_exposed_s, step_breakdown, step_breakdown_with};
     use crate::model::test_support::{gpt3_175b, h100, llama3_8b, mixtral_like, plain_layout, training};
     use crate::model::Dtype;
 
@@ -1192,7 +1074,7 @@ mod tests {
         let two = step_breakdown(&m, &t, &hw, &layout);
         // 8 layers per stage: two of them recompute.
         assert!((two.recompute_s / all.recompute_s - 0.25).abs() < 1e-12);
-        let mem_all = crate::model::memory::memory_breakdown(
+        let mem_all = crate::model::stage::memory_breakdown(
             &m,
             &t,
             &hw,
@@ -1201,10 +1083,10 @@ mod tests {
                 ..layout
             },
         );
-        let mem_two = crate::model::memory::memory_breakdown(&m, &t, &hw, &layout);
+        let mem_two = crate::model::stage::memory_breakdown(&m, &t, &hw, &layout);
         layout.recompute = Recompute::None;
         layout.recompute_layers = 0;
-        let mem_none = crate::model::memory::memory_breakdown(&m, &t, &hw, &layout);
+        let mem_none = crate::model::stage::memory_breakdown(&m, &t, &hw, &layout);
         assert!(mem_all.activations_bytes < mem_two.activations_bytes);
         assert!(mem_two.activations_bytes < mem_none.activations_bytes);
     }
@@ -1447,7 +1329,7 @@ mod tests {
         let bytes = |t: &Training| expert_all_to_all_bytes(&m, t, &layout);
         assert!((bytes(&skewed) / bytes(&balanced) - 1.5).abs() < 1e-12);
         let memory =
-            |t: &Training| super::super::memory::memory_breakdown(&m, t, &hw, &layout).activations_bytes;
+            |t: &Training| super::super::stage::memory_breakdown(&m, t, &hw, &layout).activations_bytes;
         assert!(memory(&skewed) > memory(&balanced));
     }
 

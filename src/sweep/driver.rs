@@ -87,7 +87,7 @@ pub struct SweepReport {
     pub top: Vec<TopEntry>,
     /// With `--uncertainty`: how the top layouts rank across draws of the assumptions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub uncertainty: Option<crate::uncertainty::Ranking>,
+    pub uncertainty: Option<Ranking>,
     /// The confidence of the top entries' intervals (`--confidence`), None until they are set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval_confidence: Option<f64>,
@@ -206,8 +206,8 @@ impl Progress {
 /// An objective value in its unit, for the progress bar.
 fn describe_objective(objective: Objective, v: f64) -> String {
     match objective {
-        Objective::Time => format!("{} to train", crate::export::human_duration(v)),
-        Objective::Cost => crate::export::human_usd(v),
+        Objective::Time => format!("{} to train", crate::units::human_duration(v)),
+        Objective::Cost => crate::units::human_usd(v),
         Objective::Energy => format!("{v:.0} MWh"),
         Objective::Mfu => format!("MFU {:.1} %", -100.0 * v),
     }
@@ -572,6 +572,33 @@ fn merge_adjacent(ranges: &[[u64; 2]]) -> Vec<[u64; 2]> {
         }
     }
     out
+}
+
+/// How candidates rank across draws of the assumptions (`--uncertainty`; made by
+/// `uncertainty::rank_draws`).
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct Ranking {
+    pub draws: usize,
+    pub seed: u64,
+    /// Per candidate: the share of draws in which it is best by the objective (feasible and
+    /// lowest; the earlier candidate wins an exact tie). Sums to at most 1: a draw in which no
+    /// candidate is feasible counts for none.
+    pub p_best: Vec<f64>,
+    /// Per candidate: the share of draws in which it beats the first (central best) candidate.
+    pub p_beats_first: Vec<f64>,
+    /// Candidates statistically tied with the first: those that beat it in at least
+    /// `(1 - confidence) / 2` of the draws (the first included).
+    pub tied_with_first: Vec<usize>,
+    pub confidence: f64,
+}
+
+impl Ranking {
+    /// Candidate `i`'s marks, as its table row and JSON entry carry them: its p_best, and
+    /// whether it is tied with the best (the best itself only when another is tied with it).
+    pub fn marks(&self, i: usize) -> (Option<f64>, Option<bool>) {
+        let tied = self.tied_with_first.len() > 1 && self.tied_with_first.contains(&i);
+        (self.p_best.get(i).copied(), Some(tied))
+    }
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ pub const SHADER_SOURCE: &str = concat!(
     include_str!("../../shaders/step.wgsl"),
     include_str!("../../shaders/memory.wgsl"),
     include_str!("../../shaders/profile.wgsl"),
+    include_str!("../../shaders/stage.wgsl"),
     include_str!("../../shaders/run.wgsl"),
     include_str!("../../shaders/sweep.wgsl"),
 );

@@ -6,6 +6,7 @@ mod cli;
 mod draws;
 mod fuzz;
 mod gpu;
+mod layers;
 mod model_properties;
 mod plan;
 mod schema;

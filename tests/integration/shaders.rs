@@ -505,14 +505,14 @@ const DECLARED_TWINS: [(&str, &str, &str); 28] = [
     ),
     (
         "offload_layer_s",
-        "src/model/step.rs",
+        "src/model/stage.rs",
         "let per_layer = |bytes: f64|",
     ),
     ("profile_layer", "src/model/profile.rs", "pub layer: LayerCosts"),
     ("run_training", "src/search.rs", "pub fn training_for("),
     (
         "sends_per_microbatch",
-        "src/model/step.rs",
+        "src/model/stage.rs",
         "let sends_per_microbatch = |send",
     ),
     (
@@ -520,7 +520,7 @@ const DECLARED_TWINS: [(&str, &str, &str); 28] = [
         "src/model/step.rs",
         "pub fn total_s(&self)",
     ),
-    ("zero_shard", "src/model/memory.rs", "let shard = |stage: u32|"),
+    ("zero_shard", "src/model/stage.rs", "let shard = |stage: u32|"),
     ("outer_key", "src/sweep/cpu.rs", "digits[..PROFILE_AXES]"),
     (
         "key_float",

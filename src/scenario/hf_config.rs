@@ -11,7 +11,7 @@
 //! QK-norms and other per-head norms (a few thousand parameters a layer), Llama 4's chunked
 //! attention (8,192-token chunks: no saving at 8,192-token sequences), vision towers.
 
-use crate::scenario::ModelSection;
+use super::ModelSection;
 use serde_json::Value;
 
 /// The families read, by `model_type`.

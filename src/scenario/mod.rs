@@ -6,6 +6,8 @@
 //! the model) and a bad value gets a message naming the key, the value and what was expected.
 //! Nothing here panics on user input.
 
+pub mod hf_config;
+
 use crate::catalog::stacks::{grad_bytes, MicrobatchDefault};
 use crate::catalog::{AcceleratorSpec, Catalog, Facility, ModelPreset, PeakTflops, StackSpec, DEFAULT_STACK};
 use crate::error::Error;
@@ -199,10 +201,10 @@ pub struct ScenarioFile {
     pub layout: LayoutSection,
     /// The axes of a sweep (`clustersweep sweep`); `estimate` ignores it.
     #[serde(default)]
-    pub search: Option<crate::search::SearchSection>,
+    pub search: Option<SearchSection>,
     /// The limits of a plan (`clustersweep plan`); the other commands ignore it.
     #[serde(default)]
-    pub constraints: Option<crate::plan::ConstraintsSection>,
+    pub constraints: Option<ConstraintsSection>,
 }
 
 /// A resolved scenario: every default filled in, every cross-check passed.
@@ -461,7 +463,7 @@ fn import_hf_config(m: &ModelSection, path: &str) -> Result<ModelSection, String
     }
     let text = crate::error::read_text(std::path::Path::new(path), Error::Usage)
         .map_err(|e| format!("{key}: {e}"))?;
-    let from_config = crate::hf_config::model_section(&text).map_err(|e| format!("{key}: {e}"))?;
+    let from_config = hf_config::model_section(&text).map_err(|e| format!("{key}: {e}"))?;
     // Keys written beside hf_config win: overlay every key the section sets.
     let mut merged = serde_json::to_value(from_config).map_err(|e| e.to_string())?;
     let written = serde_json::to_value(m).map_err(|e| e.to_string())?;
@@ -1097,6 +1099,64 @@ fn layout_values(l: &Layout, m: &Transformer, t: &Training) -> String {
         m.experts,
         t.global_batch
     )
+}
+
+/// An axis as written: a list, or a range `{ from, to, step }` (arithmetic) or
+/// `{ from, to, factor }` (geometric).
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum AxisSpec {
+    List(Vec<u64>),
+    Range(AxisRange),
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AxisRange {
+    pub from: u64,
+    pub to: u64,
+    pub step: Option<u64>,
+    pub factor: Option<u64>,
+}
+
+/// `[search]` as written. Every key is optional; see [`crate::search::SearchSpace::resolve`] for the defaults.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchSection {
+    pub accelerators: Option<Vec<String>>,
+    /// Software stacks (catalog ids); default: `[training] stack`, else megatron-core-2025.
+    pub stacks: Option<Vec<String>>,
+    pub counts: Option<AxisSpec>,
+    pub tp: Option<AxisSpec>,
+    pub pp: Option<AxisSpec>,
+    pub cp: Option<AxisSpec>,
+    pub ep: Option<AxisSpec>,
+    pub microbatch: Option<AxisSpec>,
+    pub interleave: Option<AxisSpec>,
+    pub recompute: Option<Vec<Recompute>>,
+    pub sequence_parallel: Option<Vec<bool>>,
+    pub zero: Option<AxisSpec>,
+    /// With full recomputation, layers per stage that recompute (0 = all); default [0].
+    pub recompute_layers: Option<AxisSpec>,
+    /// Layers per stage offloaded to host memory; default [0].
+    pub offload_layers: Option<AxisSpec>,
+    /// Global batches in sequences, tried as an axis.
+    pub global_batch: Option<AxisSpec>,
+    /// Or a bound in tokens: each layout takes the largest batch under it that it can split.
+    pub global_batch_tokens: Option<f64>,
+}
+
+/// `[constraints]` as written.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConstraintsSection {
+    /// Capital (pricing = "capex") or rental (pricing = "rental") spend, USD.
+    pub budget_usd: Option<f64>,
+    /// Facility power of the cluster, PUE included, MW.
+    pub power_mw: Option<f64>,
+    /// Wall-clock days to train the token budget.
+    pub max_days: Option<f64>,
+    pub max_accelerators: Option<u64>,
 }
 
 #[cfg(test)]
