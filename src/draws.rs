@@ -11,14 +11,14 @@
 use crate::catalog::assumptions::{apply, with_resolved_families};
 use crate::catalog::Catalog;
 use crate::error::Error;
-use crate::model::run::estimate;
 use crate::plan::{meets, pair_file, plan, plan_search, plan_words, PlanOptions, PlanReport, SensitivityRow};
 use crate::scenario::ScenarioFile;
 use crate::search::{Objective, SearchSpace};
 use crate::sweep::bench::{DrawBenchResult, BENCH_SCENARIO};
-use crate::sweep::driver::{run_sweep, Adapters, Backend, Ranking, SweepOptions, SweepReport};
-use crate::sweep::gpu::{GpuEngine, Outcome};
-use crate::sweep::{objective_value, SweepLayout};
+use crate::sweep::driver::{
+    cpu_objective, price_indices, run_sweep, Adapters, Backend, GpuEngine, Ranking, SweepOptions, SweepReport,
+};
+use crate::sweep::SweepLayout;
 use crate::uncertainty::{
     assumptions_at, assumptions_per_family, drawn_catalogs, rank_draws, ModelError, Regime,
 };
@@ -31,27 +31,6 @@ pub struct DrawOptions {
     pub seed: u64,
     /// Sets which candidates count as tied with the first (see [`Ranking`]).
     pub confidence: f64,
-}
-
-/// The objective of the layout at `index` of `space`, priced in f64; infinite when it no longer
-/// fits or breaks a rule there, or `keep` rejects it.
-fn cpu_objective(
-    space: &SearchSpace,
-    index: u64,
-    objective: Objective,
-    keep: &dyn Fn(&crate::model::run::Estimate) -> bool,
-) -> f64 {
-    let Ok(c) = space.candidate(index) else {
-        return f64::INFINITY;
-    };
-    let acc = &space.accelerators[c.accelerator];
-    let training = space.training_for(&c);
-    let e = estimate(&space.model, &training, &acc.hardware, &acc.economics, &c.layout);
-    if e.fits && keep(&e) {
-        objective_value(objective, &e)
-    } else {
-        f64::INFINITY
-    }
 }
 
 /// The drawn catalogs the candidates `layouts` are priced in: every assumption drawn at once,
@@ -143,22 +122,7 @@ pub fn sweep_ranking(
     let indices: Vec<u64> = report.top.iter().map(|t| t.index).collect();
     let price = |c: &Catalog| -> Result<Vec<f64>, Error> {
         let space = SearchSpace::resolve(file, c, objective, origin)?;
-        match engine {
-            Some(gpu) => {
-                let metrics = gpu.evaluate(&space, &indices).map_err(Error::Internal)?;
-                Ok(metrics
-                    .iter()
-                    .map(|m| match Outcome::from_code(m.outcome) {
-                        Some(Outcome::Valid) => m.objective as f64,
-                        _ => f64::INFINITY,
-                    })
-                    .collect())
-            }
-            None => Ok(indices
-                .iter()
-                .map(|i| cpu_objective(&space, *i, objective, &|_| true))
-                .collect()),
-        }
+        price_indices(engine, &space, &indices, objective)
     };
     let objectives: Result<Vec<Vec<f64>>, Error> = match engine {
         Some(_) => catalogs.iter().map(price).collect(),

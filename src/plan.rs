@@ -16,12 +16,10 @@ use crate::model::run::{facility_power_mw, Estimate, Pricing};
 use crate::scenario::{resolve_facility, ConstraintsSection, ScenarioFile};
 use crate::scenario::{AxisSpec, SearchSection};
 use crate::search::{Objective, SearchSpace};
-use crate::sweep::cpu::sweep_cpu;
 use crate::sweep::driver::{
-    fingerprint, fnv1a_hex, gpu_then_cpu, open_engines, parse_shard, progress_bar, shard_range, Adapters,
+    fingerprint, fnv1a_hex, open_engines, parse_shard, progress_bar, shard_range, sweep_range, Adapters,
     Backend,
 };
-use crate::sweep::gpu::GpuTimings;
 use crate::sweep::{objective_value, top_entry, Counts, Partial, Ranked, SweepLayout, TopEntry};
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
@@ -803,7 +801,6 @@ impl PlanWork {
     fn sweep(&self, which: &[usize], backend: Backend) -> Result<Swept, Error> {
         // The engine: a GPU as `--backend` asks (the sweep's rules), or the CPU.
         let notes = Mutex::new(vec![]);
-        let timings = Mutex::new(GpuTimings::default());
         let engine = open_engines(backend, Adapters::Best, &notes)?.into_iter().next();
         let spaces: Vec<&SearchSpace> = which.iter().map(|i| &self.pairs[*i].1).collect();
         let layouts: u64 = spaces.iter().map(|s| s.size).sum();
@@ -814,10 +811,7 @@ impl PlanWork {
         let bar = progress_bar(layouts);
         let fastest = |space: &SearchSpace| -> Partial {
             let range = 0..space.size;
-            let partial = match &engine {
-                Some(e) => gpu_then_cpu(e, space, range, 1, &|_, _| {}, &notes, &timings).0,
-                None => sweep_cpu(space, range, 1, &|_, _| {}),
-            };
+            let partial = sweep_range(engine.as_ref(), space, range, 1, &notes);
             if let Some(bar) = &bar {
                 bar.inc(space.size);
             }

@@ -2,9 +2,10 @@
 //! progress, falls back to the CPU when a GPU fails, and builds the report.
 
 use super::cpu::sweep_cpu;
-use super::gpu::{select_adapters, GpuEngine, GpuTimings};
-use super::{top_entry, Counts, Partial, TopEntry};
+use super::gpu::{select_adapters, GpuTimings, Outcome};
+use super::{objective_value, top_entry, Counts, Partial, TopEntry};
 use crate::error::Error;
+use crate::model::run::{estimate, Estimate};
 use crate::search::{Objective, SearchSpace};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -246,6 +247,84 @@ pub fn gpu_then_cpu(
                 .merge(sweep_cpu(space, failure.completed..range.end, k, progress));
             (partial, taken_over)
         }
+    }
+}
+
+/// The engine handle the driver opens ([`open_engines`]) and its callers pass back: analysis
+/// holds one, never drives it.
+pub use super::gpu::GpuEngine;
+
+/// The best `k` layouts of `range` of `space`: on `engine`, finishing on the CPU if it fails
+/// (saying so in `notes`), or on the CPU when there is none. The planner's pairs go through
+/// here.
+pub fn sweep_range(
+    engine: Option<&GpuEngine>,
+    space: &SearchSpace,
+    range: Range<u64>,
+    k: usize,
+    notes: &Mutex<Vec<String>>,
+) -> Partial {
+    match engine {
+        Some(e) => {
+            gpu_then_cpu(
+                e,
+                space,
+                range,
+                k,
+                &|_, _| {},
+                notes,
+                &Mutex::new(GpuTimings::default()),
+            )
+            .0
+        }
+        None => sweep_cpu(space, range, k, &|_, _| {}),
+    }
+}
+
+/// The objective of each of `indices` of `space`: on `engine` in f32 (one dispatch), or on the
+/// CPU in f64 when there is none; infinite for a layout that breaks a rule or does not fit.
+pub fn price_indices(
+    engine: Option<&GpuEngine>,
+    space: &SearchSpace,
+    indices: &[u64],
+    objective: Objective,
+) -> Result<Vec<f64>, Error> {
+    match engine {
+        Some(gpu) => {
+            let metrics = gpu.evaluate(space, indices).map_err(Error::Internal)?;
+            Ok(metrics
+                .iter()
+                .map(|m| match Outcome::from_code(m.outcome) {
+                    Some(Outcome::Valid) => m.objective as f64,
+                    _ => f64::INFINITY,
+                })
+                .collect())
+        }
+        None => Ok(indices
+            .iter()
+            .map(|i| cpu_objective(space, *i, objective, &|_| true))
+            .collect()),
+    }
+}
+
+/// The objective of the layout at `index` of `space`, priced in f64; infinite when it no longer
+/// fits or breaks a rule there, or `keep` rejects it.
+pub fn cpu_objective(
+    space: &SearchSpace,
+    index: u64,
+    objective: Objective,
+    keep: &dyn Fn(&Estimate) -> bool,
+) -> f64 {
+    let Ok(c) = space.candidate(index) else {
+        return f64::INFINITY;
+    };
+    let acc = &space.accelerators[c.accelerator];
+    let training = space.training_for(&c);
+    let e = estimate(&space.model, &training, &acc.hardware, &acc.economics, &c.layout);
+    if e.fits && keep(&e) {
+        objective_value(objective, &e)
+    } else {
+        f64::INFINITY
     }
 }
 

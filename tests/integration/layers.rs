@@ -189,6 +189,27 @@ fn every_module_has_a_layer_and_imports_only_its_own_and_lower_layers() {
     assert!(edges["search"].contains("scenario"), "{:?}", edges["search"]);
 }
 
+/// Analysis (plan, validate, fit, the draws) calls the one driver, which owns the choice of
+/// engine and the fallback from GPU to CPU; it never drives an engine itself.
+#[test]
+fn analysis_calls_the_driver_never_an_engine() {
+    let edges = imports();
+    let analysis = LAYERS.iter().position(|(name, _)| *name == "analysis").unwrap();
+    let mut direct = vec![];
+    for (module, targets) in &edges {
+        if layer_of(module) != Some(analysis) {
+            continue;
+        }
+        for target in targets {
+            if target == "sweep::cpu" || target == "sweep::gpu" {
+                direct.push(format!("{module} imports {target}"));
+            }
+        }
+    }
+    assert!(direct.is_empty(), "{}", direct.join("\n"));
+    assert!(edges["draws"].contains("sweep::driver"), "{:?}", edges["draws"]);
+}
+
 /// Regression (issue 10): catalog, export, fit, plan, scenario, search, sweep, uncertainty and
 /// validate imported each other in a 15-module cycle; model::{memory, profile, step} in a
 /// three-module one.
