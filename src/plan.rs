@@ -13,8 +13,7 @@
 use crate::catalog::Catalog;
 use crate::error::Error;
 use crate::model::run::{facility_power_mw, Estimate, Pricing};
-use crate::scenario::{resolve_facility, ConstraintsSection, ScenarioFile};
-use crate::scenario::{AxisSpec, SearchSection};
+use crate::scenario::{resolve_facility, AxisSpec, ConstraintsSection, ScenarioFile, SearchSection};
 use crate::search::{Objective, SearchSpace};
 use crate::sweep::driver::{
     fingerprint, fnv1a_hex, open_engines, parse_shard, progress_bar, shard_range, sweep_range, Adapters,

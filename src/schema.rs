@@ -30,20 +30,6 @@ pub enum JsonCommand {
 }
 
 impl JsonCommand {
-    pub const ALL: [JsonCommand; 11] = [
-        JsonCommand::Estimate,
-        JsonCommand::Validate,
-        JsonCommand::Catalog,
-        JsonCommand::CatalogStacks,
-        JsonCommand::Fit,
-        JsonCommand::Sweep,
-        JsonCommand::Merge,
-        JsonCommand::Adapters,
-        JsonCommand::Bench,
-        JsonCommand::Plan,
-        JsonCommand::PlanShard,
-    ];
-
     /// The command line whose output the schema describes.
     pub fn command_line(self) -> &'static str {
         match self {

@@ -11,7 +11,7 @@
 
 use crate::catalog::{AcceleratorSpec, Catalog, StackSpec};
 use crate::error::Error;
-use crate::model::run::Economics;
+use crate::model::run::{estimate, Economics, Estimate};
 use crate::model::{
     check_layout, check_placement, check_stack, Hardware, Layout, Recompute, Training, Transformer,
 };
@@ -601,6 +601,19 @@ impl SearchSpace {
             global_batch: c.global_batch,
             ..self.stacks[c.stack].training
         }
+    }
+
+    /// The f64 estimate of a layout of the space (the reference every engine's ranking is
+    /// re-priced in).
+    pub fn estimate_of(&self, c: &Candidate) -> Estimate {
+        let acc = &self.accelerators[c.accelerator];
+        estimate(
+            &self.model,
+            &self.training_for(c),
+            &acc.hardware,
+            &acc.economics,
+            &c.layout,
+        )
     }
 }
 

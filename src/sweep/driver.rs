@@ -5,7 +5,7 @@ use super::cpu::sweep_cpu;
 use super::gpu::{select_adapters, GpuTimings, Outcome};
 use super::{objective_value, top_entry, Counts, Partial, TopEntry};
 use crate::error::Error;
-use crate::model::run::{estimate, Estimate};
+use crate::model::run::Estimate;
 use crate::search::{Objective, SearchSpace};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -318,9 +318,7 @@ pub fn cpu_objective(
     let Ok(c) = space.candidate(index) else {
         return f64::INFINITY;
     };
-    let acc = &space.accelerators[c.accelerator];
-    let training = space.training_for(&c);
-    let e = estimate(&space.model, &training, &acc.hardware, &acc.economics, &c.layout);
+    let e = space.estimate_of(&c);
     if e.fits && keep(&e) {
         objective_value(objective, &e)
     } else {

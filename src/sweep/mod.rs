@@ -12,7 +12,7 @@ pub mod driver;
 pub mod gpu;
 pub mod gpu_types;
 
-use crate::model::run::{estimate, Estimate};
+use crate::model::run::Estimate;
 use crate::model::Recompute;
 use crate::search::{Invalid, Objective, SearchSpace};
 use serde::{Deserialize, Serialize};
@@ -224,8 +224,7 @@ pub struct TopEntry {
 pub fn top_entry(space: &SearchSpace, rank: usize, r: &Ranked) -> Option<TopEntry> {
     let c = space.candidate(r.index).ok()?;
     let acc = &space.accelerators[c.accelerator];
-    let training = space.training_for(&c);
-    let e = estimate(&space.model, &training, &acc.hardware, &acc.economics, &c.layout);
+    let e = space.estimate_of(&c);
     let layout = SweepLayout {
         accelerator: acc.spec.id.clone(),
         stack: space.stacks[c.stack].spec.id.clone(),
