@@ -3,7 +3,7 @@
 // The shaders are the model of src/model/*.rs in f32, function for function with the same
 // names and loop structure; the files are concatenated in the order model, flops, compute, comm,
 // step, memory, profile, run, sweep. Host-shareable structs (Gpu*) have #[repr(C)] twins in
-// src/sweep/gpu_types.rs, checked member by member by the tests.
+// src/engine/sweep/gpu_types.rs, checked member by member by the tests.
 
 struct GpuModel {
     layers: u32,
@@ -37,10 +37,11 @@ struct GpuTraining {
     global_batch_bound: u32,
     tokens: f32,
     objective: u32,
-    n_accelerators: u32,
-    n_stacks: u32,
     moe_imbalance: f32,
+    // Pads to 32 bytes.
+    pad0: u32,
     pad1: u32,
+    pad2: u32,
 }
 
 // Twin of Stack (booleans as 0/1) with the training settings that follow from the stack.
@@ -122,7 +123,6 @@ struct GpuAccelerator {
     average_power_fraction: f32,
     pue: f32,
     electricity_usd_per_mwh: f32,
-    price_usd: f32,
     price_per_hour_usd: f32,
     capex_per_accelerator_usd: f32,
     failure_rate_per_hour: f32,
@@ -132,6 +132,9 @@ struct GpuAccelerator {
     supports_dtype: u32,
 }
 
+// Pricing codes: the discriminants of Pricing.
+const PRICING_RENTAL: u32 = 0u;
+const PRICING_CAPEX: u32 = 1u;
 const FFN_MLP: u32 = 0u;
 const FFN_SWIGLU: u32 = 1u;
 // check_layout / check_placement codes: the discriminants of LayoutViolation (0: none).

@@ -57,7 +57,7 @@ fn estimate_with(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAccelerator, l:
     let power_mw = facility_power_mw(accs, hw);
     let energy_mwh = power_mw * hw.average_power_fraction * time_to_train_s / 3600.0;
     var cost_usd = accs * hw.price_per_hour_usd * time_to_train_s / 3600.0;
-    if hw.pricing == 1u {
+    if hw.pricing == PRICING_CAPEX {
         cost_usd = accs * hw.capex_per_accelerator_usd + energy_mwh * hw.electricity_usd_per_mwh;
     }
     return Estimate(

@@ -1,5 +1,5 @@
-// Twin: src/search.rs (digits, candidate_at), src/sweep/mod.rs (objective_value) and
-// src/sweep/cpu.rs (the walk over a range). Three entry points:
+// Twin: src/engine/search.rs (digits, candidate_at), src/engine/sweep/mod.rs (objective_value),
+// src/engine/sweep/gpu.rs (float_key) and src/engine/sweep/cpu.rs (the walk over a range). Three entry points:
 // - profile_main: one profile per set of per-layer knobs the batch touches;
 // - sweep_main: one layout per invocation, decoded from its 64-bit index, priced from its
 //   profile; each workgroup reports its best `k` below the threshold and counts outcomes;
@@ -36,6 +36,8 @@ const N_OUTCOMES: u32 = 6u;
 const NOT_RANKED: f32 = 3.0e38;
 // counters[6] counts the hits reported.
 const HITS_SLOT: u32 = 6u;
+// Relative margin above the k-th best below which a layout is still reported (THRESHOLD_MARGIN).
+const THRESHOLD_MARGIN: f32 = 1e-5;
 // counters[7] holds the batch's running threshold as an order-preserving key (see float_key):
 // a workgroup that fills its k reports lowers it for the workgroups after it.
 const THRESHOLD_SLOT: u32 = 7u;
@@ -150,7 +152,7 @@ fn odometer_wheel(digit: u32, carry: u32, r: u32) -> vec2<u32> {
 }
 
 // The digits of the number `d` plus `offset`, carrying from the innermost axis outwards (the
-// odometer of src/sweep/cpu.rs, stepped `offset` at once). Written out axis by axis: constant
+// odometer of src/engine/sweep/cpu.rs, stepped `offset` at once). Written out axis by axis: constant
 // indices keep the digits in registers on SIMD back ends.
 fn digits_plus(d: array<u32, 15>, offset: u32) -> array<u32, 15> {
     var out = d;
@@ -305,7 +307,7 @@ fn candidate_at(d: array<u32, 15>) -> Candidate {
     return c;
 }
 
-// Objective codes: the discriminants of Objective (src/search.rs).
+// Objective codes: the discriminants of Objective (src/engine/search.rs).
 const OBJECTIVE_TIME: u32 = 0u;
 const OBJECTIVE_COST: u32 = 1u;
 const OBJECTIVE_ENERGY: u32 = 2u;
@@ -465,7 +467,7 @@ fn sweep_main(
     // k reports from this workgroup alone: no layout worse than the k-th can rank. (The margin
     // keeps near-ties, which the host ranks in order, as the host's threshold does.)
     if lid == 0u && rounds == batch.k && kth < NOT_RANKED {
-        atomicMin(&counters[THRESHOLD_SLOT], float_key(kth + abs(kth) * 1e-5));
+        atomicMin(&counters[THRESHOLD_SLOT], float_key(kth + abs(kth) * THRESHOLD_MARGIN));
     }
 }
 

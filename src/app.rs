@@ -2,31 +2,28 @@
 //! to the model, to an exporter. Returns the text to print, or an [`Error`] that knows its exit
 //! code.
 
-use crate::catalog::Catalog;
-use crate::cli::{Cli, Command, EstimateArgs, FitArgs, MergeArgs, PlanArgs, SweepArgs, ValidateArgs};
-use crate::draws::{
-    bench_draws, mark_plans, mark_sweep, plan_ranking, sensitivity, sweep_ranking, DrawOptions,
+use crate::analysis::draws::{bench_draws, mark_plans, mark_sweep, plan_ranking, sensitivity, sweep_ranking};
+use crate::analysis::fit::{cross_validate, fit_catalog, fitted_catalog_toml};
+use crate::analysis::plan::{example, plan, plan_merge, plan_shard, PlanPart, DEFAULT_PLAN, EXAMPLES};
+use crate::analysis::uncertainty::{
+    coverage, Interval, ModelError, Regime, DEFAULT_CONFIDENCE, DEFAULT_DRAWS,
 };
-use crate::emit::{emit, Job};
+use crate::analysis::validate::{read_runs, validate};
+use crate::cli::{Cli, Command, EstimateArgs, FitArgs, MergeArgs, PlanArgs, SweepArgs, ValidateArgs};
+use crate::engine::search::SearchSpace;
+use crate::engine::sweep::bench::run_bench;
+use crate::engine::sweep::driver::{merge_reports, open_engines, run_sweep, Adapters, Backend, SweepReport};
+use crate::engine::sweep::gpu::adapter_reports;
+use crate::engine::sweep::SweepLayout;
 use crate::error::Error;
-use crate::export::{exporter, EstimateReport, FitReport};
-use crate::fit::{cross_validate, fit_catalog, fitted_catalog_toml};
+use crate::input::catalog::Catalog;
+use crate::input::scenario::{ScenarioFile, DEFAULT_SCENARIO};
 use crate::model::flops::{active_params, total_params};
 use crate::model::run::estimate;
-use crate::plan::{example, plan, plan_merge, plan_shard, PlanOptions, PlanPart, DEFAULT_PLAN, EXAMPLES};
-use crate::plot::{breakdown_svg, pareto_svg, scaling_svg, tornado_svg};
-use crate::scenario::{ScenarioFile, DEFAULT_SCENARIO};
-use crate::search::SearchSpace;
-use crate::sweep::bench::run_bench;
-use crate::sweep::driver::{
-    merge_reports, open_engines, parse_shard, run_sweep, Adapters, Backend, SweepOptions, SweepReport,
-};
-use crate::sweep::gpu::adapter_reports;
-use crate::sweep::SweepLayout;
-use crate::uncertainty::{
-    check_confidence, coverage, Interval, ModelError, Regime, DEFAULT_CONFIDENCE, DEFAULT_DRAWS,
-};
-use crate::validate::{read_runs, validate};
+use crate::options;
+use crate::report::emit::{emit, Job};
+use crate::report::export::{exporter, EstimateReport, FitReport};
+use crate::report::plot::{breakdown_svg, pareto_svg, scaling_svg, tornado_svg};
 use clap::CommandFactory;
 
 fn internal(e: anyhow::Error) -> Error {
@@ -35,9 +32,7 @@ fn internal(e: anyhow::Error) -> Error {
 
 /// Run one command and return what it prints on stdout.
 pub fn run(cli: &Cli) -> Result<String, Error> {
-    if let Some(path) = &cli.output_file {
-        check_output_path("--output", path, None)?;
-    }
+    options::check_global(cli)?;
     let catalog = Catalog::load(&cli.catalog)?;
     match &cli.command {
         Command::Estimate(args) => run_estimate(args, &catalog),
@@ -82,9 +77,11 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
                 .map_err(|e| Error::Internal(e.to_string()))?;
             String::from_utf8(page).map_err(|e| Error::Internal(e.to_string()))
         }
-        Command::Schema(args) => serde_json::to_string_pretty(&crate::schema::json_schema(args.command))
-            .map(|text| text + "\n")
-            .map_err(|e| Error::Internal(e.to_string())),
+        Command::Schema(args) => {
+            serde_json::to_string_pretty(&crate::report::schema::json_schema(args.command))
+                .map(|text| text + "\n")
+                .map_err(|e| Error::Internal(e.to_string()))
+        }
         Command::Init(args) => example(&args.name).map(str::to_string).ok_or_else(|| {
             Error::Usage(format!(
                 "init {}: no such example{}; known: {}",
@@ -94,40 +91,6 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
             ))
         }),
     }
-}
-
-/// Refuse, before any work, an output path whose directory does not exist or (with
-/// `extension`) whose name asks for a format that is not written.
-fn check_output_path(flag: &str, path: &std::path::Path, extension: Option<&str>) -> Result<(), Error> {
-    if path == std::path::Path::new("-") {
-        return Ok(());
-    }
-    if let Some(want) = extension {
-        let given = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-        if !given.eq_ignore_ascii_case(want) {
-            return Err(Error::Usage(format!(
-                "{flag} {}: plots are written as SVG; name the file *.{want} (convert it with e.g. `rsvg-convert -o plot.png plot.svg`)",
-                path.display()
-            )));
-        }
-    }
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-    if let Some(dir) = dir {
-        if !dir.is_dir() {
-            return Err(Error::Usage(format!(
-                "{flag} {}: the directory {} does not exist",
-                path.display(),
-                dir.display()
-            )));
-        }
-    }
-    if path.is_dir() {
-        return Err(Error::Usage(format!(
-            "{flag} {}: is a directory; give a file name",
-            path.display()
-        )));
-    }
-    Ok(())
 }
 
 /// Write a command's output where `--output` says (`None` or `-`: stdout).
@@ -165,17 +128,12 @@ fn entry_interval(catalog: &Catalog, layout: &SweepLayout, moe: bool, confidence
 }
 
 fn run_plan(args: &PlanArgs, catalog: &Catalog) -> Result<String, Error> {
-    for (flag, path) in [
-        ("--plot", &args.plot),
-        ("--plot-scaling", &args.plot_scaling),
-        ("--plot-breakdown", &args.plot_breakdown),
-        ("--plot-sensitivity", &args.plot_sensitivity),
-    ] {
-        if let Some(path) = path {
-            check_output_path(flag, path, Some("svg"))?;
-        }
-    }
-    let confidence = check_confidence("--confidence", args.draws.confidence).map_err(Error::Usage)?;
+    let options::PlanRun {
+        plan: plan_options,
+        draws,
+        shard,
+    } = options::plan_run(args)?;
+    let confidence = draws.confidence;
     let (file, origin) = match &args.scenario {
         Some(path) => (ScenarioFile::read(path)?, path.display().to_string()),
         None => (
@@ -183,20 +141,12 @@ fn run_plan(args: &PlanArgs, catalog: &Catalog) -> Result<String, Error> {
             "(built-in plan)".to_string(),
         ),
     };
-    let options = PlanOptions {
-        objective: args.objective,
-        backend: args.backend,
-        // The plot draws the Pareto set, so asking for it computes the set.
-        pareto: args.pareto || args.plot.is_some(),
-        top: args.top,
-    };
-    if let Some(text) = &args.shard {
-        let shard = parse_shard(text).map_err(Error::Usage)?;
+    if let Some(shard) = shard {
         let part = plan_shard(&file, catalog, args.backend, shard, &origin)?;
-        return crate::export::plan_part_json(&part).map_err(internal);
+        return crate::report::export::plan_part_json(&part).map_err(internal);
     }
     let mut report = if args.merge.is_empty() {
-        plan(&file, catalog, &options, &origin)?
+        plan(&file, catalog, &plan_options, &origin)?
     } else {
         let parts = args
             .merge
@@ -206,7 +156,7 @@ fn run_plan(args: &PlanArgs, catalog: &Catalog) -> Result<String, Error> {
                 Ok((path.display().to_string(), part))
             })
             .collect::<Result<Vec<_>, Error>>()?;
-        plan_merge(&file, catalog, &options, parts, args.allow_partial, &origin)?
+        plan_merge(&file, catalog, &plan_options, parts, args.allow_partial, &origin)?
     };
     let moe = report.model_shape.is_moe();
     report.interval_confidence = Some(confidence);
@@ -221,16 +171,11 @@ fn run_plan(args: &PlanArgs, catalog: &Catalog) -> Result<String, Error> {
         }
     }
     if args.draws.uncertainty && !report.plans.is_empty() {
-        let draws = DrawOptions {
-            draws: args.draws.draws,
-            seed: args.draws.seed,
-            confidence,
-        };
         let ranking = plan_ranking(&file, catalog, &report, args.objective, &draws, &origin)?;
         mark_plans(&mut report, ranking);
     }
     if args.sensitivity || args.plot_sensitivity.is_some() {
-        report.sensitivity = Some(sensitivity(&file, catalog, &options, &report, &origin)?);
+        report.sensitivity = Some(sensitivity(&file, catalog, &plan_options, &report, &origin)?);
     }
     if let Some(path) = &args.plot_sensitivity {
         tornado_svg(&report, path).map_err(Error::Internal)?;
@@ -276,6 +221,10 @@ fn run_plan(args: &PlanArgs, catalog: &Catalog) -> Result<String, Error> {
 }
 
 fn run_sweep_command(args: &SweepArgs, catalog: &Catalog) -> Result<String, Error> {
+    let options::SweepRun {
+        sweep: sweep_options,
+        draws,
+    } = options::sweep_run(args)?;
     let origin = args.scenario.display().to_string();
     let file = ScenarioFile::read(&args.scenario)?;
     let space = SearchSpace::resolve(&file, catalog, args.objective, &origin)?;
@@ -306,23 +255,8 @@ fn run_sweep_command(args: &SweepArgs, catalog: &Catalog) -> Result<String, Erro
             ),
         });
     }
-    let shard = args
-        .shard
-        .as_deref()
-        .map(parse_shard)
-        .transpose()
-        .map_err(Error::Usage)?;
-    let mut report = run_sweep(
-        &space,
-        &SweepOptions {
-            backend: args.backend,
-            adapters: args.adapters,
-            top: args.top,
-            shard,
-            progress: !args.no_progress,
-        },
-    )?;
-    let confidence = check_confidence("--confidence", args.draws.confidence).map_err(Error::Usage)?;
+    let mut report = run_sweep(&space, &sweep_options)?;
+    let confidence = draws.confidence;
     report.interval_confidence = Some(confidence);
     for entry in &mut report.top {
         let interval = entry_interval(catalog, &entry.layout, space.model.is_moe(), confidence);
@@ -338,11 +272,6 @@ fn run_sweep_command(args: &SweepArgs, catalog: &Catalog) -> Result<String, Erro
             open_engines(Backend::Gpu, Adapters::Best, &notes)?
         } else {
             vec![]
-        };
-        let draws = DrawOptions {
-            draws: args.draws.draws,
-            seed: args.draws.seed,
-            confidence,
         };
         let ranking = sweep_ranking(
             &file,
@@ -417,7 +346,7 @@ fn run_estimate(args: &EstimateArgs, catalog: &Catalog) -> Result<String, Error>
     if args.print_default {
         return Ok(DEFAULT_SCENARIO.to_string());
     }
-    let confidence = check_confidence("--confidence", args.confidence).map_err(Error::Usage)?;
+    let confidence = options::confidence(args.confidence)?;
     let (mut file, origin) = match &args.scenario {
         Some(path) => (ScenarioFile::read(path)?, path.display().to_string()),
         None => (
@@ -426,7 +355,7 @@ fn run_estimate(args: &EstimateArgs, catalog: &Catalog) -> Result<String, Error>
         ),
     };
     if let Some(config) = &args.hf_config {
-        file.model = crate::scenario::ModelSection {
+        file.model = crate::input::scenario::ModelSection {
             hf_config: Some(config.display().to_string()),
             ..Default::default()
         };
@@ -474,19 +403,13 @@ fn run_validate(
     catalog: &Catalog,
     output_file: Option<&std::path::Path>,
 ) -> Result<String, Error> {
-    if let Some(limit) = args.max_mape {
-        if !limit.is_finite() || limit < 0.0 {
-            return Err(Error::Usage(format!(
-                "--max-mape {limit}: expected a percentage of at least 0"
-            )));
-        }
-    }
+    let max_mape = options::max_mape(args)?;
     let rows = read_runs(&args.runs)?;
     let report = validate(&rows, catalog, args.assume);
     let text = exporter(args.output.json, args.output.csv, args.output.wide)
         .validation(&report)
         .map_err(internal)?;
-    if let Some(limit) = args.max_mape {
+    if let Some(limit) = max_mape {
         let failure = match &report.overall {
             // Nothing priced is not a pass.
             None => Some(format!(
@@ -511,7 +434,7 @@ fn run_validate(
 /// must be a row of the runs file.
 fn read_skipped_runs(
     path: &std::path::Path,
-    rows: &[crate::validate::RunRow],
+    rows: &[crate::analysis::validate::RunRow],
 ) -> Result<std::collections::BTreeSet<String>, Error> {
     let origin = path.display().to_string();
     let runs_err = |message: String| Error::Runs {
@@ -545,14 +468,7 @@ fn read_skipped_runs(
 }
 
 fn run_fit(args: &FitArgs, catalog: &Catalog) -> Result<String, Error> {
-    for (flag, path) in [
-        ("--write-catalog", &args.write_catalog),
-        ("--write-model-error", &args.write_model_error),
-    ] {
-        if let Some(path) = path {
-            check_output_path(flag, path, None)?;
-        }
-    }
+    options::check_fit(args)?;
     let rows = read_runs(&args.runs)?;
     let skipped = match &args.skip_runs {
         Some(path) => read_skipped_runs(path, &rows)?,

@@ -1,10 +1,10 @@
 //! The command line as the user typed it (clap derive). Nothing here checks or resolves
 //! anything: [`crate::app`] turns these values into a resolved configuration.
 
-use crate::emit::Framework;
-use crate::search::Objective;
-use crate::sweep::driver::{Adapters, Backend};
-use crate::validate::Assume;
+use crate::analysis::validate::Assume;
+use crate::engine::search::Objective;
+use crate::engine::sweep::driver::{Adapters, Backend};
+use crate::report::emit::Framework;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -69,7 +69,7 @@ pub struct SchemaArgs {
     /// The command whose JSON the schema describes (`catalog-stacks`: `catalog --stacks`;
     /// `plan-shard`: `plan --shard K/N`).
     #[arg(value_enum)]
-    pub command: crate::schema::JsonCommand,
+    pub command: crate::report::schema::JsonCommand,
 }
 
 #[derive(Debug, Args)]
@@ -112,7 +112,7 @@ pub struct EstimateArgs {
     pub emit: Option<Framework>,
     /// Confidence of the step-time and time-to-train intervals (the model's error on measured
     /// runs it was not fitted on; catalog/model-error.csv), strictly between 0 and 1.
-    #[arg(long, value_name = "LEVEL", default_value_t = crate::uncertainty::DEFAULT_CONFIDENCE)]
+    #[arg(long, value_name = "LEVEL", default_value_t = crate::analysis::uncertainty::DEFAULT_CONFIDENCE)]
     pub confidence: f64,
     #[command(flatten)]
     pub output: OutputArgs,
@@ -181,9 +181,10 @@ pub struct SweepArgs {
     /// Where to evaluate: gpu, cpu, or auto (a hardware GPU if found, else the CPU).
     #[arg(long, value_enum, default_value_t = Backend::Auto)]
     pub backend: Backend,
-    /// With a GPU backend: the best adapter, or all of them splitting the space.
-    #[arg(long, value_enum, default_value_t = Adapters::Best)]
-    pub adapters: Adapters,
+    /// With a GPU backend: the best adapter, or all of them splitting the space [default: best].
+    /// Refused with `--backend cpu`, which uses none.
+    #[arg(long, value_enum)]
+    pub adapters: Option<Adapters>,
     /// How many layouts to report (1 to 100,000).
     #[arg(long, default_value_t = 20, value_parser = parse_top)]
     pub top: usize,
@@ -219,14 +220,14 @@ pub struct DrawArgs {
     #[arg(long)]
     pub uncertainty: bool,
     /// How many draws --uncertainty takes (1 to 100,000).
-    #[arg(long, value_name = "N", default_value_t = crate::uncertainty::DEFAULT_DRAWS, value_parser = parse_draws)]
+    #[arg(long, value_name = "N", default_value_t = crate::analysis::uncertainty::DEFAULT_DRAWS, value_parser = parse_draws)]
     pub draws: usize,
     /// The draws' random seed: the same seed gives the same draws.
     #[arg(long, value_name = "S", default_value_t = 1)]
     pub seed: u64,
     /// Confidence of the entries' intervals and of the ties (an entry is tied with the first
     /// when it beats it in at least (1 - LEVEL) / 2 of the draws), strictly between 0 and 1.
-    #[arg(long, value_name = "LEVEL", default_value_t = crate::uncertainty::DEFAULT_CONFIDENCE)]
+    #[arg(long, value_name = "LEVEL", default_value_t = crate::analysis::uncertainty::DEFAULT_CONFIDENCE)]
     pub confidence: f64,
 }
 

@@ -1,27 +1,31 @@
 //! clustersweep: which accelerator, how many, on what network and with which parallel layout
 //! trains a model fastest, cheapest or within a power envelope.
 //!
-//! The crate is a library with a thin binary. [`model`] is the analytical model of a training
-//! step (the specification that the GPU shaders mirror); [`catalog`] holds the accelerators and
-//! model presets as data; [`scenario`] reads and checks scenario files; [`validate`] and [`fit`]
-//! hold the model against measured runs; [`export`] prints results; [`app`] runs the commands.
+//! The crate is a library with a thin binary, in layers that import only downward, each a
+//! folder (or, for the leaves and the command line, a few files):
+//!
+//! 1. units: [`units`] (SI conversions, human number formats), [`error`] (errors with their exit
+//!    codes), [`tomlfile`] (TOML sections read with messages that name the line and key).
+//! 2. [`model`]: the analytical model of a training step in f64, the specification that the
+//!    WGSL shaders in `shaders/` mirror function for function.
+//! 3. [`input`]: the catalog and the scenario files, read and checked once.
+//! 4. [`engine`]: the search space, the CPU and GPU engines, and the one driver over them.
+//! 5. [`analysis`]: planning, validation, fitting and uncertainty, through the driver.
+//! 6. [`report`]: typed reports printed as tables, JSON or CSV, their schemas, plots and
+//!    launch arguments.
+//! 7. the command line: [`cli`] records what the user typed, [`options`] resolves and
+//!    cross-checks it, and [`app`] runs the commands.
+//!
+//! `tests/integration/layers.rs` fails on an import that goes up a layer, or a cycle.
 
+pub mod analysis;
 pub mod app;
-pub mod catalog;
 pub mod cli;
-pub mod draws;
-pub mod emit;
+pub mod engine;
 pub mod error;
-pub mod export;
-pub mod fit;
+pub mod input;
 pub mod model;
-pub mod plan;
-pub mod plot;
-pub mod scenario;
-pub mod schema;
-pub mod search;
-pub mod sweep;
+pub mod options;
+pub mod report;
 pub mod tomlfile;
-pub mod uncertainty;
 pub mod units;
-pub mod validate;

@@ -20,9 +20,17 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "lowercase")]
 pub enum Pricing {
     /// Accelerator-hours at the rental price (power and facility included in the price).
-    Rental,
+    Rental = 0,
     /// Purchase price of the accelerators plus the electricity the run draws.
-    Capex,
+    Capex = 1,
+}
+
+impl Pricing {
+    pub const ALL: [Pricing; 2] = [Pricing::Rental, Pricing::Capex];
+    /// The code the shaders use (`PRICING_*` in shaders/model.wgsl).
+    pub fn code(self) -> u32 {
+        self as u32
+    }
 }
 
 /// Power and money facts of one accelerator in one facility.

@@ -493,7 +493,7 @@ fn a_value_listed_twice_in_search_is_an_error_naming_the_key() {
 }
 
 #[test]
-fn output_lost_to_a_full_disk_fails_the_run() {
+fn output_lost_to_a_full_disk_fails_the_run_or_skips_without_dev_full() {
     let full = std::path::Path::new("/dev/full");
     if !full.exists() {
         eprintln!("skipping: no /dev/full on this system");
@@ -648,7 +648,7 @@ fn estimate_hf_config_prices_the_imported_model_with_its_active_parameters() {
 #[test]
 fn scenario_hf_config_is_read_beside_the_scenario_and_keys_beside_it_win() {
     let config = temp_file("hf-key", "config.json", MIXTRAL_CONFIG);
-    let scenario = clustersweep::scenario::DEFAULT_SCENARIO.replace(
+    let scenario = clustersweep::input::scenario::DEFAULT_SCENARIO.replace(
         "preset = \"llama3-70b\"",
         "hf_config = \"config.json\"\nseq_len = 2048\nname = \"mixtral-short\"",
     );
@@ -678,7 +678,7 @@ fn an_hf_config_of_an_unknown_family_exits_2_naming_the_field() {
     let o = clustersweep(&["estimate", "--hf-config", config.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("model_type = \"mamba\""), "{}", stderr(&o));
-    let scenario = clustersweep::scenario::DEFAULT_SCENARIO.replace(
+    let scenario = clustersweep::input::scenario::DEFAULT_SCENARIO.replace(
         "preset = \"llama3-70b\"",
         "preset = \"llama3-70b\"\nhf_config = \"config.json\"",
     );
@@ -714,7 +714,7 @@ fn completions_and_the_man_page_cover_every_command() {
 
 #[test]
 fn a_mistyped_preset_gets_a_did_you_mean() {
-    let text = clustersweep::scenario::DEFAULT_SCENARIO.replace("llama3-70b", "Llama3-70B");
+    let text = clustersweep::input::scenario::DEFAULT_SCENARIO.replace("llama3-70b", "Llama3-70B");
     let path = temp_file("did-you-mean", "s.toml", &text);
     let o = clustersweep(&["estimate", path.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
@@ -894,7 +894,7 @@ fn a_fifo_without_a_writer_says_what_it_waits_for_then_reads_the_scenario() {
     ));
     let mut writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
     writer
-        .write_all(clustersweep::scenario::DEFAULT_SCENARIO.as_bytes())
+        .write_all(clustersweep::input::scenario::DEFAULT_SCENARIO.as_bytes())
         .unwrap();
     drop(writer);
     let o = child.wait_with_output().unwrap();
@@ -904,4 +904,81 @@ fn a_fifo_without_a_writer_says_what_it_waits_for_then_reads_the_scenario() {
     let default_json: serde_json::Value =
         serde_json::from_slice(&clustersweep(&["estimate", "--json"]).stdout).unwrap();
     assert_eq!(fifo_json["step_time_s"], default_json["step_time_s"]);
+}
+
+/// Flags that the command would ignore, or ranks it cannot report, are refused before any work
+/// with the flag named (they used to be ignored: `--adapters` on the CPU backend, and
+/// `--emit-rank` past `--top` failed only after the sweep).
+#[test]
+fn flags_that_would_be_ignored_are_refused_before_the_work() {
+    let path = temp_file("ignored-flags", "s.toml", SMALL_SWEEP);
+    let path = path.to_str().unwrap();
+    for (args, flag) in [
+        (
+            vec!["sweep", path, "--backend", "cpu", "--adapters", "all"],
+            "--adapters all",
+        ),
+        (
+            vec!["sweep", path, "--backend", "cpu", "--adapters", "best"],
+            "--adapters best",
+        ),
+        (
+            vec![
+                "sweep",
+                path,
+                "--backend",
+                "cpu",
+                "--emit",
+                "megatron",
+                "--emit-rank",
+                "4",
+                "--top",
+                "3",
+            ],
+            "--emit-rank 4",
+        ),
+        (
+            vec![
+                "sweep",
+                path,
+                "--backend",
+                "cpu",
+                "--emit",
+                "megatron",
+                "--emit-rank",
+                "0",
+            ],
+            "--emit-rank 0",
+        ),
+        (
+            vec![
+                "plan",
+                "--backend",
+                "cpu",
+                "--emit",
+                "megatron",
+                "--emit-rank",
+                "11",
+            ],
+            "--emit-rank 11",
+        ),
+    ] {
+        let o = clustersweep(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(flag), "{args:?}: {}", stderr(&o));
+    }
+    // Within bounds, the same flags run.
+    let o = clustersweep(&[
+        "sweep",
+        path,
+        "--backend",
+        "cpu",
+        "--emit",
+        "megatron",
+        "--emit-rank",
+        "2",
+        "--top",
+        "3",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
 }

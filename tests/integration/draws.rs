@@ -2,16 +2,15 @@
 //! reproducible, sum to at most one and agree between the engines; sensitivity rows move the
 //! way their mechanisms say, in swing order; the tornado plot draws them.
 
-use crate::gpu::engine;
 use crate::{clustersweep, stderr, temp_file};
-use clustersweep::catalog::assumptions::{apply, with_resolved_families, Assumption};
-use clustersweep::catalog::Catalog;
-use clustersweep::draws::{plan_ranking, sensitivity, sweep_ranking, DrawOptions};
+use clustersweep::analysis::draws::{plan_ranking, sensitivity, sweep_ranking, DrawOptions};
+use clustersweep::analysis::plan::{plan, PlanOptions, PlanReport};
+use clustersweep::engine::search::{Objective, SearchSpace};
+use clustersweep::engine::sweep::driver::{run_sweep, Adapters, Backend, SweepOptions};
+use clustersweep::input::catalog::assumptions::{apply, with_resolved_families, Assumption};
+use clustersweep::input::catalog::Catalog;
+use clustersweep::input::scenario::ScenarioFile;
 use clustersweep::model::run::estimate;
-use clustersweep::plan::{plan, PlanOptions, PlanReport};
-use clustersweep::scenario::ScenarioFile;
-use clustersweep::search::{Objective, SearchSpace};
-use clustersweep::sweep::driver::{run_sweep, Adapters, Backend, SweepOptions};
 use serde_json::Value;
 
 /// LLaMA 3 8B on three accelerators and three sizes under a budget: a plan in seconds.
@@ -107,70 +106,76 @@ fn plan_p_best_is_reproducible_by_seed_and_sums_to_at_most_one() {
     }
 }
 
-#[test]
-fn sweep_p_best_agrees_between_the_cpu_and_the_gpu_for_one_seed() {
-    let Some(gpu) = engine() else { return };
-    let file = ScenarioFile::parse(
-        r#"
-[model]
-preset = "llama3-8b"
-[training]
-global_batch = 256
-[search]
-accelerators = ["h100-sxm", "b200"]
-counts = [64]
-tp = [1, 2, 4, 8]
-pp = [1, 2, 4]
-microbatch = [1, 2]
-zero = [1, 3]
-"#,
-        "gpu-draws",
-    )
-    .unwrap();
-    let catalog = Catalog::builtin();
-    let space = SearchSpace::resolve(&file, &catalog, Objective::Time, "gpu-draws").unwrap();
-    let report = run_sweep(
-        &space,
-        &SweepOptions {
-            backend: Backend::Cpu,
-            adapters: Adapters::Best,
-            top: 8,
-            shard: None,
-            progress: false,
-        },
-    )
-    .unwrap();
-    let opts = draws(40, 3);
-    let cpu = sweep_ranking(
-        &file,
-        &catalog,
-        &report,
-        Objective::Time,
-        None,
-        &opts,
-        "gpu-draws",
-    )
-    .unwrap();
-    let on_gpu = sweep_ranking(
-        &file,
-        &catalog,
-        &report,
-        Objective::Time,
-        Some(&gpu),
-        &opts,
-        "gpu-draws",
-    )
-    .unwrap();
-    // f32 against f64 can only flip near-ties: at most one draw's winner each way.
-    for (c, g) in cpu.p_best.iter().zip(&on_gpu.p_best) {
-        assert!(
-            (c - g).abs() <= 1.0 / 40.0 + 1e-12,
-            "cpu {:?} gpu {:?}",
-            cpu.p_best,
-            on_gpu.p_best
-        );
+/// Needs a GPU adapter: skips without one unless REQUIRE_GPU=1.
+mod gpu_or_skip {
+    use super::*;
+    use crate::gpu_or_skip::engine;
+
+    #[test]
+    fn sweep_p_best_agrees_between_the_cpu_and_the_gpu_for_one_seed() {
+        let Some(gpu) = engine() else { return };
+        let file = ScenarioFile::parse(
+            r#"
+    [model]
+    preset = "llama3-8b"
+    [training]
+    global_batch = 256
+    [search]
+    accelerators = ["h100-sxm", "b200"]
+    counts = [64]
+    tp = [1, 2, 4, 8]
+    pp = [1, 2, 4]
+    microbatch = [1, 2]
+    zero = [1, 3]
+    "#,
+            "gpu-draws",
+        )
+        .unwrap();
+        let catalog = Catalog::builtin();
+        let space = SearchSpace::resolve(&file, &catalog, Objective::Time, "gpu-draws").unwrap();
+        let report = run_sweep(
+            &space,
+            &SweepOptions {
+                backend: Backend::Cpu,
+                adapters: Adapters::Best,
+                top: 8,
+                shard: None,
+                progress: false,
+            },
+        )
+        .unwrap();
+        let opts = draws(40, 3);
+        let cpu = sweep_ranking(
+            &file,
+            &catalog,
+            &report,
+            Objective::Time,
+            None,
+            &opts,
+            "gpu-draws",
+        )
+        .unwrap();
+        let on_gpu = sweep_ranking(
+            &file,
+            &catalog,
+            &report,
+            Objective::Time,
+            Some(&gpu),
+            &opts,
+            "gpu-draws",
+        )
+        .unwrap();
+        // f32 against f64 can only flip near-ties: at most one draw's winner each way.
+        for (c, g) in cpu.p_best.iter().zip(&on_gpu.p_best) {
+            assert!(
+                (c - g).abs() <= 1.0 / 40.0 + 1e-12,
+                "cpu {:?} gpu {:?}",
+                cpu.p_best,
+                on_gpu.p_best
+            );
+        }
+        assert!(cpu.p_best.iter().sum::<f64>() <= 1.0 + 1e-12);
     }
-    assert!(cpu.p_best.iter().sum::<f64>() <= 1.0 + 1e-12);
 }
 
 #[test]

@@ -4,12 +4,12 @@
 //! every number of an accepted estimate finite with the estimate's invariants.
 
 use crate::data;
-use clustersweep::catalog::Catalog;
+use clustersweep::analysis::validate::{parse_runs, validate, Assume};
+use clustersweep::engine::search::{Objective, SearchSpace};
+use clustersweep::engine::sweep::cpu::evaluate_range;
+use clustersweep::input::catalog::Catalog;
+use clustersweep::input::scenario::{ScenarioFile, DEFAULT_SCENARIO};
 use clustersweep::model::run::{estimate, Estimate};
-use clustersweep::scenario::{ScenarioFile, DEFAULT_SCENARIO};
-use clustersweep::search::{Objective, SearchSpace};
-use clustersweep::sweep::cpu::evaluate_range;
-use clustersweep::validate::{parse_runs, validate, Assume};
 use proptest::prelude::*;
 
 /// Values a spreadsheet or a typo puts where a number belongs.

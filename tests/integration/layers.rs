@@ -10,11 +10,11 @@ use std::path::Path;
 const LAYERS: [(&str, &[&str]); 7] = [
     ("units", &["units", "error", "tomlfile"]),
     ("model", &["model"]),
-    ("input", &["catalog", "scenario"]),
-    ("engine", &["search", "sweep"]),
-    ("analysis", &["uncertainty", "validate", "fit", "plan", "draws"]),
-    ("report", &["export", "plot", "emit", "schema"]),
-    ("cli", &["app", "cli"]),
+    ("input", &["input"]),
+    ("engine", &["engine"]),
+    ("analysis", &["analysis"]),
+    ("report", &["report"]),
+    ("cli", &["app", "cli", "options"]),
 ];
 
 fn layer_of(module: &str) -> Option<usize> {
@@ -180,13 +180,14 @@ fn every_module_has_a_layer_and_imports_only_its_own_and_lower_layers() {
         upward.join("\n")
     );
     // The reader sees what it should: these imports exist in the sources.
-    assert!(edges["plan"].contains("sweep::driver"), "{:?}", edges["plan"]);
-    assert!(
-        edges["model::stage"].contains("model::profile"),
-        "{:?}",
-        edges["model::stage"]
-    );
-    assert!(edges["search"].contains("scenario"), "{:?}", edges["search"]);
+    for (module, target) in [
+        ("analysis::plan", "engine::sweep::driver"),
+        ("analysis::draws", "engine::sweep::driver"),
+        ("model::stage", "model::profile"),
+        ("engine::search", "input::scenario"),
+    ] {
+        assert!(edges[module].contains(target), "{module}: {:?}", edges[module]);
+    }
 }
 
 /// Analysis (plan, validate, fit, the draws) calls the one driver, which owns the choice of
@@ -201,13 +202,12 @@ fn analysis_calls_the_driver_never_an_engine() {
             continue;
         }
         for target in targets {
-            if target == "sweep::cpu" || target == "sweep::gpu" {
+            if target == "engine::sweep::cpu" || target == "engine::sweep::gpu" {
                 direct.push(format!("{module} imports {target}"));
             }
         }
     }
     assert!(direct.is_empty(), "{}", direct.join("\n"));
-    assert!(edges["draws"].contains("sweep::driver"), "{:?}", edges["draws"]);
 }
 
 /// Regression (issue 10): catalog, export, fit, plan, scenario, search, sweep, uncertainty and

@@ -1,11 +1,12 @@
 //! The one integration-test binary: the real `clustersweep` executable and the library's
 //! public surface, end to end. Modules group the tests by command; regression tests are named
-//! after what they reproduce.
+//! after what they reproduce. Tests that need a GPU adapter have `gpu_or_skip` in their path:
+//! without an adapter they skip with a message, unless `REQUIRE_GPU=1` (CI), where they fail.
 
 mod cli;
 mod draws;
 mod fuzz;
-mod gpu;
+mod gpu_or_skip;
 mod layers;
 mod model_properties;
 mod plan;

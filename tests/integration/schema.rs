@@ -2,7 +2,7 @@
 //! the schema declares every key printed (its objects allow no others).
 
 use crate::{clustersweep, data, stderr, stdout, temp_file};
-use clustersweep::schema::JsonCommand;
+use clustersweep::report::schema::JsonCommand;
 use serde_json::Value;
 
 /// The schema the binary prints for `command`, compiled.
@@ -96,7 +96,7 @@ fn every_json_report_conforms_to_the_schema_of_its_command() {
         let output = assert_conforms(command, &args);
         assert_eq!(
             output["schema_version"],
-            clustersweep::export::SCHEMA_VERSION,
+            clustersweep::report::export::SCHEMA_VERSION,
             "{args:?}"
         );
     }
@@ -130,7 +130,7 @@ fn a_schema_refuses_keys_it_does_not_declare() {
             .remove(key);
     }
     assert!(estimate.is_valid(&output));
-    output["schema_version"] = (clustersweep::export::SCHEMA_VERSION + 1).into();
+    output["schema_version"] = (clustersweep::report::export::SCHEMA_VERSION + 1).into();
     assert!(!estimate.is_valid(&output), "the version is a constant");
     for command in <JsonCommand as clap::ValueEnum>::value_variants() {
         let name = clap::ValueEnum::to_possible_value(command)

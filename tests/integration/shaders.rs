@@ -1,12 +1,15 @@
 //! The shaders without a GPU: naga parses and validates them, and every host-shareable WGSL
 //! struct has the size and member offsets of its #[repr(C)] Rust twin.
 
+use clustersweep::engine::search;
+use clustersweep::engine::sweep::gpu::{
+    Outcome, HITS_SLOT, NOT_RANKED, SHADER_SOURCE, THRESHOLD_MARGIN, THRESHOLD_SLOT,
+};
+use clustersweep::engine::sweep::gpu_types::*;
+use clustersweep::model::run::Pricing;
 use clustersweep::model::{
     AttentionKernel, Dtype, FfnKind, LayoutViolation, Recompute, StackViolation, ZeroSync,
 };
-use clustersweep::search;
-use clustersweep::sweep::gpu::{Outcome, HITS_SLOT, NOT_RANKED, SHADER_SOURCE, THRESHOLD_SLOT};
-use clustersweep::sweep::gpu_types::*;
 use std::mem::{offset_of, size_of};
 use wgpu::naga;
 
@@ -104,10 +107,10 @@ fn host_structs_match_their_wgsl_twins() {
             global_batch_bound,
             tokens,
             objective,
-            n_accelerators,
-            n_stacks,
             moe_imbalance,
+            pad0,
             pad1,
+            pad2,
         ]
     );
     same_layout!(
@@ -194,7 +197,6 @@ fn host_structs_match_their_wgsl_twins() {
             average_power_fraction,
             pue,
             electricity_usd_per_mwh,
-            price_usd,
             price_per_hour_usd,
             capex_per_accelerator_usd,
             failure_rate_per_hour,
@@ -259,6 +261,35 @@ fn host_structs_match_their_wgsl_twins() {
     );
 }
 
+/// Every member of a struct the host uploads is read by the shaders (a field written on the
+/// host and never read is a twin that drifted, or a value the GPU path silently ignores);
+/// members named `pad*` only pad.
+#[test]
+fn every_uploaded_field_is_read_by_the_shaders() {
+    let m = module();
+    for name in [
+        "GpuModel",
+        "GpuTraining",
+        "GpuStack",
+        "GpuAccelerator",
+        "GpuBatch",
+    ] {
+        let (members, _) = wgsl_struct(&m, name);
+        for (member, _) in members {
+            if member.starts_with("pad") {
+                continue;
+            }
+            let read = SHADER_SOURCE
+                .match_indices(&format!(".{member}"))
+                .any(|(at, hit)| {
+                    let next = SHADER_SOURCE[at + hit.len()..].chars().next();
+                    !next.is_some_and(|c| c.is_alphanumeric() || c == '_')
+                });
+            assert!(read, "{name}.{member} is uploaded but no shader reads it");
+        }
+    }
+}
+
 #[test]
 fn each_shader_names_its_twin() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -271,15 +302,11 @@ fn each_shader_names_its_twin() {
             "{} starts with {first:?}",
             path.display()
         );
-        let twins: Vec<&str> = first
-            .split([' ', ',', '(', ')'])
-            .map(|w| w.trim_end_matches('.'))
-            .filter(|w| w.starts_with("src/") && w.ends_with(".rs"))
-            .collect();
+        let twins = twin_files(&text);
         assert!(!twins.is_empty(), "{}", path.display());
         for twin in twins {
             assert!(
-                root.join(twin).exists(),
+                root.join(&twin).exists(),
                 "{} names {twin}, which does not exist",
                 path.display()
             );
@@ -364,6 +391,13 @@ fn gpu_codes_in_the_shaders_are_the_rust_enums_codes() {
         ("OUTCOME_STACK", Outcome::Stack),
     ] {
         assert_eq!(wgsl_u32(name), o.code(), "{name}");
+    }
+    for p in Pricing::ALL {
+        assert_eq!(
+            wgsl_u32(&format!("PRICING_{}", format!("{p:?}").to_uppercase())),
+            p.code(),
+            "{p:?}"
+        );
     }
     for f in FfnKind::ALL {
         assert_eq!(
@@ -456,6 +490,7 @@ fn float_constants_in_the_shaders_are_the_specs() {
         assert_eq!(wgsl_f32(name), spec as f32, "{name}");
     }
     assert_eq!(wgsl_f32("NOT_RANKED"), NOT_RANKED);
+    assert_eq!(wgsl_f32("THRESHOLD_MARGIN"), THRESHOLD_MARGIN as f32);
 }
 
 /// The text of a WGSL function, from `fn NAME(` to its closing brace at column 0.
@@ -474,7 +509,7 @@ const DECLARED_TWINS: [(&str, &str, &str); 28] = [
     // (WGSL function, the Rust file, its twin there or "" for none, with why)
     ("all_to_all_share", "src/model/comm.rs", "let share = |peers"),
     ("attention_is_fused", "src/model/mod.rs", "pub fn is_fused"),
-    ("axis_value", "src/search.rs", "let v = |axis: usize|"),
+    ("axis_value", "src/engine/search.rs", "let v = |axis: usize|"),
     ("div_ceil", "", "Rust's u32::div_ceil"),
     (
         "dp_collective",
@@ -509,7 +544,7 @@ const DECLARED_TWINS: [(&str, &str, &str); 28] = [
         "let per_layer = |bytes: f64|",
     ),
     ("profile_layer", "src/model/profile.rs", "pub layer: LayerCosts"),
-    ("run_training", "src/search.rs", "pub fn training_for("),
+    ("run_training", "src/engine/search.rs", "pub fn training_for("),
     (
         "sends_per_microbatch",
         "src/model/stage.rs",
@@ -521,7 +556,7 @@ const DECLARED_TWINS: [(&str, &str, &str); 28] = [
         "pub fn total_s(&self)",
     ),
     ("zero_shard", "src/model/stage.rs", "let shard = |stage: u32|"),
-    ("outer_key", "src/sweep/cpu.rs", "digits[..PROFILE_AXES]"),
+    ("outer_key", "src/engine/sweep/cpu.rs", "digits[..PROFILE_AXES]"),
     (
         "key_float",
         "",
@@ -543,7 +578,7 @@ const DECLARED_TWINS: [(&str, &str, &str); 28] = [
     (
         "sweep_main",
         "",
-        "GPU only: entry point; the CPU engine is src/sweep/cpu.rs",
+        "GPU only: entry point; the CPU engine is src/engine/sweep/cpu.rs",
     ),
     (
         "evaluate_main",
@@ -562,52 +597,76 @@ const DECLARED_TWINS: [(&str, &str, &str); 28] = [
     ),
 ];
 
-/// Every WGSL function has a Rust twin of the same name, or is declared above with its twin's
-/// other name (which must exist) or the reason it has none; the table has no stale entries.
+/// The Rust files a shader names as its twins: the paths in the sentence its header opens
+/// with ("// Twin: src/a.rs (...) and src/b.rs (...).").
+fn twin_files(shader_text: &str) -> Vec<String> {
+    let header: String = shader_text
+        .lines()
+        .map_while(|l| l.strip_prefix("//"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let sentence = header.split_once("Twin:").map_or("", |(_, rest)| rest);
+    let sentence = sentence.split_once(". ").map_or(sentence, |(first, _)| first);
+    sentence
+        .split([' ', ',', '(', ')'])
+        .map(|w| w.trim_end_matches('.'))
+        .filter(|w| w.starts_with("src/") && w.ends_with(".rs"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every WGSL function has a Rust twin of the same name in a file its shader names as its twin
+/// (so a function that drifts into another shader is caught), or is declared above with its
+/// twin's other name in one of those files (which must hold it) or the reason it has none; the
+/// table has no stale entries.
 #[test]
 fn every_wgsl_function_has_a_rust_twin_or_a_declared_reason() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut rust = String::new();
-    let mut stack = vec![root.join("src")];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                rust += &std::fs::read_to_string(path).unwrap();
-            }
-        }
-    }
-    let wgsl_functions: Vec<&str> = SHADER_SOURCE
-        .lines()
-        .filter_map(|l| l.strip_prefix("fn "))
-        .map(|l| &l[..l.find('(').unwrap()])
-        .collect();
-    let has_rust_fn =
-        |name: &str| rust.contains(&format!("fn {name}(")) || rust.contains(&format!("fn {name}<"));
-    for f in &wgsl_functions {
-        let declared = DECLARED_TWINS.iter().find(|(w, ..)| w == f);
-        match declared {
-            None => assert!(
-                has_rust_fn(f),
-                "WGSL fn {f} has no Rust twin `fn {f}`: write one, or declare it in DECLARED_TWINS"
-            ),
-            Some((_, file, twin)) => {
-                assert!(
-                    !has_rust_fn(f),
-                    "{f} has a same-named Rust twin: drop it from DECLARED_TWINS"
-                );
-                if !file.is_empty() {
-                    let text = std::fs::read_to_string(root.join(file)).unwrap();
-                    assert!(text.contains(twin), "{f}: {file} has no `{twin}`");
+    let mut wgsl_functions: Vec<String> = vec![];
+    for entry in std::fs::read_dir(root.join("shaders")).unwrap() {
+        let path = entry.unwrap().path();
+        let shader = path.display().to_string();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let twins = twin_files(&text);
+        assert!(!twins.is_empty(), "{shader} names no twin");
+        let rust: String = twins
+            .iter()
+            .map(|t| std::fs::read_to_string(root.join(t)).unwrap())
+            .collect();
+        let has_rust_fn =
+            |name: &str| rust.contains(&format!("fn {name}(")) || rust.contains(&format!("fn {name}<"));
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix("fn ") else {
+                continue;
+            };
+            let f = &rest[..rest.find('(').unwrap()];
+            wgsl_functions.push(f.to_string());
+            match DECLARED_TWINS.iter().find(|(w, ..)| *w == f) {
+                None => assert!(
+                    has_rust_fn(f),
+                    "WGSL fn {f} of {shader} has no Rust twin `fn {f}` in its twins {twins:?}: write \
+                     one, or declare it in DECLARED_TWINS"
+                ),
+                Some((_, file, twin)) => {
+                    assert!(
+                        !has_rust_fn(f),
+                        "{f} has a same-named Rust twin: drop it from DECLARED_TWINS"
+                    );
+                    if !file.is_empty() {
+                        assert!(
+                            twins.iter().any(|t| t == file),
+                            "{f} of {shader} is declared in {file}, which is not one of its twins {twins:?}"
+                        );
+                        let text = std::fs::read_to_string(root.join(file)).unwrap();
+                        assert!(text.contains(twin), "{f}: {file} has no `{twin}`");
+                    }
                 }
             }
         }
     }
     for (w, ..) in DECLARED_TWINS {
         assert!(
-            wgsl_functions.contains(&w),
+            wgsl_functions.iter().any(|f| f == w),
             "DECLARED_TWINS names {w}, which no shader defines"
         );
     }

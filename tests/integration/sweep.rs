@@ -17,6 +17,12 @@ counts = [64, 128, 256]
 global_batch_tokens = 4194304
 "#;
 
+/// The CPU sweep of [`SCENARIO`] with its top 12, run once for every test that reads it.
+fn whole_sweep() -> &'static Value {
+    static WHOLE: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    WHOLE.get_or_init(|| sweep_json("whole", &[]))
+}
+
 fn sweep_json(test: &str, extra: &[&str]) -> Value {
     let path = temp_file(test, "sweep.toml", SCENARIO);
     let mut args = vec![
@@ -36,7 +42,7 @@ fn sweep_json(test: &str, extra: &[&str]) -> Value {
 
 #[test]
 fn sweep_json_has_the_layout_and_every_estimate_field() {
-    let v = sweep_json("fields", &[]);
+    let v = whole_sweep();
     let top = v["top"].as_array().unwrap();
     assert_eq!(top.len(), 12);
     for key in LAYOUT_KEYS {
@@ -83,7 +89,7 @@ fn sweep_json_has_the_layout_and_every_estimate_field() {
 
 #[test]
 fn estimate_of_a_top_layout_gives_the_same_numbers() {
-    let v = sweep_json("estimate-agrees", &[]);
+    let v = whole_sweep();
     for entry in v["top"].as_array().unwrap().iter().take(3) {
         let l = &entry["layout"];
         let text = format!(
@@ -113,7 +119,7 @@ fn estimate_of_a_top_layout_gives_the_same_numbers() {
 
 #[test]
 fn merged_shards_give_the_single_run_top_k() {
-    let whole = sweep_json("shards", &[]);
+    let whole = whole_sweep();
     let mut parts = vec![];
     for k in 1..=3 {
         let part = sweep_json("shards", &["--shard", &format!("{k}/3")]);
@@ -133,7 +139,7 @@ fn merged_shards_give_the_single_run_top_k() {
             .map(|e| e["index"].as_u64().unwrap())
             .collect::<Vec<_>>()
     };
-    assert_eq!(ids(&merged), ids(&whole));
+    assert_eq!(ids(&merged), ids(whole));
     assert_eq!(merged["counts"], whole["counts"]);
     // Merging a part twice is refused.
     let o = clustersweep(&["merge", &parts[0], &parts[0]]);
@@ -143,7 +149,7 @@ fn merged_shards_give_the_single_run_top_k() {
 
 #[test]
 fn merges_refuse_missing_shards_and_shallower_parts_and_merges_of_merges_work() {
-    let whole = sweep_json("merge-checks", &[]);
+    let whole = whole_sweep();
     let scenario = temp_file("merge-checks", "sweep.toml", SCENARIO);
     let part = |k: u32, top: &str| {
         let shard = format!("{k}/3");
@@ -299,45 +305,50 @@ fn bench_reports_layouts_per_second() {
     assert!(draws["draws_per_s"].as_f64().unwrap() > 0.0, "{draws}");
 }
 
-#[test]
-fn a_gpu_that_fails_mid_sweep_is_finished_on_the_cpu() {
-    if crate::gpu::engine().is_none() {
-        return;
+/// Needs a GPU adapter: skips without one unless REQUIRE_GPU=1.
+mod gpu_or_skip {
+    use super::*;
+
+    #[test]
+    fn a_gpu_that_fails_mid_sweep_is_finished_on_the_cpu() {
+        if crate::gpu_or_skip::engine().is_none() {
+            return;
+        }
+        let path = temp_file("fault", "sweep.toml", SCENARIO);
+        let cpu = whole_sweep();
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_clustersweep"))
+            .args([
+                "sweep",
+                path.to_str().unwrap(),
+                "--backend",
+                "gpu",
+                "--json",
+                "--top",
+                "12",
+            ])
+            .env("CLUSTERSWEEP_GPU_FAULT_AFTER", "1")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stderr(&o).contains("the CPU finished"), "{}", stderr(&o));
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["counts"], cpu["counts"]);
+        let ids = |v: &Value| {
+            v["top"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["index"].as_u64().unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&v), ids(cpu));
+        // The report names both backends, and what each did (it said "gpu" alone).
+        assert_eq!(v["backend"], "gpu+cpu", "{}", v["backend"]);
+        let by = &v["layouts_by_backend"];
+        let (gpu, cpu_layouts) = (by["gpu"].as_u64().unwrap(), by["cpu"].as_u64().unwrap());
+        assert!(gpu > 0 && cpu_layouts > 0);
+        assert_eq!(gpu + cpu_layouts, v["counts"]["evaluated"].as_u64().unwrap());
     }
-    let path = temp_file("fault", "sweep.toml", SCENARIO);
-    let cpu = sweep_json("fault", &[]);
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_clustersweep"))
-        .args([
-            "sweep",
-            path.to_str().unwrap(),
-            "--backend",
-            "gpu",
-            "--json",
-            "--top",
-            "12",
-        ])
-        .env("CLUSTERSWEEP_GPU_FAULT_AFTER", "1")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("the CPU finished"), "{}", stderr(&o));
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["counts"], cpu["counts"]);
-    let ids = |v: &Value| {
-        v["top"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["index"].as_u64().unwrap())
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(ids(&v), ids(&cpu));
-    // The report names both backends, and what each did (it said "gpu" alone).
-    assert_eq!(v["backend"], "gpu+cpu", "{}", v["backend"]);
-    let by = &v["layouts_by_backend"];
-    let (gpu, cpu_layouts) = (by["gpu"].as_u64().unwrap(), by["cpu"].as_u64().unwrap());
-    assert!(gpu > 0 && cpu_layouts > 0);
-    assert_eq!(gpu + cpu_layouts, v["counts"]["evaluated"].as_u64().unwrap());
 }
 
 #[test]

@@ -1,10 +1,10 @@
 //! The model against the measured runs of tests/data/measured-runs.csv: the headline figure.
 
 use crate::data;
-use clustersweep::catalog::Catalog;
-use clustersweep::fit::HoldOut;
-use clustersweep::uncertainty::{coverage, ModelError, DEFAULT_CONFIDENCE};
-use clustersweep::validate::{read_runs, validate, Assume, Source, ValidationReport};
+use clustersweep::analysis::fit::HoldOut;
+use clustersweep::analysis::uncertainty::{coverage, ModelError, DEFAULT_CONFIDENCE};
+use clustersweep::analysis::validate::{read_runs, validate, Assume, Source, ValidationReport};
+use clustersweep::input::catalog::Catalog;
 use std::sync::OnceLock;
 
 /// The run ids the fit does not learn from (`fit --skip-runs tests/data/fit-skipped-runs.csv`).
@@ -63,7 +63,13 @@ fn held_out() -> &'static [HoldOut] {
     static HELD: OnceLock<Vec<HoldOut>> = OnceLock::new();
     HELD.get_or_init(|| {
         let rows = read_runs(&data("measured-runs.csv")).unwrap();
-        clustersweep::fit::cross_validate(&rows, &skipped_runs(), &Catalog::builtin(), 400, Assume::Stack)
+        clustersweep::analysis::fit::cross_validate(
+            &rows,
+            &skipped_runs(),
+            &Catalog::builtin(),
+            400,
+            Assume::Stack,
+        )
     })
 }
 

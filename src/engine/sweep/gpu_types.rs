@@ -4,9 +4,8 @@
 //! Everything is 32-bit: counts as `u32`, physics as `f32` (the GPU path is f32; the CPU twin is
 //! the f64 model).
 
-use crate::model::run::Pricing;
+use crate::engine::search::{SearchSpace, SpaceAccelerator, N_AXES};
 use crate::model::{Dtype, Stack, Training, Transformer};
-use crate::search::{SearchSpace, SpaceAccelerator, N_AXES};
 use bytemuck::{Pod, Zeroable};
 
 /// Twin of `GpuModel` in `shaders/model.wgsl`.
@@ -48,10 +47,11 @@ pub struct GpuTraining {
     pub global_batch_bound: u32,
     pub tokens: f32,
     pub objective: u32,
-    pub n_accelerators: u32,
-    pub n_stacks: u32,
     pub moe_imbalance: f32,
+    // Pads to 32 bytes.
+    pub pad0: u32,
     pub pad1: u32,
+    pub pad2: u32,
 }
 
 /// Twin of `GpuStack` in `shaders/model.wgsl`: one stack's switches ([`Stack`], booleans as 0/1)
@@ -139,7 +139,6 @@ pub struct GpuAccelerator {
     pub average_power_fraction: f32,
     pub pue: f32,
     pub electricity_usd_per_mwh: f32,
-    pub price_usd: f32,
     pub price_per_hour_usd: f32,
     pub capex_per_accelerator_usd: f32,
     pub failure_rate_per_hour: f32,
@@ -193,7 +192,7 @@ pub struct GpuHit {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub struct GpuMetrics {
-    /// An outcome code (`OUTCOME_*` in `shaders/sweep.wgsl`, [`crate::sweep::gpu::Outcome`]).
+    /// An outcome code (`OUTCOME_*` in `shaders/sweep.wgsl`, [`crate::engine::sweep::gpu::Outcome`]).
     pub outcome: u32,
     pub step_time_s: f32,
     pub tokens_per_s: f32,
@@ -263,10 +262,10 @@ pub fn gpu_training(space: &SearchSpace) -> GpuTraining {
         global_batch_bound: space.global_batch_bound as u32,
         tokens: space.tokens() as f32,
         objective: space.objective.code(),
-        n_accelerators: space.accelerators.len() as u32,
-        n_stacks: space.stacks.len() as u32,
         moe_imbalance: space.moe_imbalance() as f32,
+        pad0: 0,
         pad1: 0,
+        pad2: 0,
     }
 }
 
@@ -358,16 +357,12 @@ pub fn gpu_accelerator(a: &SpaceAccelerator) -> GpuAccelerator {
         average_power_fraction: econ.average_power_fraction as f32,
         pue: econ.pue as f32,
         electricity_usd_per_mwh: econ.electricity_usd_per_mwh as f32,
-        price_usd: econ.price_usd as f32,
         price_per_hour_usd: econ.price_per_hour_usd as f32,
         capex_per_accelerator_usd: econ.capex_per_accelerator_usd as f32,
         failure_rate_per_hour: econ.failure_rate_per_hour as f32,
         checkpoint_bytes_per_s: econ.checkpoint_bytes_per_s as f32,
         restart_s: econ.restart_s as f32,
-        pricing: match econ.pricing {
-            Pricing::Rental => 0,
-            Pricing::Capex => 1,
-        },
+        pricing: econ.pricing.code(),
         supports_dtype: a.supports_dtype as u32,
     }
 }

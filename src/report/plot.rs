@@ -7,7 +7,7 @@
 //! objective's winner is marked with a cross; the deadline, the budget and the power envelope
 //! are drawn as dashed lines where the scenario sets them.
 
-use crate::plan::{Plan, PlanReport};
+use crate::analysis::plan::{Plan, PlanReport};
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -42,7 +42,7 @@ const PALETTE: [RGBColor; 20] = [
 pub fn colour(id: &str) -> RGBColor {
     static BUILTIN: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     let ids = BUILTIN.get_or_init(|| {
-        crate::catalog::Catalog::builtin()
+        crate::input::catalog::Catalog::builtin()
             .accelerators
             .iter()
             .map(|a| a.id.clone())
@@ -51,7 +51,7 @@ pub fn colour(id: &str) -> RGBColor {
     let i = match ids.iter().position(|a| a == id) {
         Some(i) => i,
         None => {
-            let hash = crate::sweep::driver::fnv1a_hex(id);
+            let hash = crate::engine::sweep::driver::fnv1a_hex(id);
             u64::from_str_radix(&hash, 16).unwrap_or(0) as usize
         }
     };
@@ -479,7 +479,7 @@ pub fn breakdown_svg(report: &PlanReport, path: &Path) -> Result<(), String> {
     let labels: Vec<String> = plans
         .iter()
         .enumerate()
-        .map(|(i, p)| format!("{}. {}", i + 1, crate::plan::plan_words(p)))
+        .map(|(i, p)| format!("{}. {}", i + 1, crate::analysis::plan::plan_words(p)))
         .collect();
     let draw = || -> Result<(), Failure> {
         let root = SVGBackend::new(path, (1100 + LEGEND_WIDTH, 110 + 40 * n as u32)).into_drawing_area();

@@ -346,10 +346,10 @@ fn as_u32(key: &str, v: &Value) -> Result<u32, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::Catalog;
+    use crate::input::catalog::Catalog;
+    use crate::input::scenario::resolve_model;
     use crate::model::flops::{active_params, total_params};
     use crate::model::Transformer;
-    use crate::scenario::resolve_model;
 
     /// Abridged from the released config.json files (the fields the families use, and a few
     /// they do not, as the real files carry).
@@ -506,7 +506,7 @@ mod tests {
             (GPT_OSS_120B, "gpt-oss-120b"),
             (LLAMA4_MAVERICK, "llama4-maverick"),
         ] {
-            let section = crate::scenario::ModelSection {
+            let section = crate::input::scenario::ModelSection {
                 preset: Some(preset.into()),
                 ..Default::default()
             };

@@ -12,9 +12,9 @@
 //! catalog sources it; the fit only absorbs what no datasheet states: how well real kernels
 //! use the tensor cores.
 
-use crate::catalog::{Catalog, EfficiencyFamily, FittedEfficiency, FITTABLE};
-use crate::uncertainty::HeldOutPrediction;
-use crate::validate::{best_candidate, prepare_row, Assume, PreparedRow, RunRow};
+use crate::analysis::uncertainty::HeldOutPrediction;
+use crate::analysis::validate::{best_candidate, prepare_row, Assume, PreparedRow, RunRow};
+use crate::input::catalog::{Catalog, EfficiencyFamily, FittedEfficiency, FITTABLE};
 use serde::Serialize;
 use std::collections::BTreeMap;
 

@@ -1,13 +1,14 @@
-//! The GPU and CPU backends agree. In CI (`REQUIRE_GPU=1`) a missing adapter fails these
-//! tests; on a machine without one they skip with a message.
+//! The GPU and CPU backends agree. Every test here (and in the `gpu_or_skip` modules of the
+//! other files) needs a GPU adapter: in CI (`REQUIRE_GPU=1`) a missing adapter fails it; on a
+//! machine without one it skips with a message, as the module's name says.
 
-use clustersweep::catalog::Catalog;
+use clustersweep::engine::search::{Invalid, Objective, SearchSpace};
+use clustersweep::engine::sweep::bench::bench_space;
+use clustersweep::engine::sweep::cpu::sweep_cpu;
+use clustersweep::engine::sweep::gpu::{select_adapters, GpuEngine, Outcome};
+use clustersweep::input::catalog::Catalog;
+use clustersweep::input::scenario::ScenarioFile;
 use clustersweep::model::run::estimate;
-use clustersweep::scenario::ScenarioFile;
-use clustersweep::search::{Invalid, Objective, SearchSpace};
-use clustersweep::sweep::bench::bench_space;
-use clustersweep::sweep::cpu::sweep_cpu;
-use clustersweep::sweep::gpu::{select_adapters, GpuEngine, Outcome};
 
 /// The best adapter, software ones included; None (with a message) when there is none and CI
 /// does not require one.
@@ -326,8 +327,8 @@ fn gpu_sweep_of_a_slice_past_2_to_the_32_decodes_64_bit_indices() {
 
 #[test]
 fn gpu_and_cpu_backends_give_the_same_plan() {
-    use clustersweep::plan::{plan, PlanOptions, DEFAULT_PLAN};
-    use clustersweep::sweep::driver::Backend;
+    use clustersweep::analysis::plan::{plan, PlanOptions, DEFAULT_PLAN};
+    use clustersweep::engine::sweep::driver::Backend;
     if engine().is_none() {
         return;
     }

@@ -6,9 +6,9 @@
 //! stage-level functions. Chunks merge their counts and top-k.
 
 use super::{objective_value, Partial, Ranked};
+use crate::engine::search::{SearchSpace, N_AXES, PROFILE_AXES};
 use crate::model::profile::{profile, Profile};
 use crate::model::run::estimate_with;
-use crate::search::{SearchSpace, N_AXES, PROFILE_AXES};
 use rayon::prelude::*;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -101,11 +101,11 @@ pub fn sweep_cpu(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::Catalog;
+    use crate::engine::search::Objective;
+    use crate::input::catalog::Catalog;
+    use crate::input::scenario::ScenarioFile;
     use crate::model::run::estimate;
     use crate::model::step::data_parallel_outermost;
-    use crate::scenario::ScenarioFile;
-    use crate::search::Objective;
 
     fn space() -> SearchSpace {
         let text = "[model]\npreset = \"llama3-8b\"\n[training]\nglobal_batch = 256\n[search]\n\

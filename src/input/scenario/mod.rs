@@ -8,9 +8,11 @@
 
 pub mod hf_config;
 
-use crate::catalog::stacks::{grad_bytes, MicrobatchDefault};
-use crate::catalog::{AcceleratorSpec, Catalog, Facility, ModelPreset, PeakTflops, StackSpec, DEFAULT_STACK};
 use crate::error::Error;
+use crate::input::catalog::stacks::{grad_bytes, MicrobatchDefault};
+use crate::input::catalog::{
+    AcceleratorSpec, Catalog, Facility, ModelPreset, PeakTflops, StackSpec, DEFAULT_STACK,
+};
 use crate::model::flops::total_params;
 use crate::model::run::{Economics, Pricing};
 use crate::model::{
@@ -1119,7 +1121,7 @@ pub struct AxisRange {
     pub factor: Option<u64>,
 }
 
-/// `[search]` as written. Every key is optional; see [`crate::search::SearchSpace::resolve`] for the defaults.
+/// `[search]` as written. Every key is optional; see [`crate::engine::search::SearchSpace::resolve`] for the defaults.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchSection {

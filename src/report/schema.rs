@@ -1,11 +1,13 @@
 //! The JSON Schema of each command's `--json` output (`clustersweep schema COMMAND`), made from
 //! the report types themselves, so that a schema cannot drift from what is printed.
 
-use crate::export::{AdaptersReport, EstimateReport, FitReport, StacksReport, Versioned, SCHEMA_VERSION};
-use crate::plan::{PlanPart, PlanReport};
-use crate::sweep::bench::BenchReport;
-use crate::sweep::driver::SweepReport;
-use crate::validate::ValidationReport;
+use crate::analysis::plan::{PlanPart, PlanReport};
+use crate::analysis::validate::ValidationReport;
+use crate::engine::sweep::bench::BenchReport;
+use crate::engine::sweep::driver::SweepReport;
+use crate::report::export::{
+    AdaptersReport, EstimateReport, FitReport, StacksReport, Versioned, SCHEMA_VERSION,
+};
 use schemars::generate::SchemaSettings;
 use schemars::transform::{transform_subschemas, Transform};
 use schemars::{JsonSchema, Schema};
@@ -55,7 +57,7 @@ pub fn json_schema(command: JsonCommand) -> serde_json::Value {
     let mut schema = match command {
         JsonCommand::Estimate => schema_of::<EstimateReport>(),
         JsonCommand::Validate => schema_of::<ValidationReport>(),
-        JsonCommand::Catalog => schema_of::<crate::catalog::Catalog>(),
+        JsonCommand::Catalog => schema_of::<crate::input::catalog::Catalog>(),
         JsonCommand::CatalogStacks => schema_of::<StacksReport<'static>>(),
         JsonCommand::Fit => schema_of::<FitReport>(),
         JsonCommand::Sweep | JsonCommand::Merge => schema_of::<SweepReport>(),

@@ -4,10 +4,10 @@ use super::cpu::sweep_cpu;
 use super::driver::{progress_bar, Backend};
 use super::gpu::{select_adapters, GpuEngine};
 use super::Counts;
-use crate::catalog::Catalog;
+use crate::engine::search::{Objective, SearchSpace};
 use crate::error::Error;
-use crate::scenario::ScenarioFile;
-use crate::search::{Objective, SearchSpace};
+use crate::input::catalog::Catalog;
+use crate::input::scenario::ScenarioFile;
 use serde::Serialize;
 
 /// The space `bench` sweeps: LLaMA 3 70B on every catalog accelerator, six cluster sizes, every

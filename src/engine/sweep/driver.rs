@@ -4,9 +4,9 @@
 use super::cpu::sweep_cpu;
 use super::gpu::{select_adapters, GpuTimings, Outcome};
 use super::{objective_value, top_entry, Counts, Partial, TopEntry};
+use crate::engine::search::{Objective, SearchSpace};
 use crate::error::Error;
 use crate::model::run::Estimate;
-use crate::search::{Objective, SearchSpace};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -702,7 +702,7 @@ mod tests {
             rank,
             index,
             objective,
-            layout: crate::sweep::SweepLayout {
+            layout: crate::engine::sweep::SweepLayout {
                 accelerator: "h100-sxm".into(),
                 stack: "megatron-core-2025".into(),
                 count: 8,

@@ -10,16 +10,16 @@
 //! time) fall with time to train, so the fastest layout of a pair dominates every other layout
 //! of that pair, and the plans and the Pareto set are drawn from the pairs' fastest layouts.
 
-use crate::catalog::Catalog;
-use crate::error::Error;
-use crate::model::run::{facility_power_mw, Estimate, Pricing};
-use crate::scenario::{resolve_facility, AxisSpec, ConstraintsSection, ScenarioFile, SearchSection};
-use crate::search::{Objective, SearchSpace};
-use crate::sweep::driver::{
+use crate::engine::search::{Objective, SearchSpace};
+use crate::engine::sweep::driver::{
     fingerprint, fnv1a_hex, open_engines, parse_shard, progress_bar, shard_range, sweep_range, Adapters,
     Backend,
 };
-use crate::sweep::{objective_value, top_entry, Counts, Partial, Ranked, SweepLayout, TopEntry};
+use crate::engine::sweep::{objective_value, top_entry, Counts, Partial, Ranked, SweepLayout, TopEntry};
+use crate::error::Error;
+use crate::input::catalog::Catalog;
+use crate::input::scenario::{resolve_facility, AxisSpec, ConstraintsSection, ScenarioFile, SearchSection};
+use crate::model::run::{facility_power_mw, Estimate, Pricing};
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 
@@ -109,7 +109,7 @@ pub struct PlanReport {
     pub notes: Vec<String>,
     /// With `--uncertainty`: how the ranked plans rank across draws of the assumptions.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub uncertainty: Option<crate::sweep::driver::Ranking>,
+    pub uncertainty: Option<crate::engine::sweep::driver::Ranking>,
     /// The confidence of every plan's `step_time_s_interval` and `time_to_train_s_interval`
     /// (`--confidence`), None until they are set.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -264,7 +264,7 @@ zero = [1, 3]
 pub fn example(name: &str) -> Option<&'static str> {
     match name {
         "stargate" => Some(DEFAULT_PLAN),
-        "estimate" => Some(crate::scenario::DEFAULT_SCENARIO),
+        "estimate" => Some(crate::input::scenario::DEFAULT_SCENARIO),
         "sweep" => Some(EXAMPLE_SWEEP),
         _ => None,
     }
@@ -955,7 +955,7 @@ fn search_counts(file: &ScenarioFile, catalog: &Catalog, origin: &str) -> Result
         s.accelerators = None;
     }
     let space = SearchSpace::resolve(&f, catalog, Objective::Time, origin)?;
-    Ok(space.axes[crate::search::AXIS_COUNT].clone())
+    Ok(space.axes[crate::engine::search::AXIS_COUNT].clone())
 }
 
 fn to_plan(entry: TopEntry, binding_constraint: Binding) -> Plan {

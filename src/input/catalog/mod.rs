@@ -17,10 +17,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-const BUILTIN_ACCELERATORS: &str = include_str!("../../catalog/accelerators.toml");
-const BUILTIN_MODELS: &str = include_str!("../../catalog/models.toml");
-const BUILTIN_STACKS: &str = include_str!("../../catalog/stacks.toml");
-const BUILTIN_ASSUMPTIONS: &str = include_str!("../../catalog/assumptions.toml");
+const BUILTIN_ACCELERATORS: &str = include_str!("../../../catalog/accelerators.toml");
+const BUILTIN_MODELS: &str = include_str!("../../../catalog/models.toml");
+const BUILTIN_STACKS: &str = include_str!("../../../catalog/stacks.toml");
+const BUILTIN_ASSUMPTIONS: &str = include_str!("../../../catalog/assumptions.toml");
 
 /// Host link of an accelerator entry that gives none: PCIe 4.0 x16, ~25 of its 32 GB/s as host
 /// copies reach it.

@@ -2,26 +2,28 @@
 //! (`--uncertainty`: how often each is best), and the plan at each end of each assumption's
 //! range (`plan --sensitivity`).
 //!
-//! Every draw is one catalog ([`crate::uncertainty::drawn_catalogs`]) in which every candidate
+//! Every draw is one catalog ([`crate::analysis::uncertainty::drawn_catalogs`]) in which every candidate
 //! is priced (common random numbers): candidates that share hardware and mechanisms move
 //! together, so a ranking between them is sharper than their intervals. The candidates keep
 //! their layouts; what a draw changes is what those layouts cost, how fast they run and whether
 //! they still meet the constraints.
 
-use crate::catalog::assumptions::{apply, with_resolved_families};
-use crate::catalog::Catalog;
-use crate::error::Error;
-use crate::plan::{meets, pair_file, plan, plan_search, plan_words, PlanOptions, PlanReport, SensitivityRow};
-use crate::scenario::ScenarioFile;
-use crate::search::{Objective, SearchSpace};
-use crate::sweep::bench::{DrawBenchResult, BENCH_SCENARIO};
-use crate::sweep::driver::{
-    cpu_objective, price_indices, run_sweep, Adapters, Backend, GpuEngine, Ranking, SweepOptions, SweepReport,
+use crate::analysis::plan::{
+    meets, pair_file, plan, plan_search, plan_words, PlanOptions, PlanReport, SensitivityRow,
 };
-use crate::sweep::SweepLayout;
-use crate::uncertainty::{
+use crate::analysis::uncertainty::{
     assumptions_at, assumptions_per_family, drawn_catalogs, rank_draws, ModelError, Regime,
 };
+use crate::engine::search::{Objective, SearchSpace};
+use crate::engine::sweep::bench::{DrawBenchResult, BENCH_SCENARIO};
+use crate::engine::sweep::driver::{
+    cpu_objective, price_indices, run_sweep, Adapters, Backend, GpuEngine, Ranking, SweepOptions, SweepReport,
+};
+use crate::engine::sweep::SweepLayout;
+use crate::error::Error;
+use crate::input::catalog::assumptions::{apply, with_resolved_families};
+use crate::input::catalog::Catalog;
+use crate::input::scenario::ScenarioFile;
 use rayon::prelude::*;
 
 /// How many draws and from which seed.
@@ -133,7 +135,7 @@ pub fn sweep_ranking(
 
 fn file_is_moe(file: &ScenarioFile, catalog: &Catalog, origin: &str) -> Result<bool, Error> {
     let (_, model) =
-        crate::scenario::resolve_model(&file.model, catalog).map_err(|message| Error::Scenario {
+        crate::input::scenario::resolve_model(&file.model, catalog).map_err(|message| Error::Scenario {
             origin: origin.to_string(),
             message,
         })?;
@@ -251,7 +253,7 @@ pub fn bench_draws(
     let opts = DrawOptions {
         draws,
         seed: 1,
-        confidence: crate::uncertainty::DEFAULT_CONFIDENCE,
+        confidence: crate::analysis::uncertainty::DEFAULT_CONFIDENCE,
     };
     let mut engines: Vec<(String, Option<String>, Option<&GpuEngine>)> = vec![];
     if cpu {

@@ -1,19 +1,19 @@
 //! Printing results: one [`Exporter`] trait, one implementation per format (table, JSON, CSV),
 //! so every command offers the same formats the same way.
 
-use crate::catalog::stacks::{MicrobatchDefault, RankOrder, TpOverlapMechanism};
-use crate::catalog::{Catalog, StackSpec};
-use crate::fit::{toml_snippet, FamilyFit, HoldOut};
+use crate::analysis::fit::{toml_snippet, FamilyFit, HoldOut};
+use crate::analysis::plan::{Plan, PlanReport, SensitivityRow};
+use crate::analysis::uncertainty::{tie_line, Coverage, Interval, DEFAULT_CONFIDENCE};
+use crate::analysis::validate::{Assume, Source, ValidationReport};
+use crate::engine::sweep::bench::BenchReport;
+use crate::engine::sweep::driver::SweepReport;
+use crate::engine::sweep::gpu::AdapterReport;
+use crate::engine::sweep::SweepLayout;
+use crate::input::catalog::stacks::{MicrobatchDefault, RankOrder, TpOverlapMechanism};
+use crate::input::catalog::{Catalog, StackSpec};
 use crate::model::run::{Estimate, Pricing};
 use crate::model::{AttentionKernel, Dtype, Layout, Recompute};
-use crate::plan::{Plan, PlanReport, SensitivityRow};
-use crate::sweep::bench::BenchReport;
-use crate::sweep::driver::SweepReport;
-use crate::sweep::gpu::AdapterReport;
-use crate::sweep::SweepLayout;
-use crate::uncertainty::{tie_line, Coverage, Interval, DEFAULT_CONFIDENCE};
 use crate::units::{human_bytes, human_count, human_duration, human_mw, human_mwh, human_rounded, human_usd};
-use crate::validate::{Assume, Source, ValidationReport};
 use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{Cell, CellAlignment, ColumnConstraint, ContentArrangement, Table};
 use serde::Serialize;
@@ -1343,7 +1343,7 @@ fn versioned_json<T: Serialize>(report: &T) -> anyhow::Result<String> {
 }
 
 /// `plan --shard K/N`'s part, which only `plan --merge` reads: JSON whatever the flags.
-pub fn plan_part_json(part: &crate::plan::PlanPart) -> anyhow::Result<String> {
+pub fn plan_part_json(part: &crate::analysis::plan::PlanPart) -> anyhow::Result<String> {
     versioned_json(part)
 }
 

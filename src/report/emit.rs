@@ -34,7 +34,7 @@ pub struct Job<'a> {
 
 impl<'a> Job<'a> {
     /// The job a resolved scenario describes.
-    pub fn of_scenario(s: &'a crate::scenario::Scenario) -> Job<'a> {
+    pub fn of_scenario(s: &'a crate::input::scenario::Scenario) -> Job<'a> {
         Job {
             model_name: &s.model_name,
             model: &s.model,
@@ -55,7 +55,7 @@ pub fn emit(framework: Framework, job: &Job) -> String {
         job.model_name,
         l.accelerators(),
         job.accelerator,
-        crate::export::layout_line(l)
+        crate::report::export::layout_line(l)
     );
     out += &match framework {
         Framework::Megatron => megatron(job),
@@ -637,8 +637,8 @@ fn gcd(a: u32, b: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::Catalog;
-    use crate::scenario::{Scenario, ScenarioFile, DEFAULT_SCENARIO};
+    use crate::input::catalog::Catalog;
+    use crate::input::scenario::{Scenario, ScenarioFile, DEFAULT_SCENARIO};
 
     fn scenario(text: &str) -> Scenario {
         ScenarioFile::parse(text, "t")

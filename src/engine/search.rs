@@ -9,15 +9,15 @@
 //! recompute (the per-layer knobs: one [`crate::model::profile::Profile`] serves everything
 //! inside them), then count, pp, interleave, zero, recompute_layers, offload_layers, global_batch.
 
-use crate::catalog::{AcceleratorSpec, Catalog, StackSpec};
 use crate::error::Error;
+use crate::input::catalog::{AcceleratorSpec, Catalog, StackSpec};
+use crate::input::scenario::{
+    apply_overrides, dtype_problem, price_problem, resolve_economics, resolve_facility, resolve_model,
+    resolve_stack, resolve_training, AxisSpec, ScenarioFile,
+};
 use crate::model::run::{estimate, Economics, Estimate};
 use crate::model::{
     check_layout, check_placement, check_stack, Hardware, Layout, Recompute, Training, Transformer,
-};
-use crate::scenario::{
-    apply_overrides, dtype_problem, price_problem, resolve_economics, resolve_facility, resolve_model,
-    resolve_stack, resolve_training, AxisSpec, ScenarioFile,
 };
 use serde::{Deserialize, Serialize};
 
@@ -620,7 +620,7 @@ impl SearchSpace {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::ScenarioFile;
+    use crate::input::scenario::ScenarioFile;
 
     fn space(search: &str) -> SearchSpace {
         let text = format!(

@@ -13,12 +13,14 @@
 //! (`--assume stack`, what the run's framework did), or the fastest value its stack can run that
 //! fits (`--assume fastest`, for exploration); each row says which knobs it assumed and why.
 
-use crate::catalog::{Catalog, FittedEfficiency};
 use crate::error::Error;
+use crate::input::catalog::{Catalog, FittedEfficiency};
+use crate::input::scenario::{
+    ClusterSection, LayoutSection, ModelSection, Scenario, ScenarioFile, TrainingSection,
+};
 use crate::model::flops::model_flops_per_step;
 use crate::model::run::{estimate, Estimate};
 use crate::model::Recompute;
-use crate::scenario::{ClusterSection, LayoutSection, ModelSection, Scenario, ScenarioFile, TrainingSection};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -368,8 +370,8 @@ pub struct PreparedRow {
     pub assume: Assume,
 }
 
-use crate::search::divisors;
-use crate::uncertainty::{Coverage, ModelError, Regime, DEFAULT_CONFIDENCE};
+use crate::analysis::uncertainty::{Coverage, ModelError, Regime, DEFAULT_CONFIDENCE};
+use crate::engine::search::divisors;
 
 /// The row's scenario file under every combination of the values its stack can run for the
 /// knobs it leaves empty (the fastest-that-fits search of `--assume fastest`).
@@ -676,7 +678,7 @@ pub fn predict_row(row: &RunRow, catalog: &Catalog, assume: Assume) -> RowResult
             .training
             .stack
             .clone()
-            .unwrap_or_else(|| crate::catalog::DEFAULT_STACK.to_string()),
+            .unwrap_or_else(|| crate::input::catalog::DEFAULT_STACK.to_string()),
         predicted_step_time_s: None,
         measured_step_time_s: None,
         measured_from: None,

@@ -14,10 +14,10 @@
 //! for every layout of a draw (common random numbers), and [`rank_draws`] says how often each
 //! candidate is best across them.
 
-use crate::catalog::assumptions::{apply, with_resolved_families, Assumption};
-use crate::catalog::Catalog;
-use crate::scenario::Scenario;
-use crate::sweep::driver::Ranking;
+use crate::engine::sweep::driver::Ranking;
+use crate::input::catalog::assumptions::{apply, with_resolved_families, Assumption};
+use crate::input::catalog::Catalog;
+use crate::input::scenario::Scenario;
 use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -36,7 +36,7 @@ pub const MIN_POOL_ROWS: usize = 20;
 pub const MIN_POOL_GROUPS: usize = 3;
 
 /// The committed held-out residuals, as `fit --cross-validate --write-model-error` wrote them.
-const BUILTIN_MODEL_ERROR: &str = include_str!("../catalog/model-error.csv");
+const BUILTIN_MODEL_ERROR: &str = include_str!("../../catalog/model-error.csv");
 
 /// The header of a model-error file, in its column order.
 pub const MODEL_ERROR_COLUMNS: [&str; 9] = [

@@ -12,9 +12,9 @@ pub mod driver;
 pub mod gpu;
 pub mod gpu_types;
 
+use crate::engine::search::{Invalid, Objective, SearchSpace};
 use crate::model::run::Estimate;
 use crate::model::Recompute;
-use crate::search::{Invalid, Objective, SearchSpace};
 use serde::{Deserialize, Serialize};
 use std::collections::BinaryHeap;
 

@@ -15,7 +15,7 @@ use super::gpu_types::{
     gpu_accelerator, gpu_axes, gpu_model, gpu_stack, gpu_training, GpuBatch, GpuHit, GpuMetrics, GpuProfile,
 };
 use super::{cpu, Partial, Ranked, TopK};
-use crate::search::{SearchSpace, PROFILE_AXES};
+use crate::engine::search::{SearchSpace, PROFILE_AXES};
 use serde::Serialize;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,16 +24,16 @@ use wgpu::util::DeviceExt;
 
 /// The shaders, concatenated in dependency order (WGSL has no includes).
 pub const SHADER_SOURCE: &str = concat!(
-    include_str!("../../shaders/model.wgsl"),
-    include_str!("../../shaders/flops.wgsl"),
-    include_str!("../../shaders/compute.wgsl"),
-    include_str!("../../shaders/comm.wgsl"),
-    include_str!("../../shaders/step.wgsl"),
-    include_str!("../../shaders/memory.wgsl"),
-    include_str!("../../shaders/profile.wgsl"),
-    include_str!("../../shaders/stage.wgsl"),
-    include_str!("../../shaders/run.wgsl"),
-    include_str!("../../shaders/sweep.wgsl"),
+    include_str!("../../../shaders/model.wgsl"),
+    include_str!("../../../shaders/flops.wgsl"),
+    include_str!("../../../shaders/compute.wgsl"),
+    include_str!("../../../shaders/comm.wgsl"),
+    include_str!("../../../shaders/step.wgsl"),
+    include_str!("../../../shaders/memory.wgsl"),
+    include_str!("../../../shaders/profile.wgsl"),
+    include_str!("../../../shaders/stage.wgsl"),
+    include_str!("../../../shaders/run.wgsl"),
+    include_str!("../../../shaders/sweep.wgsl"),
 );
 
 /// Invocations per workgroup of `sweep_main` and of the small kernels.
@@ -79,6 +79,10 @@ impl Outcome {
 /// The objective of a layout that is not ranked, standing for infinity in f32 (the shaders'
 /// NOT_RANKED): no objective reaches it.
 pub const NOT_RANKED: f32 = 3.0e38;
+
+/// Relative margin above the k-th best objective below which a layout is still reported
+/// (`THRESHOLD_MARGIN` in the shaders): f32 near-ties reach the host, which ranks them in order.
+pub const THRESHOLD_MARGIN: f64 = 1e-5;
 
 /// The counter slot of the hits reported (`HITS_SLOT` in `shaders/sweep.wgsl`).
 pub const HITS_SLOT: usize = 6;
@@ -604,7 +608,7 @@ impl GpuEngine {
             };
             let threshold = partial.top.threshold();
             let threshold = if threshold.is_finite() {
-                (threshold + threshold.abs() * 1e-5) as f32
+                (threshold + threshold.abs() * THRESHOLD_MARGIN) as f32
             } else {
                 NOT_RANKED
             };
