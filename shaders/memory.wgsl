@@ -79,8 +79,7 @@ fn microbatches_in_flight(l: Layout, mbs: f32) -> f32 {
 }
 
 // (all a layer produces, what it keeps) for the average layer and one microbatch.
-fn average_layer_activation_bytes(m: GpuModel, t: Training, l: Layout) -> vec2<f32> {
-    let shape = local_shape(m, l);
+fn average_layer_activation_bytes(m: GpuModel, t: Training, l: Layout, shape: LocalShape) -> vec2<f32> {
     let k = f32(m.experts_per_token);
     let moe_share = f32(moe_layers(m)) / f32(m.layers);
     let dense_layer = layer_activation_bytes(shape, t, false, k);
@@ -91,7 +90,6 @@ fn average_layer_activation_bytes(m: GpuModel, t: Training, l: Layout) -> vec2<f
     return vec2<f32>(full_layer, stored_layer_activation_bytes(full_layer, shape, t, l.recompute));
 }
 
-fn loss_buffer_bytes(m: GpuModel, l: Layout) -> f32 {
-    let shape = local_shape(m, l);
+fn loss_buffer_bytes(shape: LocalShape) -> f32 {
     return 4.0 * shape.tokens * shape.vocab;
 }

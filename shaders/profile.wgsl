@@ -23,10 +23,11 @@ fn profile_layer(p: GpuProfile) -> LayerCosts {
 }
 
 fn profile(m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout) -> GpuProfile {
-    let logits = logits_costs(m, t, hw, l);
-    let activations = average_layer_activation_bytes(m, t, l);
+    // The layout's local shapes, once for every term below.
     let shape = local_shape(m, l);
-    let layer = average_layer_costs(m, t, hw, l);
+    let logits = logits_costs(m, t, hw, shape);
+    let activations = average_layer_activation_bytes(m, t, l, shape);
+    let layer = average_layer_costs(m, t, hw, l, shape);
     return GpuProfile(
         layer.forward_s,
         layer.backward_s,
@@ -37,9 +38,9 @@ fn profile(m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout) -> GpuProfil
         logits.x,
         logits.y,
         shape.tokens * shape.hidden * 2.0 / f32(l.tp),
-        expert_all_to_all_bytes(m, t, l),
+        expert_all_to_all_bytes(m, t, l, shape),
         activations.x,
         activations.y,
-        loss_buffer_bytes(m, l),
+        loss_buffer_bytes(shape),
     );
 }

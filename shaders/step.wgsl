@@ -138,8 +138,7 @@ fn expert_parallel_stride(t: Training, hw: GpuAccelerator, l: Layout) -> f32 {
     return etp;
 }
 
-fn layer_costs(m: GpuModel, tr: Training, hw: GpuAccelerator, l: Layout, moe: bool) -> LayerCosts {
-    let shape = local_shape(m, l);
+fn layer_costs(m: GpuModel, tr: Training, hw: GpuAccelerator, l: Layout, shape: LocalShape, moe: bool) -> LayerCosts {
     let dtype = tr.dtype;
     let act = activation_dtype(dtype);
     let t = shape.tokens;
@@ -223,11 +222,10 @@ fn layer_costs(m: GpuModel, tr: Training, hw: GpuAccelerator, l: Layout, moe: bo
         cp_forward + cp_backward, host.x);
 }
 
-fn expert_all_to_all_bytes(m: GpuModel, t: Training, l: Layout) -> f32 {
+fn expert_all_to_all_bytes(m: GpuModel, t: Training, l: Layout, shape: LocalShape) -> f32 {
     if !is_moe(m) || l.ep <= 1u {
         return 0.0;
     }
-    let shape = local_shape(m, l);
     let tokens = select(shape.tokens, shape.tokens / f32(l.tp), l.sequence_parallel);
     return tokens * f32(m.experts_per_token) * shape.hidden * 2.0 * t.moe_imbalance;
 }
@@ -330,8 +328,7 @@ fn pipeline_send_exposed_s(send_s: f32, chunk_s: f32, t: Training, l: Layout) ->
 }
 
 // (forward, backward) of the output layer for one microbatch on the last stage.
-fn logits_costs(m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout) -> vec2<f32> {
-    let shape = local_shape(m, l);
+fn logits_costs(m: GpuModel, t: Training, hw: GpuAccelerator, shape: LocalShape) -> vec2<f32> {
     let gemm = gemm_time_s(shape.tokens, shape.vocab, shape.hidden, hw, activation_dtype(t.dtype));
     let loss = memory_time_s(cross_entropy_bytes(shape), hw);
     let heads = 1.0 + f32(m.mtp_layers);
@@ -497,11 +494,11 @@ fn optimizer_s(m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout) -> f32 {
     return memory_time_s((dense_shard + expert_shard) * bytes_per_param, hw);
 }
 
-fn average_layer_costs(m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout) -> LayerCosts {
-    let dense = layer_costs(m, t, hw, l, false);
+fn average_layer_costs(m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout, shape: LocalShape) -> LayerCosts {
+    let dense = layer_costs(m, t, hw, l, shape, false);
     if is_moe(m) {
         let moe_share = f32(moe_layers(m)) / f32(m.layers);
-        let moe = layer_costs(m, t, hw, l, true);
+        let moe = layer_costs(m, t, hw, l, shape, true);
         return layer_costs_plus(layer_costs_scaled(dense, 1.0 - moe_share), layer_costs_scaled(moe, moe_share));
     }
     return dense;

@@ -43,7 +43,7 @@ pub struct Plan {
     pub p_best: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tied_with_best: Option<bool>,
-    /// The layout's index in its (accelerator, count) pair's space (see [`pair_file`]).
+    /// The layout's index in its (accelerator, count) pair's space (see [`SearchSpace::pair`]).
     #[serde(skip)]
     pub space_index: u64,
     /// What a launch of the plan needs (`plan --emit`): the resolved layout and training, and
@@ -700,8 +700,7 @@ impl PlanWork {
 
         // The full space resolves the model, training and the accelerators (with their overrides).
         let mut whole = file.clone();
-        let search = plan_search(file);
-        whole.search = Some(search.clone());
+        whole.search = Some(plan_search(file));
         let base = SearchSpace::resolve(&whole, catalog, Objective::Time, origin)?;
 
         // `[search] counts`, when given, are the same for every accelerator.
@@ -710,8 +709,8 @@ impl PlanWork {
             None => None,
         };
         let mut skipped = vec![];
-        let mut work: Vec<(String, Vec<u32>)> = vec![];
-        for acc in &base.accelerators {
+        let mut work: Vec<(usize, Vec<u32>)> = vec![];
+        for (index, acc) in base.accelerators.iter().enumerate() {
             let id = acc.spec.id.clone();
             if !acc.supports_dtype {
                 skipped.push(format!("{id}: no {} rate", base.dtype().name()));
@@ -749,20 +748,18 @@ impl PlanWork {
                 skipped.push(format!("{id}: the constraints allow fewer than 64"));
                 continue;
             }
-            work.push((id, counts));
+            work.push((index, counts));
         }
 
-        // One space per (accelerator, count) pair.
-        let mut pairs = vec![];
-        for (id, counts) in &work {
-            for count in counts {
-                let pair = pair_file(file, &search, id, *count as u64);
-                pairs.push((
-                    *count as u64,
-                    SearchSpace::resolve(&pair, catalog, Objective::Time, origin)?,
-                ));
-            }
-        }
+        // One space per (accelerator, count) pair, each derived from the whole space's.
+        let pairs = work
+            .iter()
+            .flat_map(|(index, counts)| {
+                counts
+                    .iter()
+                    .map(|count| (*count as u64, base.pair(*index, *count)))
+            })
+            .collect();
         Ok(PlanWork {
             constraints,
             pricing,
@@ -976,6 +973,46 @@ fn to_plan(entry: TopEntry, binding_constraint: Binding) -> Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The planner derives each (accelerator, count) pair's space from the whole space's
+    /// instead of resolving the scenario once per pair (hundreds of times for the default
+    /// question); the derived spaces are the ones resolving gave, field for field, dense and MoE.
+    #[test]
+    fn derived_pair_spaces_are_the_spaces_resolving_each_pair_gives() {
+        let moe = "[model]\npreset = \"mixtral-8x22b\"\n[training]\nglobal_batch = 1024\ntokens = 1e12\n\
+                   [cluster]\npricing = \"rental\"\nsite_power_mw = 1.0\n[constraints]\npower_mw = 4.0\n\
+                   [search]\naccelerators = [\"h100-sxm\", \"gb200\"]\nep = [1, 8]\ntp = [1, 2]\n";
+        for (text, origin) in [(DEFAULT_PLAN, "default"), (moe, "moe")] {
+            let file = ScenarioFile::parse(text, origin).unwrap();
+            let catalog = Catalog::builtin();
+            let work = PlanWork::resolve(&file, &catalog, origin).unwrap();
+            assert!(work.pairs.len() > 10, "{origin}: {} pairs", work.pairs.len());
+            let search = plan_search(&file);
+            for (count, derived) in &work.pairs {
+                let id = &derived.accelerators[0].spec.id;
+                let pair = pair_file(&file, &search, id, *count);
+                let resolved = SearchSpace::resolve(&pair, &catalog, Objective::Time, origin).unwrap();
+                assert_eq!(
+                    fingerprint(derived),
+                    fingerprint(&resolved),
+                    "{origin}: {id} x {count}"
+                );
+                assert_eq!(derived.size, resolved.size);
+                assert_eq!(derived.model_name, resolved.model_name);
+                assert_eq!(derived.accelerators.len(), 1);
+                assert_eq!(
+                    (
+                        derived.accelerators[0].priced,
+                        derived.accelerators[0].supports_dtype
+                    ),
+                    (
+                        resolved.accelerators[0].priced,
+                        resolved.accelerators[0].supports_dtype
+                    )
+                );
+            }
+        }
+    }
 
     #[test]
     fn count_grid_steps_by_half_and_reaches_the_cap() {

@@ -246,6 +246,18 @@ pub fn divisors(n: u32) -> Vec<u32> {
 }
 
 impl SearchSpace {
+    /// The space of one accelerator of this space (by index) at one cluster size: the planner's
+    /// (accelerator, count) pair, derived without resolving the scenario again. The same space
+    /// as resolving the file with `[search] accelerators = [that id]` and `counts = [count]`.
+    pub fn pair(&self, accelerator: usize, count: u32) -> SearchSpace {
+        let mut pair = self.clone();
+        pair.accelerators = vec![self.accelerators[accelerator].clone()];
+        pair.axes[AXIS_ACCELERATOR] = vec![0];
+        pair.axes[AXIS_COUNT] = vec![count];
+        pair.size = pair.axes.iter().map(|v| v.len() as u64).product();
+        pair
+    }
+
     /// Resolve a scenario file's `[model]`, `[training]`, `[cluster]` and `[search]` into a space.
     /// `[layout]` is ignored: the sweep searches it.
     ///

@@ -13,7 +13,7 @@
 //! Sec. 4.2.3). The first and last stages are both priced (embedding on the first, logits on the
 //! last) and the larger is reported.
 
-use super::flops::{local_shape, qkv_width, LocalShape};
+use super::flops::{qkv_width, LocalShape};
 use super::{Layout, Recompute, Training, Transformer};
 use serde::{Deserialize, Serialize};
 
@@ -163,33 +163,33 @@ pub fn average_layer_activation_bytes(
     model: &Transformer,
     training: &Training,
     layout: &Layout,
+    shape: &LocalShape,
 ) -> (f64, f64) {
-    let shape = local_shape(model, layout);
     let k = model.experts_per_token as f64;
     let moe_share = model.moe_layers() as f64 / model.layers as f64;
-    let dense_layer = layer_activation_bytes(&shape, training, false, k);
+    let dense_layer = layer_activation_bytes(shape, training, false, k);
     let full_layer = if model.is_moe() {
-        (1.0 - moe_share) * dense_layer + moe_share * layer_activation_bytes(&shape, training, true, k)
+        (1.0 - moe_share) * dense_layer + moe_share * layer_activation_bytes(shape, training, true, k)
     } else {
         dense_layer
     };
     (
         full_layer,
-        stored_layer_activation_bytes(full_layer, &shape, training, layout.recompute),
+        stored_layer_activation_bytes(full_layer, shape, training, layout.recompute),
     )
 }
 
 /// Bytes of the fp32 probabilities that the cross-entropy keeps for its backward, for one
 /// microbatch on the last stage (Megatron's vocab-parallel cross-entropy saves them; the 16-bit
 /// logits are freed).
-pub fn loss_buffer_bytes(model: &Transformer, layout: &Layout) -> f64 {
-    let shape = local_shape(model, layout);
+pub fn loss_buffer_bytes(shape: &LocalShape) -> f64 {
     4.0 * shape.tokens * shape.vocab
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::flops::local_shape;
     // The stage-level memory these per-layer bytes add up to.
     use crate::model::stage::memory_breakdown;
     use crate::model::test_support::{gpt3_175b, h100, llama3_8b, plain_layout, training};

@@ -33,18 +33,19 @@ pub struct Profile {
 
 /// The profile of `layout`'s per-layer knobs.
 pub fn profile(model: &Transformer, training: &Training, hw: &Hardware, layout: &Layout) -> Profile {
-    let (logits_forward_s, logits_backward_s) = logits_costs(model, training, hw, layout);
-    let (full_activation_bytes, stored_activation_bytes) =
-        average_layer_activation_bytes(model, training, layout);
+    // The layout's local shapes, once for every term below.
     let shape = local_shape(model, layout);
+    let (logits_forward_s, logits_backward_s) = logits_costs(model, training, hw, &shape);
+    let (full_activation_bytes, stored_activation_bytes) =
+        average_layer_activation_bytes(model, training, layout, &shape);
     Profile {
-        layer: average_layer_costs(model, training, hw, layout),
+        layer: average_layer_costs(model, training, hw, layout, &shape),
         logits_forward_s,
         logits_backward_s,
         pipeline_send_bytes: shape.tokens * shape.hidden * 2.0 / layout.tp as f64,
-        expert_all_to_all_bytes: expert_all_to_all_bytes(model, training, layout),
+        expert_all_to_all_bytes: expert_all_to_all_bytes(model, training, layout, &shape),
         full_activation_bytes,
         stored_activation_bytes,
-        loss_buffer_bytes: loss_buffer_bytes(model, layout),
+        loss_buffer_bytes: loss_buffer_bytes(&shape),
     }
 }

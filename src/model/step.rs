@@ -19,9 +19,9 @@ use super::comm::{
 use super::compute::{attention_time_s, gemm_time_s, memory_time_s};
 use super::flops::{
     attention_core_flops, causal_fraction, cross_entropy_bytes, dense_params_total,
-    elementwise_forward_bytes, embedding_params, expert_params_total, local_shape, moe_permute_forward_bytes,
-    qkv_width, tensors_per_layer, tp_replicated_params, unfused_softmax_forward_bytes,
-    windowed_causal_fraction, LocalShape, FLASH_BACKWARD_RATIO,
+    elementwise_forward_bytes, embedding_params, expert_params_total, moe_permute_forward_bytes, qkv_width,
+    tensors_per_layer, tp_replicated_params, unfused_softmax_forward_bytes, windowed_causal_fraction,
+    LocalShape, FLASH_BACKWARD_RATIO,
 };
 use super::{Dtype, Hardware, Layout, Recompute, Training, Transformer};
 use serde::{Deserialize, Serialize};
@@ -256,9 +256,9 @@ pub fn layer_costs(
     training: &Training,
     hw: &Hardware,
     layout: &Layout,
+    shape: &LocalShape,
     moe: bool,
 ) -> LayerCosts {
-    let shape = local_shape(model, layout);
     let dtype = training.dtype;
     let act = dtype.activation_dtype();
     let t = shape.tokens;
@@ -266,7 +266,7 @@ pub fn layer_costs(
     let up = shape.ffn_kind.up_width();
 
     // Attention block GEMMs.
-    let attention_gemms = attention_projections_s(&shape, hw, dtype);
+    let attention_gemms = attention_projections_s(shape, hw, dtype);
 
     // Feed-forward GEMMs and the width of the activation per token.
     let (ffn_gemms, ffn_width, moe_extra_fwd) = if moe {
@@ -288,7 +288,7 @@ pub fn layer_costs(
             0.0
         };
         let router = gemm_time_s(t, model.experts as f64, h, hw, act);
-        let permute = memory_time_s(moe_permute_forward_bytes(&shape, routed_per_token), hw);
+        let permute = memory_time_s(moe_permute_forward_bytes(shape, routed_per_token), hw);
         (
             routed + shared,
             fe * routed_per_token + shared_width,
@@ -304,9 +304,9 @@ pub fn layer_costs(
     };
 
     let gemms = attention_gemms + ffn_gemms;
-    let attention_fwd = attention_core_forward_s(&shape, training, hw);
+    let attention_fwd = attention_core_forward_s(shape, training, hw);
     let attention_bwd = attention_core_backward_s(attention_fwd, training);
-    let elementwise = memory_time_s(elementwise_forward_bytes(&shape, dtype, ffn_width), hw);
+    let elementwise = memory_time_s(elementwise_forward_bytes(shape, dtype, ffn_width), hw);
 
     let overhead = hw.efficiency.layer_overhead_s;
     let forward_s = gemms + attention_fwd + elementwise + moe_extra_fwd + overhead;
@@ -373,11 +373,15 @@ pub fn layer_costs(
 /// Bytes the busiest rank receives in one all-to-all (the dispatch or the combine) of one MoE
 /// layer for one microbatch, 16-bit: each rank's tokens (scattered over tp under sequence
 /// parallelism) once per routed expert, times the load imbalance.
-pub fn expert_all_to_all_bytes(model: &Transformer, training: &Training, layout: &Layout) -> f64 {
+pub fn expert_all_to_all_bytes(
+    model: &Transformer,
+    training: &Training,
+    layout: &Layout,
+    shape: &LocalShape,
+) -> f64 {
     if !model.is_moe() || layout.ep <= 1 {
         return 0.0;
     }
-    let shape = local_shape(model, layout);
     let tokens = if layout.sequence_parallel {
         shape.tokens / layout.tp as f64
     } else {
@@ -538,8 +542,12 @@ pub fn pipeline_send_exposed_s(send_s: f64, chunk_s: f64, training: &Training, l
 
 /// Costs of the output layer (logits and cross-entropy) for one microbatch on the last stage:
 /// (forward, backward).
-pub fn logits_costs(model: &Transformer, training: &Training, hw: &Hardware, layout: &Layout) -> (f64, f64) {
-    let shape = local_shape(model, layout);
+pub fn logits_costs(
+    model: &Transformer,
+    training: &Training,
+    hw: &Hardware,
+    shape: &LocalShape,
+) -> (f64, f64) {
     let gemm = gemm_time_s(
         shape.tokens,
         shape.vocab,
@@ -547,7 +555,7 @@ pub fn logits_costs(model: &Transformer, training: &Training, hw: &Hardware, lay
         hw,
         training.dtype.activation_dtype(),
     );
-    let loss = memory_time_s(cross_entropy_bytes(&shape), hw);
+    let loss = memory_time_s(cross_entropy_bytes(shape), hw);
     // Each multi-token-prediction module runs the shared output head once more.
     let heads = 1.0 + model.mtp_layers as f64;
     (
@@ -869,11 +877,12 @@ pub fn average_layer_costs(
     training: &Training,
     hw: &Hardware,
     layout: &Layout,
+    shape: &LocalShape,
 ) -> LayerCosts {
-    let dense = layer_costs(model, training, hw, layout, false);
+    let dense = layer_costs(model, training, hw, layout, shape, false);
     if model.is_moe() {
         let moe_share = model.moe_layers() as f64 / model.layers as f64;
-        let moe = layer_costs(model, training, hw, layout, true);
+        let moe = layer_costs(model, training, hw, layout, shape, true);
         dense.scaled(1.0 - moe_share).plus(&moe.scaled(moe_share))
     } else {
         dense
@@ -883,6 +892,7 @@ pub fn average_layer_costs(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::flops::local_shape;
     // The stage-level step these per-layer costs add up to.
     use crate::model::profile::profile;
     use crate::model::stage::{offload_exposed_s, step_breakdown, step_breakdown_with};
@@ -944,9 +954,9 @@ mod tests {
         layout.tp = 16;
         layout.sequence_parallel = true;
         layout.tp_overlap = true;
-        let spanning = layer_costs(&m, &training(), &hw, &layout, false).tp_comm_s;
+        let spanning = layer_costs(&m, &training(), &hw, &layout, &local_shape(&m, &layout), false).tp_comm_s;
         layout.tp_overlap = false;
-        let exposed = layer_costs(&m, &training(), &hw, &layout, false).tp_comm_s;
+        let exposed = layer_costs(&m, &training(), &hw, &layout, &local_shape(&m, &layout), false).tp_comm_s;
         assert_eq!(spanning, exposed);
         assert!(!tp_overlap_applies(
             &hw,
@@ -1045,8 +1055,19 @@ mod tests {
         tiny.ffn = 512;
         tiny.seq_len = 256;
         let layout = plain_layout();
-        assert!(layer_costs(&tiny, &t, &hw, &layout, false).host_s > 0.0);
-        assert_eq!(layer_costs(&llama3_8b(), &t, &hw, &layout, false).host_s, 0.0);
+        assert!(layer_costs(&tiny, &t, &hw, &layout, &local_shape(&tiny, &layout), false).host_s > 0.0);
+        assert_eq!(
+            layer_costs(
+                &llama3_8b(),
+                &t,
+                &hw,
+                &layout,
+                &local_shape(&llama3_8b(), &layout),
+                false
+            )
+            .host_s,
+            0.0
+        );
     }
 
     #[test]
@@ -1148,10 +1169,24 @@ mod tests {
     fn full_recompute_repeats_the_forward() {
         let mut layout = plain_layout();
         layout.recompute = Recompute::Full;
-        let c = layer_costs(&llama3_8b(), &training(), &h100(), &layout, false);
+        let c = layer_costs(
+            &llama3_8b(),
+            &training(),
+            &h100(),
+            &layout,
+            &local_shape(&llama3_8b(), &layout),
+            false,
+        );
         assert_eq!(c.recompute_s, c.forward_s);
         layout.recompute = Recompute::None;
-        let c = layer_costs(&llama3_8b(), &training(), &h100(), &layout, false);
+        let c = layer_costs(
+            &llama3_8b(),
+            &training(),
+            &h100(),
+            &layout,
+            &local_shape(&llama3_8b(), &layout),
+            false,
+        );
         assert_eq!(c.recompute_s, 0.0);
     }
 
@@ -1161,7 +1196,7 @@ mod tests {
         let hw = h100();
         let mut layout = plain_layout();
         layout.tp = 4;
-        let c = layer_costs(&m, &training(), &hw, &layout, false);
+        let c = layer_costs(&m, &training(), &hw, &layout, &local_shape(&m, &layout), false);
         let bytes = 4096.0 * 4096.0 * 2.0; // microbatch 1 x seq 4096 (fixture) x hidden x 2 bytes
         let one = all_reduce_s(&hw, bytes * m.seq_len as f64 / 4096.0, 4.0, 1.0);
         assert!((c.tp_comm_s / (4.0 * one) - 1.0).abs() < 1e-12);
@@ -1177,13 +1212,14 @@ mod tests {
         let mut layout = plain_layout();
         layout.tp = 4;
         layout.sequence_parallel = true;
-        let exposed = layer_costs(&m, &training(), &hw, &layout, false).tp_comm_s;
+        let exposed = layer_costs(&m, &training(), &hw, &layout, &local_shape(&m, &layout), false).tp_comm_s;
         layout.tp_overlap = true;
-        let overlapped = layer_costs(&m, &training(), &hw, &layout, false).tp_comm_s;
+        let overlapped =
+            layer_costs(&m, &training(), &hw, &layout, &local_shape(&m, &layout), false).tp_comm_s;
         assert!(overlapped < exposed / 2.0, "{overlapped} vs {exposed}");
         // Without sequence parallelism there is nothing to overlap with (TE needs it).
         layout.sequence_parallel = false;
-        let plain = layer_costs(&m, &training(), &hw, &layout, false).tp_comm_s;
+        let plain = layer_costs(&m, &training(), &hw, &layout, &local_shape(&m, &layout), false).tp_comm_s;
         assert_eq!(plain, exposed);
     }
 
@@ -1194,13 +1230,13 @@ mod tests {
         let mut layout = plain_layout();
         layout.cp = 2;
         // 8K tokens of LLaMA-3-8B: the attention of a chunk outlasts its K/V hop over NVLink.
-        let c = layer_costs(&m, &training(), &hw, &layout, false);
+        let c = layer_costs(&m, &training(), &hw, &layout, &local_shape(&m, &layout), false);
         assert_eq!(c.cp_comm_s, 0.0);
         // Across a slow scale-out link it shows.
         let mut slow = hw;
         slow.scale_up_domain = 1;
         slow.scale_out_bytes_per_s = 1e8;
-        let c = layer_costs(&m, &training(), &slow, &layout, false);
+        let c = layer_costs(&m, &training(), &slow, &layout, &local_shape(&m, &layout), false);
         assert!(c.cp_comm_s > 0.0);
     }
 
@@ -1212,8 +1248,23 @@ mod tests {
         layout.ep = 8;
         let mut t = training();
         t.stack.ep_overlap = false;
-        assert!(expert_all_to_all_bytes(&mixtral_like(), &training(), &layout) > 0.0);
-        assert_eq!(expert_all_to_all_bytes(&llama3_8b(), &training(), &layout), 0.0);
+        assert!(
+            expert_all_to_all_bytes(
+                &mixtral_like(),
+                &training(),
+                &layout,
+                &local_shape(&mixtral_like(), &layout)
+            ) > 0.0
+        );
+        assert_eq!(
+            expert_all_to_all_bytes(
+                &llama3_8b(),
+                &training(),
+                &layout,
+                &local_shape(&llama3_8b(), &layout)
+            ),
+            0.0
+        );
         assert!(step_breakdown(&mixtral_like(), &t, &hw, &layout).ep_comm_s > 0.0);
         assert_eq!(step_breakdown(&llama3_8b(), &t, &hw, &layout).ep_comm_s, 0.0);
         // Only the MoE layers pay: three dense layers of 56 take their share off.
@@ -1322,11 +1373,11 @@ mod tests {
         let balanced = training();
         let mut skewed = training();
         skewed.moe_imbalance = 1.5;
-        let moe = |t: &Training| layer_costs(&m, t, &hw, &layout, true);
-        let dense = |t: &Training| layer_costs(&m, t, &hw, &layout, false);
+        let moe = |t: &Training| layer_costs(&m, t, &hw, &layout, &local_shape(&m, &layout), true);
+        let dense = |t: &Training| layer_costs(&m, t, &hw, &layout, &local_shape(&m, &layout), false);
         assert!(moe(&skewed).forward_s > moe(&balanced).forward_s);
         assert_eq!(dense(&skewed), dense(&balanced));
-        let bytes = |t: &Training| expert_all_to_all_bytes(&m, t, &layout);
+        let bytes = |t: &Training| expert_all_to_all_bytes(&m, t, &layout, &local_shape(&m, &layout));
         assert!((bytes(&skewed) / bytes(&balanced) - 1.5).abs() < 1e-12);
         let memory =
             |t: &Training| super::super::stage::memory_breakdown(&m, t, &hw, &layout).activations_bytes;
