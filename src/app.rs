@@ -237,20 +237,14 @@ fn run_sweep_command(args: &SweepArgs, catalog: &Catalog) -> Result<String, Erro
         .map(|a| a.spec.id.as_str())
         .collect();
     if !unpriced.is_empty() {
-        let pricing = file.cluster.pricing.unwrap_or(crate::model::run::Pricing::Rental);
+        let pricing = file.cluster.pricing.unwrap_or_default();
         return Err(Error::Scenario {
             origin,
             message: format!(
                 "the catalog has no {} price for {}: set [cluster] {}, switch [cluster] pricing, or leave {} out of [search] accelerators",
-                match pricing {
-                    crate::model::run::Pricing::Rental => "rental",
-                    crate::model::run::Pricing::Capex => "purchase",
-                },
+                pricing.price_kind(),
                 unpriced.join(", "),
-                match pricing {
-                    crate::model::run::Pricing::Rental => "price_per_hour_usd",
-                    crate::model::run::Pricing::Capex => "price_usd",
-                },
+                pricing.price_key(),
                 if unpriced.len() == 1 { "it" } else { "them" }
             ),
         });

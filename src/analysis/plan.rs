@@ -694,7 +694,7 @@ impl PlanWork {
                 "[constraints] max_accelerators = 0: expected at least 1".into()
             ));
         }
-        let pricing = file.cluster.pricing.unwrap_or(Pricing::Rental);
+        let pricing = file.cluster.pricing.unwrap_or_default();
         // The facility keys are checked here, before any sweep, so a bad one names itself.
         resolve_facility(&file.cluster, catalog).map_err(err)?;
 
@@ -717,13 +717,7 @@ impl PlanWork {
                 continue;
             }
             if !acc.priced {
-                skipped.push(format!(
-                    "{id}: no {} price in the catalog",
-                    match pricing {
-                        Pricing::Rental => "rental",
-                        Pricing::Capex => "purchase",
-                    }
-                ));
+                skipped.push(format!("{id}: no {} price in the catalog", pricing.price_kind()));
                 continue;
             }
             let per_accelerator_mw = facility_power_mw(1.0, &acc.economics);

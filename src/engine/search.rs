@@ -371,7 +371,7 @@ impl SearchSpace {
         if let Some(values) = &search.recompute {
             listed_once("recompute", values).map_err(err)?;
         }
-        let pricing = file.cluster.pricing.unwrap_or(crate::model::run::Pricing::Rental);
+        let pricing = file.cluster.pricing.unwrap_or_default();
         let facility = resolve_facility(&file.cluster, catalog).map_err(err)?;
         let mut accelerators = vec![];
         for id in &ids {

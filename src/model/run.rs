@@ -16,10 +16,12 @@ use super::{Hardware, Layout, Training, Transformer};
 use serde::{Deserialize, Serialize};
 
 /// How the run pays for its accelerators.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Pricing {
-    /// Accelerator-hours at the rental price (power and facility included in the price).
+    /// Accelerator-hours at the rental price (power and facility included in the price): what a
+    /// scenario that names no pricing pays.
+    #[default]
     Rental = 0,
     /// Purchase price of the accelerators plus the electricity the run draws.
     Capex = 1,
@@ -30,6 +32,27 @@ impl Pricing {
     /// The code the shaders use (`PRICING_*` in shaders/model.wgsl).
     pub fn code(self) -> u32 {
         self as u32
+    }
+    /// The scenario key's value (`[cluster] pricing`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Pricing::Rental => "rental",
+            Pricing::Capex => "capex",
+        }
+    }
+    /// The price this pricing needs, in words.
+    pub fn price_kind(self) -> &'static str {
+        match self {
+            Pricing::Rental => "rental",
+            Pricing::Capex => "purchase",
+        }
+    }
+    /// The `[cluster]` key that sets that price.
+    pub fn price_key(self) -> &'static str {
+        match self {
+            Pricing::Rental => "price_per_hour_usd",
+            Pricing::Capex => "price_usd",
+        }
     }
 }
 

@@ -1167,27 +1167,24 @@ mod tests {
 
     #[test]
     fn full_recompute_repeats_the_forward() {
-        let mut layout = plain_layout();
-        layout.recompute = Recompute::Full;
-        let c = layer_costs(
-            &llama3_8b(),
-            &training(),
-            &h100(),
-            &layout,
-            &local_shape(&llama3_8b(), &layout),
-            false,
-        );
+        let m = llama3_8b();
+        let costs = |recompute: Recompute| {
+            let layout = Layout {
+                recompute,
+                ..plain_layout()
+            };
+            layer_costs(
+                &m,
+                &training(),
+                &h100(),
+                &layout,
+                &local_shape(&m, &layout),
+                false,
+            )
+        };
+        let c = costs(Recompute::Full);
         assert_eq!(c.recompute_s, c.forward_s);
-        layout.recompute = Recompute::None;
-        let c = layer_costs(
-            &llama3_8b(),
-            &training(),
-            &h100(),
-            &layout,
-            &local_shape(&llama3_8b(), &layout),
-            false,
-        );
-        assert_eq!(c.recompute_s, 0.0);
+        assert_eq!(costs(Recompute::None).recompute_s, 0.0);
     }
 
     #[test]

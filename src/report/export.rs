@@ -315,17 +315,14 @@ impl Exporter for TableExporter {
         let e = &r.estimate;
         let mut out = String::new();
         out += &format!(
-            "{} ({}) on {} x {}, {} tokens/step of {}, {}\nstack: {} ({} attention)\nlayout: {}\n\n",
+            "{} ({}) on {} x {}, {} tokens/step of {}, {} pricing\nstack: {} ({} attention)\nlayout: {}\n\n",
             r.model,
             parameter_counts(r.parameters, r.active_parameters),
             human_count(r.count),
             r.accelerator,
             human_count(r.global_batch as u64 * r.seq_len as u64),
             r.dtype.name(),
-            match r.pricing {
-                Pricing::Rental => "rental pricing",
-                Pricing::Capex => "purchase pricing",
-            },
+            r.pricing.price_kind(),
             r.stack,
             r.attention_kernel.name(),
             layout_line(&r.layout)
@@ -994,10 +991,7 @@ impl Exporter for TableExporter {
     }
     fn plan(&self, r: &PlanReport) -> anyhow::Result<String> {
         let c = &r.constraints;
-        let pricing = match r.pricing {
-            Pricing::Capex => "capex",
-            Pricing::Rental => "rental",
-        };
+        let pricing = r.pricing.name();
         let limits: Vec<String> = [
             c.budget_usd
                 .map(|b| format!("budget {} ({pricing})", human_usd(b))),

@@ -912,73 +912,26 @@ fn a_fifo_without_a_writer_says_what_it_waits_for_then_reads_the_scenario() {
 #[test]
 fn flags_that_would_be_ignored_are_refused_before_the_work() {
     let path = temp_file("ignored-flags", "s.toml", SMALL_SWEEP);
-    let path = path.to_str().unwrap();
+    let sweep = format!("sweep {} --backend cpu", path.display());
+    let run = |args: &str| clustersweep(&args.split_whitespace().collect::<Vec<_>>());
     for (args, flag) in [
+        (format!("{sweep} --adapters all"), "--adapters all"),
+        (format!("{sweep} --adapters best"), "--adapters best"),
         (
-            vec!["sweep", path, "--backend", "cpu", "--adapters", "all"],
-            "--adapters all",
-        ),
-        (
-            vec!["sweep", path, "--backend", "cpu", "--adapters", "best"],
-            "--adapters best",
-        ),
-        (
-            vec![
-                "sweep",
-                path,
-                "--backend",
-                "cpu",
-                "--emit",
-                "megatron",
-                "--emit-rank",
-                "4",
-                "--top",
-                "3",
-            ],
+            format!("{sweep} --emit megatron --emit-rank 4 --top 3"),
             "--emit-rank 4",
         ),
+        (format!("{sweep} --emit megatron --emit-rank 0"), "--emit-rank 0"),
         (
-            vec![
-                "sweep",
-                path,
-                "--backend",
-                "cpu",
-                "--emit",
-                "megatron",
-                "--emit-rank",
-                "0",
-            ],
-            "--emit-rank 0",
-        ),
-        (
-            vec![
-                "plan",
-                "--backend",
-                "cpu",
-                "--emit",
-                "megatron",
-                "--emit-rank",
-                "11",
-            ],
+            "plan --backend cpu --emit megatron --emit-rank 11".to_string(),
             "--emit-rank 11",
         ),
     ] {
-        let o = clustersweep(&args);
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
-        assert!(stderr(&o).contains(flag), "{args:?}: {}", stderr(&o));
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(2), "{args}: {}", stderr(&o));
+        assert!(stderr(&o).contains(flag), "{args}: {}", stderr(&o));
     }
     // Within bounds, the same flags run.
-    let o = clustersweep(&[
-        "sweep",
-        path,
-        "--backend",
-        "cpu",
-        "--emit",
-        "megatron",
-        "--emit-rank",
-        "2",
-        "--top",
-        "3",
-    ]);
+    let o = run(&format!("{sweep} --emit megatron --emit-rank 2 --top 3"));
     assert!(o.status.success(), "{}", stderr(&o));
 }

@@ -341,7 +341,7 @@ pub fn resolve_economics(
     accelerator: &AcceleratorSpec,
     require_price: bool,
 ) -> Result<Economics, String> {
-    let pricing = c.pricing.unwrap_or(Pricing::Rental);
+    let pricing = c.pricing.unwrap_or_default();
     let facility = resolve_facility(c, catalog)?;
     let economics = catalog.economics_in(accelerator, &facility, pricing);
     if require_price {
