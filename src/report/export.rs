@@ -933,8 +933,8 @@ impl Exporter for TableExporter {
             "backend",
             "adapter",
             "elapsed",
-            "layouts/s",
             "valid layouts/s",
+            "layouts/s",
             "GPU / readback / host",
         ]);
         for b in &r.results {
@@ -952,16 +952,32 @@ impl Exporter for TableExporter {
                 Cell::new(&b.backend),
                 Cell::new(b.adapter.clone().unwrap_or_default()),
                 Cell::new(human_duration(b.elapsed_s)),
-                Cell::new(format!("{:.3e}", b.layouts_per_s)),
                 Cell::new(format!("{:.3e}", b.valid_layouts_per_s)),
+                Cell::new(format!("{:.3e}", b.layouts_per_s)),
                 Cell::new(shares),
             ]);
         }
         right(&mut t, &[2, 3, 4]);
+        let m = &r.machine;
         let mut out = format!(
-            "{} layouts (clustersweep bench's fixed space)\n{t}\n",
-            r.space_size
+            "{:.3e} valid layouts/s (the fastest backend's) of {} layouts (clustersweep bench's fixed space)\n\
+             machine: {}, {} logical cores ({} engine threads), {} {}-bit SIMD (binary built for {}), {} {}\n{t}\n",
+            r.valid_layouts_per_s,
+            human_count(r.space_size),
+            m.cpu_model,
+            m.logical_cores,
+            m.cpu_engine_threads,
+            m.simd,
+            m.simd_bits,
+            m.compiled_simd,
+            m.os,
+            m.arch
         );
+        for b in &r.results {
+            if let Some(driver) = b.driver.as_deref().filter(|d| !d.is_empty()) {
+                out += &format!("{} driver: {driver}\n", b.backend);
+            }
+        }
         if !r.draws.is_empty() {
             let mut d = table(&[
                 "backend",
@@ -1742,18 +1758,23 @@ impl Exporter for CsvExporter {
             w.write_record([
                 "backend",
                 "adapter",
+                "driver",
+                "cpu_model",
                 "elapsed_s",
-                "layouts_per_s",
                 "valid_layouts_per_s",
+                "layouts_per_s",
                 "draws_per_s",
             ])?;
+            let cpu = &r.machine.cpu_model;
             for b in &r.results {
                 w.write_record([
                     b.backend.clone(),
                     b.adapter.clone().unwrap_or_default(),
+                    b.driver.clone().unwrap_or_default(),
+                    cpu.clone(),
                     b.elapsed_s.to_string(),
-                    b.layouts_per_s.to_string(),
                     b.valid_layouts_per_s.to_string(),
+                    b.layouts_per_s.to_string(),
                     String::new(),
                 ])?;
             }
@@ -1761,6 +1782,8 @@ impl Exporter for CsvExporter {
                 w.write_record([
                     format!("{} draws", b.backend),
                     b.adapter.clone().unwrap_or_default(),
+                    String::new(),
+                    cpu.clone(),
                     b.elapsed_s.to_string(),
                     String::new(),
                     String::new(),

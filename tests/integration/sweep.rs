@@ -295,6 +295,17 @@ fn bench_reports_layouts_per_second() {
     assert!(o.status.success(), "{}", stderr(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v["layouts_per_s"].as_f64().unwrap() > 0.0);
+    // The headline is the valid (priced) rate, and the machine is named.
+    let valid = v["valid_layouts_per_s"].as_f64().unwrap();
+    assert!(valid > 0.0 && valid < v["layouts_per_s"].as_f64().unwrap(), "{v}");
+    assert_eq!(valid, v["results"][0]["valid_layouts_per_s"].as_f64().unwrap());
+    let machine = &v["machine"];
+    assert!(machine["logical_cores"].as_u64().unwrap() >= 1, "{machine}");
+    assert!(!machine["cpu_model"].as_str().unwrap().is_empty(), "{machine}");
+    assert!(
+        machine["simd"].is_string() && machine["compiled_simd"].is_string(),
+        "{machine}"
+    );
     assert!(v["space_size"].as_u64().unwrap() >= 10_000_000);
     assert_eq!(v["results"][0]["counts"]["evaluated"], v["space_size"]);
     // The draws of --uncertainty are timed too: 200 draws of the top 20 layouts.

@@ -35,6 +35,8 @@ global_batch_tokens = 16777216
 pub struct BenchResult {
     pub backend: String,
     pub adapter: Option<String>,
+    /// The GPU adapter's driver and its version, as wgpu reports them.
+    pub driver: Option<String>,
     pub elapsed_s: f64,
     /// Every decoded layout, valid or not.
     pub layouts_per_s: f64,
@@ -60,11 +62,114 @@ pub struct DrawBenchResult {
     pub draws_per_s: f64,
 }
 
+/// The machine a bench ran on, so that figures from different machines can be told apart.
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+pub struct BenchMachine {
+    /// The CPU's model name (from /proc/cpuinfo on Linux, sysctl on macOS; "unknown" elsewhere).
+    pub cpu_model: String,
+    /// Logical cores the operating system offers.
+    pub logical_cores: usize,
+    /// Threads the CPU engine ran on (rayon's pool: all logical cores unless RAYON_NUM_THREADS).
+    pub cpu_engine_threads: usize,
+    /// The widest SIMD extension the CPU has (avx512f, avx2, sse4.2, sse2, neon) and its width.
+    pub simd: String,
+    pub simd_bits: u32,
+    /// The widest SIMD extension the binary was compiled for: the CPU engine's code uses no
+    /// wider one (build with RUSTFLAGS="-C target-cpu=native" to use all of `simd`).
+    pub compiled_simd: String,
+    pub os: String,
+    pub arch: String,
+}
+
+impl BenchMachine {
+    /// This machine.
+    pub fn detect() -> BenchMachine {
+        let (simd, simd_bits) = detected_simd();
+        BenchMachine {
+            cpu_model: cpu_model(),
+            logical_cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cpu_engine_threads: rayon::current_num_threads(),
+            simd: simd.into(),
+            simd_bits,
+            compiled_simd: compiled_simd().into(),
+            os: std::env::consts::OS.into(),
+            arch: std::env::consts::ARCH.into(),
+        }
+    }
+}
+
+fn cpu_model() -> String {
+    let from_cpuinfo = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|text| {
+        text.lines()
+            .find(|l| l.starts_with("model name") || l.starts_with("Model"))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    });
+    let from_sysctl = || {
+        std::process::Command::new("sysctl")
+            .args(["-n", "machdep.cpu.brand_string"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    from_cpuinfo
+        .or_else(|| cfg!(target_os = "macos").then(from_sysctl).flatten())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The widest SIMD extension this CPU reports, and its width in bits.
+fn detected_simd() -> (&'static str, u32) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            return ("avx512f", 512);
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            return ("avx2", 256);
+        }
+        if std::is_x86_feature_detected!("sse4.2") {
+            return ("sse4.2", 128);
+        }
+        ("sse2", 128)
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        ("neon", 128)
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        ("none", 0)
+    }
+}
+
+/// The widest SIMD extension the binary was compiled to use.
+fn compiled_simd() -> &'static str {
+    if cfg!(target_feature = "avx512f") {
+        "avx512f"
+    } else if cfg!(target_feature = "avx2") {
+        "avx2"
+    } else if cfg!(target_feature = "sse4.2") {
+        "sse4.2"
+    } else if cfg!(target_feature = "sse2") {
+        "sse2"
+    } else if cfg!(target_feature = "neon") {
+        "neon"
+    } else {
+        "none"
+    }
+}
+
 /// What `bench` reports.
 #[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct BenchReport {
     pub space_size: u64,
-    /// The fastest backend's rate.
+    pub machine: BenchMachine,
+    /// The headline: the fastest backend's rate of valid layouts (priced: they pass the
+    /// checks and fit), the work a sweep is for.
+    pub valid_layouts_per_s: f64,
+    /// The fastest backend's rate of all decoded layouts, valid or not.
     pub layouts_per_s: f64,
     pub results: Vec<BenchResult>,
     /// Draws per second per backend (filled by the layer that owns the draws).
@@ -112,6 +217,7 @@ pub fn run_bench(backend: Option<Backend>) -> Result<BenchReport, Error> {
         results.push(BenchResult {
             backend: "cpu".into(),
             adapter: Some(format!("{} threads", rayon::current_num_threads())),
+            driver: None,
             elapsed_s: t,
             layouts_per_s: p.counts.evaluated as f64 / t,
             valid_layouts_per_s: p.counts.valid as f64 / t,
@@ -136,6 +242,11 @@ pub fn run_bench(backend: Option<Backend>) -> Result<BenchReport, Error> {
                         results.push(BenchResult {
                             backend: "gpu".into(),
                             adapter: Some(engine.name()),
+                            driver: Some(
+                                format!("{} {}", engine.info.driver, engine.info.driver_info)
+                                    .trim()
+                                    .to_string(),
+                            ),
                             elapsed_s: t,
                             layouts_per_s: p.counts.evaluated as f64 / t,
                             valid_layouts_per_s: p.counts.valid as f64 / t,
@@ -157,10 +268,12 @@ pub fn run_bench(backend: Option<Backend>) -> Result<BenchReport, Error> {
             notes.join("; ")
         )));
     }
-    let best = results.iter().map(|r| r.layouts_per_s).fold(0.0, f64::max);
+    let fastest = |rate: fn(&BenchResult) -> f64| results.iter().map(rate).fold(0.0, f64::max);
     Ok(BenchReport {
         space_size: space.size,
-        layouts_per_s: best,
+        machine: BenchMachine::detect(),
+        valid_layouts_per_s: fastest(|r| r.valid_layouts_per_s),
+        layouts_per_s: fastest(|r| r.layouts_per_s),
         results,
         draws: vec![],
         notes,
