@@ -216,7 +216,7 @@ fn model_flops_per_step(m: GpuModel, t: Training) -> f32 {
     return 3.0 * model_forward_flops_per_sequence(m) * f32(t.global_batch);
 }
 
-fn hardware_flops_per_step(m: GpuModel, t: Training, l: Layout) -> f32 {
+fn hardware_flops_per_step(m: GpuModel, t: Training, l: Layout, model_flops: f32) -> f32 {
     let s = f32(m.seq_len);
     let attention = attention_forward_flops_all_layers(m);
     let logits = 2.0 * s * f32(m.hidden) * f32(m.vocab);
@@ -226,5 +226,5 @@ fn hardware_flops_per_step(m: GpuModel, t: Training, l: Layout) -> f32 {
     } else if l.recompute == RECOMPUTE_FULL {
         recomputed = model_forward_flops_per_sequence(m) - logits * (1.0 + f32(m.mtp_layers));
     }
-    return model_flops_per_step(m, t) + recomputed * f32(t.global_batch);
+    return model_flops + recomputed * f32(t.global_batch);
 }

@@ -42,14 +42,16 @@ fn facility_power_mw(accs: f32, hw: GpuAccelerator) -> f32 {
 }
 
 fn estimate_with(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout) -> Estimate {
-    let breakdown = step_breakdown_with(p, m, t, hw, l);
-    let memory = memory_breakdown_with(p, m, t, hw, l);
+    // The fullest stage's parameters, once for the step's and the memory's terms.
+    let params = stage_params(m, t, l);
+    let breakdown = step_breakdown_with(p, m, t, hw, l, params);
+    let memory = memory_breakdown_with(p, m, t, hw, l, params);
     let step_time_s = step_breakdown_total_s(breakdown);
     let accs = accelerators(l);
     let tokens_per_step = f32(t.global_batch) * f32(m.seq_len);
     let tokens_per_s = tokens_per_step / step_time_s;
     let model_flops = model_flops_per_step(m, t);
-    let hardware_flops = hardware_flops_per_step(m, t, l);
+    let hardware_flops = hardware_flops_per_step(m, t, l, model_flops);
     let peak_total = peak(hw, t.dtype) * accs;
     let used = memory_breakdown_total_bytes(memory);
     let good = goodput(accs, m, t, hw);

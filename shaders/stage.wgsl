@@ -21,7 +21,7 @@ fn sends_per_microbatch(send: f32, chunk_forward: f32, chunk_backward: f32, t: T
         + pipeline_send_exposed_s(send, chunk_backward, t, l));
 }
 
-fn step_breakdown_with(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout) -> StepBreakdown {
+fn step_breakdown_with(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout, params: vec2<f32>) -> StepBreakdown {
     let mbs = f32(microbatches(l, t));
     let layer = profile_layer(p);
     let stages = stage_layers(m, l);
@@ -68,7 +68,7 @@ fn step_breakdown_with(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAccelerat
 
     let stage_forward = stage.forward_s + stage_logits_fwd;
     let stage_backward = stage.backward_s + stage.recompute_s + stage_logits_bwd;
-    let dp_comm_s = data_parallel_exposed_s(m, t, hw, l, mbs, stage_forward, stage_backward, max(stage_layers_n, fullest));
+    let dp_comm_s = data_parallel_exposed_s(m, t, hw, l, params, mbs, stage_forward, stage_backward, max(stage_layers_n, fullest));
 
     let compute_s = mbs * (stage.forward_s + stage.backward_s + stage.recompute_s + stage_logits_fwd + stage_logits_bwd);
     return StepBreakdown(
@@ -81,7 +81,7 @@ fn step_breakdown_with(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAccelerat
         mbs * pp_p2p_per_microbatch,
         pp_bubble_s,
         dp_comm_s,
-        optimizer_s(m, t, hw, l),
+        optimizer_s(t, hw, l, params),
         hw.step_overhead_s,
         mbs * offload,
         mbs * stage.host_s,
@@ -113,10 +113,9 @@ fn zero_shard(l: Layout, stage: u32, dense: f32, experts: f32, group: f32, exper
     return dense + experts;
 }
 
-fn memory_breakdown_with(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout) -> MemoryBreakdown {
-    let params2 = stage_params(m, t, l);
-    let dense = params2.x;
-    let experts = params2.y;
+fn memory_breakdown_with(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout, held: vec2<f32>) -> MemoryBreakdown {
+    let dense = held.x;
+    let experts = held.y;
     let group = zero_shard_group(t, hw, l);
     let expert_group = expert_data_parallel(l);
     let params = dense + experts;

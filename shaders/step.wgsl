@@ -415,10 +415,9 @@ fn dp_collective(hw: GpuAccelerator, params_dense: f32, params_expert: f32, byte
         + all_gather_s(hw, params_expert * bytes_per_param, expert_group, expert_stride);
 }
 
-fn data_parallel_exposed_s(m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout, mbs: f32,
+fn data_parallel_exposed_s(m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout, params: vec2<f32>, mbs: f32,
                            stage_forward_s: f32, stage_backward_s: f32, stage_layer_count: f32) -> f32 {
     let st = t.stack;
-    let params = stage_params(m, t, l);
     let dense = params.x;
     let experts = params.y;
     let stride = data_parallel_stride(t, hw, l);
@@ -481,8 +480,7 @@ fn exposed_s(comm_s: f32, window_s: f32, overlaps: bool) -> f32 {
     return comm_s;
 }
 
-fn optimizer_s(m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout) -> f32 {
-    let params = stage_params(m, t, l);
+fn optimizer_s(t: Training, hw: GpuAccelerator, l: Layout, params: vec2<f32>) -> f32 {
     var dense_shard = params.x;
     var expert_shard = params.y;
     if l.zero >= 1u {

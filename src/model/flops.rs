@@ -341,9 +341,15 @@ pub fn model_flops_per_step(model: &Transformer, training: &Training) -> f64 {
     3.0 * model_forward_flops_per_sequence(model) * training.global_batch as f64
 }
 
-/// Hardware FLOPs of one step: model FLOPs plus the forward work that recomputation repeats
-/// (whole layers for full recompute, the attention core for selective), same attention convention.
-pub fn hardware_flops_per_step(model: &Transformer, training: &Training, layout: &Layout) -> f64 {
+/// Hardware FLOPs of one step: its `model_flops` (see [`model_flops_per_step`]) plus the forward
+/// work that recomputation repeats (whole layers for full recompute, the attention core for
+/// selective), same attention convention.
+pub fn hardware_flops_per_step(
+    model: &Transformer,
+    training: &Training,
+    layout: &Layout,
+    model_flops: f64,
+) -> f64 {
     let s = model.seq_len as f64;
     let attention = attention_forward_flops_all_layers(model);
     let logits = 2.0 * s * model.hidden as f64 * model.vocab as f64;
@@ -352,7 +358,7 @@ pub fn hardware_flops_per_step(model: &Transformer, training: &Training, layout:
         Recompute::Selective => attention,
         Recompute::Full => model_forward_flops_per_sequence(model) - logits * (1.0 + model.mtp_layers as f64),
     };
-    model_flops_per_step(model, training) + recomputed * training.global_batch as f64
+    model_flops + recomputed * training.global_batch as f64
 }
 
 #[cfg(test)]
@@ -402,7 +408,7 @@ mod tests {
         // eq. 3 with recompute: 96 B s l h^2 (1 + s/(6h) + V/(16 l h)).
         let b = t.global_batch as f64;
         let expected = 96.0 * b * s * l * h * h * (1.0 + s / (6.0 * h) + v / (16.0 * l * h));
-        let got = hardware_flops_per_step(&m, &t, &layout);
+        let got = hardware_flops_per_step(&m, &t, &layout, model_flops_per_step(&m, &t));
         assert!((got / expected - 1.0).abs() < 1e-3, "{got} vs {expected}");
     }
 

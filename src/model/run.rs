@@ -11,7 +11,7 @@ use super::flops::{hardware_flops_per_step, model_flops_per_step, total_params};
 use super::memory::MemoryBreakdown;
 use super::profile::{profile, Profile};
 use super::stage::{memory_breakdown_with, step_breakdown_with};
-use super::step::StepBreakdown;
+use super::step::{stage_params, StepBreakdown};
 use super::{Hardware, Layout, Training, Transformer};
 use serde::{Deserialize, Serialize};
 
@@ -207,14 +207,16 @@ pub fn estimate_with(
     economics: &Economics,
     layout: &Layout,
 ) -> Estimate {
-    let breakdown = step_breakdown_with(p, model, training, hw, layout);
-    let memory = memory_breakdown_with(p, model, training, hw, layout);
+    // The fullest stage's parameters, once for the step's and the memory's terms.
+    let params = stage_params(model, training, layout);
+    let breakdown = step_breakdown_with(p, model, training, hw, layout, params);
+    let memory = memory_breakdown_with(p, model, training, hw, layout, params);
     let step_time_s = breakdown.total_s();
     let accelerators = layout.accelerators() as f64;
     let tokens_per_step = training.global_batch as f64 * model.seq_len as f64;
     let tokens_per_s = tokens_per_step / step_time_s;
     let model_flops = model_flops_per_step(model, training);
-    let hardware_flops = hardware_flops_per_step(model, training, layout);
+    let hardware_flops = hardware_flops_per_step(model, training, layout, model_flops);
     let peak = hw.peak(training.dtype) * accelerators;
     let used = memory.total_bytes();
     let (goodput, checkpoint_interval_s) = goodput(accelerators, model, training, economics);

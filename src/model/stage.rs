@@ -40,7 +40,14 @@ pub fn step_breakdown(
     hw: &Hardware,
     layout: &Layout,
 ) -> StepBreakdown {
-    step_breakdown_with(&profile(model, training, hw, layout), model, training, hw, layout)
+    step_breakdown_with(
+        &profile(model, training, hw, layout),
+        model,
+        training,
+        hw,
+        layout,
+        stage_params(model, training, layout),
+    )
 }
 
 /// The step from a layer profile computed for the same per-layer knobs (see
@@ -52,6 +59,7 @@ pub fn step_breakdown_with(
     training: &Training,
     hw: &Hardware,
     layout: &Layout,
+    stage_params: (f64, f64),
 ) -> StepBreakdown {
     let m = layout.microbatches(training) as f64;
     let layer = p.layer;
@@ -110,6 +118,7 @@ pub fn step_breakdown_with(
         training,
         hw,
         layout,
+        stage_params,
         m,
         stage_forward,
         stage_backward,
@@ -131,7 +140,7 @@ pub fn step_breakdown_with(
         offload_s: m * offload,
         pp_bubble_s,
         dp_comm_s,
-        optimizer_s: optimizer_s(model, training, hw, layout),
+        optimizer_s: optimizer_s(training, hw, layout, stage_params),
         step_overhead_s: hw.efficiency.step_overhead_s,
     }
 }
@@ -163,7 +172,14 @@ pub fn memory_breakdown(
     hw: &Hardware,
     layout: &Layout,
 ) -> MemoryBreakdown {
-    memory_breakdown_with(&profile(model, training, hw, layout), model, training, hw, layout)
+    memory_breakdown_with(
+        &profile(model, training, hw, layout),
+        model,
+        training,
+        hw,
+        layout,
+        stage_params(model, training, layout),
+    )
 }
 
 /// Memory from a layer profile computed for the same per-layer knobs.
@@ -173,8 +189,9 @@ pub fn memory_breakdown_with(
     training: &Training,
     hw: &Hardware,
     layout: &Layout,
+    stage_params: (f64, f64),
 ) -> MemoryBreakdown {
-    let (dense, experts) = stage_params(model, training, layout);
+    let (dense, experts) = stage_params;
     let group = zero_shard_group(training, hw, layout);
     let expert_group = layout.expert_data_parallel();
     let shard = |stage: u32| -> f64 {

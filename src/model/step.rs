@@ -755,13 +755,14 @@ pub fn data_parallel_exposed_s(
     training: &Training,
     hw: &Hardware,
     layout: &Layout,
+    stage_params: (f64, f64),
     microbatches: f64,
     stage_forward_s: f64,
     stage_backward_s: f64,
     stage_layer_count: f64,
 ) -> f64 {
     let stack = &training.stack;
-    let (dense, experts) = stage_params(model, training, layout);
+    let (dense, experts) = stage_params;
     let stride = data_parallel_stride(training, hw, layout);
     let replicated = layout.dp as f64 * layout.cp as f64;
     // ZeRO's collectives run over the shard group; under hybrid sharding the replicas of each
@@ -857,9 +858,9 @@ pub fn exposed_s(comm_s: f64, window_s: f64, overlaps: bool) -> f64 {
 
 /// Seconds of the optimizer step: one memory-bound pass over the rank's shard of the optimizer
 /// state (read and write Adam's state, read the gradient twice for clipping and update, write
-/// the 16-bit weights).
-pub fn optimizer_s(model: &Transformer, training: &Training, hw: &Hardware, layout: &Layout) -> f64 {
-    let (dense, experts) = stage_params(model, training, layout);
+/// the 16-bit weights), for a stage holding `stage_params` (see [`stage_params`]).
+pub fn optimizer_s(training: &Training, hw: &Hardware, layout: &Layout, stage_params: (f64, f64)) -> f64 {
+    let (dense, experts) = stage_params;
     let (dense_shard, expert_shard) = if layout.zero >= 1 {
         let group = zero_shard_group(training, hw, layout);
         (dense / group, experts / layout.expert_data_parallel())
@@ -913,9 +914,10 @@ mod tests {
         assert_eq!(zero_shard_group(&t, &hw, &layout), 8.0);
         // The replicas' gradient all-reduce adds to the sharded collectives, never subtracts.
         let (f, b) = (1e-3, 1e-3);
-        let hybrid = data_parallel_exposed_s(&m, &t, &hw, &layout, 4.0, f, b, 32.0);
+        let params = stage_params(&m, &t, &layout);
+        let hybrid = data_parallel_exposed_s(&m, &t, &hw, &layout, params, 4.0, f, b, 32.0);
         layout.dp = 8;
-        let one_domain = data_parallel_exposed_s(&m, &t, &hw, &layout, 4.0, f, b, 32.0);
+        let one_domain = data_parallel_exposed_s(&m, &t, &hw, &layout, params, 4.0, f, b, 32.0);
         assert!(hybrid > one_domain, "{hybrid} vs {one_domain}");
     }
 
@@ -1290,7 +1292,14 @@ mod tests {
         let mut placeholder = layout;
         placeholder.pp = 1;
         placeholder.dp = 1;
-        let cached = step_breakdown_with(&profile(&m, &t, &hw, &placeholder), &m, &t, &hw, &layout);
+        let cached = step_breakdown_with(
+            &profile(&m, &t, &hw, &placeholder),
+            &m,
+            &t,
+            &hw,
+            &layout,
+            stage_params(&m, &t, &layout),
+        );
         let direct = step_breakdown(&m, &t, &hw, &layout);
         assert_eq!(cached, direct);
         // And it is the pipeline's stride that matters: the 8 expert ranks, 4 apart, leave the
@@ -1449,9 +1458,10 @@ mod tests {
         let mut layout = plain_layout();
         layout.dp = 8;
         let t = training();
-        let full = optimizer_s(&m, &t, &hw, &layout);
+        let params = stage_params(&m, &t, &layout);
+        let full = optimizer_s(&t, &hw, &layout, params);
         layout.zero = 1;
-        let sharded = optimizer_s(&m, &t, &hw, &layout);
+        let sharded = optimizer_s(&t, &hw, &layout, params);
         assert!((full / sharded - 8.0).abs() < 1e-9);
         // Unsharded: 8.03B params x 34 bytes through 3.35 TB/s at the memory efficiency.
         let expected = 8.03e9 * 34.0 / (3.35e12 * hw.efficiency.memory);
