@@ -40,14 +40,11 @@ pub fn step_breakdown(
     hw: &Hardware,
     layout: &Layout,
 ) -> StepBreakdown {
-    step_breakdown_with(
-        &profile(model, training, hw, layout),
-        model,
-        training,
-        hw,
-        layout,
+    let (p, params) = (
+        profile(model, training, hw, layout),
         stage_params(model, training, layout),
-    )
+    );
+    step_breakdown_with(&p, model, training, hw, layout, params)
 }
 
 /// The step from a layer profile computed for the same per-layer knobs (see
@@ -172,14 +169,11 @@ pub fn memory_breakdown(
     hw: &Hardware,
     layout: &Layout,
 ) -> MemoryBreakdown {
-    memory_breakdown_with(
-        &profile(model, training, hw, layout),
-        model,
-        training,
-        hw,
-        layout,
+    let (p, params) = (
+        profile(model, training, hw, layout),
         stage_params(model, training, layout),
-    )
+    );
+    memory_breakdown_with(&p, model, training, hw, layout, params)
 }
 
 /// Memory from a layer profile computed for the same per-layer knobs.
