@@ -77,7 +77,15 @@ pub fn plan_ranking(
     let pairs: Vec<ScenarioFile> = report
         .plans
         .iter()
-        .map(|p| pair_file(file, &search, &p.layout.accelerator, p.layout.count))
+        .map(|p| {
+            pair_file(
+                file,
+                &search,
+                &p.layout.accelerator,
+                &p.layout.network,
+                p.layout.count,
+            )
+        })
         .collect();
     let constraints = report.constraints.clone();
     let objectives: Result<Vec<Vec<f64>>, Error> = catalogs

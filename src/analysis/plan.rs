@@ -17,7 +17,7 @@ use crate::engine::sweep::driver::{
 };
 use crate::engine::sweep::{objective_value, top_entry, Counts, Partial, Ranked, SweepLayout, TopEntry};
 use crate::error::Error;
-use crate::input::catalog::Catalog;
+use crate::input::catalog::{Catalog, Network};
 use crate::input::scenario::{resolve_facility, AxisSpec, ConstraintsSection, ScenarioFile, SearchSection};
 use crate::model::run::{facility_power_mw, Estimate, Pricing};
 use serde::{Deserialize, Serialize};
@@ -176,11 +176,34 @@ pub fn plan_words(p: &Plan) -> String {
 
 /// The scenario of one (accelerator, count) pair of a plan: `file` searched over `search` on
 /// that accelerator at that count alone.
-pub fn pair_file(file: &ScenarioFile, search: &SearchSection, accelerator: &str, count: u64) -> ScenarioFile {
+pub fn pair_file(
+    file: &ScenarioFile,
+    search: &SearchSection,
+    accelerator: &str,
+    network: &Network,
+    count: u64,
+) -> ScenarioFile {
     let mut pair = file.clone();
     let mut s = search.clone();
     s.accelerators = Some(vec![accelerator.to_string()]);
     s.counts = Some(AxisSpec::List(vec![count]));
+    // The pair's one network out of the axes' combinations; a network key the search leaves
+    // out stays out (so that drawn catalog values still reach it).
+    if s.scale_up_domain.is_some() {
+        s.scale_up_domain = Some(vec![network.scale_up_domain]);
+    }
+    if s.scale_out_gbps.is_some() {
+        s.scale_out_gbps = Some(vec![network.scale_out_gbps]);
+    }
+    if s.pod_size.is_some() {
+        s.pod_size = Some(vec![network.pod_size]);
+    }
+    if s.pod_oversubscription.is_some() {
+        s.pod_oversubscription = Some(vec![network.pod_oversubscription]);
+    }
+    if s.topology.is_some() {
+        s.topology = Some(vec![network.topology]);
+    }
     pair.search = Some(s);
     pair
 }
@@ -712,12 +735,18 @@ impl PlanWork {
         let mut work: Vec<(usize, Vec<u32>)> = vec![];
         for (index, acc) in base.accelerators.iter().enumerate() {
             let id = acc.spec.id.clone();
+            // Once per accelerator, not once per network it is tried on.
+            let mut skip = |why: String| {
+                if !skipped.contains(&why) {
+                    skipped.push(why);
+                }
+            };
             if !acc.supports_dtype {
-                skipped.push(format!("{id}: no {} rate", base.dtype().name()));
+                skip(format!("{id}: no {} rate", base.dtype().name()));
                 continue;
             }
             if !acc.priced {
-                skipped.push(format!("{id}: no {} price in the catalog", pricing.price_kind()));
+                skip(format!("{id}: no {} price in the catalog", pricing.price_kind()));
                 continue;
             }
             let per_accelerator_mw = facility_power_mw(1.0, &acc.economics);
@@ -884,7 +913,11 @@ impl PlanWork {
             let e = &entry.estimate;
             let larger = best
                 .iter()
-                .filter(|(c, other, ..)| *c > *count && other.layout.accelerator == entry.layout.accelerator)
+                .filter(|(c, other, ..)| {
+                    *c > *count
+                        && other.layout.accelerator == entry.layout.accelerator
+                        && other.layout.network == entry.layout.network
+                })
                 .min_by_key(|(c, ..)| *c)
                 .map(|(_, larger, ..)| &larger.estimate);
             let mut plan = to_plan(entry.clone(), binding(&constraints, e, *count, *rate, larger));
@@ -975,7 +1008,8 @@ mod tests {
     fn derived_pair_spaces_are_the_spaces_resolving_each_pair_gives() {
         let moe = "[model]\npreset = \"mixtral-8x22b\"\n[training]\nglobal_batch = 1024\ntokens = 1e12\n\
                    [cluster]\npricing = \"rental\"\nsite_power_mw = 1.0\n[constraints]\npower_mw = 4.0\n\
-                   [search]\naccelerators = [\"h100-sxm\", \"gb200\"]\nep = [1, 8]\ntp = [1, 2]\n";
+                   [search]\naccelerators = [\"h100-sxm\", \"gb200\"]\nep = [1, 8]\ntp = [1, 2]\n\
+                   scale_out_gbps = [400, 800]\ntopology = [\"two-tier\", \"three-tier\"]\n";
         for (text, origin) in [(DEFAULT_PLAN, "default"), (moe, "moe")] {
             let file = ScenarioFile::parse(text, origin).unwrap();
             let catalog = Catalog::builtin();
@@ -984,7 +1018,7 @@ mod tests {
             let search = plan_search(&file);
             for (count, derived) in &work.pairs {
                 let id = &derived.accelerators[0].spec.id;
-                let pair = pair_file(&file, &search, id, *count);
+                let pair = pair_file(&file, &search, id, &derived.accelerators[0].network, *count);
                 let resolved = SearchSpace::resolve(&pair, &catalog, Objective::Time, origin).unwrap();
                 assert_eq!(
                     fingerprint(derived),

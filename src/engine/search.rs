@@ -10,10 +10,10 @@
 //! inside them), then count, pp, interleave, zero, recompute_layers, offload_layers, global_batch.
 
 use crate::error::Error;
-use crate::input::catalog::{AcceleratorSpec, Catalog, StackSpec};
+use crate::input::catalog::{AcceleratorSpec, Catalog, Facility, Network, StackSpec};
 use crate::input::scenario::{
-    apply_overrides, dtype_problem, price_problem, resolve_economics, resolve_facility, resolve_model,
-    resolve_stack, resolve_training, AxisSpec, ScenarioFile,
+    apply_overrides, dtype_problem, price_problem, resolve_facility, resolve_model, resolve_stack,
+    resolve_training, AxisSpec, ScenarioFile, SearchSection,
 };
 use crate::model::run::{estimate, Economics, Estimate};
 use crate::model::{
@@ -100,7 +100,10 @@ pub const AXIS_NAMES: [&str; N_AXES] = [
 /// One accelerator of the space, resolved.
 #[derive(Clone, Debug)]
 pub struct SpaceAccelerator {
+    /// The catalog entry with `[cluster]` overrides and this network's domain and NIC rate.
     pub spec: AcceleratorSpec,
+    /// The network it runs on (one of the `[search]` network axes' combinations).
+    pub network: Network,
     pub hardware: Hardware,
     pub economics: Economics,
     /// The catalog has a rate for the run's dtype.
@@ -243,6 +246,90 @@ pub fn divisors(n: u32) -> Vec<u32> {
     }
     low.extend(high.into_iter().rev());
     low
+}
+
+/// The networks `[search]` combines for one accelerator, each as the accelerator entry and the
+/// facility it runs in: every combination of the network axes' values, less the scale-up domains
+/// the part does not ship in and the pods its topology cannot build at that NIC rate. Without
+/// network axes, the one network of `[cluster]` and the catalog.
+fn network_variants(
+    spec: &AcceleratorSpec,
+    facility: &Facility,
+    search: &SearchSection,
+    catalog: &Catalog,
+) -> Result<Vec<(AcceleratorSpec, Facility)>, String> {
+    let given = search.scale_up_domain.is_some()
+        || search.scale_out_gbps.is_some()
+        || search.pod_size.is_some()
+        || search.pod_oversubscription.is_some()
+        || search.topology.is_some();
+    if !given {
+        return Ok(vec![(spec.clone(), facility.clone())]);
+    }
+    let numbers =
+        |key: &str, values: &Option<Vec<f64>>, least: f64, default: f64| -> Result<Vec<f64>, String> {
+            let values = values.clone().unwrap_or(vec![default]);
+            listed_once(key, &values)?;
+            match values.iter().find(|v| !(v.is_finite() && **v >= least)) {
+                Some(v) => Err(format!(
+                    "[search] {key}: value {v}, expected a number of at least {least}"
+                )),
+                None => Ok(values),
+            }
+        };
+    let domains = search
+        .scale_up_domain
+        .clone()
+        .unwrap_or(vec![spec.scale_up_domain]);
+    listed_once("scale_up_domain", &domains)?;
+    if let Some(d) = domains.iter().find(|d| **d == 0) {
+        return Err(format!(
+            "[search] scale_up_domain: value {d}, expected at least 1"
+        ));
+    }
+    let gbps = numbers(
+        "scale_out_gbps",
+        &search.scale_out_gbps,
+        f64::MIN_POSITIVE,
+        spec.scale_out_gbps,
+    )?;
+    let pods = numbers("pod_size", &search.pod_size, 1.0, facility.pod_size)?;
+    let oversubscriptions = numbers(
+        "pod_oversubscription",
+        &search.pod_oversubscription,
+        1.0,
+        facility.pod_oversubscription,
+    )?;
+    let topologies = search.topology.clone().unwrap_or(vec![facility.topology]);
+    listed_once("topology", &topologies)?;
+    let shipped = spec.shipped_domains();
+    let mut variants = vec![];
+    for &domain in &domains {
+        // A `[cluster] scale_up_domain` override is the user's own what-if: keep it.
+        let ships = shipped.contains(&domain) || domain == spec.scale_up_domain;
+        let Some(sized) = spec.with_scale_up_domain(domain).filter(|_| ships) else {
+            continue;
+        };
+        for &rate in &gbps {
+            for &topology in &topologies {
+                for &pod_size in &pods {
+                    if pod_size > catalog.network.max_pod_size(rate, topology) {
+                        continue;
+                    }
+                    for &pod_oversubscription in &oversubscriptions {
+                        let mut spec = sized.clone();
+                        spec.scale_out_gbps = rate;
+                        let mut facility = facility.clone();
+                        facility.topology = topology;
+                        facility.pod_size = pod_size;
+                        facility.pod_oversubscription = pod_oversubscription;
+                        variants.push((spec, facility));
+                    }
+                }
+            }
+        }
+    }
+    Ok(variants)
 }
 
 impl SearchSpace {
@@ -391,13 +478,28 @@ impl SearchSpace {
                     spec.id
                 )));
             }
-            accelerators.push(SpaceAccelerator {
-                hardware: catalog.hardware_in(&spec, &facility),
-                economics: resolve_economics(&file.cluster, catalog, &spec, false).map_err(err)?,
-                supports_dtype: dtype_problem(training.dtype, &spec).is_none(),
-                priced,
-                spec,
-            });
+            let variants = network_variants(&spec, &facility, &search, catalog).map_err(err)?;
+            if variants.is_empty() && search.accelerators.is_some() {
+                return Err(err(format!(
+                    "[search] accelerators lists `{id}`, which none of the [search] networks fits: it ships in scale_up_domain sizes {:?}, and a pod_size must fit its topology at the NIC rate; leave it out or widen the network axes",
+                    spec.shipped_domains()
+                )));
+            }
+            for (spec, facility) in variants {
+                accelerators.push(SpaceAccelerator {
+                    hardware: catalog.hardware_in(&spec, &facility),
+                    economics: catalog.economics_in(&spec, &facility, pricing),
+                    network: catalog.network_of(&spec, &facility),
+                    supports_dtype: dtype_problem(training.dtype, &spec).is_none(),
+                    priced,
+                    spec,
+                });
+            }
+        }
+        if accelerators.is_empty() {
+            return Err(err(
+                "[search] no accelerator ships in the listed scale_up_domain sizes with a pod its topology can build: widen the network axes".into(),
+            ));
         }
         if accelerators.iter().all(|a| !a.supports_dtype) {
             return Err(err(format!(

@@ -1267,8 +1267,9 @@ fn short_value(v: f64) -> String {
 }
 
 /// Table columns of a layout, shared by `sweep` and `plan`.
-const LAYOUT_HEADER: [&str; 14] = [
+const LAYOUT_HEADER: [&str; 15] = [
     "accelerator",
+    "network",
     "stack",
     "count",
     "tp",
@@ -1299,6 +1300,7 @@ fn recompute_cell(recompute: Recompute, layers: u32, offload: u32) -> String {
 fn layout_cells(l: &SweepLayout) -> Vec<Cell> {
     vec![
         Cell::new(&l.accelerator),
+        Cell::new(l.network.label()),
         Cell::new(&l.stack),
         Cell::new(human_count(l.count)),
         Cell::new(l.tp),
@@ -1410,8 +1412,13 @@ fn uncertainty_record(interval: Option<[f64; 2]>, p_best: Option<f64>, tied: Opt
 }
 
 /// The CSV columns of a layout, in `sweep --json`'s key order.
-const LAYOUT_COLUMNS: [&str; 16] = [
+const LAYOUT_COLUMNS: [&str; 21] = [
     "accelerator",
+    "scale_up_domain",
+    "scale_out_gbps",
+    "pod_size",
+    "pod_oversubscription",
+    "topology",
     "stack",
     "count",
     "tp",
@@ -1432,6 +1439,11 @@ const LAYOUT_COLUMNS: [&str; 16] = [
 fn layout_record(l: &SweepLayout) -> Vec<String> {
     vec![
         l.accelerator.clone(),
+        l.network.scale_up_domain.to_string(),
+        l.network.scale_out_gbps.to_string(),
+        l.network.pod_size.to_string(),
+        l.network.pod_oversubscription.to_string(),
+        l.network.topology.name().to_string(),
         l.stack.clone(),
         l.count.to_string(),
         l.tp.to_string(),

@@ -9,6 +9,7 @@ mod fuzz;
 mod gpu_or_skip;
 mod layers;
 mod model_properties;
+mod network;
 mod plan;
 mod schema;
 mod shaders;
@@ -19,8 +20,9 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// The keys of a layout in `sweep --json` and `plan --json`.
-pub const LAYOUT_KEYS: [&str; 16] = [
+pub const LAYOUT_KEYS: [&str; 17] = [
     "accelerator",
+    "network",
     "stack",
     "count",
     "tp",

@@ -341,7 +341,7 @@ fn default_plan_names_a_winner_per_accelerator_in_seconds() {
     let text = stdout(&csv);
     assert_eq!(text.lines().count(), 4, "{text}");
     assert!(
-        text.starts_with("rank,accelerator,stack,count,tp,pp,dp,cp,ep,"),
+        text.starts_with("rank,accelerator,scale_up_domain,scale_out_gbps,pod_size,pod_oversubscription,topology,stack,count,tp,pp,dp,cp,ep,"),
         "{text}"
     );
     assert!(text.lines().next().unwrap().ends_with(

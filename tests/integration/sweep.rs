@@ -230,12 +230,12 @@ fn sweep_csv_goes_to_stdout_or_to_the_output_file() {
     assert!(o.status.success(), "{}", stderr(&o));
     let printed = stdout(&o);
     assert_eq!(printed.lines().count(), 6, "{printed}");
-    assert!(printed.starts_with("rank,index,objective,accelerator,stack,count,tp"));
+    assert!(printed.starts_with("rank,index,objective,accelerator,scale_up_domain,scale_out_gbps,pod_size,pod_oversubscription,topology,stack,count,tp"));
     let o = args(&["-o", csv.to_str().unwrap()]);
     assert!(o.status.success() && stdout(&o).is_empty(), "{}", stderr(&o));
     let text = std::fs::read_to_string(&csv).unwrap();
     assert_eq!(text.lines().count(), 6, "{text}");
-    assert!(text.starts_with("rank,index,objective,accelerator,stack,count,tp"));
+    assert!(text.starts_with("rank,index,objective,accelerator,scale_up_domain,scale_out_gbps,pod_size,pod_oversubscription,topology,stack,count,tp"));
 }
 
 #[test]

@@ -704,6 +704,13 @@ mod tests {
             objective,
             layout: crate::engine::sweep::SweepLayout {
                 accelerator: "h100-sxm".into(),
+                network: crate::input::catalog::Network {
+                    scale_up_domain: 8,
+                    scale_out_gbps: 400.0,
+                    pod_size: 3072.0,
+                    pod_oversubscription: 7.0,
+                    topology: crate::input::catalog::Topology::TwoTier,
+                },
                 stack: "megatron-core-2025".into(),
                 count: 8,
                 tp: 8,

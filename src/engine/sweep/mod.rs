@@ -173,6 +173,8 @@ pub fn objective_value(objective: Objective, e: &Estimate) -> f64 {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SweepLayout {
     pub accelerator: String,
+    /// The network the accelerators run on.
+    pub network: crate::input::catalog::Network,
     pub stack: String,
     pub count: u64,
     pub tp: u32,
@@ -227,6 +229,7 @@ pub fn top_entry(space: &SearchSpace, rank: usize, r: &Ranked) -> Option<TopEntr
     let e = space.estimate_of(&c);
     let layout = SweepLayout {
         accelerator: acc.spec.id.clone(),
+        network: acc.network,
         stack: space.stacks[c.stack].spec.id.clone(),
         count: c.layout.accelerators(),
         tp: c.layout.tp,

@@ -5,9 +5,11 @@
 //! model's SI-unit [`Hardware`] and [`Economics`]. It knows nothing of scenarios.
 
 pub mod assumptions;
+pub mod network;
 pub mod stacks;
 
 pub use assumptions::AssumptionSpec;
+pub use network::{Network, NetworkParts, Topology};
 pub use stacks::{StackSpec, DEFAULT_STACK};
 
 use crate::error::Error;
@@ -38,6 +40,9 @@ pub struct Facility {
     pub pod_size: f64,
     /// Oversubscription of the fabric above a pod.
     pub pod_oversubscription: f64,
+    /// How the scale-out fabric is built (the network the catalog's prices include).
+    #[serde(default)]
+    pub topology: Topology,
     /// Latency a step across pods adds to the scale-out latency (more switch hops, longer fibre).
     pub cross_pod_latency_us: f64,
     /// Facility power one site can supply; 0 for a single site of any size.
@@ -108,6 +113,7 @@ struct FacilityFile {
     electricity_usd_per_mwh: Option<f64>,
     pod_size: Option<f64>,
     pod_oversubscription: Option<f64>,
+    topology: Option<Topology>,
     cross_pod_latency_us: Option<f64>,
     site_power_mw: Option<f64>,
     site_oversubscription: Option<f64>,
@@ -140,6 +146,7 @@ impl Facility {
                 electricity_usd_per_mwh,
                 pod_size,
                 pod_oversubscription,
+                topology,
                 cross_pod_latency_us,
                 site_power_mw,
                 site_oversubscription,
@@ -334,6 +341,10 @@ pub struct AcceleratorSpec {
     pub hbm_tb_per_s: f64,
     pub scale_up_gb_per_s: f64,
     pub scale_up_domain: u32,
+    /// The scale-up domain sizes the part ships in (`[search] scale_up_domain` takes these
+    /// only); default: `scale_up_domain` alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_up_domains: Option<Vec<u32>>,
     pub scale_out_gbps: f64,
     pub scale_up_latency_us: f64,
     pub scale_out_latency_us: f64,
@@ -369,6 +380,33 @@ pub struct AcceleratorSpec {
 }
 
 /// A model preset, in scenario-file keys.
+impl AcceleratorSpec {
+    /// The scale-up domain sizes this part ships in.
+    pub fn shipped_domains(&self) -> Vec<u32> {
+        self.scale_up_domains
+            .clone()
+            .unwrap_or(vec![self.scale_up_domain])
+    }
+
+    /// This part in a scale-up domain of `domain` accelerators: a torus domain takes the axis
+    /// length that many chips give (None when `domain` is not a torus of equal axes, or is 0).
+    pub fn with_scale_up_domain(&self, domain: u32) -> Option<AcceleratorSpec> {
+        let mut spec = self.clone();
+        spec.scale_up_domain = domain;
+        if domain == 0 {
+            return None;
+        }
+        if let Some(dims) = self.torus_dims.filter(|d| *d > 0) {
+            let axis = (domain as f64).powf(1.0 / dims as f64).round() as u32;
+            if axis.checked_pow(dims) != Some(domain) {
+                return None;
+            }
+            spec.torus_axis = Some(axis);
+        }
+        Some(spec)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelPreset {
@@ -427,6 +465,7 @@ pub struct ModelPreset {
 #[serde(deny_unknown_fields)]
 struct CatalogFile {
     facility: Option<FacilityFile>,
+    network: Option<network::NetworkPartsFile>,
     #[serde(default)]
     efficiency: Vec<EfficiencyFamily>,
     #[serde(default)]
@@ -443,6 +482,8 @@ struct CatalogFile {
 #[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Catalog {
     pub facility: Facility,
+    /// The parts of a scale-out fabric, for networks other than the catalog's own.
+    pub network: NetworkParts,
     pub efficiency: Vec<EfficiencyFamily>,
     pub accelerators: Vec<AcceleratorSpec>,
     pub models: Vec<ModelPreset>,
@@ -478,6 +519,7 @@ impl Catalog {
                 electricity_usd_per_mwh: 0.0,
                 pod_size: 1e30,
                 pod_oversubscription: 1.0,
+                topology: Topology::default(),
                 cross_pod_latency_us: 0.0,
                 site_power_mw: 0.0,
                 site_oversubscription: 1.0,
@@ -490,6 +532,7 @@ impl Catalog {
                 facility_usd_per_mw: 0.0,
                 sources: BTreeMap::new(),
             },
+            network: NetworkParts::none(),
             efficiency: vec![],
             accelerators: vec![],
             models: vec![],
@@ -524,6 +567,9 @@ impl Catalog {
         let file = parse_file(text, origin)?;
         if let Some(f) = file.facility {
             self.facility.merge(f);
+        }
+        if let Some(n) = file.network {
+            self.network.merge(n);
         }
         for e in file.efficiency {
             replace_or_push(&mut self.efficiency, e, |x| &x.id);
@@ -625,6 +671,9 @@ impl Catalog {
         if let Some(problem) = self.facility.problem() {
             return Err(bad(format!("[facility] {problem}")));
         }
+        if let Some(problem) = self.network.problem() {
+            return Err(bad(problem));
+        }
         for a in &self.accelerators {
             for d in Dtype::ALL {
                 if let Some(v) = a.peak_tflops.get(d) {
@@ -658,6 +707,21 @@ impl Catalog {
                     return Err(bad(format!(
                         "accelerator `{}`: failure_rate_per_hour = {v}, expected zero or more",
                         a.id
+                    )));
+                }
+            }
+            if let Some(domains) = &a.scale_up_domains {
+                if !domains.contains(&a.scale_up_domain) {
+                    return Err(bad(format!(
+                        "accelerator `{}`: scale_up_domains = {domains:?} leaves out its scale_up_domain = {}: list it",
+                        a.id, a.scale_up_domain
+                    )));
+                }
+                if let Some(d) = domains.iter().find(|d| a.with_scale_up_domain(**d).is_none()) {
+                    return Err(bad(format!(
+                        "accelerator `{}`: scale_up_domains lists {d}, which is not a torus of {} equal axes: list square (2-D) or cubic (3-D) slices",
+                        a.id,
+                        a.torus_dims.unwrap_or(0)
                     )));
                 }
             }
@@ -849,6 +913,12 @@ impl Catalog {
             .fitted_efficiency(&spec.efficiency)
             .expect("families are checked when the catalog is loaded");
         let peak = |d: Dtype| spec.peak_tflops.get(d).unwrap_or(0.0) * 1e12;
+        // A three-tier pod's traffic climbs two more switch tiers than a two-tier pod's: the
+        // same hops the joining tier adds (`cross_pod_latency_us`, its source).
+        let extra_tiers = facility.topology.tiers() - Topology::TwoTier.tiers();
+        let scale_out_latency_us =
+            spec.scale_out_latency_us + facility.cross_pod_latency_us * extra_tiers as f64;
+        let (_, network_w) = self.network_difference(spec, facility);
         Hardware {
             peak_flops_per_s: [
                 peak(Dtype::Fp16),
@@ -864,11 +934,11 @@ impl Catalog {
             torus_axis: spec.torus_axis.unwrap_or(0) as f64,
             torus_dims: spec.torus_dims.unwrap_or(0) as f64,
             scale_out_bytes_per_s: spec.scale_out_gbps * 1e9 / 8.0,
-            scale_out_latency_s: spec.scale_out_latency_us * 1e-6,
+            scale_out_latency_s: scale_out_latency_us * 1e-6,
             pod_size: facility.pod_size,
             pod_oversubscription: facility.pod_oversubscription,
-            cross_pod_latency_s: spec.scale_out_latency_us * 1e-6 + facility.cross_pod_latency_us * 1e-6,
-            site_size: facility.site_size(spec.power_all_in_w),
+            cross_pod_latency_s: scale_out_latency_us * 1e-6 + facility.cross_pod_latency_us * 1e-6,
+            site_size: facility.site_size(spec.power_all_in_w + network_w),
             inter_site_bytes_per_s: spec.scale_out_gbps * 1e9 / 8.0 / facility.site_oversubscription,
             inter_site_latency_s: facility.inter_site_latency_ms * 1e-3,
             memory_reserve_bytes: fitted.memory_reserve_gb * 1e9,
@@ -882,23 +952,73 @@ impl Catalog {
         }
     }
 
+    /// What the network of `spec` in `facility` costs and draws per accelerator beyond the
+    /// network the catalog's prices hold (the catalog entry's NIC rate in the catalog's
+    /// `[facility]` topology and oversubscription): USD and W, negative for a cheaper one.
+    pub fn network_difference(&self, spec: &AcceleratorSpec, facility: &Facility) -> (f64, f64) {
+        let reference_gbps = self
+            .accelerator(&spec.id)
+            .map(|a| a.scale_out_gbps)
+            .unwrap_or(spec.scale_out_gbps);
+        let reference = (
+            reference_gbps,
+            self.facility.topology,
+            self.facility.pod_oversubscription,
+        );
+        let chosen = (
+            spec.scale_out_gbps,
+            facility.topology,
+            facility.pod_oversubscription,
+        );
+        if chosen == reference {
+            return (0.0, 0.0);
+        }
+        let (usd, w) = self.network.share_per_accelerator(chosen.0, chosen.1, chosen.2);
+        let (reference_usd, reference_w) =
+            self.network
+                .share_per_accelerator(reference.0, reference.1, reference.2);
+        (usd - reference_usd, w - reference_w)
+    }
+
+    /// The network an accelerator runs on in `facility`.
+    pub fn network_of(&self, spec: &AcceleratorSpec, facility: &Facility) -> Network {
+        Network {
+            scale_up_domain: spec.scale_up_domain,
+            scale_out_gbps: spec.scale_out_gbps,
+            pod_size: facility.pod_size,
+            pod_oversubscription: facility.pod_oversubscription,
+            topology: facility.topology,
+        }
+    }
+
     /// Power and money facts of an accelerator in this catalog's facility. Missing prices are
     /// NaN here; the scenario checks that the pricing it uses has one.
     pub fn economics(&self, spec: &AcceleratorSpec, pricing: Pricing) -> Economics {
         self.economics_in(spec, &self.facility, pricing)
     }
 
-    /// Power and money facts of an accelerator in `facility`.
+    /// Power and money facts of an accelerator in `facility`, its network's parts included:
+    /// a network other than the catalog's adds the difference of its parts to the power and the
+    /// capital cost, and scales a rental price as it scales the capital cost.
     pub fn economics_in(&self, spec: &AcceleratorSpec, facility: &Facility, pricing: Pricing) -> Economics {
+        let (network_usd, network_w) = self.network_difference(spec, facility);
+        let price_usd = spec.price_usd.unwrap_or(f64::NAN);
+        let power_all_in_w = spec.power_all_in_w + network_w;
+        let catalog_capex_usd = facility.capex_per_accelerator_usd(price_usd, spec.power_all_in_w);
+        let capex_usd = facility.capex_per_accelerator_usd(price_usd, power_all_in_w) + network_usd;
+        let rental_scale = if catalog_capex_usd.is_finite() && catalog_capex_usd > 0.0 {
+            capex_usd / catalog_capex_usd
+        } else {
+            1.0
+        };
         Economics {
-            power_all_in_w: spec.power_all_in_w,
+            power_all_in_w,
             average_power_fraction: spec.average_power_fraction,
             pue: facility.pue,
             electricity_usd_per_mwh: facility.electricity_usd_per_mwh,
-            price_usd: spec.price_usd.unwrap_or(f64::NAN),
-            price_per_hour_usd: spec.price_per_hour_usd.unwrap_or(f64::NAN),
-            capex_per_accelerator_usd: facility
-                .capex_per_accelerator_usd(spec.price_usd.unwrap_or(f64::NAN), spec.power_all_in_w),
+            price_usd,
+            price_per_hour_usd: spec.price_per_hour_usd.unwrap_or(f64::NAN) * rental_scale,
+            capex_per_accelerator_usd: capex_usd,
             failure_rate_per_hour: spec
                 .failure_rate_per_hour
                 .unwrap_or(facility.failure_rate_per_hour),

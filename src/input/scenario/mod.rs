@@ -11,7 +11,7 @@ pub mod hf_config;
 use crate::error::Error;
 use crate::input::catalog::stacks::{grad_bytes, MicrobatchDefault};
 use crate::input::catalog::{
-    AcceleratorSpec, Catalog, Facility, ModelPreset, PeakTflops, StackSpec, DEFAULT_STACK,
+    AcceleratorSpec, Catalog, Facility, ModelPreset, PeakTflops, StackSpec, Topology, DEFAULT_STACK,
 };
 use crate::model::flops::total_params;
 use crate::model::run::{Economics, Pricing};
@@ -142,6 +142,8 @@ pub struct ClusterSection {
     pub failure_rate_per_hour: Option<f64>,
     pub pod_size: Option<f64>,
     pub pod_oversubscription: Option<f64>,
+    /// How the scale-out fabric is built: "two-tier" (leaf-spine pods) or "three-tier".
+    pub topology: Option<Topology>,
     pub cross_pod_latency_us: Option<f64>,
     pub site_power_mw: Option<f64>,
     pub site_oversubscription: Option<f64>,
@@ -371,6 +373,9 @@ pub fn resolve_facility(c: &ClusterSection, catalog: &Catalog) -> Result<Facilit
             ));
         }
         f.pod_oversubscription = v;
+    }
+    if let Some(t) = c.topology {
+        f.topology = t;
     }
     if let Some(v) = c.cross_pod_latency_us {
         f.cross_pod_latency_us = non_negative("cluster", "cross_pod_latency_us", v)?;
@@ -1146,6 +1151,15 @@ pub struct SearchSection {
     pub global_batch: Option<AxisSpec>,
     /// Or a bound in tokens: each layout takes the largest batch under it that it can split.
     pub global_batch_tokens: Option<f64>,
+    /// The network, as axes: scale-up domain sizes (each accelerator takes those it ships in),
+    /// NIC rates per accelerator (Gb/s), full-bisection pod sizes, the oversubscription of the
+    /// tier above a pod, and fabric topologies. Each accelerator is tried on every network the
+    /// lists combine to; a key left out keeps the `[cluster]` (else catalog) value.
+    pub scale_up_domain: Option<Vec<u32>>,
+    pub scale_out_gbps: Option<Vec<f64>>,
+    pub pod_size: Option<Vec<f64>>,
+    pub pod_oversubscription: Option<Vec<f64>>,
+    pub topology: Option<Vec<Topology>>,
 }
 
 /// `[constraints]` as written.
