@@ -194,7 +194,7 @@ pub fn sensitivity(
         let central_value = a.central_value(catalog);
         let set_in_scenario = a.scales.iter().all(|path| {
             let key = path.split_once('.').map_or(path.as_str(), |(_, key)| key);
-            file.cluster.sets(key)
+            file.cluster.sets(key) || file.search.as_ref().is_some_and(|s| s.lists(key))
         });
         let mut ends = vec![];
         for factor in [a.low, a.high] {

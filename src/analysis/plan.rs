@@ -281,6 +281,12 @@ cp = [1, 2, 4]
 microbatch = [1, 2]
 interleave = [1, 2, 4]
 zero = [1, 3]
+# on what network: full-bisection pods of 3,072 (Llama 3's) or 32,768 accelerators (two tiers
+# of 51.2 Tb/s switches at 800G hold 16,384: a larger pod takes a third), the tier joining pods
+# at 1:7 (Llama 3's) or full bisection; each accelerator keeps its catalog NIC
+pod_size = [3072, 32768]
+pod_oversubscription = [1, 7]
+topology = ["two-tier", "three-tier"]
 "#;
 
 /// Example scenarios `clustersweep init NAME` prints.
@@ -731,7 +737,7 @@ impl PlanWork {
             Some(_) => Some(search_counts(file, catalog, origin)?),
             None => None,
         };
-        let mut skipped = vec![];
+        let mut skipped = base.left_out.clone();
         let mut work: Vec<(usize, Vec<u32>)> = vec![];
         for (index, acc) in base.accelerators.iter().enumerate() {
             let id = acc.spec.id.clone();
@@ -930,9 +936,13 @@ impl PlanWork {
                 None => feasible.push(plan),
             }
         }
+        // Ties (networks that do not change the step) go to the cheaper plan, then the
+        // leaner one.
         let order = |a: &Plan, b: &Plan| {
             objective_value(opts.objective, &a.estimate)
                 .total_cmp(&objective_value(opts.objective, &b.estimate))
+                .then(a.estimate.cost_usd.total_cmp(&b.estimate.cost_usd))
+                .then(a.estimate.energy_mwh.total_cmp(&b.estimate.energy_mwh))
         };
         feasible.sort_by(order);
         let mut per_accelerator: Vec<Plan> = vec![];

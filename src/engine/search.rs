@@ -10,7 +10,7 @@
 //! inside them), then count, pp, interleave, zero, recompute_layers, offload_layers, global_batch.
 
 use crate::error::Error;
-use crate::input::catalog::{AcceleratorSpec, Catalog, Facility, Network, StackSpec};
+use crate::input::catalog::{AcceleratorSpec, Catalog, Facility, Network, StackSpec, Topology};
 use crate::input::scenario::{
     apply_overrides, dtype_problem, price_problem, resolve_facility, resolve_model, resolve_stack,
     resolve_training, AxisSpec, ScenarioFile, SearchSection,
@@ -135,6 +135,8 @@ pub struct SearchSpace {
     pub objective: Objective,
     /// Layouts in the space: the product of the axis lengths.
     pub size: u64,
+    /// Accelerators left out because none of the `[search]` networks fits them, each with why.
+    pub left_out: Vec<String>,
 }
 
 /// Why a decoded layout is not priced.
@@ -250,7 +252,8 @@ pub fn divisors(n: u32) -> Vec<u32> {
 
 /// The networks `[search]` combines for one accelerator, each as the accelerator entry and the
 /// facility it runs in: every combination of the network axes' values, less the scale-up domains
-/// the part does not ship in and the pods its topology cannot build at that NIC rate. Without
+/// and NIC rates the part does not ship with and the pods its topology cannot build at that
+/// NIC rate. Without
 /// network axes, the one network of `[cluster]` and the catalog.
 fn network_variants(
     spec: &AcceleratorSpec,
@@ -303,6 +306,7 @@ fn network_variants(
     let topologies = search.topology.clone().unwrap_or(vec![facility.topology]);
     listed_once("topology", &topologies)?;
     let shipped = spec.shipped_domains();
+    let rates = spec.shipped_nic_rates();
     let mut variants = vec![];
     for &domain in &domains {
         // A `[cluster] scale_up_domain` override is the user's own what-if: keep it.
@@ -310,10 +314,20 @@ fn network_variants(
         let Some(sized) = spec.with_scale_up_domain(domain).filter(|_| ships) else {
             continue;
         };
-        for &rate in &gbps {
+        // As for domains: the rates the part is built with, or the `[cluster]` override.
+        for &rate in gbps
+            .iter()
+            .filter(|r| rates.contains(r) || **r == spec.scale_out_gbps)
+        {
             for &topology in &topologies {
                 for &pod_size in &pods {
-                    if pod_size > catalog.network.max_pod_size(rate, topology) {
+                    // Of the listed topologies, a pod two tiers build is built in two: a third
+                    // tier would only add switches, optics and latency (a `[cluster]` topology
+                    // is the user's what-if and is kept).
+                    let fits_two_tiers = pod_size <= catalog.network.max_pod_size(rate, Topology::TwoTier);
+                    if pod_size > catalog.network.max_pod_size(rate, topology)
+                        || (search.topology.is_some() && topology == Topology::ThreeTier && fits_two_tiers)
+                    {
                         continue;
                     }
                     for &pod_oversubscription in &oversubscriptions {
@@ -461,6 +475,7 @@ impl SearchSpace {
         let pricing = file.cluster.pricing.unwrap_or_default();
         let facility = resolve_facility(&file.cluster, catalog).map_err(err)?;
         let mut accelerators = vec![];
+        let mut left_out = vec![];
         for id in &ids {
             let spec = catalog.accelerator(id).ok_or_else(|| {
                 err(format!(
@@ -479,10 +494,17 @@ impl SearchSpace {
                 )));
             }
             let variants = network_variants(&spec, &facility, &search, catalog).map_err(err)?;
-            if variants.is_empty() && search.accelerators.is_some() {
+            if variants.is_empty() && search.accelerators.is_none() {
+                left_out.push(format!(
+                    "{id}: ships in none of the [search] networks (scale_up_domain {:?}, scale_out_gbps {:?})",
+                    spec.shipped_domains(),
+                    spec.shipped_nic_rates()
+                ));
+            } else if variants.is_empty() {
                 return Err(err(format!(
-                    "[search] accelerators lists `{id}`, which none of the [search] networks fits: it ships in scale_up_domain sizes {:?}, and a pod_size must fit its topology at the NIC rate; leave it out or widen the network axes",
-                    spec.shipped_domains()
+                    "[search] accelerators lists `{id}`, which none of the [search] networks fits: it ships in scale_up_domain sizes {:?} with scale_out_gbps {:?}, and a pod_size must fit its topology at the NIC rate; leave it out or widen the network axes",
+                    spec.shipped_domains(),
+                    spec.shipped_nic_rates()
                 )));
             }
             for (spec, facility) in variants {
@@ -498,7 +520,7 @@ impl SearchSpace {
         }
         if accelerators.is_empty() {
             return Err(err(
-                "[search] no accelerator ships in the listed scale_up_domain sizes with a pod its topology can build: widen the network axes".into(),
+                "[search] no accelerator ships in the listed scale_up_domain sizes and scale_out_gbps rates with a pod its topology can build: widen the network axes".into(),
             ));
         }
         if accelerators.iter().all(|a| !a.supports_dtype) {
@@ -585,6 +607,7 @@ impl SearchSpace {
             global_batch_bound,
             objective,
             size,
+            left_out,
         })
     }
 

@@ -856,13 +856,20 @@ impl Exporter for TableExporter {
         if r.uncertainty.is_some() {
             t.set_header(header.iter().copied().chain(["p_best"]).map(Cell::new));
         }
-        right(
-            &mut t,
-            &[0, 3, 4, 5, 6, 7, 8, 9, 10, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22],
+        let mut header = header.clone();
+        if r.uncertainty.is_some() {
+            header.push("p_best");
+        }
+        right(&mut t, &numeric_columns(&header));
+        // Least needed first: throughput and energy follow from the step and the cost. The
+        // network is never dropped (a sweep over networks is asking which).
+        let drop_order = column_indices(
+            &header,
+            &[
+                "tokens/s", "energy", "memory", "batch", "sp", "stack", "v", "zero", "mb", "cost",
+            ],
         );
-        // Least needed first: throughput and energy follow from the step and the cost.
-        const SWEEP_DROP_ORDER: [usize; 10] = [16, 21, 18, 14, 12, 2, 10, 13, 9, 20];
-        let fitted = fit_width(&mut t, &SWEEP_DROP_ORDER, self.wide);
+        let fitted = fit_width(&mut t, &drop_order, self.wide);
         let c = &r.counts;
         let mut out = format!("{} ranked by {}\n{t}\n{fitted}\n", r.model, r.objective);
         out += &format!(
@@ -1033,10 +1040,11 @@ impl Exporter for TableExporter {
         if let Some(best) = r.plans.first() {
             let (l, e) = (&best.layout, &best.estimate);
             out += &format!(
-                "The plan: {} x {} on {}, tp {} pp {} dp {} cp {} ep {} (microbatch {}, interleave {}, recompute {}, zero {}), \
+                "The plan: {} x {} ({}) on {}, tp {} pp {} dp {} cp {} ep {} (microbatch {}, interleave {}, recompute {}, zero {}), \
                  {:.1} days to train{}, {}, {}, {}, MFU {:.1} %, goodput {:.1} %. {}.\n\n",
                 human_count(l.count),
                 l.accelerator,
+                l.network.label(),
                 l.stack,
                 l.tp,
                 l.pp,
@@ -1163,13 +1171,19 @@ fn plan_table(plans: &[Plan], confidence: Option<f64>, wide: bool) -> String {
     if ranked {
         t.set_header(header.iter().copied().chain(["p_best"]).map(Cell::new));
     }
-    right(
-        &mut t,
-        &[2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 14, 15, 16, 17, 18, 19, 21],
+    if ranked {
+        header.push("p_best");
+    }
+    right(&mut t, &numeric_columns(&header));
+    // Least needed first: energy follows from power and days, MFU from the step. The network
+    // is never dropped (the question asks on what network).
+    let drop_order = column_indices(
+        &header,
+        &[
+            "energy", "goodput", "MFU", "batch", "sp", "stack", "v", "zero", "mb", "MW",
+        ],
     );
-    // Least needed first: energy follows from power and days, MFU from the step.
-    const PLAN_DROP_ORDER: [usize; 10] = [17, 19, 18, 13, 11, 1, 9, 12, 8, 15];
-    let fitted = fit_width(&mut t, &PLAN_DROP_ORDER, wide);
+    let fitted = fit_width(&mut t, &drop_order, wide);
     format!("{t}\n{fitted}")
 }
 
@@ -1198,7 +1212,7 @@ fn sensitivity_table(rows: &[SensitivityRow], central_days: Option<f64>, wide: b
     };
     for r in rows {
         let range = match (r.low_value, r.high_value) {
-            _ if r.set_in_scenario => "set in [cluster]".to_string(),
+            _ if r.set_in_scenario => "set in the scenario".to_string(),
             (Some(l), Some(h)) => format!(
                 "{} to {}{}",
                 short_value(l),
@@ -1264,6 +1278,36 @@ fn short_value(v: f64) -> String {
             s
         }
     }
+}
+
+/// The positions of the columns `names` in `header` (a name also matches its header with a
+/// parenthesised qualifier, `days (80 %)`), in the order of `names`; names not in the table
+/// are skipped.
+fn column_indices(header: &[&str], names: &[&str]) -> Vec<usize> {
+    names
+        .iter()
+        .filter_map(|n| {
+            header
+                .iter()
+                .position(|h| h == n || h.strip_prefix(n).is_some_and(|rest| rest.starts_with(" (")))
+        })
+        .collect()
+}
+
+/// The columns of a sweep's or plan's table that hold numbers (right-aligned): all but the
+/// named text columns.
+fn numeric_columns(header: &[&str]) -> Vec<usize> {
+    const TEXT: [&str; 6] = [
+        "accelerator",
+        "network",
+        "stack",
+        "recompute",
+        "sp",
+        "binding constraint",
+    ];
+    (0..header.len())
+        .filter(|i| !TEXT.contains(&header[*i]))
+        .collect()
 }
 
 /// Table columns of a layout, shared by `sweep` and `plan`.

@@ -351,9 +351,16 @@ pub fn scaling_svg(report: &PlanReport, path: &Path) -> Result<(), String> {
         let lo = counts.clone().fold(f64::INFINITY, f64::min).max(1.0);
         let hi = counts.fold(1.0, f64::max);
         let days_hi = plans.iter().map(|p| p.time_to_train_days).fold(1.0, f64::max);
+        // One point per size: the fastest of the networks the accelerator was tried on there.
         let series = |id: &str| -> Vec<&Plan> {
             let mut v: Vec<&Plan> = plans.iter().filter(|p| p.layout.accelerator == id).collect();
-            v.sort_by_key(|p| p.layout.count);
+            v.sort_by(|a, b| {
+                a.layout
+                    .count
+                    .cmp(&b.layout.count)
+                    .then(a.time_to_train_days.total_cmp(&b.time_to_train_days))
+            });
+            v.dedup_by_key(|p| p.layout.count);
             v
         };
         let x_range = lo * 0.8..hi * 1.25;

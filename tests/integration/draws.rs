@@ -434,7 +434,8 @@ fn tables_head_their_intervals_with_the_confidence_asked_for() {
         table.contains("days (90 %)") && !table.contains("days (80 %)"),
         "{table}"
     );
-    assert!(table.contains("90 % interval of the model's error"), "{table}");
+    let words = table.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(words.contains("90 % interval of the model's error"), "{table}");
 
     let sweep = temp_file("draws-confidence", "sweep.toml", SWEEP);
     let path = sweep.to_str().unwrap();

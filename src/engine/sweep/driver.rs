@@ -390,7 +390,13 @@ pub fn run_sweep(space: &SearchSpace, opts: &SweepOptions) -> Result<SweepReport
         None => 0..space.size,
     };
     let k = opts.top.max(1);
-    let notes = Mutex::new(vec![]);
+    let notes = Mutex::new(
+        space
+            .left_out
+            .iter()
+            .map(|why| format!("left out {why}"))
+            .collect(),
+    );
     let timings = Mutex::new(GpuTimings::default());
     let progress = Progress::new(range.end - range.start, opts.progress, space.objective);
 

@@ -346,6 +346,10 @@ pub struct AcceleratorSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_up_domains: Option<Vec<u32>>,
     pub scale_out_gbps: f64,
+    /// The NIC rates per accelerator the part is built with (`[search] scale_out_gbps` takes
+    /// these only); default: `scale_out_gbps` alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_out_gbps_options: Option<Vec<f64>>,
     pub scale_up_latency_us: f64,
     pub scale_out_latency_us: f64,
     pub memory_efficiency: f64,
@@ -386,6 +390,13 @@ impl AcceleratorSpec {
         self.scale_up_domains
             .clone()
             .unwrap_or(vec![self.scale_up_domain])
+    }
+
+    /// The NIC rates per accelerator this part is built with.
+    pub fn shipped_nic_rates(&self) -> Vec<f64> {
+        self.scale_out_gbps_options
+            .clone()
+            .unwrap_or(vec![self.scale_out_gbps])
     }
 
     /// This part in a scale-up domain of `domain` accelerators: a torus domain takes the axis
@@ -725,6 +736,14 @@ impl Catalog {
                     )));
                 }
             }
+            if let Some(rates) = &a.scale_out_gbps_options {
+                if !rates.contains(&a.scale_out_gbps) {
+                    return Err(bad(format!(
+                        "accelerator `{}`: scale_out_gbps_options = {rates:?} leaves out its scale_out_gbps = {}: list it",
+                        a.id, a.scale_out_gbps
+                    )));
+                }
+            }
             if a.average_power_fraction > 1.0 {
                 return Err(bad(format!(
                     "accelerator `{}`: average_power_fraction = {}, expected a fraction of at most 1",
@@ -913,11 +932,11 @@ impl Catalog {
             .fitted_efficiency(&spec.efficiency)
             .expect("families are checked when the catalog is loaded");
         let peak = |d: Dtype| spec.peak_tflops.get(d).unwrap_or(0.0) * 1e12;
-        // A three-tier pod's traffic climbs two more switch tiers than a two-tier pod's: the
-        // same hops the joining tier adds (`cross_pod_latency_us`, its source).
+        // Above three-tier pods, traffic climbs two more switch tiers than above two-tier ones:
+        // the hops the joining tier adds once more (`cross_pod_latency_us`, its source). Inside
+        // a pod a ring's neighbour hops stay in their leaf-spine block, at the scale-out latency.
         let extra_tiers = facility.topology.tiers() - Topology::TwoTier.tiers();
-        let scale_out_latency_us =
-            spec.scale_out_latency_us + facility.cross_pod_latency_us * extra_tiers as f64;
+        let cross_pod_latency_us = facility.cross_pod_latency_us * (1 + extra_tiers) as f64;
         let (_, network_w) = self.network_difference(spec, facility);
         Hardware {
             peak_flops_per_s: [
@@ -934,10 +953,10 @@ impl Catalog {
             torus_axis: spec.torus_axis.unwrap_or(0) as f64,
             torus_dims: spec.torus_dims.unwrap_or(0) as f64,
             scale_out_bytes_per_s: spec.scale_out_gbps * 1e9 / 8.0,
-            scale_out_latency_s: scale_out_latency_us * 1e-6,
+            scale_out_latency_s: spec.scale_out_latency_us * 1e-6,
             pod_size: facility.pod_size,
             pod_oversubscription: facility.pod_oversubscription,
-            cross_pod_latency_s: scale_out_latency_us * 1e-6 + facility.cross_pod_latency_us * 1e-6,
+            cross_pod_latency_s: (spec.scale_out_latency_us + cross_pod_latency_us) * 1e-6,
             site_size: facility.site_size(spec.power_all_in_w + network_w),
             inter_site_bytes_per_s: spec.scale_out_gbps * 1e9 / 8.0 / facility.site_oversubscription,
             inter_site_latency_s: facility.inter_site_latency_ms * 1e-3,

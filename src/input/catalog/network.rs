@@ -81,14 +81,15 @@ pub struct Network {
 }
 
 impl Network {
-    /// `72-way 800G two-tier pod 3072 1:7`: the table cell.
+    /// `x72 800G, 3-tier 32,768, 1:7`: the table cell (scale-up domain, NIC rate, pod topology
+    /// and size, oversubscription above pods).
     pub fn label(&self) -> String {
         format!(
-            "{}-way {}G {} pod {} 1:{}",
+            "x{} {}G, {}-tier {}, 1:{}",
             self.scale_up_domain,
             self.scale_out_gbps,
-            self.topology.name(),
-            self.pod_size,
+            self.topology.tiers(),
+            crate::units::human_count(self.pod_size as u64),
             self.pod_oversubscription
         )
     }

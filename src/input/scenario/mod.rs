@@ -1162,6 +1162,16 @@ pub struct SearchSection {
     pub topology: Option<Vec<Topology>>,
 }
 
+impl SearchSection {
+    /// Whether the scenario lists `key` (`pod_oversubscription`) as an axis itself.
+    pub fn lists(&self, key: &str) -> bool {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.get(key).map(|v| !v.is_null()))
+            .unwrap_or(false)
+    }
+}
+
 /// `[constraints]` as written.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
