@@ -52,7 +52,7 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
             .adapters(&adapter_reports())
             .map_err(internal),
         Command::Bench(args) => {
-            let mut report = run_bench(args.backend)?;
+            let mut report = run_bench(args.backend, args.space)?;
             // The draws are timed on the backends the layouts were (a software adapter too,
             // as run_bench does); a GPU that does not open is already in run_bench's notes.
             let gpu = match args.backend {

@@ -3,6 +3,7 @@
 
 use crate::analysis::validate::Assume;
 use crate::engine::search::Objective;
+use crate::engine::sweep::bench::BenchSpace;
 use crate::engine::sweep::driver::{Adapters, Backend};
 use crate::report::emit::Framework;
 use clap::{Args, Parser, Subcommand};
@@ -267,6 +268,10 @@ pub struct BenchArgs {
     /// adapters included).
     #[arg(long, value_enum)]
     pub backend: Option<Backend>,
+    /// The fixed space to sweep: `default` (11.6 million layouts, the figures the README
+    /// compares) or `large` (1.45e10 layouts with the network axes, for fast GPUs).
+    #[arg(long, value_enum, default_value_t = BenchSpace::Default)]
+    pub space: BenchSpace,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,

@@ -3,7 +3,7 @@
 //! machine without one it skips with a message, as the module's name says.
 
 use clustersweep::engine::search::{Invalid, Objective, SearchSpace};
-use clustersweep::engine::sweep::bench::bench_space;
+use clustersweep::engine::sweep::bench::{bench_space, space_of, BenchSpace};
 use clustersweep::engine::sweep::cpu::sweep_cpu;
 use clustersweep::engine::sweep::gpu::{select_adapters, GpuEngine, Outcome};
 use clustersweep::input::catalog::Catalog;
@@ -256,10 +256,12 @@ fn gpu_and_cpu_agree_on_100k_random_layouts() {
     let seed = seed();
     let dense = check_parity(&bench_space(), &engine, seed, 100_000);
     let moe = check_parity(&moe_space(Objective::Cost), &engine, seed + 1, 150_000);
+    // bench --space large: 600 networks, indices past 2^32.
+    let large = check_parity(&space_of(BenchSpace::Large), &engine, seed + 2, 60_000);
     // Enough of them are priced, not only decoded and refused.
     assert!(
-        dense > 10_000 && moe > 5_000,
-        "priced {dense} dense and {moe} MoE layouts"
+        dense > 10_000 && moe > 5_000 && large > 1_000,
+        "priced {dense} dense, {moe} MoE and {large} large-space layouts"
     );
 }
 

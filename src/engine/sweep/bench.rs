@@ -30,6 +30,48 @@ interleave = [1, 2, 4, 5]
 global_batch_tokens = 16777216
 "#;
 
+/// The space `bench --space large` sweeps: the default space's model and knobs on three stacks,
+/// twelve cluster sizes, partial recomputation and offload, and every network the catalog's
+/// parts ship with among their NIC rates, five pod sizes, four oversubscriptions and both
+/// topologies (600 networks over the 18 parts): 14,515,200,000 layouts, for machines that sweep billions a second (an H100-class GPU takes
+/// seconds; the CPU backend of a 2-core machine a quarter of an hour). Fixed, so that figures
+/// compare across versions; streamed in constant memory like every sweep.
+pub const LARGE_BENCH_SCENARIO: &str = r#"
+[model]
+preset = "llama3-70b"
+
+[training]
+tokens = 15e12
+
+[cluster]
+price_per_hour_usd = 2.0
+
+[search]
+stacks = ["megatron-core-2025", "torchtitan", "deepspeed-zero3"]
+counts = [256, 512, 1024, 2048, 3072, 4096, 6144, 8192, 12288, 16384, 24576, 32768]
+cp = [1, 2, 4, 8]
+microbatch = [1, 2, 4, 8, 16]
+interleave = [1, 2, 3, 4, 5]
+recompute_layers = [0, 8]
+offload_layers = [0, 2]
+global_batch_tokens = 16777216
+scale_up_domain = [4, 8, 16, 64, 72, 256, 8960]
+scale_out_gbps = [25, 50, 100, 200, 300, 400, 600, 800]
+pod_size = [1024, 3072, 16384, 65536, 262144]
+pod_oversubscription = [1, 2, 4, 7]
+topology = ["two-tier", "three-tier"]
+"#;
+
+/// Which fixed space `bench` sweeps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchSpace {
+    /// 11.6 million layouts (the figures the README compares across versions).
+    #[default]
+    Default,
+    /// 14,515,200,000 layouts with the network axes (see [`LARGE_BENCH_SCENARIO`]).
+    Large,
+}
+
 /// One backend's figures.
 #[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct BenchResult {
@@ -179,7 +221,16 @@ pub struct BenchReport {
 
 /// The bench space.
 pub fn bench_space() -> SearchSpace {
-    let file = ScenarioFile::parse(BENCH_SCENARIO, "bench").expect("the bench scenario parses");
+    space_of(BenchSpace::Default)
+}
+
+/// The fixed space `bench --space` names.
+pub fn space_of(which: BenchSpace) -> SearchSpace {
+    let text = match which {
+        BenchSpace::Default => BENCH_SCENARIO,
+        BenchSpace::Large => LARGE_BENCH_SCENARIO,
+    };
+    let file = ScenarioFile::parse(text, "bench").expect("the bench scenario parses");
     SearchSpace::resolve(&file, &Catalog::builtin(), Objective::Time, "bench")
         .expect("the bench scenario resolves")
 }
@@ -203,8 +254,8 @@ fn with_progress<T>(total: u64, label: String, run: impl FnOnce(&(dyn Fn(u64, f6
 }
 
 /// Measure the backends asked for.
-pub fn run_bench(backend: Option<Backend>) -> Result<BenchReport, Error> {
-    let space = bench_space();
+pub fn run_bench(backend: Option<Backend>, which: BenchSpace) -> Result<BenchReport, Error> {
+    let space = space_of(which);
     let range = 0..space.size;
     let mut results = vec![];
     let mut notes = vec![];
@@ -278,4 +329,24 @@ pub fn run_bench(backend: Option<Backend>) -> Result<BenchReport, Error> {
         draws: vec![],
         notes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The spaces are fixed: a change to the catalog or the axes that resizes them breaks the
+    /// comparison of figures across versions, and says so here.
+    #[test]
+    fn the_bench_spaces_keep_their_sizes_and_the_large_one_spans_networks() {
+        assert_eq!(space_of(BenchSpace::Default).size, 11_612_160);
+        let large = space_of(BenchSpace::Large);
+        assert_eq!(large.accelerators.len(), 600);
+        assert_eq!(large.size, 14_515_200_000);
+        let networks = |id: &str| large.accelerators.iter().filter(|a| a.spec.id == id).count();
+        // Two NIC rates x five pods x four oversubscriptions; TPU v6e in three slice sizes.
+        assert_eq!(networks("h100-sxm"), 40);
+        assert_eq!(networks("tpu-v6e"), 60);
+        assert!(large.left_out.is_empty(), "{:?}", large.left_out);
+    }
 }
