@@ -253,20 +253,14 @@ pub fn divisors(n: u32) -> Vec<u32> {
 /// The networks `[search]` combines for one accelerator, each as the accelerator entry and the
 /// facility it runs in: every combination of the network axes' values, less the scale-up domains
 /// and NIC rates the part does not ship with and the pods its topology cannot build at that
-/// NIC rate. Without
-/// network axes, the one network of `[cluster]` and the catalog.
+/// NIC rate. Without network axes, the one network of `[cluster]` and the catalog.
 fn network_variants(
     spec: &AcceleratorSpec,
     facility: &Facility,
     search: &SearchSection,
     catalog: &Catalog,
 ) -> Result<Vec<(AcceleratorSpec, Facility)>, String> {
-    let given = search.scale_up_domain.is_some()
-        || search.scale_out_gbps.is_some()
-        || search.pod_size.is_some()
-        || search.pod_oversubscription.is_some()
-        || search.topology.is_some();
-    if !given {
+    if !search.has_network_axes() {
         return Ok(vec![(spec.clone(), facility.clone())]);
     }
     let numbers =

@@ -1163,6 +1163,15 @@ pub struct SearchSection {
 }
 
 impl SearchSection {
+    /// Whether any network key is listed as an axis.
+    pub fn has_network_axes(&self) -> bool {
+        self.scale_up_domain.is_some()
+            || self.scale_out_gbps.is_some()
+            || self.pod_size.is_some()
+            || self.pod_oversubscription.is_some()
+            || self.topology.is_some()
+    }
+
     /// Whether the scenario lists `key` (`pod_oversubscription`) as an axis itself.
     pub fn lists(&self, key: &str) -> bool {
         serde_json::to_value(self)
