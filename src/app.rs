@@ -376,6 +376,7 @@ fn run_estimate(args: &EstimateArgs, catalog: &Catalog) -> Result<String, Error>
         parameters: total_params(&s.model),
         active_parameters: active_params(&s.model),
         accelerator: s.accelerator.id.clone(),
+        network: s.network,
         count: s.layout.accelerators(),
         stack: s.stack.id.clone(),
         attention_kernel: s.training.attention,

@@ -29,6 +29,8 @@ pub struct EstimateReport {
     #[serde(serialize_with = "crate::units::whole_number")]
     pub active_parameters: f64,
     pub accelerator: String,
+    /// The network the accelerators run on.
+    pub network: crate::input::catalog::Network,
     pub count: u64,
     /// The software stack and the attention kernel it runs.
     pub stack: String,
@@ -315,7 +317,7 @@ impl Exporter for TableExporter {
         let e = &r.estimate;
         let mut out = String::new();
         out += &format!(
-            "{} ({}) on {} x {}, {} tokens/step of {}, {} pricing\nstack: {} ({} attention)\nlayout: {}\n\n",
+            "{} ({}) on {} x {}, {} tokens/step of {}, {} pricing\nnetwork: {}\nstack: {} ({} attention)\nlayout: {}\n\n",
             r.model,
             parameter_counts(r.parameters, r.active_parameters),
             human_count(r.count),
@@ -323,6 +325,7 @@ impl Exporter for TableExporter {
             human_count(r.global_batch as u64 * r.seq_len as u64),
             r.dtype.name(),
             r.pricing.price_kind(),
+            r.network.label(),
             r.stack,
             r.attention_kernel.name(),
             layout_line(&r.layout)

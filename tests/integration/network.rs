@@ -114,7 +114,7 @@ fn cluster_topology_prices_one_network_for_estimate_and_sweep() {
         three.accelerators[0].economics.capex_per_accelerator_usd
             > two.accelerators[0].economics.capex_per_accelerator_usd
     );
-    let cost_usd = |name: &str, topology: &str| -> f64 {
+    let cost_usd = |name: &str, topology: &str| -> (f64, String) {
         let path = temp_file(
             "cluster_topology",
             name,
@@ -124,12 +124,16 @@ fn cluster_topology_prices_one_network_for_estimate_and_sweep() {
         );
         let out = clustersweep(&["estimate", path.to_str().unwrap(), "--json"]);
         assert!(out.status.success(), "{}", stderr(&out));
-        serde_json::from_str::<Value>(&stdout(&out)).unwrap()["cost_usd"]
-            .as_f64()
-            .unwrap()
+        let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+        (
+            report["cost_usd"].as_f64().unwrap(),
+            report["network"]["topology"].as_str().unwrap().to_string(),
+        )
     };
-    let three_cost = cost_usd("three.toml", "topology = \"three-tier\"");
-    let two_cost = cost_usd("two.toml", "");
+    // The estimate names the network it priced.
+    let (three_cost, three) = cost_usd("three.toml", "topology = \"three-tier\"");
+    let (two_cost, two) = cost_usd("two.toml", "");
+    assert_eq!((three.as_str(), two.as_str()), ("three-tier", "two-tier"));
     assert!(
         three_cost > two_cost,
         "three-tier ${three_cost}, two-tier ${two_cost}"

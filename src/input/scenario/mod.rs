@@ -11,7 +11,7 @@ pub mod hf_config;
 use crate::error::Error;
 use crate::input::catalog::stacks::{grad_bytes, MicrobatchDefault};
 use crate::input::catalog::{
-    AcceleratorSpec, Catalog, Facility, ModelPreset, PeakTflops, StackSpec, Topology, DEFAULT_STACK,
+    AcceleratorSpec, Catalog, Facility, ModelPreset, Network, PeakTflops, StackSpec, Topology, DEFAULT_STACK,
 };
 use crate::model::flops::total_params;
 use crate::model::run::{Economics, Pricing};
@@ -222,6 +222,8 @@ pub struct Scenario {
     pub training: Training,
     /// The catalog entry with the scenario's overrides applied.
     pub accelerator: AcceleratorSpec,
+    /// The network it runs on (`[cluster]`'s network keys, else the catalog's).
+    pub network: Network,
     pub hardware: Hardware,
     pub economics: Economics,
     pub layout: Layout,
@@ -314,6 +316,7 @@ impl ScenarioFile {
             stack: stack.clone(),
             model,
             training,
+            network: catalog.network_of(&accelerator, &facility),
             accelerator,
             hardware,
             economics,
