@@ -545,8 +545,9 @@ impl Exporter for TableExporter {
                 Cell::new(format!("{} GB", a.hbm_gb)),
                 Cell::new(a.hbm_tb_per_s),
                 Cell::new(a.scale_up_gb_per_s),
-                Cell::new(a.scale_up_domain),
-                Cell::new(a.scale_out_gbps),
+                // The sizes and NIC rates the part ships with: what `[search]` can choose.
+                Cell::new(slashed(&a.shipped_domains())),
+                Cell::new(slashed(&a.shipped_nic_rates())),
                 Cell::new(a.power_all_in_w),
                 Cell::new(a.price_usd.map_or("-".into(), human_usd)),
                 Cell::new(num(a.price_per_hour_usd)),
@@ -1295,6 +1296,11 @@ fn column_indices(header: &[&str], names: &[&str]) -> Vec<usize> {
                 .position(|h| h == n || h.strip_prefix(n).is_some_and(|rest| rest.starts_with(" (")))
         })
         .collect()
+}
+
+/// `16/64/256`: the options a catalog entry lists.
+fn slashed<T: std::fmt::Display>(values: &[T]) -> String {
+    values.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("/")
 }
 
 /// The columns of a sweep's or plan's table that hold numbers (right-aligned): all but the

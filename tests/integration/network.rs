@@ -291,3 +291,19 @@ fn sweep_and_plan_entries_name_their_network() {
     let first = &plan["plans"][0]["layout"]["network"];
     assert!(first["scale_out_gbps"].as_f64().is_some(), "{plan}");
 }
+
+#[test]
+fn the_catalog_table_lists_the_networks_each_part_ships_with() {
+    let out = clustersweep(&["catalog", "--wide"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let row = |id: &str| {
+        text.lines()
+            .find(|l| l.contains(&format!(" {id} ")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(row("tpu-v6e").contains("16/64/256"), "{}", row("tpu-v6e"));
+    assert!(row("gb300").contains("400/800"), "{}", row("gb300"));
+    assert!(row("h100-sxm").contains("200/400"), "{}", row("h100-sxm"));
+}
