@@ -318,10 +318,10 @@ fn network_variants(
                     // Of the listed topologies, a pod two tiers build is built in two: a third
                     // tier would only add switches, optics and latency (a `[cluster]` topology
                     // is the user's what-if and is kept).
-                    let fits_two_tiers = pod_size <= catalog.network.max_pod_size(rate, Topology::TwoTier);
-                    if pod_size > catalog.network.max_pod_size(rate, topology)
-                        || (search.topology.is_some() && topology == Topology::ThreeTier && fits_two_tiers)
-                    {
+                    let needless_third_tier = search.topology.is_some()
+                        && topology == Topology::ThreeTier
+                        && pod_size <= catalog.network.max_pod_size(rate, Topology::TwoTier);
+                    if pod_size > catalog.network.max_pod_size(rate, topology) || needless_third_tier {
                         continue;
                     }
                     for &pod_oversubscription in &oversubscriptions {

@@ -835,6 +835,9 @@ impl Exporter for TableExporter {
         if let Some(h) = header.iter_mut().find(|h| **h == "time to train") {
             *h = &train_header;
         }
+        if r.uncertainty.is_some() {
+            header.push("p_best");
+        }
         let mut t = table(&header);
         for e in &r.top {
             let mut row = vec![Cell::new(e.rank)];
@@ -856,13 +859,6 @@ impl Exporter for TableExporter {
                 row.push(Cell::new(p_best_cell(e.p_best, e.tied_with_best)));
             }
             t.add_row(row);
-        }
-        if r.uncertainty.is_some() {
-            t.set_header(header.iter().copied().chain(["p_best"]).map(Cell::new));
-        }
-        let mut header = header.clone();
-        if r.uncertainty.is_some() {
-            header.push("p_best");
         }
         right(&mut t, &numeric_columns(&header));
         // Least needed first: throughput and energy follow from the step and the cost. The
@@ -1145,8 +1141,11 @@ fn plan_table(plans: &[Plan], confidence: Option<f64>, wide: bool) -> String {
         "goodput",
         "binding constraint",
     ]);
-    let mut t = table(&header);
     let ranked = plans.iter().any(|p| p.p_best.is_some());
+    if ranked {
+        header.push("p_best");
+    }
+    let mut t = table(&header);
     for p in plans {
         let e = &p.estimate;
         let mut row = layout_cells(&p.layout);
@@ -1171,12 +1170,6 @@ fn plan_table(plans: &[Plan], confidence: Option<f64>, wide: bool) -> String {
             row.push(Cell::new(p_best_cell(p.p_best, p.tied_with_best)));
         }
         t.add_row(row);
-    }
-    if ranked {
-        t.set_header(header.iter().copied().chain(["p_best"]).map(Cell::new));
-    }
-    if ranked {
-        header.push("p_best");
     }
     right(&mut t, &numeric_columns(&header));
     // Least needed first: energy follows from power and days, MFU from the step. The network

@@ -10,10 +10,11 @@ use crate::input::catalog::Catalog;
 use crate::input::scenario::ScenarioFile;
 use serde::Serialize;
 
-/// The space `bench` sweeps: LLaMA 3 70B on every catalog accelerator, six cluster sizes, every
-/// knob (tp, pp over the divisors of 80, cp, microbatch, interleave, recompute, sequence
-/// parallelism, ZeRO): 11,612,160 layouts over the 18 accelerators of the built-in catalog.
-pub const BENCH_SCENARIO: &str = r#"
+/// The model, training and cluster both bench spaces price (a macro, so that `concat!` can
+/// build each fixed scenario from it at compile time).
+macro_rules! bench_model {
+    () => {
+        r#"
 [model]
 preset = "llama3-70b"
 
@@ -22,30 +23,34 @@ tokens = 15e12
 
 [cluster]
 price_per_hour_usd = 2.0
+"#
+    };
+}
 
+/// The space `bench` sweeps: LLaMA 3 70B on every catalog accelerator, six cluster sizes, every
+/// knob (tp, pp over the divisors of 80, cp, microbatch, interleave, recompute, sequence
+/// parallelism, ZeRO): 11,612,160 layouts over the 18 accelerators of the built-in catalog.
+pub const BENCH_SCENARIO: &str = concat!(
+    bench_model!(),
+    r#"
 [search]
 counts = [512, 1024, 2048, 4096, 8192, 16384]
 cp = [1, 2, 4, 8]
 interleave = [1, 2, 4, 5]
 global_batch_tokens = 16777216
-"#;
+"#
+);
 
 /// The space `bench --space large` sweeps: the default space's model and knobs on three stacks,
 /// twelve cluster sizes, partial recomputation and offload, and every network the catalog's
 /// parts ship with among their NIC rates, five pod sizes, four oversubscriptions and both
-/// topologies (600 networks over the 18 parts): 14,515,200,000 layouts, for machines that sweep billions a second (an H100-class GPU takes
-/// seconds; the CPU backend of a 2-core AMD EPYC took 218 s). Fixed, so that figures
-/// compare across versions; streamed in constant memory like every sweep.
-pub const LARGE_BENCH_SCENARIO: &str = r#"
-[model]
-preset = "llama3-70b"
-
-[training]
-tokens = 15e12
-
-[cluster]
-price_per_hour_usd = 2.0
-
+/// topologies (600 networks over the 18 parts): 14,515,200,000 layouts, for machines that
+/// sweep billions a second (an H100-class GPU takes seconds; the CPU backend of a 2-core AMD
+/// EPYC took 218 s). Fixed, so that figures compare across versions; streamed in constant
+/// memory like every sweep.
+pub const LARGE_BENCH_SCENARIO: &str = concat!(
+    bench_model!(),
+    r#"
 [search]
 stacks = ["megatron-core-2025", "torchtitan", "deepspeed-zero3"]
 counts = [256, 512, 1024, 2048, 3072, 4096, 6144, 8192, 12288, 16384, 24576, 32768]
@@ -60,7 +65,8 @@ scale_out_gbps = [25, 50, 100, 200, 300, 400, 600, 800]
 pod_size = [1024, 3072, 16384, 65536, 262144]
 pod_oversubscription = [1, 2, 4, 7]
 topology = ["two-tier", "three-tier"]
-"#;
+"#
+);
 
 /// Which fixed space `bench` sweeps.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]

@@ -979,23 +979,17 @@ impl Catalog {
             .accelerator(&spec.id)
             .map(|a| a.scale_out_gbps)
             .unwrap_or(spec.scale_out_gbps);
-        let reference = (
-            reference_gbps,
-            self.facility.topology,
-            self.facility.pod_oversubscription,
-        );
-        let chosen = (
+        let n = &self.network;
+        let (usd, w) = n.share_per_accelerator(
             spec.scale_out_gbps,
             facility.topology,
             facility.pod_oversubscription,
         );
-        if chosen == reference {
-            return (0.0, 0.0);
-        }
-        let (usd, w) = self.network.share_per_accelerator(chosen.0, chosen.1, chosen.2);
-        let (reference_usd, reference_w) =
-            self.network
-                .share_per_accelerator(reference.0, reference.1, reference.2);
+        let (reference_usd, reference_w) = n.share_per_accelerator(
+            reference_gbps,
+            self.facility.topology,
+            self.facility.pod_oversubscription,
+        );
         (usd - reference_usd, w - reference_w)
     }
 

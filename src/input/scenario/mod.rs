@@ -152,13 +152,18 @@ pub struct ClusterSection {
     pub restart_minutes: Option<f64>,
 }
 
+/// Whether a section as written gives `key` a value.
+fn section_gives(section: &impl Serialize, key: &str) -> bool {
+    serde_json::to_value(section)
+        .ok()
+        .and_then(|v| v.get(key).map(|v| !v.is_null()))
+        .unwrap_or(false)
+}
+
 impl ClusterSection {
     /// Whether the scenario sets `key` (`restart_minutes`) itself.
     pub fn sets(&self, key: &str) -> bool {
-        serde_json::to_value(self)
-            .ok()
-            .and_then(|v| v.get(key).map(|v| !v.is_null()))
-            .unwrap_or(false)
+        section_gives(self, key)
     }
 }
 
@@ -1177,10 +1182,7 @@ impl SearchSection {
 
     /// Whether the scenario lists `key` (`pod_oversubscription`) as an axis itself.
     pub fn lists(&self, key: &str) -> bool {
-        serde_json::to_value(self)
-            .ok()
-            .and_then(|v| v.get(key).map(|v| !v.is_null()))
-            .unwrap_or(false)
+        section_gives(self, key)
     }
 }
 
