@@ -212,19 +212,35 @@ fn model_forward_flops_per_sequence(m: GpuModel) -> f32 {
         + f32(m.mtp_layers) * mtp_forward_flops_per_sequence(m);
 }
 
-fn model_flops_per_step(m: GpuModel, t: Training) -> f32 {
-    return 3.0 * model_forward_flops_per_sequence(m) * f32(t.global_batch);
+// The model's totals, which no layout changes: each layout reads them from its profile.
+struct ModelTotals {
+    dense_params: f32,
+    expert_params: f32,
+    forward_flops_per_sequence: f32,
+    attention_forward_flops_per_sequence: f32,
 }
 
-fn hardware_flops_per_step(m: GpuModel, t: Training, l: Layout, model_flops: f32) -> f32 {
+fn model_totals(m: GpuModel) -> ModelTotals {
+    return ModelTotals(
+        dense_params_total(m),
+        expert_params_total(m),
+        model_forward_flops_per_sequence(m),
+        attention_forward_flops_all_layers(m),
+    );
+}
+
+fn model_flops_per_step(totals: ModelTotals, t: Training) -> f32 {
+    return 3.0 * totals.forward_flops_per_sequence * f32(t.global_batch);
+}
+
+fn hardware_flops_per_step(m: GpuModel, totals: ModelTotals, t: Training, l: Layout, model_flops: f32) -> f32 {
     let s = f32(m.seq_len);
-    let attention = attention_forward_flops_all_layers(m);
     let logits = 2.0 * s * f32(m.hidden) * f32(m.vocab);
     var recomputed = 0.0;
     if l.recompute == RECOMPUTE_SELECTIVE {
-        recomputed = attention;
+        recomputed = totals.attention_forward_flops_per_sequence;
     } else if l.recompute == RECOMPUTE_FULL {
-        recomputed = model_forward_flops_per_sequence(m) - logits * (1.0 + f32(m.mtp_layers));
+        recomputed = totals.forward_flops_per_sequence - logits * (1.0 + f32(m.mtp_layers));
     }
     return model_flops + recomputed * f32(t.global_batch);
 }

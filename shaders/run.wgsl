@@ -23,13 +23,13 @@ struct Estimate {
 }
 
 // Twin of goodput: (goodput, checkpoint interval) under failures (Young 1974).
-fn goodput(accs: f32, m: GpuModel, t: Training, hw: GpuAccelerator) -> vec2<f32> {
+fn goodput(accs: f32, total_params: f32, t: Training, hw: GpuAccelerator) -> vec2<f32> {
     let rate_per_s = hw.failure_rate_per_hour / 3600.0;
     if rate_per_s <= 0.0 {
         return vec2<f32>(1.0, 0.0);
     }
     let mtti_s = 1.0 / (accs * rate_per_s);
-    let shard_bytes = total_params(m) * (t.weight_bytes + t.optimizer_state_bytes) / accs;
+    let shard_bytes = total_params * (t.weight_bytes + t.optimizer_state_bytes) / accs;
     let checkpoint_s = shard_bytes / hw.checkpoint_bytes_per_s;
     let interval_s = sqrt(2.0 * checkpoint_s * mtti_s);
     let waste = checkpoint_s / interval_s + (interval_s / 2.0 + hw.restart_s) / mtti_s;
@@ -41,27 +41,54 @@ fn facility_power_mw(accs: f32, hw: GpuAccelerator) -> f32 {
     return accs * hw.power_all_in_w * hw.pue / 1e6;
 }
 
-fn estimate_with(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout) -> Estimate {
-    // The fullest stage's parameters, once for the step's and the memory's terms.
-    let params = stage_params(m, t, l);
-    let breakdown = step_breakdown_with(p, m, t, hw, l, params);
-    let memory = memory_breakdown_with(p, m, t, hw, l, params);
-    let step_time_s = step_breakdown_total_s(breakdown);
-    let accs = accelerators(l);
-    let tokens_per_step = f32(t.global_batch) * f32(m.seq_len);
-    let tokens_per_s = tokens_per_step / step_time_s;
-    let model_flops = model_flops_per_step(m, t);
-    let hardware_flops = hardware_flops_per_step(m, t, l, model_flops);
-    let peak_total = peak(hw, t.dtype) * accs;
-    let used = memory_breakdown_total_bytes(memory);
-    let good = goodput(accs, m, t, hw);
-    let time_to_train_s = t.tokens / tokens_per_s / good.x;
-    let power_mw = facility_power_mw(accs, hw);
+// Twin of energy_and_cost: (energy MWh, cost USD) of a run of time_to_train_s.
+fn energy_and_cost(accs: f32, power_mw: f32, time_to_train_s: f32, hw: GpuAccelerator) -> vec2<f32> {
     let energy_mwh = power_mw * hw.average_power_fraction * time_to_train_s / 3600.0;
     var cost_usd = accs * hw.price_per_hour_usd * time_to_train_s / 3600.0;
     if hw.pricing == PRICING_CAPEX {
         cost_usd = accs * hw.capex_per_accelerator_usd + energy_mwh * hw.electricity_usd_per_mwh;
     }
+    return vec2<f32>(energy_mwh, cost_usd);
+}
+
+fn estimate_with(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout) -> Estimate {
+    return estimate_with_memory(p, m, t, hw, l, layout_memory(p, m, t, hw, l));
+}
+
+// A layout's stages and memory per accelerator: what decides whether it fits.
+struct LayoutMemory {
+    stage: StageShape,
+    memory: MemoryBreakdown,
+}
+
+// Twin of LayoutMemory::fits.
+fn layout_memory_fits(lm: LayoutMemory, hw: GpuAccelerator) -> bool {
+    return memory_breakdown_total_bytes(lm.memory) <= hw.hbm_bytes && lm.memory.offloaded_bytes <= hw.host_memory_bytes;
+}
+
+fn layout_memory(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout) -> LayoutMemory {
+    let stage = stage_shape(m, t, l, profile_totals(p));
+    return LayoutMemory(stage, memory_breakdown_with(p, t, hw, l, stage));
+}
+
+fn estimate_with_memory(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout, lm: LayoutMemory) -> Estimate {
+    let totals = profile_totals(p);
+    let memory = lm.memory;
+    let breakdown = step_breakdown_with(p, m, t, hw, l, lm.stage);
+    let step_time_s = step_breakdown_total_s(breakdown);
+    let accs = accelerators(l);
+    let tokens_per_step = f32(t.global_batch) * f32(m.seq_len);
+    let tokens_per_s = tokens_per_step / step_time_s;
+    let model_flops = model_flops_per_step(totals, t);
+    let hardware_flops = hardware_flops_per_step(m, totals, t, l, model_flops);
+    let peak_total = peak(hw, t.dtype) * accs;
+    let used = memory_breakdown_total_bytes(memory);
+    let good = goodput(accs, totals.dense_params + totals.expert_params, t, hw);
+    let time_to_train_s = t.tokens / tokens_per_s / good.x;
+    let power_mw = facility_power_mw(accs, hw);
+    let energy_and_cost_of_run = energy_and_cost(accs, power_mw, time_to_train_s, hw);
+    let energy_mwh = energy_and_cost_of_run.x;
+    let cost_usd = energy_and_cost_of_run.y;
     return Estimate(
         step_time_s,
         tokens_per_s,
@@ -72,7 +99,7 @@ fn estimate_with(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAccelerator, l:
         hardware_flops / step_time_s / peak_total,
         used,
         hw.hbm_bytes,
-        used <= hw.hbm_bytes && memory.offloaded_bytes <= hw.host_memory_bytes,
+        layout_memory_fits(lm, hw),
         max(max(used - hw.hbm_bytes, memory.offloaded_bytes - hw.host_memory_bytes), 0.0),
         good.x,
         good.y,

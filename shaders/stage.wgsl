@@ -21,12 +21,12 @@ fn sends_per_microbatch(send: f32, chunk_forward: f32, chunk_backward: f32, t: T
         + pipeline_send_exposed_s(send, chunk_backward, t, l));
 }
 
-fn step_breakdown_with(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout, params: vec2<f32>) -> StepBreakdown {
+fn step_breakdown_with(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout, shape: StageShape) -> StepBreakdown {
     let mbs = f32(microbatches(l, t));
     let layer = profile_layer(p);
-    let stages = stage_layers(m, l);
-    let fullest = stages.x;
-    let last = stages.y;
+    let fullest = shape.fullest_layers;
+    let last = shape.last_layers;
+    let params = vec2<f32>(shape.dense_params, shape.expert_params);
     let logits_fwd = p.logits_forward_s;
     let logits_bwd = p.logits_backward_s;
 
@@ -113,9 +113,9 @@ fn zero_shard(l: Layout, stage: u32, dense: f32, experts: f32, group: f32, exper
     return dense + experts;
 }
 
-fn memory_breakdown_with(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout, held: vec2<f32>) -> MemoryBreakdown {
-    let dense = held.x;
-    let experts = held.y;
+fn memory_breakdown_with(p: GpuProfile, t: Training, hw: GpuAccelerator, l: Layout, shape: StageShape) -> MemoryBreakdown {
+    let dense = shape.dense_params;
+    let experts = shape.expert_params;
     let group = zero_shard_group(t, hw, l);
     let expert_group = expert_data_parallel(l);
     let params = dense + experts;
@@ -132,9 +132,8 @@ fn memory_breakdown_with(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAcceler
         persistent_weight_bytes = 0.0;
     }
     var weights_bytes = zero_shard(l, weights_stage, dense, experts, group, expert_group) * persistent_weight_bytes;
-    let stages = stage_layers(m, l);
-    let fullest = stages.x;
-    let last = stages.y;
+    let fullest = shape.fullest_layers;
+    let last = shape.last_layers;
     if l.zero >= 3u && !whole_for_step {
         let layer_params = params / max(fullest, 1.0);
         weights_bytes += 2.0 * layer_params * gathered_weight_bytes(t);

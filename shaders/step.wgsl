@@ -368,17 +368,30 @@ fn stage_extra(device: u32, remainder: u32, pp: u32) -> u32 {
 }
 
 // (dense, experts) parameters held by one rank of the fullest stage.
-fn stage_params(m: GpuModel, t: Training, l: Layout) -> vec2<f32> {
-    let fullest = stage_layers(m, l).x;
+fn stage_params(m: GpuModel, t: Training, l: Layout, totals: ModelTotals, fullest: f32) -> vec2<f32> {
     let share = fullest / f32(m.layers);
     let tp = f32(l.tp);
     let embeddings = embedding_params(m);
     let on_stage_embeddings = select(embeddings, f32(m.vocab) * f32(m.hidden), l.pp > 1u);
     let replicated = f32(m.layers) * tp_replicated_params(m);
-    let dense = ((dense_params_total(m) - embeddings - replicated) * share + on_stage_embeddings) / tp + replicated * share;
-    let experts = expert_params_total(m) * share / (f32(l.etp) * f32(l.ep));
+    let dense = ((totals.dense_params - embeddings - replicated) * share + on_stage_embeddings) / tp + replicated * share;
+    let experts = totals.expert_params * share / (f32(l.etp) * f32(l.ep));
     let copies = select(1.0, 2.0, t.stack.dualpipe != 0u && l.pp > 1u);
     return vec2<f32>(dense * copies, experts * copies);
+}
+
+// The fullest and last stages' layers and the fullest stage's parameters per rank, once per layout.
+struct StageShape {
+    fullest_layers: f32,
+    last_layers: f32,
+    dense_params: f32,
+    expert_params: f32,
+}
+
+fn stage_shape(m: GpuModel, t: Training, l: Layout, totals: ModelTotals) -> StageShape {
+    let stages = stage_layers(m, l);
+    let params = stage_params(m, t, l, totals, stages.x);
+    return StageShape(stages.x, stages.y, params.x, params.y);
 }
 
 struct StepBreakdown {

@@ -406,10 +406,13 @@ fn sweep_main(
             atomicAdd(&wg_counts[c.outcome], 1u);
         } else {
             let p = profiles[outer_key(d) - batch.outer_start];
-            let e = estimate_with(p, model, run_training(c.global_batch, c.stack), accelerator_table[c.accelerator], c.parallel);
-            if e.fits {
+            let t = run_training(c.global_batch, c.stack);
+            let hw = accelerator_table[c.accelerator];
+            // The memory first: a layout that does not fit needs no step.
+            let lm = layout_memory(p, model, t, hw, c.parallel);
+            if layout_memory_fits(lm, hw) {
                 atomicAdd(&wg_counts[OUTCOME_VALID], 1u);
-                let value = objective_value(run.objective, e);
+                let value = objective_value(run.objective, estimate_with_memory(p, model, t, hw, c.parallel, lm));
                 if value < threshold {
                     objective = value;
                     atomicAdd(&wg_ranked, 1u);

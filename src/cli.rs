@@ -199,6 +199,11 @@ pub struct SweepArgs {
     /// No progress bar (it is drawn only when stderr is a terminal anyway).
     #[arg(long)]
     pub no_progress: bool,
+    /// Evaluate every layout. By default the CPU backend skips blocks of layouts whose bound on
+    /// the objective cannot enter the top (the same top; their layouts are counted as pruned,
+    /// not as evaluated or valid).
+    #[arg(long)]
+    pub exhaustive: bool,
     #[command(flatten)]
     pub output: OutputArgs,
     /// Print the best layout (or the --emit-rank-th) as this framework's launch arguments

@@ -104,6 +104,7 @@ pub fn sweep_run(args: &SweepArgs) -> Result<SweepRun, Error> {
             top: args.top,
             shard: shard(args.shard.as_deref())?,
             progress: !args.no_progress,
+            prune: !args.exhaustive,
         },
         draws: draw_options(&args.draws)?,
     })

@@ -256,6 +256,7 @@ pub fn bench_draws(
             top: BENCH_CANDIDATES,
             shard: None,
             progress: false,
+            prune: true,
         },
     )?;
     let opts = DrawOptions {

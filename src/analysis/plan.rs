@@ -836,7 +836,8 @@ impl PlanWork {
         let bar = progress_bar(layouts);
         let fastest = |space: &SearchSpace| -> Partial {
             let range = 0..space.size;
-            let partial = sweep_range(engine.as_ref(), space, range, 1, &notes);
+            // Pruned: the same fastest layout, found without evaluating what cannot beat it.
+            let partial = sweep_range(engine.as_ref(), space, range, 1, true, &notes);
             if let Some(bar) = &bar {
                 bar.inc(space.size);
             }

@@ -535,7 +535,8 @@ pub fn prepare_row(row: &RunRow, catalog: &Catalog, assume: Assume) -> Result<Pr
             // The source's convention is the model-FLOPs one this model uses for MFU.
             let peak = any.hardware.peak(any.training.dtype) * any.layout.accelerators() as f64;
             (
-                model_flops_per_step(&any.model, &any.training) / (mfu / 100.0 * peak),
+                model_flops_per_step(&crate::model::flops::model_totals(&any.model), &any.training)
+                    / (mfu / 100.0 * peak),
                 "mfu_pct",
             )
         }

@@ -336,9 +336,40 @@ pub fn model_forward_flops_per_sequence(model: &Transformer) -> f64 {
         + model.mtp_layers as f64 * mtp_forward_flops_per_sequence(model)
 }
 
+/// What the whole model holds and costs, which no layout changes. A sweep prices millions of
+/// layouts of one model; each reads these from its profile instead of summing the layers again
+/// (they were an eighth of the CPU engine's time).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ModelTotals {
+    /// [`dense_params_total`] and [`expert_params_total`].
+    pub dense_params: f64,
+    pub expert_params: f64,
+    /// [`model_forward_flops_per_sequence`].
+    pub forward_flops_per_sequence: f64,
+    /// [`attention_forward_flops_all_layers`]: what selective recomputation repeats.
+    pub attention_forward_flops_per_sequence: f64,
+}
+
+impl ModelTotals {
+    /// All parameters of the model ([`total_params`]).
+    pub fn params(&self) -> f64 {
+        self.dense_params + self.expert_params
+    }
+}
+
+/// The model's totals.
+pub fn model_totals(model: &Transformer) -> ModelTotals {
+    ModelTotals {
+        dense_params: dense_params_total(model),
+        expert_params: expert_params_total(model),
+        forward_flops_per_sequence: model_forward_flops_per_sequence(model),
+        attention_forward_flops_per_sequence: attention_forward_flops_all_layers(model),
+    }
+}
+
 /// Model FLOPs of one optimizer step: forward and backward (three forwards) of every sequence.
-pub fn model_flops_per_step(model: &Transformer, training: &Training) -> f64 {
-    3.0 * model_forward_flops_per_sequence(model) * training.global_batch as f64
+pub fn model_flops_per_step(totals: &ModelTotals, training: &Training) -> f64 {
+    3.0 * totals.forward_flops_per_sequence * training.global_batch as f64
 }
 
 /// Hardware FLOPs of one step: its `model_flops` (see [`model_flops_per_step`]) plus the forward
@@ -346,17 +377,17 @@ pub fn model_flops_per_step(model: &Transformer, training: &Training) -> f64 {
 /// selective), same attention convention.
 pub fn hardware_flops_per_step(
     model: &Transformer,
+    totals: &ModelTotals,
     training: &Training,
     layout: &Layout,
     model_flops: f64,
 ) -> f64 {
     let s = model.seq_len as f64;
-    let attention = attention_forward_flops_all_layers(model);
     let logits = 2.0 * s * model.hidden as f64 * model.vocab as f64;
     let recomputed = match layout.recompute {
         Recompute::None => 0.0,
-        Recompute::Selective => attention,
-        Recompute::Full => model_forward_flops_per_sequence(model) - logits * (1.0 + model.mtp_layers as f64),
+        Recompute::Selective => totals.attention_forward_flops_per_sequence,
+        Recompute::Full => totals.forward_flops_per_sequence - logits * (1.0 + model.mtp_layers as f64),
     };
     model_flops + recomputed * training.global_batch as f64
 }
@@ -393,7 +424,7 @@ mod tests {
         let expected = 72.0 * s * l * h * h * (1.0 + s / (6.0 * h) + v / (12.0 * l * h));
         let mut t = training();
         t.global_batch = 1;
-        let got = model_flops_per_step(&m, &t);
+        let got = model_flops_per_step(&model_totals(&m), &t);
         // Narayanan's count ignores the norms' and biases' few parameters; ours ignores biases.
         assert!((got / expected - 1.0).abs() < 1e-3, "{got} vs {expected}");
     }
@@ -408,7 +439,8 @@ mod tests {
         // eq. 3 with recompute: 96 B s l h^2 (1 + s/(6h) + V/(16 l h)).
         let b = t.global_batch as f64;
         let expected = 96.0 * b * s * l * h * h * (1.0 + s / (6.0 * h) + v / (16.0 * l * h));
-        let got = hardware_flops_per_step(&m, &t, &layout, model_flops_per_step(&m, &t));
+        let totals = model_totals(&m);
+        let got = hardware_flops_per_step(&m, &totals, &t, &layout, model_flops_per_step(&totals, &t));
         assert!((got / expected - 1.0).abs() < 1e-3, "{got} vs {expected}");
     }
 

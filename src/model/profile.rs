@@ -7,7 +7,7 @@
 //! one layout. Both then run the same stage-level functions, so the fast path and the reference
 //! are one model.
 
-use super::flops::local_shape;
+use super::flops::{local_shape, model_totals, ModelTotals};
 use super::memory::{average_layer_activation_bytes, loss_buffer_bytes};
 use super::step::{average_layer_costs, expert_all_to_all_bytes, logits_costs, LayerCosts};
 use super::{Hardware, Layout, Training, Transformer};
@@ -29,6 +29,8 @@ pub struct Profile {
     pub stored_activation_bytes: f64,
     /// The cross-entropy's buffer of one microbatch on the last stage.
     pub loss_buffer_bytes: f64,
+    /// The whole model's parameters and FLOPs, which every layout of the sweep reads.
+    pub totals: ModelTotals,
 }
 
 /// The profile of `layout`'s per-layer knobs.
@@ -47,5 +49,6 @@ pub fn profile(model: &Transformer, training: &Training, hw: &Hardware, layout: 
         full_activation_bytes,
         stored_activation_bytes,
         loss_buffer_bytes: loss_buffer_bytes(&shape),
+        totals: model_totals(model),
     }
 }

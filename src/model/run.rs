@@ -7,11 +7,11 @@
 //! MFU divides model FLOPs per second by the dense peak of the run's format (FP8 runs against the
 //! FP8 peak, as NVIDIA's DGX Cloud benchmarks and MosaicML do). HFU adds the recomputed forward.
 
-use super::flops::{hardware_flops_per_step, model_flops_per_step, total_params};
+use super::flops::{hardware_flops_per_step, model_flops_per_step};
 use super::memory::MemoryBreakdown;
 use super::profile::{profile, Profile};
 use super::stage::{memory_breakdown_with, step_breakdown_with};
-use super::step::{stage_params, StepBreakdown};
+use super::step::{stage_shape, StageShape, StepBreakdown};
 use super::{Hardware, Layout, Training, Transformer};
 use serde::{Deserialize, Serialize};
 
@@ -157,7 +157,7 @@ impl Estimate {
 /// cluster that fails faster than it restarts makes no progress to speak of).
 pub fn goodput(
     accelerators: f64,
-    model: &Transformer,
+    total_params: f64,
     training: &Training,
     economics: &Economics,
 ) -> (f64, f64) {
@@ -166,8 +166,7 @@ pub fn goodput(
         return (1.0, 0.0);
     }
     let mtti_s = 1.0 / (accelerators * rate_per_s);
-    let shard_bytes =
-        total_params(model) * (training.weight_bytes + training.optimizer_state_bytes) / accelerators;
+    let shard_bytes = total_params * (training.weight_bytes + training.optimizer_state_bytes) / accelerators;
     let checkpoint_s = shard_bytes / economics.checkpoint_bytes_per_s;
     let interval_s = (2.0 * checkpoint_s * mtti_s).sqrt();
     let waste = checkpoint_s / interval_s + (interval_s / 2.0 + economics.restart_s) / mtti_s;
@@ -178,6 +177,62 @@ pub fn goodput(
 /// included) times the PUE, MW. The planner bounds cluster sizes by it.
 pub fn facility_power_mw(accelerators: f64, economics: &Economics) -> f64 {
     accelerators * economics.power_all_in_w * economics.pue / 1e6
+}
+
+/// The energy (MWh) and the cost (USD) of a run of `time_to_train_s` on `accelerators` drawing
+/// `power_mw` at nameplate: both rise with the time (a rental by the hour; a purchase by the
+/// electricity on top of the capital).
+pub fn energy_and_cost(
+    accelerators: f64,
+    power_mw: f64,
+    time_to_train_s: f64,
+    economics: &Economics,
+) -> (f64, f64) {
+    let energy_mwh = power_mw * economics.average_power_fraction * time_to_train_s / 3600.0;
+    let cost_usd = match economics.pricing {
+        Pricing::Rental => accelerators * economics.price_per_hour_usd * time_to_train_s / 3600.0,
+        Pricing::Capex => {
+            accelerators * economics.capex_per_accelerator_usd
+                + energy_mwh * economics.electricity_usd_per_mwh
+        }
+    };
+    (energy_mwh, cost_usd)
+}
+
+/// Bounds on what any layout of a block can achieve: floors under its time to train, energy and
+/// cost, a ceiling over its MFU. A sweep skips a block whose floor cannot enter its top k.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RunBounds {
+    pub time_to_train_s: f64,
+    pub energy_mwh: f64,
+    pub cost_usd: f64,
+    pub mfu: f64,
+}
+
+/// The bounds of layouts on `accelerators` whose step takes at least `step_s_per_sequence`
+/// seconds per sequence of the batch (see [`super::stage::step_s_per_sequence_floor`]): time to
+/// train is `tokens / seq_len * step per sequence / goodput`, and goodput depends on the count
+/// alone; energy and cost rise with the time; MFU falls with the step.
+pub fn run_bounds(
+    step_s_per_sequence: f64,
+    accelerators: f64,
+    p: &Profile,
+    model: &Transformer,
+    training: &Training,
+    hw: &Hardware,
+    economics: &Economics,
+) -> RunBounds {
+    let (goodput, _) = goodput(accelerators, p.totals.params(), training, economics);
+    let time_to_train_s = training.tokens * step_s_per_sequence / model.seq_len as f64 / goodput;
+    let power_mw = facility_power_mw(accelerators, economics);
+    let (energy_mwh, cost_usd) = energy_and_cost(accelerators, power_mw, time_to_train_s, economics);
+    let peak = hw.peak(training.dtype) * accelerators;
+    RunBounds {
+        time_to_train_s,
+        energy_mwh,
+        cost_usd,
+        mfu: 3.0 * p.totals.forward_flops_per_sequence / step_s_per_sequence / peak,
+    }
 }
 
 /// Estimate one layout end to end.
@@ -207,29 +262,67 @@ pub fn estimate_with(
     economics: &Economics,
     layout: &Layout,
 ) -> Estimate {
-    // The fullest stage's parameters, once for the step's and the memory's terms.
-    let params = stage_params(model, training, layout);
-    let breakdown = step_breakdown_with(p, model, training, hw, layout, params);
-    let memory = memory_breakdown_with(p, model, training, hw, layout, params);
+    let memory = layout_memory(p, model, training, hw, layout);
+    estimate_with_memory(p, model, training, hw, economics, layout, &memory)
+}
+
+/// A layout's stages and its memory per accelerator: what decides whether it fits, before its
+/// step is priced.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LayoutMemory {
+    /// The fullest and last stages' layers and parameters, once for the step's and the memory's terms.
+    pub stage: StageShape,
+    pub memory: MemoryBreakdown,
+}
+
+impl LayoutMemory {
+    /// Whether the layout fits: its memory within the accelerator's, and its offloaded
+    /// activations within the host's share of memory.
+    pub fn fits(&self, hw: &Hardware) -> bool {
+        self.memory.total_bytes() <= hw.hbm_bytes && self.memory.offloaded_bytes <= hw.host_memory_bytes
+    }
+}
+
+/// The memory of `layout` from its profile. The engines check it first: a quarter of a sweep's
+/// layouts do not fit, and their steps need no pricing.
+pub fn layout_memory(
+    p: &Profile,
+    model: &Transformer,
+    training: &Training,
+    hw: &Hardware,
+    layout: &Layout,
+) -> LayoutMemory {
+    let stage = stage_shape(model, training, layout, &p.totals);
+    LayoutMemory {
+        stage,
+        memory: memory_breakdown_with(p, training, hw, layout, &stage),
+    }
+}
+
+/// The estimate of a layout whose memory is known.
+pub fn estimate_with_memory(
+    p: &Profile,
+    model: &Transformer,
+    training: &Training,
+    hw: &Hardware,
+    economics: &Economics,
+    layout: &Layout,
+    layout_memory: &LayoutMemory,
+) -> Estimate {
+    let memory = layout_memory.memory;
+    let breakdown = step_breakdown_with(p, model, training, hw, layout, &layout_memory.stage);
     let step_time_s = breakdown.total_s();
     let accelerators = layout.accelerators() as f64;
     let tokens_per_step = training.global_batch as f64 * model.seq_len as f64;
     let tokens_per_s = tokens_per_step / step_time_s;
-    let model_flops = model_flops_per_step(model, training);
-    let hardware_flops = hardware_flops_per_step(model, training, layout, model_flops);
+    let model_flops = model_flops_per_step(&p.totals, training);
+    let hardware_flops = hardware_flops_per_step(model, &p.totals, training, layout, model_flops);
     let peak = hw.peak(training.dtype) * accelerators;
     let used = memory.total_bytes();
-    let (goodput, checkpoint_interval_s) = goodput(accelerators, model, training, economics);
+    let (goodput, checkpoint_interval_s) = goodput(accelerators, p.totals.params(), training, economics);
     let time_to_train_s = training.tokens / tokens_per_s / goodput;
     let power_mw = facility_power_mw(accelerators, economics);
-    let energy_mwh = power_mw * economics.average_power_fraction * time_to_train_s / 3600.0;
-    let cost_usd = match economics.pricing {
-        Pricing::Rental => accelerators * economics.price_per_hour_usd * time_to_train_s / 3600.0,
-        Pricing::Capex => {
-            accelerators * economics.capex_per_accelerator_usd
-                + energy_mwh * economics.electricity_usd_per_mwh
-        }
-    };
+    let (energy_mwh, cost_usd) = energy_and_cost(accelerators, power_mw, time_to_train_s, economics);
     Estimate {
         step_time_s,
         tokens_per_s,
@@ -240,8 +333,7 @@ pub fn estimate_with(
         hfu: hardware_flops / step_time_s / peak,
         memory_per_accelerator_bytes: used,
         memory_capacity_bytes: hw.hbm_bytes,
-        // Offloaded activations must fit in the host's share of memory too.
-        fits: used <= hw.hbm_bytes && memory.offloaded_bytes <= hw.host_memory_bytes,
+        fits: layout_memory.fits(hw),
         memory_excess_bytes: (used - hw.hbm_bytes)
             .max(memory.offloaded_bytes - hw.host_memory_bytes)
             .max(0.0),
@@ -259,6 +351,7 @@ pub fn estimate_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::flops::total_params;
     use crate::model::test_support::{economics, h100, llama3_8b, plain_layout, training};
 
     #[test]
@@ -306,19 +399,19 @@ mod tests {
         let t = training();
         let mut econ = economics();
         econ.failure_rate_per_hour = 1.97e-5;
-        let (g, tau) = goodput(16384.0, &m, &t, &econ);
+        let (g, tau) = goodput(16384.0, total_params(&m), &t, &econ);
         let mtti: f64 = 3600.0 / (16384.0 * 1.97e-5);
-        let delta = crate::model::flops::total_params(&m) * 14.0 / 16384.0 / 1e9;
+        let delta = total_params(&m) * 14.0 / 16384.0 / 1e9;
         assert!((tau - (2.0 * delta * mtti).sqrt()).abs() < 1e-9);
         let expected = 1.0 - delta / tau - (tau / 2.0 + 600.0) / mtti;
         assert!((g - expected).abs() < 1e-12);
         assert!((g - 0.9451).abs() < 1e-3, "{g}");
         // Failing faster than restarting leaves no progress to speak of.
-        let (g, _) = goodput(1e7, &m, &t, &econ);
+        let (g, _) = goodput(1e7, total_params(&m), &t, &econ);
         assert_eq!(g, 1e-6);
         // No failures, no waste.
         econ.failure_rate_per_hour = 0.0;
-        assert_eq!(goodput(16384.0, &m, &t, &econ).0, 1.0);
+        assert_eq!(goodput(16384.0, total_params(&m), &t, &econ).0, 1.0);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use super::profile::{profile, Profile};
 use super::step::{
     data_parallel_exposed_s, expert_all_to_all_s, gathered_weight_bytes, offloaded_split, optimizer_s,
     pipeline_bubbles, pipeline_send_exposed_s, pipeline_stride, stage_costs, stage_ep_exposed_s,
-    stage_layers, stage_params, sync_jitter_s, zero_shard_group, StepBreakdown,
+    stage_layers, stage_shape, sync_jitter_s, zero_shard_group, StageShape, StepBreakdown,
 };
 use super::{Hardware, Layout, Recompute, Training, Transformer};
 
@@ -40,11 +40,9 @@ pub fn step_breakdown(
     hw: &Hardware,
     layout: &Layout,
 ) -> StepBreakdown {
-    let (p, params) = (
-        profile(model, training, hw, layout),
-        stage_params(model, training, layout),
-    );
-    step_breakdown_with(&p, model, training, hw, layout, params)
+    let p = profile(model, training, hw, layout);
+    let stage = stage_shape(model, training, layout, &p.totals);
+    step_breakdown_with(&p, model, training, hw, layout, &stage)
 }
 
 /// The step from a layer profile computed for the same per-layer knobs (see
@@ -56,11 +54,12 @@ pub fn step_breakdown_with(
     training: &Training,
     hw: &Hardware,
     layout: &Layout,
-    stage_params: (f64, f64),
+    shape: &StageShape,
 ) -> StepBreakdown {
     let m = layout.microbatches(training) as f64;
     let layer = p.layer;
-    let (fullest, last) = stage_layers(model, layout);
+    let (fullest, last) = (shape.fullest_layers, shape.last_layers);
+    let stage_params = shape.params();
     let (logits_fwd, logits_bwd) = (p.logits_forward_s, p.logits_backward_s);
 
     // The slowest stage: the fullest one, or the last one with the output layer.
@@ -142,6 +141,53 @@ pub fn step_breakdown_with(
     }
 }
 
+/// A floor under the step's seconds per sequence of the batch, for every layout that shares
+/// `layout`'s profile (its per-layer knobs), pipeline and data-parallel degrees, whatever its
+/// interleave (among `interleaves`), recomputed layers (among `recompute_layers`), ZeRO stage,
+/// offload or batch. Each of the step's `batch / (dp * microbatch)` microbatches pays the fullest
+/// stage's layers (compute and per-layer communication, [`step_breakdown_with`]'s slowest stage
+/// being at least that), and every other term of the step is at least zero; the fullest stage
+/// holds the fewest layers the interleaves allow, recomputing the fewest the settings allow.
+/// The sweep skips blocks of layouts by it, so it must never exceed a layout's step.
+pub fn step_s_per_sequence_floor(
+    p: &Profile,
+    model: &Transformer,
+    layout: &Layout,
+    interleaves: &[u32],
+    recompute_layers: &[u32],
+) -> f64 {
+    let fewest_layers = interleaves
+        .iter()
+        // Only the interleaves check_layout allows: a virtual stage holds at least a layer.
+        .filter(|&&v| v == 1 || (layout.pp >= 2 && model.layers as u64 >= layout.pp as u64 * v as u64))
+        .map(|&interleave| {
+            stage_layers(
+                model,
+                &Layout {
+                    interleave,
+                    ..*layout
+                },
+            )
+            .0
+        })
+        .fold(f64::INFINITY, f64::min);
+    let fewest_s = recompute_layers
+        .iter()
+        .map(|&recompute_layers| {
+            stage_costs(
+                &p.layer,
+                &Layout {
+                    recompute_layers,
+                    ..*layout
+                },
+                fewest_layers,
+            )
+            .total_s()
+        })
+        .fold(f64::INFINITY, f64::min);
+    fewest_s / (layout.dp as f64 * layout.microbatch as f64)
+}
+
 /// Activation bytes a stage of `layers` layers keeps for one microbatch, on the device and in
 /// host memory: the layers that recompute keep what their recomputation needs, the others all
 /// they produce; offloaded layers keep theirs on the host, and the device holds one offloaded
@@ -169,23 +215,20 @@ pub fn memory_breakdown(
     hw: &Hardware,
     layout: &Layout,
 ) -> MemoryBreakdown {
-    let (p, params) = (
-        profile(model, training, hw, layout),
-        stage_params(model, training, layout),
-    );
-    memory_breakdown_with(&p, model, training, hw, layout, params)
+    let p = profile(model, training, hw, layout);
+    let stage = stage_shape(model, training, layout, &p.totals);
+    memory_breakdown_with(&p, training, hw, layout, &stage)
 }
 
 /// Memory from a layer profile computed for the same per-layer knobs.
 pub fn memory_breakdown_with(
     p: &Profile,
-    model: &Transformer,
     training: &Training,
     hw: &Hardware,
     layout: &Layout,
-    stage_params: (f64, f64),
+    shape: &StageShape,
 ) -> MemoryBreakdown {
-    let (dense, experts) = stage_params;
+    let (dense, experts) = shape.params();
     let group = zero_shard_group(training, hw, layout);
     let expert_group = layout.expert_data_parallel();
     let shard = |stage: u32| -> f64 {
@@ -216,7 +259,7 @@ pub fn memory_breakdown_with(
         weight_bytes
     };
     let mut weights_bytes = shard(weights_stage) * persistent_weight_bytes;
-    let (fullest, last) = stage_layers(model, layout);
+    let (fullest, last) = (shape.fullest_layers, shape.last_layers);
     if layout.zero >= 3 && !whole_for_step {
         // Two layers gathered at once (the one computing and the one prefetched), and one layer's
         // unsharded gradient before its reduce-scatter.

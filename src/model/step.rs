@@ -18,10 +18,9 @@ use super::comm::{
 };
 use super::compute::{attention_time_s, gemm_time_s, memory_time_s};
 use super::flops::{
-    attention_core_flops, causal_fraction, cross_entropy_bytes, dense_params_total,
-    elementwise_forward_bytes, embedding_params, expert_params_total, moe_permute_forward_bytes, qkv_width,
-    tensors_per_layer, tp_replicated_params, unfused_softmax_forward_bytes, windowed_causal_fraction,
-    LocalShape, FLASH_BACKWARD_RATIO,
+    attention_core_flops, causal_fraction, cross_entropy_bytes, elementwise_forward_bytes, embedding_params,
+    moe_permute_forward_bytes, qkv_width, tensors_per_layer, tp_replicated_params,
+    unfused_softmax_forward_bytes, windowed_causal_fraction, LocalShape, ModelTotals, FLASH_BACKWARD_RATIO,
 };
 use super::{Dtype, Hardware, Layout, Recompute, Training, Transformer};
 use serde::{Deserialize, Serialize};
@@ -646,8 +645,13 @@ pub fn stage_extra(device: u32, remainder: u32, pp: u32) -> u32 {
 /// Parameters held by one rank of the fullest stage: (shared with the data-parallel group,
 /// routed experts). Embedding and output matrices sit on the first and last stage. Under
 /// DualPipe each device holds two stages (stage `i` and `pp - 1 - i`), so twice as many.
-pub fn stage_params(model: &Transformer, training: &Training, layout: &Layout) -> (f64, f64) {
-    let (fullest, _) = stage_layers(model, layout);
+pub fn stage_params(
+    model: &Transformer,
+    training: &Training,
+    layout: &Layout,
+    totals: &ModelTotals,
+    fullest: f64,
+) -> (f64, f64) {
     let share = fullest / model.layers as f64;
     let tp = layout.tp as f64;
     let embeddings = embedding_params(model);
@@ -658,15 +662,51 @@ pub fn stage_params(model: &Transformer, training: &Training, layout: &Layout) -
     };
     // Latent attention's down projections are whole on every tensor-parallel rank.
     let replicated = model.layers as f64 * tp_replicated_params(model);
-    let dense = ((dense_params_total(model) - embeddings - replicated) * share + on_stage_embeddings) / tp
+    let dense = ((totals.dense_params - embeddings - replicated) * share + on_stage_embeddings) / tp
         + replicated * share;
-    let experts = expert_params_total(model) * share / (layout.etp as f64 * layout.ep as f64);
+    let experts = totals.expert_params * share / (layout.etp as f64 * layout.ep as f64);
     let copies = if training.stack.dualpipe && layout.pp > 1 {
         2.0
     } else {
         1.0
     };
     (dense * copies, experts * copies)
+}
+
+/// The fullest and the last pipeline stage of a layout: their layers ([`stage_layers`]) and the
+/// parameters a rank of the fullest holds ([`stage_params`]), once per layout for the step's and
+/// the memory's terms.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StageShape {
+    pub fullest_layers: f64,
+    pub last_layers: f64,
+    /// Parameters shared with the data-parallel group, and routed experts.
+    pub dense_params: f64,
+    pub expert_params: f64,
+}
+
+impl StageShape {
+    /// (shared with the data-parallel group, routed experts), as [`stage_params`] gives them.
+    pub fn params(&self) -> (f64, f64) {
+        (self.dense_params, self.expert_params)
+    }
+}
+
+/// The stage shape of `layout`.
+pub fn stage_shape(
+    model: &Transformer,
+    training: &Training,
+    layout: &Layout,
+    totals: &ModelTotals,
+) -> StageShape {
+    let (fullest_layers, last_layers) = stage_layers(model, layout);
+    let (dense_params, expert_params) = stage_params(model, training, layout, totals, fullest_layers);
+    StageShape {
+        fullest_layers,
+        last_layers,
+        dense_params,
+        expert_params,
+    }
 }
 
 /// The breakdown of one step on the slowest stage, seconds. The terms add up to `step_time_s`.
@@ -893,7 +933,7 @@ pub fn average_layer_costs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::flops::local_shape;
+    use crate::model::flops::{local_shape, model_totals};
     // The stage-level step these per-layer costs add up to.
     use crate::model::profile::profile;
     use crate::model::stage::{offload_exposed_s, step_breakdown, step_breakdown_with};
@@ -914,7 +954,7 @@ mod tests {
         assert_eq!(zero_shard_group(&t, &hw, &layout), 8.0);
         // The replicas' gradient all-reduce adds to the sharded collectives, never subtracts.
         let (f, b) = (1e-3, 1e-3);
-        let params = stage_params(&m, &t, &layout);
+        let params = stage_shape(&m, &t, &layout, &model_totals(&m)).params();
         let hybrid = data_parallel_exposed_s(&m, &t, &hw, &layout, params, 4.0, f, b, 32.0);
         layout.dp = 8;
         let one_domain = data_parallel_exposed_s(&m, &t, &hw, &layout, params, 4.0, f, b, 32.0);
@@ -1298,7 +1338,7 @@ mod tests {
             &t,
             &hw,
             &layout,
-            stage_params(&m, &t, &layout),
+            &stage_shape(&m, &t, &layout, &model_totals(&m)),
         );
         let direct = step_breakdown(&m, &t, &hw, &layout);
         assert_eq!(cached, direct);
@@ -1399,10 +1439,10 @@ mod tests {
         let mut t = training();
         t.stack.dualpipe = false;
         assert_eq!(pipeline_bubbles(&t, &layout), 15.0);
-        let one = stage_params(&m, &t, &layout);
+        let one = stage_shape(&m, &t, &layout, &model_totals(&m)).params();
         t.stack.dualpipe = true;
         assert!((pipeline_bubbles(&t, &layout) - 7.0 * 2.0 / 3.0).abs() < 1e-12);
-        let two = stage_params(&m, &t, &layout);
+        let two = stage_shape(&m, &t, &layout, &model_totals(&m)).params();
         assert_eq!(two.0, 2.0 * one.0);
     }
 
@@ -1458,7 +1498,7 @@ mod tests {
         let mut layout = plain_layout();
         layout.dp = 8;
         let t = training();
-        let params = stage_params(&m, &t, &layout);
+        let params = stage_shape(&m, &t, &layout, &model_totals(&m)).params();
         let full = optimizer_s(&t, &hw, &layout, params);
         layout.zero = 1;
         let sharded = optimizer_s(&t, &hw, &layout, params);

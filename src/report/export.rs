@@ -873,8 +873,9 @@ impl Exporter for TableExporter {
         let c = &r.counts;
         let mut out = format!("{} ranked by {}\n{t}\n{fitted}\n", r.model, r.objective);
         out += &format!(
-            "evaluated {} layouts{} in {} ({:.3e} layouts/s, {:.3e} valid/s) on {}{}\n",
+            "evaluated {} layouts{}{} in {} ({:.3e} layouts/s, {:.3e} valid/s) on {}{}\n",
             human_count(c.evaluated),
+            pruned_clause(c),
             r.shard
                 .as_ref()
                 .map(|s| format!(
@@ -1102,13 +1103,14 @@ impl Exporter for TableExporter {
         let d = &r.dropped;
         out += &format!(
             "{} (accelerator, count) pairs; dropped: {} over power, {} over budget, {} over the deadline, \
-             {} with no layout that fits. {} layouts evaluated in {} on {}.\n",
+             {} with no layout that fits. {} layouts evaluated{} in {} on {}.\n",
             r.pairs,
             d.power,
             d.budget,
             d.time,
             d.no_layout,
             human_count(r.counts.evaluated),
+            pruned_clause(&r.counts),
             human_duration(r.elapsed_s),
             r.backend
         );
@@ -1124,6 +1126,18 @@ impl Exporter for TableExporter {
 
 /// The plans as a table fitted to the terminal (unless `wide`), with the line saying what it
 /// leaves out.
+/// ", and pruned N more" where blocks were skipped as unable to enter the top; nothing otherwise.
+fn pruned_clause(c: &crate::engine::sweep::Counts) -> String {
+    if c.pruned == 0 {
+        String::new()
+    } else {
+        format!(
+            " (and pruned {} more: bounds that could not enter the top)",
+            human_count(c.pruned)
+        )
+    }
+}
+
 fn plan_table(plans: &[Plan], confidence: Option<f64>, wide: bool) -> String {
     let mut header = LAYOUT_HEADER.to_vec();
     let days = match confidence {

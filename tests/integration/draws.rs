@@ -141,6 +141,7 @@ mod gpu_or_skip {
                 top: 8,
                 shard: None,
                 progress: false,
+                prune: true,
             },
         )
         .unwrap();

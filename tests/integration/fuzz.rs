@@ -132,9 +132,14 @@ proptest! {
             return Ok(());
         };
         let end = space.size.min(3000);
-        let p = evaluate_range(&space, 0..end, 5);
+        let p = evaluate_range(&space, 0..end, 5, false);
         prop_assert_eq!(p.counts.evaluated, end);
-        for r in p.top.into_sorted() {
+        // Pruning skips only what cannot enter: the same top, every layout counted once.
+        let pruned = evaluate_range(&space, 0..end, 5, true);
+        prop_assert_eq!(pruned.counts.evaluated + pruned.counts.pruned, end);
+        let top = p.top.into_sorted();
+        prop_assert_eq!(pruned.top.into_sorted(), top.clone());
+        for r in top {
             prop_assert!(r.objective.is_finite() && r.objective > 0.0, "objective {}", r.objective);
         }
     }

@@ -272,7 +272,7 @@ fn gpu_and_cpu_agree_across_software_stacks() {
     let priced = check_parity(&space, &engine, seed() + 2, 120_000);
     assert!(priced > 5_000, "priced {priced} layouts");
     // Every stack contributes priced layouts, and some layouts are refused for their stack.
-    let cpu = sweep_cpu(&space, 0..space.size, 10, &|_, _| {});
+    let cpu = sweep_cpu(&space, 0..space.size, 10, false, &|_, _| {});
     assert!(cpu.counts.invalid_stack > 0, "{:?}", cpu.counts);
     check_sweeps_agree(&space, &engine, 20);
     check_sweeps_agree(&stacks_space(Objective::Cost), &engine, 10);
@@ -311,7 +311,7 @@ fn gpu_and_cpu_agree_across_network_choices() {
 
 fn check_sweeps_agree(space: &SearchSpace, engine: &GpuEngine, k: usize) {
     let (gpu, _) = engine.sweep(space, 0..space.size, k, &|_, _| {}).unwrap();
-    let cpu = sweep_cpu(space, 0..space.size, k, &|_, _| {});
+    let cpu = sweep_cpu(space, 0..space.size, k, false, &|_, _| {});
     assert_eq!(gpu.counts.evaluated, cpu.counts.evaluated);
     assert_eq!(gpu.counts.invalid(), cpu.counts.invalid());
     // Feasibility may differ only at the memory limit; here it does not differ at all.
@@ -351,7 +351,7 @@ fn gpu_sweep_of_a_slice_past_2_to_the_32_decodes_64_bit_indices() {
     let start = (1u64 << 32) + 12_345;
     let range = start..start + 300_000;
     let (gpu, _) = engine.sweep(&space, range.clone(), 10, &|_, _| {}).unwrap();
-    let cpu = sweep_cpu(&space, range, 10, &|_, _| {});
+    let cpu = sweep_cpu(&space, range, 10, false, &|_, _| {});
     assert_eq!(gpu.counts, cpu.counts);
     let g: Vec<u64> = gpu.top.into_sorted().iter().map(|r| r.index).collect();
     let c: Vec<u64> = cpu.top.into_sorted().iter().map(|r| r.index).collect();

@@ -666,7 +666,11 @@ mod gpu_or_skip {
                 .collect::<Vec<_>>()
         };
         assert_eq!(pairs(&faulty), pairs(&cpu));
-        assert_eq!(faulty["counts"], cpu["counts"]);
+        // The CPU prunes what cannot beat a pair's fastest; the GPU and its fallback evaluate
+        // every layout: both cover the whole space.
+        let covered =
+            |v: &Value| v["counts"]["evaluated"].as_u64().unwrap() + v["counts"]["pruned"].as_u64().unwrap();
+        assert_eq!(covered(&faulty), covered(&cpu));
     }
 }
 

@@ -257,6 +257,10 @@ fn host_structs_match_their_wgsl_twins() {
             full_activation_bytes,
             stored_activation_bytes,
             loss_buffer_bytes,
+            dense_params_total,
+            expert_params_total,
+            forward_flops_per_sequence,
+            attention_forward_flops_per_sequence,
         ]
     );
 }
@@ -505,7 +509,7 @@ fn wgsl_function_body(name: &str) -> &'static str {
 /// WGSL functions whose Rust twin has another name (a method, an operator, a closure inside a
 /// function of the same file), and those with none: GPU plumbing, each with its reason. vello
 /// declares missing twins explicitly; so does this table.
-const DECLARED_TWINS: [(&str, &str, &str); 28] = [
+const DECLARED_TWINS: [(&str, &str, &str); 30] = [
     // (WGSL function, the Rust file, its twin there or "" for none, with why)
     ("all_to_all_share", "src/model/comm.rs", "let share = |peers"),
     ("attention_is_fused", "src/model/mod.rs", "pub fn is_fused"),
@@ -544,6 +548,16 @@ const DECLARED_TWINS: [(&str, &str, &str); 28] = [
         "let per_layer = |bytes: f64|",
     ),
     ("profile_layer", "src/model/profile.rs", "pub layer: LayerCosts"),
+    (
+        "profile_totals",
+        "src/model/profile.rs",
+        "pub totals: ModelTotals",
+    ),
+    (
+        "layout_memory_fits",
+        "src/model/run.rs",
+        "pub fn fits(&self, hw: &Hardware)",
+    ),
     ("run_training", "src/engine/search.rs", "pub fn training_for("),
     (
         "sends_per_microbatch",

@@ -18,9 +18,10 @@ global_batch_tokens = 4194304
 "#;
 
 /// The CPU sweep of [`SCENARIO`] with its top 12, run once for every test that reads it.
+/// Every layout evaluated: the reference that shards, the GPU and pruned sweeps are compared with.
 fn whole_sweep() -> &'static Value {
     static WHOLE: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
-    WHOLE.get_or_init(|| sweep_json("whole", &[]))
+    WHOLE.get_or_init(|| sweep_json("whole", &["--exhaustive"]))
 }
 
 fn sweep_json(test: &str, extra: &[&str]) -> Value {
@@ -38,6 +39,28 @@ fn sweep_json(test: &str, extra: &[&str]) -> Value {
     let o = clustersweep(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn a_pruned_sweep_gives_the_exhaustive_top_and_counts_what_it_skipped() {
+    let whole = whole_sweep();
+    let pruned = sweep_json("pruned", &[]);
+    assert_eq!(pruned["top"], whole["top"]);
+    let (c, size) = (&pruned["counts"], pruned["space_size"].as_u64().unwrap());
+    let evaluated = c["evaluated"].as_u64().unwrap();
+    let skipped = c["pruned"].as_u64().unwrap();
+    assert!(skipped > 0, "{c}");
+    assert_eq!(evaluated + skipped, size);
+    assert!(c["valid"].as_u64().unwrap() < whole["counts"]["valid"].as_u64().unwrap());
+    assert_eq!(whole["counts"]["pruned"], 0);
+    // The table says what it skipped.
+    let path = temp_file("pruned", "sweep.toml", SCENARIO);
+    let o = clustersweep(&["sweep", path.to_str().unwrap(), "--backend", "cpu"]);
+    assert!(
+        stdout(&o).contains("more: bounds that could not enter the top"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
@@ -122,7 +145,7 @@ fn merged_shards_give_the_single_run_top_k() {
     let whole = whole_sweep();
     let mut parts = vec![];
     for k in 1..=3 {
-        let part = sweep_json("shards", &["--shard", &format!("{k}/3")]);
+        let part = sweep_json("shards", &["--shard", &format!("{k}/3"), "--exhaustive"]);
         let path = temp_file("shards", &format!("part-{k}.json"), &part.to_string());
         parts.push(path.to_str().unwrap().to_string());
     }
@@ -163,6 +186,7 @@ fn merges_refuse_missing_shards_and_shallower_parts_and_merges_of_merges_work() 
             top,
             "--shard",
             &shard,
+            "--exhaustive",
         ];
         let o = clustersweep(&args);
         assert!(o.status.success(), "{}", stderr(&o));

@@ -268,7 +268,7 @@ pub fn run_bench(backend: Option<Backend>, which: BenchSpace) -> Result<BenchRep
     if matches!(backend, None | Some(Backend::Cpu)) {
         let clock = std::time::Instant::now();
         let p = with_progress(space.size, "cpu".into(), |tick| {
-            sweep_cpu(&space, range.clone(), 20, tick)
+            sweep_cpu(&space, range.clone(), 20, false, tick)
         });
         let t = clock.elapsed().as_secs_f64();
         results.push(BenchResult {

@@ -52,6 +52,10 @@ pub struct SweepOptions {
     pub shard: Option<(u64, u64)>,
     /// Draw a progress bar on stderr (only when it is a terminal).
     pub progress: bool,
+    /// Let the CPU engine skip blocks of layouts that cannot enter the top k (the same top k;
+    /// fewer layouts evaluated, the rest counted as pruned). The GPU engine evaluates every
+    /// layout.
+    pub prune: bool,
 }
 
 /// Everything `sweep --json` prints, and what `merge` reads back.
@@ -242,9 +246,10 @@ pub fn gpu_then_cpu(
                 range.end - failure.completed
             ));
             let taken_over = range.end - failure.completed;
-            let partial = failure
-                .partial
-                .merge(sweep_cpu(space, failure.completed..range.end, k, progress));
+            let partial =
+                failure
+                    .partial
+                    .merge(sweep_cpu(space, failure.completed..range.end, k, false, progress));
             (partial, taken_over)
         }
     }
@@ -255,13 +260,14 @@ pub fn gpu_then_cpu(
 pub use super::gpu::GpuEngine;
 
 /// The best `k` layouts of `range` of `space`: on `engine`, finishing on the CPU if it fails
-/// (saying so in `notes`), or on the CPU when there is none. The planner's pairs go through
-/// here.
+/// (saying so in `notes`), or on the CPU when there is none, pruning as `prune` says (see
+/// [`SweepOptions::prune`]). The planner's pairs go through here.
 pub fn sweep_range(
     engine: Option<&GpuEngine>,
     space: &SearchSpace,
     range: Range<u64>,
     k: usize,
+    prune: bool,
     notes: &Mutex<Vec<String>>,
 ) -> Partial {
     match engine {
@@ -277,7 +283,7 @@ pub fn sweep_range(
             )
             .0
         }
-        None => sweep_cpu(space, range, k, &|_, _| {}),
+        None => sweep_cpu(space, range, k, prune, &|_, _| {}),
     }
 }
 
@@ -405,7 +411,9 @@ pub fn run_sweep(space: &SearchSpace, opts: &SweepOptions) -> Result<SweepReport
     let clock = std::time::Instant::now();
     let taken_over = std::sync::atomic::AtomicU64::new(0);
     let partial = if engines.is_empty() {
-        sweep_cpu(space, range.clone(), k, &|n, best| progress.advance(n, best))
+        sweep_cpu(space, range.clone(), k, opts.prune, &|n, best| {
+            progress.advance(n, best)
+        })
     } else {
         // Equal slices of the range, one per adapter, in parallel.
         let n = engines.len() as u64;

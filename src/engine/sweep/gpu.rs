@@ -226,9 +226,10 @@ pub fn float_key(x: f32) -> u32 {
 /// Why the GPU stopped, and how far it got.
 #[derive(Debug)]
 pub struct GpuFailure {
-    /// Indices `[range.start, completed)` are evaluated and in `partial`.
+    /// Indices `[range.start, completed)` are evaluated and in `partial` (boxed: a failure is
+    /// rare, and the result that carries it stays small).
     pub completed: u64,
-    pub partial: Partial,
+    pub partial: Box<Partial>,
     pub message: String,
 }
 
@@ -558,7 +559,7 @@ impl GpuEngine {
         let mut partial = Partial::new(k);
         let fail = |completed: u64, partial: Partial, message: String| GpuFailure {
             completed,
-            partial,
+            partial: Box::new(partial),
             message,
         };
         if outer_total > u32::MAX as u64 {
@@ -648,7 +649,8 @@ impl GpuEngine {
             let mut batch = Partial::new(k);
             if reported > b.hits_capacity {
                 // Too many for the buffer: price this batch on the CPU instead.
-                batch = cpu::evaluate_range(space, start..end, k);
+                // Exhaustively, as the GPU counts.
+                batch = cpu::evaluate_range(space, start..end, k, false);
             } else {
                 batch.counts.evaluated = count;
                 let count = |o: Outcome| counters[o.code() as usize] as u64;

@@ -225,6 +225,10 @@ pub struct GpuProfile {
     pub full_activation_bytes: f32,
     pub stored_activation_bytes: f32,
     pub loss_buffer_bytes: f32,
+    pub dense_params_total: f32,
+    pub expert_params_total: f32,
+    pub forward_flops_per_sequence: f32,
+    pub attention_forward_flops_per_sequence: f32,
 }
 
 pub fn gpu_model(m: &Transformer) -> GpuModel {

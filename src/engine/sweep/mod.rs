@@ -13,7 +13,7 @@ pub mod gpu;
 pub mod gpu_types;
 
 use crate::engine::search::{Invalid, Objective, SearchSpace};
-use crate::model::run::Estimate;
+use crate::model::run::{Estimate, RunBounds};
 use crate::model::Recompute;
 use serde::{Deserialize, Serialize};
 use std::collections::BinaryHeap;
@@ -21,8 +21,12 @@ use std::collections::BinaryHeap;
 /// How many layouts ended how.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Counts {
-    /// Every decoded layout.
+    /// Every decoded layout (pruned ones are not).
     pub evaluated: u64,
+    /// Layouts skipped unseen, in blocks whose bound on the objective could not enter the top k
+    /// (see `cpu::evaluate_range`): `evaluated + pruned` is the slice's size.
+    #[serde(default)]
+    pub pruned: u64,
     /// `count` not a multiple of `tp * pp * cp`.
     pub invalid_degrees: u64,
     /// Breaks a rule of the model (a degree that does not divide, a batch it cannot split, ...).
@@ -44,6 +48,7 @@ impl Counts {
     }
     pub fn add(&mut self, o: &Counts) {
         self.evaluated += o.evaluated;
+        self.pruned += o.pruned;
         self.invalid_degrees += o.invalid_degrees;
         self.invalid_layout += o.invalid_layout;
         self.invalid_dtype += o.invalid_dtype;
@@ -167,6 +172,19 @@ pub fn objective_value(objective: Objective, e: &Estimate) -> f64 {
         Objective::Energy => e.energy_mwh,
         Objective::Mfu => -e.mfu,
     }
+}
+
+/// The best objective value any layout of a block can reach, from the block's bounds: the floor
+/// of time, cost or energy, or the ceiling of MFU negated. A hair lower than the bounds (one part
+/// in 10^9), so that rounding in the two computations can never prune a layout exactly at them.
+pub fn objective_floor(objective: Objective, b: &RunBounds) -> f64 {
+    let value = match objective {
+        Objective::Time => b.time_to_train_s,
+        Objective::Cost => b.cost_usd,
+        Objective::Energy => b.energy_mwh,
+        Objective::Mfu => -b.mfu,
+    };
+    value - value.abs() * 1e-9
 }
 
 /// A ranked layout as `sweep --json` prints it.
