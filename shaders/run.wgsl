@@ -51,6 +51,25 @@ fn energy_and_cost(accs: f32, power_mw: f32, time_to_train_s: f32, hw: GpuAccele
     return vec2<f32>(energy_mwh, cost_usd);
 }
 
+// Twin of RunBounds: floors under time, energy and cost, a ceiling over MFU.
+struct RunBounds {
+    time_to_train_s: f32,
+    energy_mwh: f32,
+    cost_usd: f32,
+    mfu: f32,
+}
+
+fn run_bounds(step_s_per_sequence: f32, accs: f32, p: GpuProfile, m: GpuModel, t: Training, hw: GpuAccelerator) -> RunBounds {
+    let totals = profile_totals(p);
+    let good = goodput(accs, totals.dense_params + totals.expert_params, t, hw);
+    let time_to_train_s = t.tokens * step_s_per_sequence / f32(m.seq_len) / good.x;
+    let power_mw = facility_power_mw(accs, hw);
+    let energy_and_cost_of_run = energy_and_cost(accs, power_mw, time_to_train_s, hw);
+    let peak_total = peak(hw, t.dtype) * accs;
+    return RunBounds(time_to_train_s, energy_and_cost_of_run.x, energy_and_cost_of_run.y,
+        3.0 * totals.forward_flops_per_sequence / step_s_per_sequence / peak_total);
+}
+
 fn estimate_with(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout) -> Estimate {
     return estimate_with_memory(p, m, t, hw, l, layout_memory(p, m, t, hw, l));
 }

@@ -175,3 +175,8 @@ fn memory_breakdown_with(p: GpuProfile, t: Training, hw: GpuAccelerator, l: Layo
     }
     return first;
 }
+
+// Twin of step_s_per_sequence_floor: the fullest stage's layers in each microbatch, per sequence.
+fn step_s_per_sequence_floor(p: GpuProfile, l: Layout, fullest_layers: f32) -> f32 {
+    return layer_costs_total_s(stage_costs(profile_layer(p), l, fullest_layers)) / (f32(l.dp) * f32(l.microbatch));
+}

@@ -30,17 +30,22 @@ const OUTCOME_LAYOUT: u32 = 2u;
 const OUTCOME_DTYPE: u32 = 3u;
 const OUTCOME_NO_FIT: u32 = 4u;
 const OUTCOME_STACK: u32 = 5u;
-const N_OUTCOMES: u32 = 6u;
+const OUTCOME_PRUNED: u32 = 6u;
+const N_OUTCOMES: u32 = 7u;
 
 // Stands for infinity: no objective reaches it.
 const NOT_RANKED: f32 = 3.0e38;
-// counters[6] counts the hits reported.
-const HITS_SLOT: u32 = 6u;
+// counters[7] counts the hits reported.
+const HITS_SLOT: u32 = 7u;
 // Relative margin above the k-th best below which a layout is still reported (THRESHOLD_MARGIN).
 const THRESHOLD_MARGIN: f32 = 1e-5;
-// counters[7] holds the batch's running threshold as an order-preserving key (see float_key):
+// counters[8] holds the batch's running threshold as an order-preserving key (see float_key):
 // a workgroup that fills its k reports lowers it for the workgroups after it.
-const THRESHOLD_SLOT: u32 = 7u;
+const THRESHOLD_SLOT: u32 = 8u;
+// Counter slots: the outcomes, the hits and the threshold (sweep::gpu::COUNTER_SLOTS).
+const COUNTER_SLOTS: u32 = 9u;
+// How far under its block's bounds objective_floor puts a block (sweep::FLOOR_MARGIN).
+const FLOOR_MARGIN: f32 = 1e-5;
 
 // A u32 whose unsigned order is the order of the f32 `x` (negatives reversed, sign flipped).
 fn float_key(x: f32) -> u32 {
@@ -67,6 +72,7 @@ struct GpuBatch {
     outer_start: u32,
     outer_count: u32,
     workgroups_x: u32,
+    prune: u32,
 }
 
 struct GpuHit {
@@ -98,7 +104,7 @@ struct GpuMetrics {
 @group(0) @binding(4) var<storage, read> axis_values: array<u32>;
 @group(0) @binding(5) var<uniform> batch: GpuBatch;
 @group(0) @binding(6) var<storage, read_write> profiles: array<GpuProfile>;
-@group(0) @binding(7) var<storage, read_write> counters: array<atomic<u32>, 8>;
+@group(0) @binding(7) var<storage, read_write> counters: array<atomic<u32>, COUNTER_SLOTS>;
 @group(0) @binding(8) var<storage, read_write> hits: array<GpuHit>;
 @group(0) @binding(9) var<storage, read> eval_indices: array<vec2<u32>>;
 @group(0) @binding(10) var<storage, read_write> eval_out: array<GpuMetrics>;
@@ -313,6 +319,44 @@ const OBJECTIVE_COST: u32 = 1u;
 const OBJECTIVE_ENERGY: u32 = 2u;
 const OBJECTIVE_MFU: u32 = 3u;
 
+// Twin of objective_floor: the best objective a block's bounds allow, less FLOOR_MARGIN.
+fn objective_floor(objective: u32, b: RunBounds) -> f32 {
+    var value = b.time_to_train_s;
+    if objective == OBJECTIVE_COST {
+        value = b.cost_usd;
+    } else if objective == OBJECTIVE_ENERGY {
+        value = b.energy_mwh;
+    } else if objective == OBJECTIVE_MFU {
+        value = -b.mfu;
+    }
+    return value - abs(value) * FLOOR_MARGIN;
+}
+
+// Twin of block_floor_s (src/engine/sweep/cpu.rs): the least step_s_per_sequence_floor over the
+// block's interleaves (those a layout may take) and recomputed layers.
+fn block_floor_s(c: Candidate, p: GpuProfile) -> f32 {
+    var floor = NOT_RANKED;
+    for (var i = 0u; i < axes.radix[AXIS_INTERLEAVE]; i++) {
+        let interleave = axis_value(AXIS_INTERLEAVE, i);
+        if interleave > 1u && (c.parallel.pp < 2u || model.layers < c.parallel.pp * interleave) {
+            continue;
+        }
+        var l = c.parallel;
+        l.interleave = interleave;
+        let fullest = stage_layers(model, l).x;
+        for (var r = 0u; r < axes.radix[AXIS_RECOMPUTE_LAYERS]; r++) {
+            l.recompute_layers = axis_value(AXIS_RECOMPUTE_LAYERS, r);
+            floor = min(floor, step_s_per_sequence_floor(p, l, fullest));
+        }
+    }
+    return floor;
+}
+
+// Twin of block_bounds (src/engine/sweep/cpu.rs).
+fn block_bounds(c: Candidate, p: GpuProfile, t: Training, hw: GpuAccelerator) -> RunBounds {
+    return run_bounds(block_floor_s(c, p), accelerators(c.parallel), p, model, t, hw);
+}
+
 // Twin of objective_value: the value a sweep minimises.
 fn objective_value(objective: u32, e: Estimate) -> f32 {
     switch objective {
@@ -375,7 +419,7 @@ fn profile_main(@builtin(global_invocation_id) gid: vec3<u32>) {
 var<workgroup> wg_objective: array<f32, 256>;
 var<workgroup> wg_best: array<f32, 256>;
 var<workgroup> wg_lane: array<u32, 256>;
-var<workgroup> wg_counts: array<atomic<u32>, 6>;
+var<workgroup> wg_counts: array<atomic<u32>, N_OUTCOMES>;
 // Lanes with an objective below the threshold: the reduction is skipped when none has one.
 var<workgroup> wg_ranked: atomic<u32>;
 // The digits of the workgroup's first index, decoded once by lane 0.
@@ -408,17 +452,25 @@ fn sweep_main(
             let p = profiles[outer_key(d) - batch.outer_start];
             let t = run_training(c.global_batch, c.stack);
             let hw = accelerator_table[c.accelerator];
-            // The memory first: a layout that does not fit needs no step.
-            let lm = layout_memory(p, model, t, hw, c.parallel);
-            if layout_memory_fits(lm, hw) {
-                atomicAdd(&wg_counts[OUTCOME_VALID], 1u);
-                let value = objective_value(run.objective, estimate_with_memory(p, model, t, hw, c.parallel, lm));
-                if value < threshold {
-                    objective = value;
-                    atomicAdd(&wg_ranked, 1u);
-                }
+            // A layout that cannot beat the threshold would not be reported: with pruning, one
+            // whose block's bound cannot is skipped unseen.
+            let pruned = batch.prune != 0u && threshold < NOT_RANKED
+                && objective_floor(run.objective, block_bounds(c, p, t, hw)) >= threshold;
+            if pruned {
+                atomicAdd(&wg_counts[OUTCOME_PRUNED], 1u);
             } else {
-                atomicAdd(&wg_counts[OUTCOME_NO_FIT], 1u);
+                // The memory first: a layout that does not fit needs no step.
+                let lm = layout_memory(p, model, t, hw, c.parallel);
+                if layout_memory_fits(lm, hw) {
+                    atomicAdd(&wg_counts[OUTCOME_VALID], 1u);
+                    let value = objective_value(run.objective, estimate_with_memory(p, model, t, hw, c.parallel, lm));
+                    if value < threshold {
+                        objective = value;
+                        atomicAdd(&wg_ranked, 1u);
+                    }
+                } else {
+                    atomicAdd(&wg_counts[OUTCOME_NO_FIT], 1u);
+                }
             }
         }
     }

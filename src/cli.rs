@@ -199,9 +199,9 @@ pub struct SweepArgs {
     /// No progress bar (it is drawn only when stderr is a terminal anyway).
     #[arg(long)]
     pub no_progress: bool,
-    /// Evaluate every layout. By default the CPU backend skips blocks of layouts whose bound on
-    /// the objective cannot enter the top (the same top; their layouts are counted as pruned,
-    /// not as evaluated or valid).
+    /// Evaluate every layout. By default a sweep skips layouts whose block's bound on the
+    /// objective cannot enter the top (the same top; they are counted as pruned, not as
+    /// evaluated or valid).
     #[arg(long)]
     pub exhaustive: bool,
     #[command(flatten)]

@@ -11,8 +11,8 @@ use super::memory::{microbatches_in_flight, MemoryBreakdown};
 use super::profile::{profile, Profile};
 use super::step::{
     data_parallel_exposed_s, expert_all_to_all_s, gathered_weight_bytes, offloaded_split, optimizer_s,
-    pipeline_bubbles, pipeline_send_exposed_s, pipeline_stride, stage_costs, stage_ep_exposed_s,
-    stage_layers, stage_shape, sync_jitter_s, zero_shard_group, StageShape, StepBreakdown,
+    pipeline_bubbles, pipeline_send_exposed_s, pipeline_stride, stage_costs, stage_ep_exposed_s, stage_shape,
+    sync_jitter_s, zero_shard_group, StageShape, StepBreakdown,
 };
 use super::{Hardware, Layout, Recompute, Training, Transformer};
 
@@ -141,51 +141,15 @@ pub fn step_breakdown_with(
     }
 }
 
-/// A floor under the step's seconds per sequence of the batch, for every layout that shares
-/// `layout`'s profile (its per-layer knobs), pipeline and data-parallel degrees, whatever its
-/// interleave (among `interleaves`), recomputed layers (among `recompute_layers`), ZeRO stage,
-/// offload or batch. Each of the step's `batch / (dp * microbatch)` microbatches pays the fullest
-/// stage's layers (compute and per-layer communication, [`step_breakdown_with`]'s slowest stage
-/// being at least that), and every other term of the step is at least zero; the fullest stage
-/// holds the fewest layers the interleaves allow, recomputing the fewest the settings allow.
-/// The sweep skips blocks of layouts by it, so it must never exceed a layout's step.
-pub fn step_s_per_sequence_floor(
-    p: &Profile,
-    model: &Transformer,
-    layout: &Layout,
-    interleaves: &[u32],
-    recompute_layers: &[u32],
-) -> f64 {
-    let fewest_layers = interleaves
-        .iter()
-        // Only the interleaves check_layout allows: a virtual stage holds at least a layer.
-        .filter(|&&v| v == 1 || (layout.pp >= 2 && model.layers as u64 >= layout.pp as u64 * v as u64))
-        .map(|&interleave| {
-            stage_layers(
-                model,
-                &Layout {
-                    interleave,
-                    ..*layout
-                },
-            )
-            .0
-        })
-        .fold(f64::INFINITY, f64::min);
-    let fewest_s = recompute_layers
-        .iter()
-        .map(|&recompute_layers| {
-            stage_costs(
-                &p.layer,
-                &Layout {
-                    recompute_layers,
-                    ..*layout
-                },
-                fewest_layers,
-            )
-            .total_s()
-        })
-        .fold(f64::INFINITY, f64::min);
-    fewest_s / (layout.dp as f64 * layout.microbatch as f64)
+/// A floor under the step's seconds per sequence of the batch, for a layout whose fullest
+/// pipeline stage holds `fullest_layers`: each of the step's `batch / (dp * microbatch)`
+/// microbatches runs that stage's layers (compute and per-layer communication;
+/// [`step_breakdown_with`]'s slowest stage is at least that), and every other term of the step is
+/// at least zero. A sweep bounds a block of layouts by the least of it over the block's
+/// interleaves and recomputed layers, and skips the block if that cannot enter its top k, so it
+/// must never exceed a layout's step.
+pub fn step_s_per_sequence_floor(p: &Profile, layout: &Layout, fullest_layers: f64) -> f64 {
+    stage_costs(&p.layer, layout, fullest_layers).total_s() / (layout.dp as f64 * layout.microbatch as f64)
 }
 
 /// Activation bytes a stage of `layers` layers keeps for one microbatch, on the device and in

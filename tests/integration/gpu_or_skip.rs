@@ -309,8 +309,14 @@ fn gpu_and_cpu_agree_across_network_choices() {
     }
 }
 
-fn check_sweeps_agree(space: &SearchSpace, engine: &GpuEngine, k: usize) {
-    let (gpu, _) = engine.sweep(space, 0..space.size, k, &|_, _| {}).unwrap();
+/// The GPU's and the CPU's exhaustive sweeps agree, and the GPU's pruned sweep has the same top
+/// k as its exhaustive one; returns the layouts the pruned sweep skipped.
+fn check_sweeps_agree(space: &SearchSpace, engine: &GpuEngine, k: usize) -> u64 {
+    let (pruned, _) = engine.sweep(space, 0..space.size, k, true, &|_, _| {}).unwrap();
+    let (gpu, _) = engine.sweep(space, 0..space.size, k, false, &|_, _| {}).unwrap();
+    assert_eq!(pruned.counts.evaluated + pruned.counts.pruned, space.size);
+    assert_eq!(gpu.counts.pruned, 0);
+    assert_eq!(pruned.top.clone().into_sorted(), gpu.top.clone().into_sorted());
     let cpu = sweep_cpu(space, 0..space.size, k, false, &|_, _| {});
     assert_eq!(gpu.counts.evaluated, cpu.counts.evaluated);
     assert_eq!(gpu.counts.invalid(), cpu.counts.invalid());
@@ -329,12 +335,14 @@ fn check_sweeps_agree(space: &SearchSpace, engine: &GpuEngine, k: usize) {
             "rank {rank}: gpu {a:?} cpu {b:?}"
         );
     }
+    pruned.counts.pruned
 }
 
 #[test]
 fn gpu_sweep_finds_the_cpu_top_k_and_counts() {
     let Some(engine) = engine() else { return };
-    check_sweeps_agree(&moe_space(Objective::Time), &engine, 25);
+    let pruned = check_sweeps_agree(&moe_space(Objective::Time), &engine, 25);
+    assert!(pruned > 0, "the GPU pruned nothing: the check shows nothing");
     check_sweeps_agree(&moe_space(Objective::Mfu), &engine, 10);
     check_sweeps_agree(&moe_space(Objective::Energy), &engine, 10);
 }
@@ -350,7 +358,9 @@ fn gpu_sweep_of_a_slice_past_2_to_the_32_decodes_64_bit_indices() {
     assert!(space.size > 1 << 33, "{}", space.size);
     let start = (1u64 << 32) + 12_345;
     let range = start..start + 300_000;
-    let (gpu, _) = engine.sweep(&space, range.clone(), 10, &|_, _| {}).unwrap();
+    let (gpu, _) = engine
+        .sweep(&space, range.clone(), 10, false, &|_, _| {})
+        .unwrap();
     let cpu = sweep_cpu(&space, range, 10, false, &|_, _| {});
     assert_eq!(gpu.counts, cpu.counts);
     let g: Vec<u64> = gpu.top.into_sorted().iter().map(|r| r.index).collect();

@@ -3,7 +3,7 @@
 
 use clustersweep::engine::search;
 use clustersweep::engine::sweep::gpu::{
-    Outcome, HITS_SLOT, NOT_RANKED, SHADER_SOURCE, THRESHOLD_MARGIN, THRESHOLD_SLOT,
+    Outcome, COUNTER_SLOTS, HITS_SLOT, NOT_RANKED, SHADER_SOURCE, THRESHOLD_MARGIN, THRESHOLD_SLOT,
 };
 use clustersweep::engine::sweep::gpu_types::*;
 use clustersweep::model::run::Pricing;
@@ -218,7 +218,8 @@ fn host_structs_match_their_wgsl_twins() {
             threshold,
             outer_start,
             outer_count,
-            workgroups_x
+            workgroups_x,
+            prune
         ]
     );
     same_layout!(m, GpuHit, [index_lo, index_hi, objective, pad0]);
@@ -393,6 +394,7 @@ fn gpu_codes_in_the_shaders_are_the_rust_enums_codes() {
         ("OUTCOME_DTYPE", Outcome::Dtype),
         ("OUTCOME_NO_FIT", Outcome::NoFit),
         ("OUTCOME_STACK", Outcome::Stack),
+        ("OUTCOME_PRUNED", Outcome::Pruned),
     ] {
         assert_eq!(wgsl_u32(name), o.code(), "{name}");
     }
@@ -450,6 +452,7 @@ fn gpu_codes_in_the_shaders_are_the_rust_enums_codes() {
     assert_eq!(wgsl_u32("N_OUTCOMES") as usize, Outcome::ALL.len());
     assert_eq!(wgsl_u32("HITS_SLOT") as usize, HITS_SLOT);
     assert_eq!(wgsl_u32("THRESHOLD_SLOT") as usize, THRESHOLD_SLOT);
+    assert_eq!(wgsl_u32("COUNTER_SLOTS") as usize, COUNTER_SLOTS);
     assert_eq!(wgsl_u32("N_AXES") as usize, search::N_AXES);
     assert_eq!(wgsl_u32("PROFILE_AXES") as usize, search::PROFILE_AXES);
     for (name, axis) in [
@@ -495,6 +498,10 @@ fn float_constants_in_the_shaders_are_the_specs() {
     }
     assert_eq!(wgsl_f32("NOT_RANKED"), NOT_RANKED);
     assert_eq!(wgsl_f32("THRESHOLD_MARGIN"), THRESHOLD_MARGIN as f32);
+    assert_eq!(
+        wgsl_f32("FLOOR_MARGIN"),
+        clustersweep::engine::sweep::FLOOR_MARGIN as f32
+    );
 }
 
 /// The text of a WGSL function, from `fn NAME(` to its closing brace at column 0.

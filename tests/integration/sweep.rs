@@ -360,6 +360,7 @@ mod gpu_or_skip {
                 "--json",
                 "--top",
                 "12",
+                "--exhaustive",
             ])
             .env("CLUSTERSWEEP_GPU_FAULT_AFTER", "1")
             .output()

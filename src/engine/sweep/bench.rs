@@ -288,10 +288,10 @@ pub fn run_bench(backend: Option<Backend>, which: BenchSpace) -> Result<BenchRep
         match select_adapters().and_then(|a| GpuEngine::new(&a[0])) {
             Ok(engine) => {
                 // One small sweep first: the driver compiles the pipelines at first dispatch.
-                let _ = engine.sweep(&space, 0..4096, 20, &|_, _| {});
+                let _ = engine.sweep(&space, 0..4096, 20, false, &|_, _| {});
                 let clock = std::time::Instant::now();
                 let swept = with_progress(space.size, format!("gpu ({})", engine.name()), |tick| {
-                    engine.sweep(&space, range.clone(), 20, tick)
+                    engine.sweep(&space, range.clone(), 20, false, tick)
                 });
                 match swept {
                     Ok((p, timing)) => {

@@ -1,9 +1,11 @@
 //! The CPU engine: the f64 model over all cores (rayon). Twin of `shaders/sweep.wgsl`.
 //!
 //! The index range is cut into chunks; each chunk walks its indices in order with an odometer
-//! over the digits and keeps one [`Profile`] per set of per-layer knobs (the outer seven axes),
+//! over the digits and keeps one [`Profile`] per set of per-layer knobs (the outer eight axes),
 //! so the per-layer model runs once per few hundred layouts and each layout pays only for the
-//! stage-level functions. Chunks merge their counts and top-k.
+//! stage-level functions. Blocks of layouts that share the digits down to the pipeline depth
+//! are counted at once where their degrees fail, and skipped where their bound cannot enter
+//! the top k ([`evaluate_range`]). Chunks merge their counts and top-k.
 
 use super::{objective_floor, objective_value, Partial, Ranked};
 use crate::engine::search::{
@@ -12,7 +14,8 @@ use crate::engine::search::{
 use crate::model::profile::{profile, Profile};
 use crate::model::run::{estimate_with_memory, layout_memory, run_bounds, RunBounds};
 use crate::model::stage::step_s_per_sequence_floor;
-use crate::model::Training;
+use crate::model::step::stage_layers;
+use crate::model::{Layout, Training};
 use rayon::prelude::*;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -138,19 +141,39 @@ pub fn evaluate_range(space: &SearchSpace, range: Range<u64>, k: usize, prune: b
 }
 
 /// The floor under the step's seconds per sequence of every layout of `c`'s block, whose
-/// profile is `p`: over the interleaves and recomputed layers the space lists.
-fn block_floor_s(space: &SearchSpace, c: &Candidate, p: &Profile) -> f64 {
-    step_s_per_sequence_floor(
-        p,
-        &space.model,
-        &c.layout,
-        &space.axes[AXIS_INTERLEAVE],
-        &space.axes[AXIS_RECOMPUTE_LAYERS],
-    )
+/// profile is `p`: the least [`step_s_per_sequence_floor`] over the interleaves (those a layout
+/// may take: a virtual stage holds at least a layer) and recomputed layers the space lists, the
+/// rest of the block's axes (ZeRO, offload, the batch) adding only terms of at least zero.
+/// Twin: `block_floor_s` in `shaders/sweep.wgsl`.
+pub fn block_floor_s(space: &SearchSpace, c: &Candidate, p: &Profile) -> f64 {
+    let layers = space.model.layers as u64;
+    let mut floor = f64::INFINITY;
+    for &interleave in &space.axes[AXIS_INTERLEAVE] {
+        if interleave > 1 && (c.layout.pp < 2 || layers < c.layout.pp as u64 * interleave as u64) {
+            continue;
+        }
+        let fullest = stage_layers(
+            &space.model,
+            &Layout {
+                interleave,
+                ..c.layout
+            },
+        )
+        .0;
+        for &recompute_layers in &space.axes[AXIS_RECOMPUTE_LAYERS] {
+            let layout = Layout {
+                interleave,
+                recompute_layers,
+                ..c.layout
+            };
+            floor = floor.min(step_s_per_sequence_floor(p, &layout, fullest));
+        }
+    }
+    floor
 }
 
 /// The bounds of every layout of `c`'s block (see [`run_bounds`]).
-fn block_bounds(space: &SearchSpace, c: &Candidate, p: &Profile, training: &Training) -> RunBounds {
+pub fn block_bounds(space: &SearchSpace, c: &Candidate, p: &Profile, training: &Training) -> RunBounds {
     let acc = &space.accelerators[c.accelerator];
     run_bounds(
         block_floor_s(space, c, p),

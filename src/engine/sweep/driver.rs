@@ -52,9 +52,9 @@ pub struct SweepOptions {
     pub shard: Option<(u64, u64)>,
     /// Draw a progress bar on stderr (only when it is a terminal).
     pub progress: bool,
-    /// Let the CPU engine skip blocks of layouts that cannot enter the top k (the same top k;
-    /// fewer layouts evaluated, the rest counted as pruned). The GPU engine evaluates every
-    /// layout.
+    /// Let the engines skip layouts whose block's bound cannot enter the top k (the same top
+    /// k; fewer layouts evaluated, the rest counted as pruned): the CPU a block at a time, the
+    /// GPU a layout at a time against its running threshold.
     pub prune: bool,
 }
 
@@ -218,18 +218,27 @@ fn describe_objective(objective: Objective, v: f64) -> String {
     }
 }
 
+/// What a sweep keeps: the best `k`, skipping what cannot enter them or not (see
+/// [`SweepOptions::prune`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Keep {
+    pub k: usize,
+    pub prune: bool,
+}
+
 /// Sweep one range on the GPU engine, finishing on the CPU if it fails (and saying so in
 /// `notes`), with the layouts the CPU took over. The sweep and the planner both go through here.
 pub fn gpu_then_cpu(
     engine: &GpuEngine,
     space: &SearchSpace,
     range: Range<u64>,
-    k: usize,
+    keep: Keep,
     progress: &(dyn Fn(u64, f64) + Sync),
     notes: &Mutex<Vec<String>>,
     timings: &Mutex<GpuTimings>,
 ) -> (Partial, u64) {
-    match engine.sweep(space, range.clone(), k, progress) {
+    let Keep { k, prune } = keep;
+    match engine.sweep(space, range.clone(), k, prune, progress) {
         Ok((partial, t)) => {
             let mut all = timings.lock().expect("timings lock");
             all.gpu_s += t.gpu_s;
@@ -276,7 +285,7 @@ pub fn sweep_range(
                 e,
                 space,
                 range,
-                k,
+                Keep { k, prune },
                 &|_, _| {},
                 notes,
                 &Mutex::new(GpuTimings::default()),
@@ -396,6 +405,7 @@ pub fn run_sweep(space: &SearchSpace, opts: &SweepOptions) -> Result<SweepReport
         None => 0..space.size,
     };
     let k = opts.top.max(1);
+    let keep = Keep { k, prune: opts.prune };
     let notes = Mutex::new(
         space
             .left_out
@@ -427,7 +437,8 @@ pub fn run_sweep(space: &SearchSpace, opts: &SweepOptions) -> Result<SweepReport
                     let (progress, notes, timings, taken_over) = (&progress, &notes, &timings, &taken_over);
                     let advance = move |n, best| progress.advance(n, best);
                     scope.spawn(move || {
-                        let (partial, cpu) = gpu_then_cpu(engine, space, part, k, &advance, notes, timings);
+                        let (partial, cpu) =
+                            gpu_then_cpu(engine, space, part, keep, &advance, notes, timings);
                         taken_over.fetch_add(cpu, std::sync::atomic::Ordering::Relaxed);
                         partial
                     })

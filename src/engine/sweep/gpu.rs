@@ -55,16 +55,19 @@ pub enum Outcome {
     Dtype = 3,
     NoFit = 4,
     Stack = 5,
+    /// Skipped unseen: its block's bound could not beat the running threshold.
+    Pruned = 6,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 6] = [
+    pub const ALL: [Outcome; 7] = [
         Outcome::Valid,
         Outcome::Degrees,
         Outcome::Layout,
         Outcome::Dtype,
         Outcome::NoFit,
         Outcome::Stack,
+        Outcome::Pruned,
     ];
     /// The code the shaders use (and its counter slot).
     pub fn code(self) -> u32 {
@@ -85,9 +88,11 @@ pub const NOT_RANKED: f32 = 3.0e38;
 pub const THRESHOLD_MARGIN: f64 = 1e-5;
 
 /// The counter slot of the hits reported (`HITS_SLOT` in `shaders/sweep.wgsl`).
-pub const HITS_SLOT: usize = 6;
+pub const HITS_SLOT: usize = 7;
 /// The counter slot of the running threshold (`THRESHOLD_SLOT` in `shaders/sweep.wgsl`).
-pub const THRESHOLD_SLOT: usize = 7;
+pub const THRESHOLD_SLOT: usize = 8;
+/// Counter slots: one per outcome, the hits, the threshold (`COUNTER_SLOTS` in the shaders).
+pub const COUNTER_SLOTS: usize = 9;
 
 /// An adapter as `clustersweep adapters` reports it.
 #[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
@@ -457,7 +462,7 @@ impl GpuEngine {
         );
         let counters = sized(
             "counters",
-            32,
+            (COUNTER_SLOTS * 4) as u64,
             storage | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
         );
         let hits = sized(
@@ -546,11 +551,15 @@ impl GpuEngine {
     }
 
     /// Sweep `range` of the space: counts and the top `k`. On failure, what was done so far.
+    /// With `prune`, a layout whose block's bound cannot beat the running threshold is skipped
+    /// and counted as pruned (the same top k: the threshold is what a layout must beat to be
+    /// reported at all).
     pub fn sweep(
         &self,
         space: &SearchSpace,
         range: Range<u64>,
         k: usize,
+        prune: bool,
         progress: &(dyn Fn(u64, f64) + Sync),
     ) -> Result<(Partial, GpuTimings), GpuFailure> {
         let mut timings = GpuTimings::default();
@@ -622,11 +631,12 @@ impl GpuEngine {
                 outer_start: outer_start as u32,
                 outer_count: outer_count as u32,
                 workgroups_x: gx,
+                prune: u32::from(prune),
             };
             let clock = std::time::Instant::now();
             self.queue.write_buffer(&b.batch, 0, bytemuck::bytes_of(&params));
             // Counters start at zero; the running threshold at the host's.
-            let mut initial = [0u32; 8];
+            let mut initial = [0u32; COUNTER_SLOTS];
             initial[THRESHOLD_SLOT] = float_key(threshold);
             self.queue
                 .write_buffer(&b.counters, 0, bytemuck::cast_slice(&initial));
@@ -639,7 +649,7 @@ impl GpuEngine {
                 pass.set_pipeline(&self.sweep_pipeline);
                 pass.dispatch_workgroups(gx, gy, 1);
             }
-            let counter_bytes = match self.read_back(encoder, &b.counters, 0, 32) {
+            let counter_bytes = match self.read_back(encoder, &b.counters, 0, (COUNTER_SLOTS * 4) as u64) {
                 Ok(c) => c,
                 Err(message) => return Err(fail(start, partial, message)),
             };
@@ -649,11 +659,12 @@ impl GpuEngine {
             let mut batch = Partial::new(k);
             if reported > b.hits_capacity {
                 // Too many for the buffer: price this batch on the CPU instead.
-                // Exhaustively, as the GPU counts.
-                batch = cpu::evaluate_range(space, start..end, k, false);
+                batch = cpu::evaluate_range(space, start..end, k, prune);
             } else {
-                batch.counts.evaluated = count;
+                let layouts = count;
                 let count = |o: Outcome| counters[o.code() as usize] as u64;
+                batch.counts.pruned = count(Outcome::Pruned);
+                batch.counts.evaluated = layouts - batch.counts.pruned;
                 batch.counts.valid = count(Outcome::Valid);
                 batch.counts.invalid_degrees = count(Outcome::Degrees);
                 batch.counts.invalid_layout = count(Outcome::Layout);

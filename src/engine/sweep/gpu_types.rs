@@ -176,6 +176,8 @@ pub struct GpuBatch {
     pub outer_count: u32,
     /// Workgroups along x of the 2-D dispatch.
     pub workgroups_x: u32,
+    /// 1: skip layouts whose block's bound cannot beat the threshold (counted as pruned).
+    pub prune: u32,
 }
 
 /// Twin of `GpuHit` in `shaders/sweep.wgsl`: a layout a workgroup reports.

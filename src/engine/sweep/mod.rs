@@ -174,9 +174,14 @@ pub fn objective_value(objective: Objective, e: &Estimate) -> f64 {
     }
 }
 
+/// How far under its block's bounds [`objective_floor`] puts a block (relative): more than the
+/// rounding of f32 on the GPU, so that the bound and a layout's own figures, computed in
+/// different orders, never prune a layout exactly at them (`FLOOR_MARGIN` in the shaders).
+pub const FLOOR_MARGIN: f64 = 1e-5;
+
 /// The best objective value any layout of a block can reach, from the block's bounds: the floor
-/// of time, cost or energy, or the ceiling of MFU negated. A hair lower than the bounds (one part
-/// in 10^9), so that rounding in the two computations can never prune a layout exactly at them.
+/// of time, cost or energy, or the ceiling of MFU negated, less [`FLOOR_MARGIN`].
+/// Twin: `objective_floor` in `shaders/sweep.wgsl`.
 pub fn objective_floor(objective: Objective, b: &RunBounds) -> f64 {
     let value = match objective {
         Objective::Time => b.time_to_train_s,
@@ -184,7 +189,7 @@ pub fn objective_floor(objective: Objective, b: &RunBounds) -> f64 {
         Objective::Energy => b.energy_mwh,
         Objective::Mfu => -b.mfu,
     };
-    value - value.abs() * 1e-9
+    value - value.abs() * FLOOR_MARGIN
 }
 
 /// A ranked layout as `sweep --json` prints it.
