@@ -986,6 +986,33 @@ impl Exporter for TableExporter {
                 out += &format!("{} driver: {driver}\n", b.backend);
             }
         }
+        if !r.pruned.is_empty() {
+            let mut p = table(&[
+                "backend",
+                "elapsed",
+                "evaluated",
+                "pruned",
+                "layouts/s",
+                "speedup",
+                "same top",
+            ]);
+            for b in &r.pruned {
+                p.add_row(vec![
+                    Cell::new(&b.backend),
+                    Cell::new(human_duration(b.elapsed_s)),
+                    Cell::new(human_count(b.evaluated)),
+                    Cell::new(human_count(b.pruned)),
+                    Cell::new(format!("{:.3e}", b.layouts_per_s)),
+                    Cell::new(format!("{:.2}x", b.speedup)),
+                    Cell::new(if b.same_top { "yes" } else { "NO" }),
+                ]);
+            }
+            right(&mut p, &[1, 2, 3, 4, 5]);
+            out += &format!(
+                "pruned sweeps (skipping layouts whose block's bound cannot enter the top 20; \
+                 layouts/s counts the space covered)\n{p}\n"
+            );
+        }
         if !r.draws.is_empty() {
             let mut d = table(&[
                 "backend",

@@ -332,6 +332,16 @@ fn bench_reports_layouts_per_second() {
     );
     assert!(v["space_size"].as_u64().unwrap() >= 10_000_000);
     assert_eq!(v["results"][0]["counts"]["evaluated"], v["space_size"]);
+    // Beside it, a pruned sweep: the same top, part of the space skipped and counted so.
+    let pruned = &v["pruned"][0];
+    assert_eq!(pruned["backend"], "cpu");
+    assert_eq!(pruned["same_top"], true, "{pruned}");
+    let (evaluated, skipped) = (
+        pruned["evaluated"].as_u64().unwrap(),
+        pruned["pruned"].as_u64().unwrap(),
+    );
+    assert!(skipped > 0, "{pruned}");
+    assert_eq!(evaluated + skipped, v["space_size"].as_u64().unwrap());
     // The draws of --uncertainty are timed too: 200 draws of the top 20 layouts.
     let draws = &v["draws"][0];
     assert_eq!(draws["backend"], "cpu");

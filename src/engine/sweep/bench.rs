@@ -3,7 +3,7 @@
 use super::cpu::sweep_cpu;
 use super::driver::{progress_bar, Backend};
 use super::gpu::{select_adapters, GpuEngine};
-use super::Counts;
+use super::{Counts, Partial, Ranked};
 use crate::engine::search::{Objective, SearchSpace};
 use crate::error::Error;
 use crate::input::catalog::Catalog;
@@ -108,6 +108,23 @@ pub struct DrawBenchResult {
     pub candidates: usize,
     pub elapsed_s: f64,
     pub draws_per_s: f64,
+}
+
+/// One backend's pruned sweep of the bench space beside its exhaustive one: the same top 20,
+/// found without evaluating the layouts whose block's bound could not enter it.
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+pub struct PrunedBenchResult {
+    pub backend: String,
+    pub elapsed_s: f64,
+    /// Layouts evaluated, and skipped unseen.
+    pub evaluated: u64,
+    pub pruned: u64,
+    /// The space covered per second (evaluated and pruned).
+    pub layouts_per_s: f64,
+    /// The exhaustive sweep's elapsed time over this one's.
+    pub speedup: f64,
+    /// Whether its top 20 is the exhaustive sweep's (it must be).
+    pub same_top: bool,
 }
 
 /// The machine a bench ran on, so that figures from different machines can be told apart.
@@ -220,6 +237,8 @@ pub struct BenchReport {
     /// The fastest backend's rate of all decoded layouts, valid or not.
     pub layouts_per_s: f64,
     pub results: Vec<BenchResult>,
+    /// Each backend's pruned sweep of the same space (the headline counts exhaustive ones).
+    pub pruned: Vec<PrunedBenchResult>,
     /// Draws per second per backend (filled by the layer that owns the draws).
     pub draws: Vec<DrawBenchResult>,
     pub notes: Vec<String>,
@@ -264,13 +283,34 @@ pub fn run_bench(backend: Option<Backend>, which: BenchSpace) -> Result<BenchRep
     let space = space_of(which);
     let range = 0..space.size;
     let mut results = vec![];
+    let mut pruned = vec![];
     let mut notes = vec![];
+    // A pruned sweep timed against the exhaustive one of `elapsed_s` and top `top`.
+    let timed_pruned =
+        |backend: &str, elapsed_s: f64, top: &[Ranked], sweep: &dyn Fn() -> Option<Partial>| {
+            let clock = std::time::Instant::now();
+            let p = sweep()?;
+            let t = clock.elapsed().as_secs_f64();
+            Some(PrunedBenchResult {
+                backend: backend.into(),
+                elapsed_s: t,
+                evaluated: p.counts.evaluated,
+                pruned: p.counts.pruned,
+                layouts_per_s: (p.counts.evaluated + p.counts.pruned) as f64 / t,
+                speedup: elapsed_s / t,
+                same_top: p.top.into_sorted() == top,
+            })
+        };
     if matches!(backend, None | Some(Backend::Cpu)) {
         let clock = std::time::Instant::now();
         let p = with_progress(space.size, "cpu".into(), |tick| {
             sweep_cpu(&space, range.clone(), 20, false, tick)
         });
         let t = clock.elapsed().as_secs_f64();
+        let top = p.top.clone().into_sorted();
+        pruned.extend(timed_pruned("cpu", t, &top, &|| {
+            Some(sweep_cpu(&space, range.clone(), 20, true, &|_, _| {}))
+        }));
         results.push(BenchResult {
             backend: "cpu".into(),
             adapter: Some(format!("{} threads", rayon::current_num_threads())),
@@ -296,6 +336,13 @@ pub fn run_bench(backend: Option<Backend>, which: BenchSpace) -> Result<BenchRep
                 match swept {
                     Ok((p, timing)) => {
                         let t = clock.elapsed().as_secs_f64();
+                        let top = p.top.clone().into_sorted();
+                        pruned.extend(timed_pruned("gpu", t, &top, &|| {
+                            engine
+                                .sweep(&space, range.clone(), 20, true, &|_, _| {})
+                                .ok()
+                                .map(|(p, _)| p)
+                        }));
                         results.push(BenchResult {
                             backend: "gpu".into(),
                             adapter: Some(engine.name()),
@@ -332,6 +379,7 @@ pub fn run_bench(backend: Option<Backend>, which: BenchSpace) -> Result<BenchRep
         valid_layouts_per_s: fastest(|r| r.valid_layouts_per_s),
         layouts_per_s: fastest(|r| r.layouts_per_s),
         results,
+        pruned,
         draws: vec![],
         notes,
     })
