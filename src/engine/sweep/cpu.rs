@@ -77,18 +77,15 @@ pub fn evaluate_range(space: &SearchSpace, range: Range<u64>, k: usize, prune: b
                 let key: [u32; PROFILE_AXES] = digits[..PROFILE_AXES].try_into().expect("profile axes");
                 let acc = &space.accelerators[c.accelerator];
                 let training = space.training_for(&c);
-                let p = match &cached {
-                    Some((k, p)) if *k == key => *p,
-                    _ => {
-                        let p = profile(&space.model, &training, &acc.hardware, &c.layout);
-                        cached = Some((key, p));
-                        p
-                    }
-                };
+                if !matches!(&cached, Some((k, _)) if *k == key) {
+                    cached = Some((key, profile(&space.model, &training, &acc.hardware, &c.layout)));
+                }
+                // Borrowed, not copied: a profile is two dozen numbers and a layout reads a few.
+                let p = &cached.as_ref().expect("the profile was just cached").1;
                 let threshold = out.top.threshold();
                 let pruned = prune && bound == BlockBound::Unchecked && threshold.is_finite() && {
                     bound = BlockBound::Kept;
-                    objective_floor(space.objective, &block_bounds(space, &c, &p, &training)) > threshold
+                    objective_floor(space.objective, &block_bounds(space, &c, p, &training)) > threshold
                 };
                 if pruned {
                     step = block_left(&digits);
@@ -96,10 +93,10 @@ pub fn evaluate_range(space: &SearchSpace, range: Range<u64>, k: usize, prune: b
                 } else {
                     out.counts.evaluated += 1;
                     // The memory first: a layout that does not fit needs no step.
-                    let memory = layout_memory(&p, &space.model, &training, &acc.hardware, &c.layout);
+                    let memory = layout_memory(p, &space.model, &training, &acc.hardware, &c.layout);
                     if memory.fits(&acc.hardware) {
                         let e = estimate_with_memory(
-                            &p,
+                            p,
                             &space.model,
                             &training,
                             &acc.hardware,
