@@ -416,6 +416,12 @@ fn div_ceil(a: u32, b: u32) -> u32 {
     return udiv(a + b - 1u, b);
 }
 
+// Twin of interleave_fits_layers: no interleave, or pp >= 2 stages of interleave virtual
+// stages holding a layer each.
+fn interleave_fits_layers(m: GpuModel, l: Layout) -> bool {
+    return l.interleave <= 1u || (l.pp >= 2u && f32(m.layers) >= f32(l.pp) * f32(l.interleave));
+}
+
 // Twin of check_layout: 0 when the layout is fine, else the LAYOUT_* code of the rule it breaks
 // (LAYOUT_SITES is check_placement's).
 fn check_layout(m: GpuModel, t: Training, l: Layout) -> u32 {
@@ -442,7 +448,7 @@ fn check_layout(m: GpuModel, t: Training, l: Layout) -> u32 {
     }
     if l.interleave > 1u {
         let mbs = udiv(t.global_batch, dp_mb);
-        if l.pp < 2u || f32(m.layers) < f32(l.pp) * f32(l.interleave) || urem(mbs, l.pp) != 0u {
+        if !interleave_fits_layers(m, l) || urem(mbs, l.pp) != 0u {
             return LAYOUT_INTERLEAVE;
         }
     }

@@ -67,7 +67,7 @@ fn run_bounds(step_s_per_sequence: f32, accs: f32, p: GpuProfile, m: GpuModel, t
     let energy_and_cost_of_run = energy_and_cost(accs, power_mw, time_to_train_s, hw);
     let peak_total = peak(hw, t.dtype) * accs;
     return RunBounds(time_to_train_s, energy_and_cost_of_run.x, energy_and_cost_of_run.y,
-        3.0 * totals.forward_flops_per_sequence / step_s_per_sequence / peak_total);
+        model_flops_per_step(totals, t) / (step_s_per_sequence * f32(t.global_batch)) / peak_total);
 }
 
 fn estimate_with(p: GpuProfile, m: GpuModel, t: Training, hw: GpuAccelerator, l: Layout) -> Estimate {

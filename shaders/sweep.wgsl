@@ -337,12 +337,11 @@ fn objective_floor(objective: u32, b: RunBounds) -> f32 {
 fn block_floor_s(c: Candidate, p: GpuProfile) -> f32 {
     var floor = NOT_RANKED;
     for (var i = 0u; i < axes.radix[AXIS_INTERLEAVE]; i++) {
-        let interleave = axis_value(AXIS_INTERLEAVE, i);
-        if interleave > 1u && (c.parallel.pp < 2u || model.layers < c.parallel.pp * interleave) {
+        var l = c.parallel;
+        l.interleave = axis_value(AXIS_INTERLEAVE, i);
+        if !interleave_fits_layers(model, l) {
             continue;
         }
-        var l = c.parallel;
-        l.interleave = interleave;
         let fullest = stage_layers(model, l).x;
         for (var r = 0u; r < axes.radix[AXIS_RECOMPUTE_LAYERS]; r++) {
             l.recompute_layers = axis_value(AXIS_RECOMPUTE_LAYERS, r);

@@ -861,10 +861,7 @@ pub fn check_layout(model: &Transformer, training: &Training, layout: &Layout) -
     }
     if layout.interleave > 1 {
         let microbatches = global_batch / dp_mb;
-        if layout.pp < 2
-            || (model.layers as u64) < layout.pp as u64 * layout.interleave as u64
-            || !microbatches.is_multiple_of(layout.pp as u64)
-        {
+        if !interleave_fits_layers(model, layout) || !microbatches.is_multiple_of(layout.pp as u64) {
             return Some(LayoutViolation::Interleave);
         }
     }
@@ -889,6 +886,14 @@ pub fn check_layout(model: &Transformer, training: &Training, layout: &Layout) -
         return Some(LayoutViolation::RecomputeLayers);
     }
     None
+}
+
+/// Whether the layout's interleave can split its pipeline: none asked, or a pipeline of at least
+/// two stages whose `pp * interleave` virtual stages hold a layer each (half of
+/// [`check_layout`]'s interleave rule; the other half is the microbatches it needs).
+pub fn interleave_fits_layers(model: &Transformer, layout: &Layout) -> bool {
+    layout.interleave <= 1
+        || (layout.pp >= 2 && model.layers as u64 >= layout.pp as u64 * layout.interleave as u64)
 }
 
 /// Sites a cluster of `accelerators` spans.

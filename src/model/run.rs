@@ -231,7 +231,10 @@ pub fn run_bounds(
         time_to_train_s,
         energy_mwh,
         cost_usd,
-        mfu: 3.0 * p.totals.forward_flops_per_sequence / step_s_per_sequence / peak,
+        // The estimate's MFU with its step at the floor.
+        mfu: model_flops_per_step(&p.totals, training)
+            / (step_s_per_sequence * training.global_batch as f64)
+            / peak,
     }
 }
 

@@ -15,7 +15,7 @@ use crate::model::profile::{profile, Profile};
 use crate::model::run::{estimate_with_memory, layout_memory, run_bounds, RunBounds};
 use crate::model::stage::step_s_per_sequence_floor;
 use crate::model::step::stage_layers;
-use crate::model::{Layout, Training};
+use crate::model::{interleave_fits_layers, Layout, Training};
 use rayon::prelude::*;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,18 +54,13 @@ pub fn evaluate_range(space: &SearchSpace, range: Range<u64>, k: usize, prune: b
     let mut bound = BlockBound::Unchecked;
     let mut index = range.start;
     while index < range.end {
-        // Layouts from `index` to its block's end (or the range's).
-        let block_left = |digits: &[u32; N_AXES]| {
-            let within = digits[AXIS_PP + 1..]
-                .iter()
-                .zip(&radices[AXIS_PP + 1..])
-                .fold(0u64, |acc, (d, r)| acc * r + *d as u64);
-            (block_size - within).min(range.end - index)
-        };
+        // Layouts from `index` to its block's end (or the range's): the inner axes are the
+        // index's least significant digits.
+        let block_left = || (block_size - index % block_size).min(range.end - index);
         let mut step = 1;
         match space.candidate_at(&digits) {
             Err(Invalid::Degrees) => {
-                step = block_left(&digits);
+                step = block_left();
                 out.counts.invalid_degrees += step;
                 out.counts.evaluated += step;
             }
@@ -88,7 +83,7 @@ pub fn evaluate_range(space: &SearchSpace, range: Range<u64>, k: usize, prune: b
                     objective_floor(space.objective, &block_bounds(space, &c, p, &training)) > threshold
                 };
                 if pruned {
-                    step = block_left(&digits);
+                    step = block_left();
                     out.counts.pruned += step;
                 } else {
                     out.counts.evaluated += 1;
@@ -143,26 +138,18 @@ pub fn evaluate_range(space: &SearchSpace, range: Range<u64>, k: usize, prune: b
 /// rest of the block's axes (ZeRO, offload, the batch) adding only terms of at least zero.
 /// Twin: `block_floor_s` in `shaders/sweep.wgsl`.
 pub fn block_floor_s(space: &SearchSpace, c: &Candidate, p: &Profile) -> f64 {
-    let layers = space.model.layers as u64;
     let mut floor = f64::INFINITY;
     for &interleave in &space.axes[AXIS_INTERLEAVE] {
-        if interleave > 1 && (c.layout.pp < 2 || layers < c.layout.pp as u64 * interleave as u64) {
+        let mut layout = Layout {
+            interleave,
+            ..c.layout
+        };
+        if !interleave_fits_layers(&space.model, &layout) {
             continue;
         }
-        let fullest = stage_layers(
-            &space.model,
-            &Layout {
-                interleave,
-                ..c.layout
-            },
-        )
-        .0;
+        let fullest = stage_layers(&space.model, &layout).0;
         for &recompute_layers in &space.axes[AXIS_RECOMPUTE_LAYERS] {
-            let layout = Layout {
-                interleave,
-                recompute_layers,
-                ..c.layout
-            };
+            layout.recompute_layers = recompute_layers;
             floor = floor.min(step_s_per_sequence_floor(p, &layout, fullest));
         }
     }

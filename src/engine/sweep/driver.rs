@@ -258,7 +258,7 @@ pub fn gpu_then_cpu(
             let partial =
                 failure
                     .partial
-                    .merge(sweep_cpu(space, failure.completed..range.end, k, false, progress));
+                    .merge(sweep_cpu(space, failure.completed..range.end, k, prune, progress));
             (partial, taken_over)
         }
     }
