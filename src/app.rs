@@ -123,6 +123,7 @@ fn entry_interval(catalog: &Catalog, layout: &SweepLayout, moe: bool, confidence
         family: accelerator.efficiency.clone(),
         moe,
         accelerators: layout.count,
+        stack: layout.stack.clone(),
     };
     Some(ModelError::builtin().interval(&regime, confidence, None))
 }

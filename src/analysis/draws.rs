@@ -36,7 +36,8 @@ pub struct DrawOptions {
 }
 
 /// The drawn catalogs the candidates `layouts` are priced in: every assumption drawn at once,
-/// the model's error per efficiency family at the largest of the candidates' clusters on it.
+/// the model's error per efficiency family at the largest of the candidates' clusters on it
+/// (and that candidate's stack).
 fn candidate_draws(
     catalog: &Catalog,
     moe: bool,
@@ -51,9 +52,8 @@ fn candidate_draws(
                     .accelerator(&l.accelerator)
                     .is_some_and(|a| a.efficiency == family)
             })
-            .map(|l| l.count)
-            .max()
-            .unwrap_or(1)
+            .max_by_key(|l| l.count)
+            .map_or((1, String::new()), |l| (l.count, l.stack.clone()))
     };
     let assumptions = assumptions_per_family(catalog, ModelError::builtin(), moe, largest);
     drawn_catalogs(catalog, &assumptions, opts.draws, opts.seed)
@@ -176,6 +176,7 @@ pub fn sensitivity(
                 .unwrap_or_default(),
             moe: central.model_shape.is_moe(),
             accelerators: best.layout.count,
+            stack: best.layout.stack.clone(),
         },
         None => {
             return Err(Error::Usage(

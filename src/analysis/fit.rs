@@ -410,6 +410,7 @@ pub fn cross_validate(
                         group: g.clone(),
                         accelerator: s.accelerator.id.clone(),
                         family: s.accelerator.efficiency.clone(),
+                        stack: s.stack.id.clone(),
                         accelerators: s.layout.accelerators(),
                         moe: s.model.is_moe(),
                         in_sample_step_time_s: fitted.step_time_s,

@@ -5,9 +5,10 @@
 //! the efficiency families once per group (publication) of the runs file without that group and
 //! prices the group's rows: each row's ratio of measured to predicted step time is one draw of
 //! the model's error on an unseen run. An estimate's interval is the spread of those errors for
-//! its kind of model (dense or mixture of experts), as a publication's offset plus its rows'
-//! scatter (see [`ModelError::interval`]), widened where the estimate lies outside everything
-//! measured (an accelerator family or a cluster size no run has).
+//! its regime (kind of model, dense or mixture of experts; software stack; scale class), as a
+//! publication's offset plus its rows' scatter (see [`ModelError::interval`]), widened where the
+//! estimate lies outside everything measured (an accelerator family, a stack or a cluster size
+//! no run has).
 //!
 //! The inputs' own ranges (failure rates, prices, PUE: `catalog/assumptions.toml`) are drawn
 //! here too: [`drawn_catalogs`] gives catalogs with every assumption drawn at once, one catalog
@@ -38,12 +39,30 @@ pub const MIN_POOL_GROUPS: usize = 3;
 /// The committed held-out residuals, as `fit --cross-validate --write-model-error` wrote them.
 const BUILTIN_MODEL_ERROR: &str = include_str!("../../catalog/model-error.csv");
 
+/// The classes of cluster size whose held-out scatter an interval is judged against (see
+/// [`ModelError::interval`]): up to eight 8-way servers, up to a thousand accelerators (the
+/// bulk of the published benchmarks), and beyond. Each is `(largest count, words)`.
+pub const SCALE_CLASSES: [(u64, &str); 3] = [
+    (64, "up to 64 accelerators"),
+    (1024, "65 to 1,024 accelerators"),
+    (u64::MAX, "over 1,024 accelerators"),
+];
+
+/// The index in [`SCALE_CLASSES`] of a cluster of `accelerators`.
+pub fn scale_class(accelerators: u64) -> usize {
+    SCALE_CLASSES
+        .iter()
+        .position(|(largest, _)| accelerators <= *largest)
+        .unwrap_or(SCALE_CLASSES.len() - 1)
+}
+
 /// The header of a model-error file, in its column order.
-pub const MODEL_ERROR_COLUMNS: [&str; 9] = [
+pub const MODEL_ERROR_COLUMNS: [&str; 10] = [
     "run_id",
     "group",
     "accelerator",
     "family",
+    "stack",
     "accelerators",
     "moe",
     "in_sample_step_time_s",
@@ -60,6 +79,8 @@ pub struct HeldOutPrediction {
     pub accelerator: String,
     /// The accelerator's efficiency family.
     pub family: String,
+    /// The software stack that ran it (`clustersweep catalog --stacks`).
+    pub stack: String,
     pub accelerators: u64,
     pub moe: bool,
     pub in_sample_step_time_s: f64,
@@ -83,6 +104,8 @@ pub struct Regime {
     pub family: String,
     pub moe: bool,
     pub accelerators: u64,
+    /// The software stack's id.
+    pub stack: String,
 }
 
 impl Regime {
@@ -91,6 +114,7 @@ impl Regime {
             family: s.accelerator.efficiency.clone(),
             moe: s.model.is_moe(),
             accelerators: s.layout.accelerators(),
+            stack: s.stack.id.clone(),
         }
     }
 }
@@ -193,18 +217,19 @@ impl ModelError {
                 group: text(1),
                 accelerator: text(2),
                 family: text(3),
-                accelerators: text(4).parse().map_err(|_| {
+                stack: text(4),
+                accelerators: text(5).parse().map_err(|_| {
                     format!(
                         "line {line}: column accelerators is `{}`; expected a count",
-                        text(4)
+                        text(5)
                     )
                 })?,
-                moe: text(5).parse().map_err(|_| {
-                    format!("line {line}: column moe is `{}`; expected true or false", text(5))
+                moe: text(6).parse().map_err(|_| {
+                    format!("line {line}: column moe is `{}`; expected true or false", text(6))
                 })?,
-                in_sample_step_time_s: number(6)?,
-                held_out_step_time_s: number(7)?,
-                measured_step_time_s: number(8)?,
+                in_sample_step_time_s: number(7)?,
+                held_out_step_time_s: number(8)?,
+                measured_step_time_s: number(9)?,
             });
         }
         if predictions.is_empty() {
@@ -223,6 +248,7 @@ impl ModelError {
                 p.group.clone(),
                 p.accelerator.clone(),
                 p.family.clone(),
+                p.stack.clone(),
                 p.accelerators.to_string(),
                 p.moe.to_string(),
                 format!("{:.6}", p.in_sample_step_time_s),
@@ -256,67 +282,102 @@ impl ModelError {
     /// The error of a run from a publication the fit never saw has two parts: the publication's
     /// own offset (its stack, cluster and way of measuring move all its rows together; the
     /// mean held-out log-ratio of its rows) and the scatter of its rows about that offset. The
-    /// interval is the spread of every offset plus every scatter: offsets of the publications of
-    /// the same kind (dense or mixture of experts; all publications where fewer than
-    /// `MIN_POOL_GROUPS` are of that kind), scatters of the rows of that kind (all rows where
-    /// fewer than `MIN_POOL_ROWS`). Every publication weighs the same, however many rows it has.
-    /// `excluding_group` leaves a group out (to judge the intervals on it).
+    /// interval is the spread of every offset plus every scatter, each from the narrowest pool
+    /// of the estimate's regime that holds enough of them:
+    /// - offsets: of the publications of the same kind (dense or mixture of experts) that ran
+    ///   the estimate's stack (each from its rows on that stack), where there are
+    ///   `MIN_POOL_GROUPS`; else of every publication of the kind; else of all;
+    /// - scatters: of the rows of the same kind, where there are `MIN_POOL_ROWS`; else of all
+    ///   rows. Where the kind's rows in the estimate's scale class (`SCALE_CLASSES`) number
+    ///   `MIN_POOL_ROWS` and scatter more widely than the pool, the interval is widened by the
+    ///   ratio of their spreads (too few per publication to take them as the pool itself:
+    ///   leaving a publication out would leave a class of one or two others).
+    ///
+    /// Every publication weighs the same, however many rows it has. `excluding_group` leaves a
+    /// group out (to judge the intervals on it).
     pub fn interval(&self, regime: &Regime, confidence: f64, excluding_group: Option<&str>) -> Interval {
         let usable: Vec<&HeldOutPrediction> = self
             .predictions
             .iter()
             .filter(|p| Some(p.group.as_str()) != excluding_group)
             .collect();
-        let mut groups: BTreeMap<&str, (bool, Vec<f64>)> = BTreeMap::new();
+        let mut groups: BTreeMap<&str, (bool, Vec<&HeldOutPrediction>)> = BTreeMap::new();
         for p in &usable {
             let g = groups.entry(&p.group).or_insert((p.moe, vec![]));
             g.0 |= p.moe;
-            g.1.push(p.held_out_log_ratio());
+            g.1.push(p);
         }
-        let offset = |ratios: &[f64]| ratios.iter().sum::<f64>() / ratios.len() as f64;
+        let offset = |rows: &[&HeldOutPrediction]| {
+            rows.iter().map(|p| p.held_out_log_ratio()).sum::<f64>() / rows.len() as f64
+        };
         let kind = if regime.moe { "mixture-of-experts" } else { "dense" };
         let same_kind = |moe: bool| moe == regime.moe;
 
-        let mut offsets: Vec<f64> = groups
+        let on_stack: Vec<f64> = groups
+            .values()
+            .filter(|(moe, _)| same_kind(*moe))
+            .filter_map(|(_, rows)| {
+                let mine: Vec<&HeldOutPrediction> =
+                    rows.iter().copied().filter(|p| p.stack == regime.stack).collect();
+                (!mine.is_empty()).then(|| offset(&mine))
+            })
+            .collect();
+        let of_kind: Vec<f64> = groups
             .values()
             .filter(|(moe, _)| same_kind(*moe))
             .map(|(_, r)| offset(r))
             .collect();
-        let offsets_of = if offsets.len() >= MIN_POOL_GROUPS {
-            format!("{kind} publications")
+        let (offsets, offsets_of) = if on_stack.len() >= MIN_POOL_GROUPS {
+            (on_stack, format!("{kind} publications on {}", regime.stack))
+        } else if of_kind.len() >= MIN_POOL_GROUPS {
+            (of_kind, format!("{kind} publications"))
         } else {
-            offsets = groups.values().map(|(_, r)| offset(r)).collect();
-            "publications".to_string()
+            let all = groups.values().map(|(_, r)| offset(r)).collect();
+            (all, "publications".to_string())
         };
-        let scatter_of = |keep: &dyn Fn(bool) -> bool| -> Vec<f64> {
-            groups
+        let scatter_of = |keep: &dyn Fn(bool, &HeldOutPrediction) -> bool| -> Vec<f64> {
+            let mut out: Vec<f64> = groups
                 .values()
-                .filter(|(moe, _)| keep(*moe))
-                .flat_map(|(_, r)| {
+                .flat_map(|(moe, r)| {
                     let o = offset(r);
-                    r.iter().map(move |x| x - o)
+                    r.iter()
+                        .filter(move |p| keep(*moe, p))
+                        .map(move |p| p.held_out_log_ratio() - o)
                 })
-                .collect()
+                .collect();
+            out.sort_by(f64::total_cmp);
+            out
         };
-        let mut scatters = scatter_of(&same_kind);
+        let mut scatters = scatter_of(&|moe, _| same_kind(moe));
         let scatters_of = if scatters.len() >= MIN_POOL_ROWS {
             format!("{kind} runs")
         } else {
-            scatters = scatter_of(&|_| true);
+            scatters = scatter_of(&|_, _| true);
             "runs".to_string()
+        };
+        let tail = (1.0 - confidence) / 2.0;
+        let spread = |sorted: &[f64]| quantile(sorted, 1.0 - tail) - quantile(sorted, tail);
+        let class = scale_class(regime.accelerators);
+        let in_class = scatter_of(&|moe, p| same_kind(moe) && scale_class(p.accelerators) == class);
+        let class_widening = if in_class.len() >= MIN_POOL_ROWS && spread(&scatters) > 0.0 {
+            (spread(&in_class) / spread(&scatters)).max(1.0)
+        } else {
+            1.0
         };
         let mut sums: Vec<f64> = offsets
             .iter()
             .flat_map(|o| scatters.iter().map(move |e| o + e))
             .collect();
         sums.sort_by(f64::total_cmp);
-        let tail = (1.0 - confidence) / 2.0;
-        let mut low = quantile(&sums, tail);
-        let mut high = quantile(&sums, 1.0 - tail);
+        let mut low = quantile(&sums, tail) * class_widening;
+        let mut high = quantile(&sums, 1.0 - tail) * class_widening;
 
         let mut outside = vec![];
         if !usable.iter().any(|p| p.family == regime.family) {
             outside.push(format!("no measured run on {}", regime.family));
+        }
+        if !usable.iter().any(|p| p.stack == regime.stack) {
+            outside.push(format!("no measured run on stack {}", regime.stack));
         }
         let largest = usable
             .iter()
@@ -335,12 +396,21 @@ impl ModelError {
             high *= widening;
             format!("widened {widening:.2}x: {}", outside.join("; "))
         });
+        let class_words = if class_widening > 1.0 {
+            format!(
+                "; widened {class_widening:.2}x to the scatter of the {} {kind} runs on {}",
+                in_class.len(),
+                SCALE_CLASSES[class].1
+            )
+        } else {
+            String::new()
+        };
         Interval {
             confidence,
             low_factor: low.exp(),
             high_factor: high.exp(),
             basis: format!(
-                "held-out error (model refitted without each publication) of {} {scatters_of} about their publication's offset, plus the offsets of {} {offsets_of}",
+                "held-out error (model refitted without each publication) of {} {scatters_of} about their publication's offset, plus the offsets of {} {offsets_of}{class_words}",
                 scatters.len(),
                 offsets.len()
             ),
@@ -390,6 +460,7 @@ pub fn coverage(error: &ModelError, confidence: f64) -> Coverage {
                 family: p.family.clone(),
                 moe: p.moe,
                 accelerators: p.accelerators,
+                stack: p.stack.clone(),
             };
             let interval = error.interval(&regime, confidence, Some(&p.group));
             (
@@ -417,13 +488,14 @@ pub fn assumptions_at(catalog: &Catalog, error: &ModelError, regime: &Regime) ->
 }
 
 /// The catalog's assumptions for drawing: a model-error one becomes one entry per efficiency
-/// family, each at its family's interval for a cluster of `accelerators(family)` (publications
-/// on different silicon missed by different amounts, so families are drawn independently).
+/// family, each at its family's interval for the cluster size and stack `regime_of(family)`
+/// gives (publications on different silicon missed by different amounts, so families are
+/// drawn independently).
 pub fn assumptions_per_family(
     catalog: &Catalog,
     error: &ModelError,
     moe: bool,
-    accelerators: impl Fn(&str) -> u64,
+    regime_of: impl Fn(&str) -> (u64, String),
 ) -> Vec<Assumption> {
     let mut out = vec![];
     for spec in &catalog.assumptions {
@@ -431,10 +503,12 @@ pub fn assumptions_per_family(
             Some(a) => out.push(a),
             None => {
                 for family in &catalog.efficiency {
+                    let (accelerators, stack) = regime_of(&family.id);
                     let regime = Regime {
                         family: family.id.clone(),
                         moe,
-                        accelerators: accelerators(&family.id),
+                        accelerators,
+                        stack,
                     };
                     let i = error.interval(&regime, DEFAULT_CONFIDENCE, None);
                     out.push(Assumption::from_step_time_interval(
@@ -461,9 +535,23 @@ fn standard_normal(rng: &mut rand::rngs::StdRng) -> f64 {
     (-2.0 * (1.0 - u1).ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
+/// The seed of one assumption's stream of draws: `seed` mixed with the assumption's id and
+/// family (FNV-1a, stable across builds and platforms), so that each assumption draws the same
+/// factors whichever others the catalog lists, in whatever order.
+fn stream_seed(seed: u64, a: &Assumption) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let name = format!("{}/{}", a.id, a.family.as_deref().unwrap_or(""));
+    for byte in name.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    seed ^ hash
+}
+
 /// `draws` catalogs, each with every assumption scaled by one draw of its factor. The same
 /// `seed` gives the same catalogs; a layout priced in draw `d` sees the same world as every
-/// other layout priced in draw `d`.
+/// other layout priced in draw `d`. Each assumption draws from its own stream
+/// ([`stream_seed`]): adding a range to the catalog leaves the others' draws as they were.
 pub fn drawn_catalogs(
     catalog: &Catalog,
     assumptions: &[Assumption],
@@ -479,12 +567,15 @@ pub fn drawn_catalogs(
     for a in base.accelerators.iter_mut() {
         a.sources.clear();
     }
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut streams: Vec<rand::rngs::StdRng> = assumptions
+        .iter()
+        .map(|a| rand::rngs::StdRng::seed_from_u64(stream_seed(seed, a)))
+        .collect();
     (0..draws)
         .map(|_| {
             let mut c = base.clone();
-            for a in assumptions {
-                let z = standard_normal(&mut rng);
+            for (a, rng) in assumptions.iter().zip(streams.iter_mut()) {
+                let z = standard_normal(rng);
                 apply(&mut c, a, a.factor_at(z));
             }
             c
@@ -592,7 +683,9 @@ mod tests {
     #[test]
     fn drawn_catalogs_repeat_by_seed_and_their_factors_have_median_one() {
         let catalog = Catalog::builtin();
-        let a = assumptions_per_family(&catalog, ModelError::builtin(), false, |_| 1024);
+        let a = assumptions_per_family(&catalog, ModelError::builtin(), false, |_| {
+            (1024, "megatron-core-2025".into())
+        });
         let one = drawn_catalogs(&catalog, &a, 8, 42);
         let again = drawn_catalogs(&catalog, &a, 8, 42);
         let restart = |c: &Vec<Catalog>| c.iter().map(|c| c.facility.restart_minutes).collect::<Vec<_>>();
@@ -615,12 +708,40 @@ mod tests {
     }
 
     #[test]
+    fn an_assumption_draws_the_same_whichever_others_the_catalog_lists() {
+        let catalog = Catalog::builtin();
+        let all = assumptions_per_family(&catalog, ModelError::builtin(), false, |_| {
+            (1024, "megatron-core-2025".into())
+        });
+        let restart_only: Vec<Assumption> = all.iter().filter(|a| a.id == "restart").cloned().collect();
+        let mut reversed = all.clone();
+        reversed.reverse();
+        let restart = |c: &[Catalog]| c.iter().map(|c| c.facility.restart_minutes).collect::<Vec<_>>();
+        let reference = restart(&drawn_catalogs(&catalog, &all, 16, 7));
+        assert_eq!(
+            reference,
+            restart(&drawn_catalogs(&catalog, &restart_only, 16, 7))
+        );
+        assert_eq!(reference, restart(&drawn_catalogs(&catalog, &reversed, 16, 7)));
+        // Streams differ between assumptions: two ranges of the same width do not move in step.
+        let pue = |c: &[Catalog]| c.iter().map(|c| c.facility.pue).collect::<Vec<_>>();
+        let drawn = drawn_catalogs(&catalog, &all, 16, 7);
+        let restart_up: Vec<bool> = restart(&drawn)
+            .iter()
+            .map(|m| *m > catalog.facility.restart_minutes)
+            .collect();
+        let pue_up: Vec<bool> = pue(&drawn).iter().map(|p| *p > catalog.facility.pue).collect();
+        assert_ne!(restart_up, pue_up);
+    }
+
+    #[test]
     fn a_model_error_assumption_spans_the_models_interval() {
         let catalog = Catalog::builtin();
         let regime = Regime {
             family: "nvidia-hopper".into(),
             moe: false,
             accelerators: 1024,
+            stack: "megatron-core-2025".into(),
         };
         let i = ModelError::builtin().interval(&regime, DEFAULT_CONFIDENCE, None);
         let a = assumptions_at(&catalog, ModelError::builtin(), &regime);
@@ -638,6 +759,7 @@ mod tests {
             group: group.into(),
             accelerator: "a".into(),
             family: family.into(),
+            stack: "s".into(),
             accelerators: n,
             moe,
             in_sample_step_time_s: 1.0,
@@ -676,6 +798,7 @@ mod tests {
             family: "hopper".into(),
             moe: false,
             accelerators: 512,
+            stack: "s".into(),
         };
         let interval = error.interval(&regime, 0.8, None);
         assert_eq!(interval.basis_rows, 30, "{interval:?}");
@@ -718,11 +841,13 @@ mod tests {
             family: "hopper".into(),
             moe: false,
             accelerators: 256,
+            stack: "s".into(),
         };
         let unseen = Regime {
             family: "blackwell".into(),
             moe: false,
             accelerators: 100_000,
+            stack: "s".into(),
         };
         let a = error.interval(&seen, 0.8, None);
         let b = error.interval(&unseen, 0.8, None);
@@ -733,6 +858,86 @@ mod tests {
             "{why}"
         );
         assert!(b.high_factor / b.low_factor > a.high_factor / a.low_factor);
+    }
+
+    #[test]
+    fn publications_on_the_estimates_stack_give_its_offsets_where_there_are_enough() {
+        // Four dense publications: three ran stack "x" and sit at 0.9, 0.92 and 0.94 of the
+        // prediction, one ran "y" at 1.2. An estimate on "x" takes the three offsets of "x";
+        // one on "y" (a single publication) takes all four.
+        let mut rows = vec![];
+        for (g, stack, ratio) in [
+            ("a", "x", 0.9),
+            ("b", "x", 0.92),
+            ("c", "x", 0.94),
+            ("d", "y", 1.2),
+        ] {
+            for i in 0..10 {
+                let mut p = prediction(g, "hopper", 512, false, 1.0 / (ratio + 0.001 * i as f64));
+                p.stack = stack.into();
+                // The fit saw its rows: in sample, half the error.
+                p.in_sample_step_time_s = (p.held_out_step_time_s + 1.0) / 2.0;
+                rows.push(p);
+            }
+        }
+        let error = ModelError { predictions: rows };
+        let on = |stack: &str| Regime {
+            family: "hopper".into(),
+            moe: false,
+            accelerators: 512,
+            stack: stack.into(),
+        };
+        let x = error.interval(&on("x"), 0.8, None);
+        assert!(x.basis.contains("3 dense publications on x"), "{}", x.basis);
+        assert!(x.high_factor < 1.0, "{x:?}");
+        let y = error.interval(&on("y"), 0.8, None);
+        assert!(y.basis.contains("4 dense publications"), "{}", y.basis);
+        assert!(y.high_factor > 1.1, "{y:?}");
+        // A stack no run used is outside what was measured: widened, and it says so.
+        let z = error.interval(&on("z"), 0.8, None);
+        let why = z.extrapolation.clone().unwrap_or_default();
+        assert!(why.contains("no measured run on stack z"), "{why}");
+        assert!(z.high_factor / z.low_factor > y.high_factor / y.low_factor);
+    }
+
+    #[test]
+    fn a_scale_class_that_scatters_more_widens_the_interval() {
+        // Three publications of 30 rows each: the rows on 64 accelerators scatter +-2 %, those on
+        // 2,048 (20 of them) +-10 %. An estimate on 2,048 is widened to their spread; one on 64
+        // is not narrowed (the pool's spread is the least an interval keeps).
+        let mut rows = vec![];
+        for g in ["a", "b", "c"] {
+            for i in 0..30 {
+                let (n, half_width) = if g != "a" && i < 10 {
+                    (2048, 0.10)
+                } else {
+                    (64, 0.02)
+                };
+                let step = half_width * (i % 10) as f64 / 4.5 - half_width;
+                rows.push(prediction(g, "hopper", n, false, 1.0 / (1.0 + step)));
+            }
+        }
+        let error = ModelError { predictions: rows };
+        let at = |accelerators: u64| Regime {
+            family: "hopper".into(),
+            moe: false,
+            accelerators,
+            stack: "s".into(),
+        };
+        let large = error.interval(&at(2048), 0.8, None);
+        let small = error.interval(&at(64), 0.8, None);
+        assert!(
+            large
+                .basis
+                .contains("to the scatter of the 20 dense runs on over 1,024 accelerators"),
+            "{}",
+            large.basis
+        );
+        assert!(!small.basis.contains("widened"), "{}", small.basis);
+        assert!(large.high_factor / large.low_factor > small.high_factor / small.low_factor);
+        assert_eq!(scale_class(64), 0);
+        assert_eq!(scale_class(65), 1);
+        assert_eq!(scale_class(1025), 2);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use crate::data;
 use clustersweep::analysis::fit::HoldOut;
-use clustersweep::analysis::uncertainty::{coverage, ModelError, DEFAULT_CONFIDENCE};
+use clustersweep::analysis::uncertainty::{coverage, quantile, ModelError, DEFAULT_CONFIDENCE};
 use clustersweep::analysis::validate::{read_runs, validate, Assume, Source, ValidationReport};
 use clustersweep::input::catalog::Catalog;
 use std::sync::OnceLock;
@@ -331,8 +331,23 @@ fn eighty_percent_intervals_cover_75_to_85_percent_of_publications_they_never_sa
         c.rows,
         100.0 * c.median_width_fraction
     );
-    // No wider than the errors require: half the width of a +-25 % band.
-    assert!(c.median_width_fraction < 0.3, "{c:?}");
+    // No wider than the errors require: the one interval that holds the central 80 % of every
+    // held-out error, chosen in hindsight, is as wide as a single interval for all rows can be
+    // and still cover 80 %; intervals that follow the regime (wider for an unmeasured stack,
+    // narrower for a measured one) may not be wider at the median by more than 5 %.
+    let mut errors: Vec<f64> = ModelError::builtin()
+        .predictions
+        .iter()
+        .map(|p| p.held_out_log_ratio())
+        .collect();
+    errors.sort_by(f64::total_cmp);
+    let hindsight = quantile(&errors, 0.9).exp() - quantile(&errors, 0.1).exp();
+    assert!(
+        c.median_width_fraction <= 1.05 * hindsight,
+        "median width {:.1} % against the hindsight interval's {:.1} %",
+        100.0 * c.median_width_fraction,
+        100.0 * hindsight
+    );
     // Narrower confidence, narrower and less covering intervals.
     let half = coverage(ModelError::builtin(), 0.5);
     assert!(
