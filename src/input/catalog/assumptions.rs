@@ -61,6 +61,8 @@ pub const SCALABLE: &[(&str, Bound)] = &[
     ("accelerator.memory_efficiency", Bound::AtMostOne),
     ("accelerator.scale_up_efficiency", Bound::AtMostOne),
     ("accelerator.scale_out_efficiency", Bound::AtMostOne),
+    ("accelerator.scale_up_latency_us", Bound::None),
+    ("accelerator.scale_out_latency_us", Bound::None),
     ("efficiency.gemm", Bound::AtMostOne),
     ("efficiency.low_precision_gemm", Bound::AtMostOne),
     ("efficiency.attention", Bound::AtMostOne),
@@ -310,6 +312,12 @@ pub fn apply(catalog: &mut Catalog, assumption: &Assumption, factor: f64) {
                         }
                         "scale_out_efficiency" => {
                             a.scale_out_efficiency = bound.keep(a.scale_out_efficiency * factor)
+                        }
+                        "scale_up_latency_us" => {
+                            a.scale_up_latency_us = bound.keep(a.scale_up_latency_us * factor)
+                        }
+                        "scale_out_latency_us" => {
+                            a.scale_out_latency_us = bound.keep(a.scale_out_latency_us * factor)
                         }
                         _ => {}
                     }
