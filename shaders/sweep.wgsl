@@ -73,6 +73,8 @@ struct GpuBatch {
     outer_count: u32,
     workgroups_x: u32,
     prune: u32,
+    eval_per_draw: u32,
+    accelerators_per_draw: u32,
 }
 
 struct GpuHit {
@@ -242,9 +244,12 @@ struct Candidate {
 }
 
 // Twin of SearchSpace::candidate_at (memory is checked by the caller).
-fn candidate_at(d: array<u32, 15>) -> Candidate {
+// `table_rows_before`: where this layout's draw's rows start in accelerator_table (0 in a
+// sweep; several draws evaluated at once stack their tables, see drawn_table_rows), so that
+// c.accelerator is the row of the layout's accelerator in its own draw.
+fn candidate_at(d: array<u32, 15>, table_rows_before: u32) -> Candidate {
     var c: Candidate;
-    c.accelerator = axis_value(AXIS_ACCELERATOR, d[AXIS_ACCELERATOR]);
+    c.accelerator = table_rows_before + axis_value(AXIS_ACCELERATOR, d[AXIS_ACCELERATOR]);
     c.stack = axis_value(AXIS_STACK, d[AXIS_STACK]);
     let st = stack_table[c.stack];
     let tp = axis_value(AXIS_TP, d[AXIS_TP]);
@@ -444,7 +449,7 @@ fn sweep_main(
     var objective = NOT_RANKED;
     if linear < batch.count {
         let d = digits_plus(wg_digits, lid);
-        let c = candidate_at(d);
+        let c = candidate_at(d, 0u);
         if c.outcome != OUTCOME_VALID {
             atomicAdd(&wg_counts[c.outcome], 1u);
         } else {
@@ -535,11 +540,21 @@ fn evaluate_profile_main(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     let index = eval_indices[i];
-    let c = candidate_at(digits(Index64(index.x, index.y)));
+    let c = candidate_at(digits(Index64(index.x, index.y)), drawn_table_rows(i));
     if c.outcome == OUTCOME_VALID {
         let t = run_training(c.global_batch, c.stack);
         profiles[i] = profile(model, t, accelerator_table[c.accelerator], c.parallel);
     }
+}
+
+// Where the accelerator rows of entry `i`'s draw start: several draws evaluated at once stack
+// their accelerator tables (every other table is the same in every draw; a draw moves prices,
+// efficiencies and power, and with them how many accelerators a site holds).
+fn drawn_table_rows(i: u32) -> u32 {
+    if batch.eval_per_draw == 0u {
+        return 0u;
+    }
+    return (i / batch.eval_per_draw) * batch.accelerators_per_draw;
 }
 
 @compute @workgroup_size(64)
@@ -550,7 +565,7 @@ fn evaluate_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let index = eval_indices[i];
     let d = digits(Index64(index.x, index.y));
-    let c = candidate_at(d);
+    let c = candidate_at(d, drawn_table_rows(i));
     var out: GpuMetrics;
     out.outcome = c.outcome;
     if c.outcome == OUTCOME_VALID {

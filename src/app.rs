@@ -12,7 +12,9 @@ use crate::analysis::validate::{read_runs, validate};
 use crate::cli::{Cli, Command, EstimateArgs, FitArgs, MergeArgs, PlanArgs, SweepArgs, ValidateArgs};
 use crate::engine::search::SearchSpace;
 use crate::engine::sweep::bench::run_bench;
-use crate::engine::sweep::driver::{merge_reports, open_engines, run_sweep, Adapters, Backend, SweepReport};
+use crate::engine::sweep::driver::{
+    merge_reports, open_engines, run_sweep, Adapters, Backend, GpuEngine, SweepReport,
+};
 use crate::engine::sweep::gpu::adapter_reports;
 use crate::engine::sweep::SweepLayout;
 use crate::error::Error;
@@ -116,6 +118,18 @@ pub fn write_output(path: Option<&std::path::Path>, text: &str) -> Result<(), Er
     }
 }
 
+/// The engines `--uncertainty`'s draws are priced on: where the sweep or plan ran (`backend`, as
+/// its report names it), a GPU when it ran on one; and what opening them noted.
+fn draw_engines(backend: &str) -> Result<(Vec<GpuEngine>, Vec<String>), Error> {
+    let notes = std::sync::Mutex::new(vec![]);
+    let engines = if backend.starts_with("gpu") {
+        open_engines(Backend::Gpu, Adapters::Best, &notes)?
+    } else {
+        vec![]
+    };
+    Ok((engines, notes.into_inner().expect("notes lock")))
+}
+
 /// The default-confidence interval of a ranked layout (see `uncertainty::ModelError`).
 fn entry_interval(catalog: &Catalog, layout: &SweepLayout, moe: bool, confidence: f64) -> Option<Interval> {
     let accelerator = catalog.accelerator(&layout.accelerator)?;
@@ -172,8 +186,11 @@ fn run_plan(args: &PlanArgs, catalog: &Catalog) -> Result<String, Error> {
         }
     }
     if args.draws.uncertainty && !report.plans.is_empty() {
-        let ranking = plan_ranking(&file, catalog, &report, args.objective, &draws, &origin)?;
+        let (engines, notes) = draw_engines(&report.backend)?;
+        let engine = engines.first();
+        let ranking = plan_ranking(&file, catalog, &report, args.objective, engine, &draws, &origin)?;
         mark_plans(&mut report, ranking);
+        report.notes.extend(notes);
     }
     if args.sensitivity || args.plot_sensitivity.is_some() {
         report.sensitivity = Some(sensitivity(&file, catalog, &plan_options, &report, &origin)?);
@@ -261,24 +278,11 @@ fn run_sweep_command(args: &SweepArgs, catalog: &Catalog) -> Result<String, Erro
         }
     }
     if args.draws.uncertainty && !report.top.is_empty() {
-        let notes = std::sync::Mutex::new(vec![]);
-        // The draws are priced where the sweep ran: on a GPU when it ran on one.
-        let engines = if report.backend.starts_with("gpu") {
-            open_engines(Backend::Gpu, Adapters::Best, &notes)?
-        } else {
-            vec![]
-        };
-        let ranking = sweep_ranking(
-            &file,
-            catalog,
-            &report,
-            args.objective,
-            engines.first(),
-            &draws,
-            &origin,
-        )?;
+        let (engines, notes) = draw_engines(&report.backend)?;
+        let engine = engines.first();
+        let ranking = sweep_ranking(&file, catalog, &report, args.objective, engine, &draws, &origin)?;
         mark_sweep(&mut report, ranking);
-        report.notes.extend(notes.into_inner().expect("notes lock"));
+        report.notes.extend(notes);
     }
     for note in &report.notes {
         eprintln!("note: {note}");

@@ -9,7 +9,7 @@
 //! they still meet the constraints.
 
 use crate::analysis::plan::{
-    meets, pair_file, plan, plan_search, plan_words, PlanOptions, PlanReport, SensitivityRow,
+    meets_values, pair_file, plan, plan_search, plan_words, PlanOptions, PlanReport, SensitivityRow,
 };
 use crate::analysis::uncertainty::{
     assumptions_at, assumptions_per_family, drawn_catalogs, rank_draws, ModelError, Regime,
@@ -17,7 +17,7 @@ use crate::analysis::uncertainty::{
 use crate::engine::search::{Objective, SearchSpace};
 use crate::engine::sweep::bench::{DrawBenchResult, BENCH_SCENARIO};
 use crate::engine::sweep::driver::{
-    cpu_objective, price_indices, run_sweep, Adapters, Backend, GpuEngine, Ranking, SweepOptions, SweepReport,
+    price_draws, run_sweep, Adapters, Backend, GpuEngine, Ranking, SweepOptions, SweepReport,
 };
 use crate::engine::sweep::SweepLayout;
 use crate::error::Error;
@@ -60,14 +60,15 @@ fn candidate_draws(
 }
 
 /// How the plan's ranked plans rank across draws: each plan's layout re-priced, in its own
-/// (accelerator, count) space resolved from each drawn catalog, on the CPU in f64 (a plan has
-/// few candidates, each in its own small space: one GPU dispatch per candidate would cost more
-/// than the pricing).
+/// (accelerator, network, count) space resolved from each drawn catalog, and held to the
+/// constraints there: on `engine` when given (f32, a plan's draws of a chunk in one dispatch),
+/// else on the CPU in f64.
 pub fn plan_ranking(
     file: &ScenarioFile,
     catalog: &Catalog,
     report: &PlanReport,
     objective: Objective,
+    engine: Option<&GpuEngine>,
     opts: &DrawOptions,
     origin: &str,
 ) -> Result<Ranking, Error> {
@@ -87,24 +88,27 @@ pub fn plan_ranking(
             )
         })
         .collect();
-    let constraints = report.constraints.clone();
-    let objectives: Result<Vec<Vec<f64>>, Error> = catalogs
-        .par_iter()
-        .map(|c| {
-            report
-                .plans
-                .iter()
-                .zip(&pairs)
-                .map(|(p, pair)| {
-                    let space = SearchSpace::resolve(pair, c, Objective::Time, origin)?;
-                    Ok(cpu_objective(&space, p.space_index, objective, &|e| {
-                        meets(&constraints, e)
-                    }))
-                })
-                .collect()
-        })
-        .collect();
-    Ok(rank_draws(&objectives?, opts.seed, opts.confidence))
+    let constraints = &report.constraints;
+    let keep = |power_mw: f64, cost_usd: f64, time_to_train_s: f64| {
+        meets_values(constraints, power_mw, cost_usd, time_to_train_s)
+    };
+    // objectives[draw][plan], filled a plan (a column) at a time.
+    let mut objectives = vec![Vec::with_capacity(pairs.len()); catalogs.len()];
+    for (p, pair) in report.plans.iter().zip(&pairs) {
+        let mut column = Vec::with_capacity(catalogs.len());
+        for chunk in catalogs.chunks(DRAWS_PER_CHUNK) {
+            let spaces: Result<Vec<SearchSpace>, Error> = chunk
+                .par_iter()
+                .map(|c| SearchSpace::resolve(pair, c, objective, origin))
+                .collect();
+            let priced = price_draws(engine, &spaces?, &[p.space_index], objective, &keep)?;
+            column.extend(priced.into_iter().map(|draw| draw[0]));
+        }
+        for (row, value) in objectives.iter_mut().zip(column) {
+            row.push(value);
+        }
+    }
+    Ok(rank_draws(&objectives, opts.seed, opts.confidence))
 }
 
 /// Write a ranking into the plans it ranks.
@@ -116,8 +120,8 @@ pub fn mark_plans(report: &mut PlanReport, ranking: Ranking) {
 }
 
 /// How a sweep's top layouts rank across draws: the whole space resolved from each drawn
-/// catalog and the top layouts re-priced in it, on `engine` when given (one dispatch per draw,
-/// f32) or on the CPU in f64.
+/// catalog and the top layouts re-priced in it, on `engine` when given (f32, every draw of a
+/// chunk in one dispatch) or on the CPU in f64.
 pub fn sweep_ranking(
     file: &ScenarioFile,
     catalog: &Catalog,
@@ -130,16 +134,23 @@ pub fn sweep_ranking(
     let layouts: Vec<&SweepLayout> = report.top.iter().map(|t| &t.layout).collect();
     let catalogs = candidate_draws(catalog, file_is_moe(file, catalog, origin)?, &layouts, opts);
     let indices: Vec<u64> = report.top.iter().map(|t| t.index).collect();
-    let price = |c: &Catalog| -> Result<Vec<f64>, Error> {
-        let space = SearchSpace::resolve(file, c, objective, origin)?;
-        price_indices(engine, &space, &indices, objective)
-    };
-    let objectives: Result<Vec<Vec<f64>>, Error> = match engine {
-        Some(_) => catalogs.iter().map(price).collect(),
-        None => catalogs.par_iter().map(price).collect(),
-    };
-    Ok(rank_draws(&objectives?, opts.seed, opts.confidence))
+    // The draws' spaces are resolved (in parallel) and priced a chunk at a time, so that a
+    // space with many accelerators and networks is not held once per draw all at once.
+    let mut objectives: Vec<Vec<f64>> = Vec::with_capacity(catalogs.len());
+    for chunk in catalogs.chunks(DRAWS_PER_CHUNK) {
+        let spaces: Result<Vec<SearchSpace>, Error> = chunk
+            .par_iter()
+            .map(|c| SearchSpace::resolve(file, c, objective, origin))
+            .collect();
+        objectives.extend(price_draws(engine, &spaces?, &indices, objective, &|_, _, _| {
+            true
+        })?);
+    }
+    Ok(rank_draws(&objectives, opts.seed, opts.confidence))
 }
+
+/// Draws resolved and priced together by `sweep_ranking`.
+const DRAWS_PER_CHUNK: usize = 64;
 
 fn file_is_moe(file: &ScenarioFile, catalog: &Catalog, origin: &str) -> Result<bool, Error> {
     let (_, model) =

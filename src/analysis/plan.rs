@@ -218,13 +218,24 @@ pub fn plan_search(file: &ScenarioFile) -> SearchSection {
 /// The limit of `constraints` that `e` breaks, checked in this order (power, budget, deadline);
 /// None when it keeps them all.
 fn broken_limit(constraints: &ConstraintsSection, e: &Estimate) -> Option<Limit> {
-    if constraints.power_mw.is_some_and(|p| e.power_mw > p) {
+    broken_limit_of(constraints, e.power_mw, e.cost_usd, e.time_to_train_s)
+}
+
+/// The first limit of `constraints` that a plan of this facility power, cost and time to train
+/// breaks (what `broken_limit` reads of an estimate).
+fn broken_limit_of(
+    constraints: &ConstraintsSection,
+    power_mw: f64,
+    cost_usd: f64,
+    time_to_train_s: f64,
+) -> Option<Limit> {
+    if constraints.power_mw.is_some_and(|p| power_mw > p) {
         Some(Limit::Power)
-    } else if constraints.budget_usd.is_some_and(|b| e.cost_usd > b) {
+    } else if constraints.budget_usd.is_some_and(|b| cost_usd > b) {
         Some(Limit::Budget)
     } else if constraints
         .max_days
-        .is_some_and(|d| e.time_to_train_s / 86400.0 > d)
+        .is_some_and(|d| time_to_train_s / 86400.0 > d)
     {
         Some(Limit::Deadline)
     } else {
@@ -242,6 +253,17 @@ enum Limit {
 /// True when `e` keeps every limit of `constraints`.
 pub fn meets(constraints: &ConstraintsSection, e: &Estimate) -> bool {
     broken_limit(constraints, e).is_none()
+}
+
+/// True when a plan of this facility power, cost and time to train keeps every limit of
+/// `constraints` (`meets` for the shader's metrics).
+pub fn meets_values(
+    constraints: &ConstraintsSection,
+    power_mw: f64,
+    cost_usd: f64,
+    time_to_train_s: f64,
+) -> bool {
+    broken_limit_of(constraints, power_mw, cost_usd, time_to_train_s).is_none()
 }
 
 /// The scenario `clustersweep plan` runs with no file: the question from the news. A dense

@@ -84,6 +84,7 @@ fn plan_p_best_is_reproducible_by_seed_and_sums_to_at_most_one() {
             &catalog,
             &report,
             Objective::Time,
+            None,
             &draws(64, seed),
             "draws",
         )
@@ -110,6 +111,19 @@ fn plan_p_best_is_reproducible_by_seed_and_sums_to_at_most_one() {
 mod gpu_or_skip {
     use super::*;
     use crate::gpu_or_skip::engine;
+    use clustersweep::engine::sweep::driver::Ranking;
+
+    /// f32 against f64 can only flip near-ties: at most one of `draws` draws' winner each way.
+    fn assert_one_draw_apart(cpu: &Ranking, gpu: &Ranking, draws: usize) {
+        for (c, g) in cpu.p_best.iter().zip(&gpu.p_best) {
+            assert!(
+                (c - g).abs() <= 1.0 / draws as f64 + 1e-12,
+                "cpu {:?} gpu {:?}",
+                cpu.p_best,
+                gpu.p_best
+            );
+        }
+    }
 
     #[test]
     fn sweep_p_best_agrees_between_the_cpu_and_the_gpu_for_one_seed() {
@@ -166,16 +180,34 @@ mod gpu_or_skip {
             "gpu-draws",
         )
         .unwrap();
-        // f32 against f64 can only flip near-ties: at most one draw's winner each way.
-        for (c, g) in cpu.p_best.iter().zip(&on_gpu.p_best) {
-            assert!(
-                (c - g).abs() <= 1.0 / 40.0 + 1e-12,
-                "cpu {:?} gpu {:?}",
-                cpu.p_best,
-                on_gpu.p_best
-            );
-        }
+        assert_one_draw_apart(&cpu, &on_gpu, 40);
         assert!(cpu.p_best.iter().sum::<f64>() <= 1.0 + 1e-12);
+    }
+
+    #[test]
+    fn plan_p_best_agrees_between_the_cpu_and_the_gpu_for_one_seed() {
+        // The plan's draws on the GPU: each plan's pair space per draw, its constraints held on
+        // the shader's metrics (the test plan has a budget that some draws break).
+        let Some(gpu) = engine() else { return };
+        let catalog = Catalog::builtin();
+        let report = central(8);
+        let opts = draws(40, 5);
+        let rank = |engine| {
+            plan_ranking(
+                &plan_file(),
+                &catalog,
+                &report,
+                Objective::Time,
+                engine,
+                &opts,
+                "draws",
+            )
+            .unwrap()
+        };
+        let (cpu, on_gpu) = (rank(None), rank(Some(&gpu)));
+        assert_one_draw_apart(&cpu, &on_gpu, 40);
+        assert!(on_gpu.p_best.iter().sum::<f64>() <= 1.0 + 1e-12);
+        assert!(on_gpu.p_best.iter().any(|p| *p > 0.0));
     }
 }
 

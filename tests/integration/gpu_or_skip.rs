@@ -414,3 +414,44 @@ fn gpu_and_cpu_backends_give_the_same_plan() {
         }
     }
 }
+
+#[test]
+fn draws_priced_in_one_dispatch_match_each_draw_priced_alone() {
+    // sweep --uncertainty stacks the draws' accelerator tables into one dispatch; each entry
+    // must read its own draw's table, so the result is each draw evaluated alone, bit for bit.
+    use clustersweep::analysis::uncertainty::{assumptions_per_family, drawn_catalogs, ModelError};
+    let Some(engine) = engine() else { return };
+    let file = ScenarioFile::parse(MOE_SCENARIO, "moe").unwrap();
+    let catalog = Catalog::builtin();
+    let assumptions = assumptions_per_family(&catalog, ModelError::builtin(), true, |_| {
+        (2048, "megatron-core-2025".into())
+    });
+    let spaces: Vec<SearchSpace> = drawn_catalogs(&catalog, &assumptions, 5, 3)
+        .iter()
+        .map(|c| SearchSpace::resolve(&file, c, Objective::Cost, "moe").unwrap())
+        .collect();
+    let reference = moe_space(Objective::Cost);
+    let valid: Vec<u64> = indices(11, 4000, reference.size)
+        .into_iter()
+        .filter(|i| reference.candidate(*i).is_ok())
+        .take(40)
+        .collect();
+    assert!(valid.len() >= 20, "{}", valid.len());
+    let refs: Vec<&SearchSpace> = spaces.iter().collect();
+    let together = engine.evaluate_draws(&refs, &valid).unwrap();
+    assert_eq!(together.len(), spaces.len());
+    for (space, batched) in spaces.iter().zip(&together) {
+        let alone = engine.evaluate(space, &valid).unwrap();
+        assert_eq!(
+            bytemuck::cast_slice::<_, u8>(&alone),
+            bytemuck::cast_slice::<_, u8>(batched)
+        );
+    }
+    // The draws differ (prices, failure rates), so an entry reading another draw's table
+    // would not match.
+    let cost = |d: usize| together[d].iter().map(|m| m.cost_usd).collect::<Vec<_>>();
+    assert_ne!(cost(0), cost(1));
+    // Spaces of different scenarios are refused, not mixed.
+    let other = stacks_space(Objective::Cost);
+    assert!(engine.evaluate_draws(&[&spaces[0], &other], &valid[..1]).is_err());
+}

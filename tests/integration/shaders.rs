@@ -219,7 +219,9 @@ fn host_structs_match_their_wgsl_twins() {
             outer_start,
             outer_count,
             workgroups_x,
-            prune
+            prune,
+            eval_per_draw,
+            accelerators_per_draw
         ]
     );
     same_layout!(m, GpuHit, [index_lo, index_hi, objective, pad0]);
@@ -516,7 +518,7 @@ fn wgsl_function_body(name: &str) -> &'static str {
 /// WGSL functions whose Rust twin has another name (a method, an operator, a closure inside a
 /// function of the same file), and those with none: GPU plumbing, each with its reason. vello
 /// declares missing twins explicitly; so does this table.
-const DECLARED_TWINS: [(&str, &str, &str); 30] = [
+const DECLARED_TWINS: [(&str, &str, &str); 31] = [
     // (WGSL function, the Rust file, its twin there or "" for none, with why)
     ("all_to_all_share", "src/model/comm.rs", "let share = |peers"),
     ("attention_is_fused", "src/model/mod.rs", "pub fn is_fused"),
@@ -604,7 +606,7 @@ const DECLARED_TWINS: [(&str, &str, &str); 30] = [
     (
         "evaluate_main",
         "",
-        "GPU only: entry point of the parity tests (one estimate per layout)",
+        "GPU only: entry point of the parity tests and the draws (one estimate per layout)",
     ),
     (
         "evaluate_profile_main",
@@ -615,6 +617,11 @@ const DECLARED_TWINS: [(&str, &str, &str); 30] = [
         "profile_main",
         "",
         "GPU only: entry point that fills the profile cache",
+    ),
+    (
+        "drawn_table_rows",
+        "",
+        "GPU only: where a draw's accelerator rows start when several draws' tables are stacked in one dispatch (the CPU prices each draw's space on its own)",
     ),
 ];
 

@@ -7,6 +7,7 @@ use super::{objective_value, top_entry, Counts, Partial, TopEntry};
 use crate::engine::search::{Objective, SearchSpace};
 use crate::error::Error;
 use crate::model::run::Estimate;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -296,28 +297,52 @@ pub fn sweep_range(
     }
 }
 
-/// The objective of each of `indices` of `space`: on `engine` in f32 (one dispatch), or on the
-/// CPU in f64 when there is none; infinite for a layout that breaks a rule or does not fit.
-pub fn price_indices(
+/// What a re-priced layout must keep to count, from its facility power (MW), cost (USD) and
+/// time to train (s): a plan's constraints; `|_, _, _| true` for a sweep's.
+pub type KeepPriced<'a> = &'a (dyn Fn(f64, f64, f64) -> bool + Sync);
+
+/// The objective of each of `indices` in each of `spaces` (one scenario resolved from several
+/// drawn catalogs, each with `objective`), per space: on `engine` in f32 (the draws stacked into
+/// as few dispatches as its limits allow), or on the CPU in f64, the spaces in parallel, when
+/// there is none; infinite for a layout that breaks a rule, does not fit or `keep` rejects.
+pub fn price_draws(
     engine: Option<&GpuEngine>,
-    space: &SearchSpace,
+    spaces: &[SearchSpace],
     indices: &[u64],
     objective: Objective,
-) -> Result<Vec<f64>, Error> {
+    keep: KeepPriced,
+) -> Result<Vec<Vec<f64>>, Error> {
     match engine {
         Some(gpu) => {
-            let metrics = gpu.evaluate(space, indices).map_err(Error::Internal)?;
+            let spaces: Vec<&SearchSpace> = spaces.iter().collect();
+            let metrics = gpu.evaluate_draws(&spaces, indices).map_err(Error::Internal)?;
             Ok(metrics
                 .iter()
-                .map(|m| match Outcome::from_code(m.outcome) {
-                    Some(Outcome::Valid) => m.objective as f64,
-                    _ => f64::INFINITY,
+                .map(|draw| {
+                    draw.iter()
+                        .map(|m| {
+                            let kept = keep(m.power_mw as f64, m.cost_usd as f64, m.time_to_train_s as f64);
+                            match Outcome::from_code(m.outcome) {
+                                Some(Outcome::Valid) if kept => m.objective as f64,
+                                _ => f64::INFINITY,
+                            }
+                        })
+                        .collect()
                 })
                 .collect())
         }
-        None => Ok(indices
-            .iter()
-            .map(|i| cpu_objective(space, *i, objective, &|_| true))
+        None => Ok(spaces
+            .par_iter()
+            .map(|space| {
+                indices
+                    .iter()
+                    .map(|i| {
+                        cpu_objective(space, *i, objective, &|e| {
+                            keep(e.power_mw, e.cost_usd, e.time_to_train_s)
+                        })
+                    })
+                    .collect()
+            })
             .collect()),
     }
 }

@@ -12,10 +12,12 @@
 //! lost device or a failed batch stops the GPU where it was; the driver finishes on the CPU.
 
 use super::gpu_types::{
-    gpu_accelerator, gpu_axes, gpu_model, gpu_stack, gpu_training, GpuBatch, GpuHit, GpuMetrics, GpuProfile,
+    gpu_accelerator, gpu_axes, gpu_model, gpu_stack, gpu_training, GpuAccelerator, GpuBatch, GpuHit,
+    GpuMetrics, GpuProfile,
 };
 use super::{cpu, Partial, Ranked, TopK};
 use crate::engine::search::{SearchSpace, PROFILE_AXES};
+use bytemuck::Zeroable;
 use serde::Serialize;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -416,9 +418,12 @@ impl GpuEngine {
             .max(1)
     }
 
+    /// The buffers of a dispatch over `space`, its accelerator table `accelerators` (the space's
+    /// own, or several draws' stacked: see `evaluate_draws`).
     fn buffers(
         &self,
         space: &SearchSpace,
+        accelerators: &[GpuAccelerator],
         eval_indices: &[[u32; 2]],
         profiles_capacity: u64,
         hits_capacity: u64,
@@ -433,11 +438,10 @@ impl GpuEngine {
         };
         let storage = wgpu::BufferUsages::STORAGE;
         let (axes, values) = gpu_axes(space);
-        let accelerators: Vec<_> = space.accelerators.iter().map(gpu_accelerator).collect();
         let stacks: Vec<_> = space.stacks.iter().map(|st| gpu_stack(&st.training)).collect();
         let model = init("model", bytemuck::bytes_of(&gpu_model(&space.model)), storage);
         let training = init("training", bytemuck::bytes_of(&gpu_training(space)), storage);
-        let table = init("accelerators", bytemuck::cast_slice(&accelerators), storage);
+        let table = init("accelerators", bytemuck::cast_slice(accelerators), storage);
         let axes = init("axes", bytemuck::bytes_of(&axes), storage);
         let values = init("axis values", bytemuck::cast_slice(&values), storage);
         let stack_table = init("stacks", bytemuck::cast_slice(&stacks), storage);
@@ -583,7 +587,13 @@ impl GpuEngine {
         let max_groups = batch_layouts.div_ceil(WORKGROUP as u64);
         let hits_capacity = (max_groups * k_wg as u64).min(HIT_CAPACITY);
         let profiles_capacity = batch_layouts / inner + 2;
-        let b = self.buffers(space, &[], profiles_capacity, hits_capacity);
+        let b = self.buffers(
+            space,
+            &accelerator_table(space),
+            &[],
+            profiles_capacity,
+            hits_capacity,
+        );
         let mut start = range.start;
         // A first small batch sets a threshold before the large ones.
         let mut size = batch_layouts.min(1 << 16);
@@ -632,6 +642,8 @@ impl GpuEngine {
                 outer_count: outer_count as u32,
                 workgroups_x: gx,
                 prune: u32::from(prune),
+                eval_per_draw: 0,
+                accelerators_per_draw: 0,
             };
             let clock = std::time::Instant::now();
             self.queue.write_buffer(&b.batch, 0, bytemuck::bytes_of(&params));
@@ -703,26 +715,95 @@ impl GpuEngine {
 
     /// Every metric of the layouts at `indices`, computed by the shaders (for the parity tests).
     pub fn evaluate(&self, space: &SearchSpace, indices: &[u64]) -> Result<Vec<GpuMetrics>, String> {
-        if indices.is_empty() {
-            return Ok(vec![]);
-        }
-        let packed: Vec<[u32; 2]> = indices.iter().map(|i| [(i >> 32) as u32, *i as u32]).collect();
-        // One profile slot per index (evaluate_profile_main fills them).
-        let b = self.buffers(space, &packed, indices.len() as u64, 1);
-        let groups = (indices.len() as u32).div_ceil(SMALL_WORKGROUP);
-        let mut encoder = self.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            pass.set_bind_group(0, &b.bind_group, &[]);
-            pass.set_pipeline(&self.evaluate_profile_pipeline);
-            pass.dispatch_workgroups(groups, 1, 1);
-            pass.set_pipeline(&self.evaluate_pipeline);
-            pass.dispatch_workgroups(groups, 1, 1);
-        }
-        let size = indices.len() as u64 * std::mem::size_of::<GpuMetrics>() as u64;
-        let data = self.read_back(encoder, &b.eval_out, 0, size)?;
-        Ok(bytemuck::cast_slice::<u8, GpuMetrics>(&data).to_vec())
+        Ok(self.evaluate_draws(&[space], indices)?.pop().unwrap_or_default())
     }
+
+    /// Every metric of the layouts at `indices` in each of `spaces` (the same scenario resolved
+    /// from several drawn catalogs), as one dispatch for as many draws as the device's limits
+    /// allow: the draws' accelerator tables stacked, every other table the first's (a draw
+    /// changes only what the accelerator table holds; spaces that differ elsewhere are refused).
+    pub fn evaluate_draws(
+        &self,
+        spaces: &[&SearchSpace],
+        indices: &[u64],
+    ) -> Result<Vec<Vec<GpuMetrics>>, String> {
+        let Some(first) = spaces.first() else {
+            return Ok(vec![]);
+        };
+        if indices.is_empty() {
+            return Ok(vec![vec![]; spaces.len()]);
+        }
+        if let Some(i) = spaces.iter().position(|s| !same_but_accelerators(first, s)) {
+            return Err(format!(
+                "draw {i}'s space differs from the first beyond its accelerator table; price the draws one by one"
+            ));
+        }
+        let per_draw = indices.len() as u64;
+        let accelerators = first.accelerators.len() as u64;
+        let binding = self
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size);
+        let entry_bytes = std::mem::size_of::<GpuMetrics>().max(std::mem::size_of::<GpuProfile>()) as u64;
+        let by_buffers = (binding / (per_draw * entry_bytes))
+            .min(binding / (accelerators * std::mem::size_of::<GpuAccelerator>() as u64).max(1));
+        let by_grid =
+            self.limits.max_compute_workgroups_per_dimension as u64 * SMALL_WORKGROUP as u64 / per_draw;
+        let draws_per_dispatch = by_buffers.min(by_grid).max(1) as usize;
+        let packed: Vec<[u32; 2]> = indices.iter().map(|i| [(i >> 32) as u32, *i as u32]).collect();
+        let mut out = Vec::with_capacity(spaces.len());
+        for chunk in spaces.chunks(draws_per_dispatch) {
+            let table: Vec<GpuAccelerator> = chunk.iter().flat_map(|s| accelerator_table(s)).collect();
+            let entries: Vec<[u32; 2]> = chunk.iter().flat_map(|_| packed.iter().copied()).collect();
+            // One profile slot per entry (evaluate_profile_main fills them).
+            let b = self.buffers(first, &table, &entries, entries.len() as u64, 1);
+            let params = GpuBatch {
+                eval_per_draw: per_draw as u32,
+                accelerators_per_draw: accelerators as u32,
+                ..GpuBatch::zeroed()
+            };
+            self.queue.write_buffer(&b.batch, 0, bytemuck::bytes_of(&params));
+            let groups = (entries.len() as u32).div_ceil(SMALL_WORKGROUP);
+            let mut encoder = self.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = encoder.begin_compute_pass(&Default::default());
+                pass.set_bind_group(0, &b.bind_group, &[]);
+                pass.set_pipeline(&self.evaluate_profile_pipeline);
+                pass.dispatch_workgroups(groups, 1, 1);
+                pass.set_pipeline(&self.evaluate_pipeline);
+                pass.dispatch_workgroups(groups, 1, 1);
+            }
+            let size = entries.len() as u64 * std::mem::size_of::<GpuMetrics>() as u64;
+            let data = self.read_back(encoder, &b.eval_out, 0, size)?;
+            let metrics: &[GpuMetrics] = bytemuck::cast_slice(&data);
+            out.extend(metrics.chunks(indices.len()).map(<[GpuMetrics]>::to_vec));
+        }
+        Ok(out)
+    }
+}
+
+/// A space's accelerator table as the shaders read it.
+fn accelerator_table(space: &SearchSpace) -> Vec<GpuAccelerator> {
+    space.accelerators.iter().map(gpu_accelerator).collect()
+}
+
+/// True when `b` gives the shaders every table `a` does but the accelerators' (whose count
+/// must agree): the model, the training, the axes and their values, the stacks.
+fn same_but_accelerators(a: &SearchSpace, b: &SearchSpace) -> bool {
+    let stacks = |s: &SearchSpace| -> Vec<u8> {
+        s.stacks
+            .iter()
+            .flat_map(|st| bytemuck::bytes_of(&gpu_stack(&st.training)).to_vec())
+            .collect()
+    };
+    let (axes_a, values_a) = gpu_axes(a);
+    let (axes_b, values_b) = gpu_axes(b);
+    a.accelerators.len() == b.accelerators.len()
+        && bytemuck::bytes_of(&gpu_model(&a.model)) == bytemuck::bytes_of(&gpu_model(&b.model))
+        && bytemuck::bytes_of(&gpu_training(a)) == bytemuck::bytes_of(&gpu_training(b))
+        && bytemuck::bytes_of(&axes_a) == bytemuck::bytes_of(&axes_b)
+        && values_a == values_b
+        && stacks(a) == stacks(b)
 }
 
 #[cfg(test)]

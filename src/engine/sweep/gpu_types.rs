@@ -178,6 +178,11 @@ pub struct GpuBatch {
     pub workgroups_x: u32,
     /// 1: skip layouts whose block's bound cannot beat the threshold (counted as pruned).
     pub prune: u32,
+    /// Evaluation of several draws at once (`evaluate_main`): entries per draw (entry `i` is
+    /// draw `i / eval_per_draw`); 0 for one draw.
+    pub eval_per_draw: u32,
+    /// Accelerators in each draw's table (draw `d`'s start at `d * accelerators_per_draw`).
+    pub accelerators_per_draw: u32,
 }
 
 /// Twin of `GpuHit` in `shaders/sweep.wgsl`: a layout a workgroup reports.
