@@ -63,6 +63,9 @@ pub const SCALABLE: &[(&str, Bound)] = &[
     ("accelerator.scale_out_efficiency", Bound::AtMostOne),
     ("accelerator.scale_up_latency_us", Bound::None),
     ("accelerator.scale_out_latency_us", Bound::None),
+    ("network.nic_usd_per_400g", Bound::None),
+    ("network.switch_port_usd_per_400g", Bound::None),
+    ("network.link_usd_per_400g", Bound::None),
     ("efficiency.gemm", Bound::AtMostOne),
     ("efficiency.low_precision_gemm", Bound::AtMostOne),
     ("efficiency.attention", Bound::AtMostOne),
@@ -322,6 +325,16 @@ pub fn apply(catalog: &mut Catalog, assumption: &Assumption, factor: f64) {
                         _ => {}
                     }
                 }
+            }
+            "network" => {
+                let n = &mut catalog.network;
+                let slot = match key {
+                    "nic_usd_per_400g" => &mut n.nic_usd_per_400g,
+                    "switch_port_usd_per_400g" => &mut n.switch_port_usd_per_400g,
+                    "link_usd_per_400g" => &mut n.link_usd_per_400g,
+                    _ => continue,
+                };
+                *slot = bound_of(path).keep(*slot * factor);
             }
             _ => {}
         }
