@@ -58,6 +58,7 @@ pub const SCALABLE: &[(&str, Bound)] = &[
     ("accelerator.price_usd", Bound::None),
     ("accelerator.price_per_hour_usd", Bound::None),
     ("accelerator.average_power_fraction", Bound::AtMostOne),
+    ("accelerator.power_all_in_w", Bound::None),
     ("accelerator.memory_efficiency", Bound::AtMostOne),
     ("accelerator.scale_up_efficiency", Bound::AtMostOne),
     ("accelerator.scale_out_efficiency", Bound::AtMostOne),
@@ -309,6 +310,7 @@ pub fn apply(catalog: &mut Catalog, assumption: &Assumption, factor: f64) {
                         "average_power_fraction" => {
                             a.average_power_fraction = bound.keep(a.average_power_fraction * factor)
                         }
+                        "power_all_in_w" => a.power_all_in_w = bound.keep(a.power_all_in_w * factor),
                         "memory_efficiency" => a.memory_efficiency = bound.keep(a.memory_efficiency * factor),
                         "scale_up_efficiency" => {
                             a.scale_up_efficiency = bound.keep(a.scale_up_efficiency * factor)
