@@ -138,6 +138,7 @@ fn entry_interval(catalog: &Catalog, layout: &SweepLayout, moe: bool, confidence
         moe,
         accelerators: layout.count,
         stack: layout.stack.clone(),
+        accelerator: layout.accelerator.clone(),
     };
     Some(ModelError::builtin().interval(&regime, confidence, None))
 }

@@ -37,7 +37,7 @@ pub struct DrawOptions {
 
 /// The drawn catalogs the candidates `layouts` are priced in: every assumption drawn at once,
 /// the model's error per efficiency family at the largest of the candidates' clusters on it
-/// (and that candidate's stack).
+/// (and that candidate's stack and accelerator).
 fn candidate_draws(
     catalog: &Catalog,
     moe: bool,
@@ -53,7 +53,9 @@ fn candidate_draws(
                     .is_some_and(|a| a.efficiency == family)
             })
             .max_by_key(|l| l.count)
-            .map_or((1, String::new()), |l| (l.count, l.stack.clone()))
+            .map_or((1, String::new(), String::new()), |l| {
+                (l.count, l.stack.clone(), l.accelerator.clone())
+            })
     };
     let assumptions = assumptions_per_family(catalog, ModelError::builtin(), moe, largest);
     drawn_catalogs(catalog, &assumptions, opts.draws, opts.seed)
@@ -101,7 +103,7 @@ pub fn plan_ranking(
                 .par_iter()
                 .map(|c| SearchSpace::resolve(pair, c, objective, origin))
                 .collect();
-            let priced = price_draws(engine, &spaces?, &[p.space_index], objective, &keep)?;
+            let priced = price_draws(engine, &spaces?, &[p.space_index], &keep)?;
             column.extend(priced.into_iter().map(|draw| draw[0]));
         }
         for (row, value) in objectives.iter_mut().zip(column) {
@@ -142,9 +144,7 @@ pub fn sweep_ranking(
             .par_iter()
             .map(|c| SearchSpace::resolve(file, c, objective, origin))
             .collect();
-        objectives.extend(price_draws(engine, &spaces?, &indices, objective, &|_, _, _| {
-            true
-        })?);
+        objectives.extend(price_draws(engine, &spaces?, &indices, &|_, _, _| true)?);
     }
     Ok(rank_draws(&objectives, opts.seed, opts.confidence))
 }
@@ -188,6 +188,7 @@ pub fn sensitivity(
             moe: central.model_shape.is_moe(),
             accelerators: best.layout.count,
             stack: best.layout.stack.clone(),
+            accelerator: best.layout.accelerator.clone(),
         },
         None => {
             return Err(Error::Usage(

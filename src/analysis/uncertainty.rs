@@ -106,6 +106,8 @@ pub struct Regime {
     pub accelerators: u64,
     /// The software stack's id.
     pub stack: String,
+    /// The accelerator's catalog id.
+    pub accelerator: String,
 }
 
 impl Regime {
@@ -115,6 +117,7 @@ impl Regime {
             moe: s.model.is_moe(),
             accelerators: s.layout.accelerators(),
             stack: s.stack.id.clone(),
+            accelerator: s.accelerator.id.clone(),
         }
     }
 }
@@ -289,9 +292,9 @@ impl ModelError {
     ///   `MIN_POOL_GROUPS`; else of every publication of the kind; else of all;
     /// - scatters: of the rows of the same kind, where there are `MIN_POOL_ROWS`; else of all
     ///   rows. Where the kind's rows in the estimate's scale class (`SCALE_CLASSES`) number
-    ///   `MIN_POOL_ROWS` and scatter more widely than the pool, the interval is widened by the
-    ///   ratio of their spreads (too few per publication to take them as the pool itself:
-    ///   leaving a publication out would leave a class of one or two others).
+    ///   `MIN_POOL_ROWS` and scatter more widely than the pool, the pool's scatters are widened
+    ///   by the ratio of their spreads (too few per publication to take them as the pool
+    ///   itself: leaving a publication out would leave a class of one or two others).
     ///
     /// Every publication weighs the same, however many rows it has. `excluding_group` leaves a
     /// group out (to judge the intervals on it).
@@ -364,17 +367,27 @@ impl ModelError {
         } else {
             1.0
         };
+        // The class widens the scatter (centred on 0), not the publications' offsets.
         let mut sums: Vec<f64> = offsets
             .iter()
-            .flat_map(|o| scatters.iter().map(move |e| o + e))
+            .flat_map(|o| scatters.iter().map(move |e| o + e * class_widening))
             .collect();
         sums.sort_by(f64::total_cmp);
-        let mut low = quantile(&sums, tail) * class_widening;
-        let mut high = quantile(&sums, 1.0 - tail) * class_widening;
+        let mut low = quantile(&sums, tail);
+        let mut high = quantile(&sums, 1.0 - tail);
+        let centre = quantile(&sums, 0.5);
 
         let mut outside = vec![];
         if !usable.iter().any(|p| p.family == regime.family) {
             outside.push(format!("no measured run on {}", regime.family));
+        } else if !usable
+            .iter()
+            .any(|p| p.family == regime.family && p.moe == regime.moe)
+        {
+            outside.push(format!("no measured {kind} run on {}", regime.family));
+        } else if !usable.iter().any(|p| p.accelerator == regime.accelerator) {
+            // Another generation of a measured family (TPU v6e beside v5e's runs).
+            outside.push(format!("no measured run on {}", regime.accelerator));
         }
         if !usable.iter().any(|p| p.stack == regime.stack) {
             outside.push(format!("no measured run on stack {}", regime.stack));
@@ -391,9 +404,10 @@ impl ModelError {
             ));
         }
         let extrapolation = (!outside.is_empty()).then(|| {
+            // About the interval's centre, so that an interval on one side of 1 widens on both.
             let widening = self.extrapolation_widening();
-            low *= widening;
-            high *= widening;
+            low = centre + (low - centre) * widening;
+            high = centre + (high - centre) * widening;
             format!("widened {widening:.2}x: {}", outside.join("; "))
         });
         let class_words = if class_widening > 1.0 {
@@ -461,6 +475,7 @@ pub fn coverage(error: &ModelError, confidence: f64) -> Coverage {
                 moe: p.moe,
                 accelerators: p.accelerators,
                 stack: p.stack.clone(),
+                accelerator: p.accelerator.clone(),
             };
             let interval = error.interval(&regime, confidence, Some(&p.group));
             (
@@ -488,14 +503,15 @@ pub fn assumptions_at(catalog: &Catalog, error: &ModelError, regime: &Regime) ->
 }
 
 /// The catalog's assumptions for drawing: a model-error one becomes one entry per efficiency
-/// family, each at its family's interval for the cluster size and stack `regime_of(family)`
+/// family, each at its family's interval for the cluster size, stack and accelerator
+/// `regime_of(family)`
 /// gives (publications on different silicon missed by different amounts, so families are
 /// drawn independently).
 pub fn assumptions_per_family(
     catalog: &Catalog,
     error: &ModelError,
     moe: bool,
-    regime_of: impl Fn(&str) -> (u64, String),
+    regime_of: impl Fn(&str) -> (u64, String, String),
 ) -> Vec<Assumption> {
     let mut out = vec![];
     for spec in &catalog.assumptions {
@@ -503,12 +519,13 @@ pub fn assumptions_per_family(
             Some(a) => out.push(a),
             None => {
                 for family in &catalog.efficiency {
-                    let (accelerators, stack) = regime_of(&family.id);
+                    let (accelerators, stack, accelerator) = regime_of(&family.id);
                     let regime = Regime {
                         family: family.id.clone(),
                         moe,
                         accelerators,
                         stack,
+                        accelerator,
                     };
                     let i = error.interval(&regime, DEFAULT_CONFIDENCE, None);
                     out.push(Assumption::from_step_time_interval(
@@ -684,7 +701,7 @@ mod tests {
     fn drawn_catalogs_repeat_by_seed_and_their_factors_have_median_one() {
         let catalog = Catalog::builtin();
         let a = assumptions_per_family(&catalog, ModelError::builtin(), false, |_| {
-            (1024, "megatron-core-2025".into())
+            (1024, "megatron-core-2025".into(), "h100-sxm".into())
         });
         let one = drawn_catalogs(&catalog, &a, 8, 42);
         let again = drawn_catalogs(&catalog, &a, 8, 42);
@@ -711,7 +728,7 @@ mod tests {
     fn an_assumption_draws_the_same_whichever_others_the_catalog_lists() {
         let catalog = Catalog::builtin();
         let all = assumptions_per_family(&catalog, ModelError::builtin(), false, |_| {
-            (1024, "megatron-core-2025".into())
+            (1024, "megatron-core-2025".into(), "h100-sxm".into())
         });
         let restart_only: Vec<Assumption> = all.iter().filter(|a| a.id == "restart").cloned().collect();
         let mut reversed = all.clone();
@@ -742,6 +759,7 @@ mod tests {
             moe: false,
             accelerators: 1024,
             stack: "megatron-core-2025".into(),
+            accelerator: "h100-sxm".into(),
         };
         let i = ModelError::builtin().interval(&regime, DEFAULT_CONFIDENCE, None);
         let a = assumptions_at(&catalog, ModelError::builtin(), &regime);
@@ -799,6 +817,7 @@ mod tests {
             moe: false,
             accelerators: 512,
             stack: "s".into(),
+            accelerator: "a".into(),
         };
         let interval = error.interval(&regime, 0.8, None);
         assert_eq!(interval.basis_rows, 30, "{interval:?}");
@@ -842,12 +861,14 @@ mod tests {
             moe: false,
             accelerators: 256,
             stack: "s".into(),
+            accelerator: "a".into(),
         };
         let unseen = Regime {
             family: "blackwell".into(),
             moe: false,
             accelerators: 100_000,
             stack: "s".into(),
+            accelerator: "a".into(),
         };
         let a = error.interval(&seen, 0.8, None);
         let b = error.interval(&unseen, 0.8, None);
@@ -858,6 +879,29 @@ mod tests {
             "{why}"
         );
         assert!(b.high_factor / b.low_factor > a.high_factor / a.low_factor);
+        // A measured family is still unmeasured for a kind of model none of its runs trained
+        // (dense Blackwell beside MoE rows), and for another of its parts (TPU v6e beside v5e).
+        let moe_on_it = Regime {
+            moe: true,
+            ..seen.clone()
+        };
+        let why = error
+            .interval(&moe_on_it, 0.8, None)
+            .extrapolation
+            .unwrap_or_default();
+        assert!(
+            why.contains("no measured mixture-of-experts run on hopper"),
+            "{why}"
+        );
+        let other_part = Regime {
+            accelerator: "b".into(),
+            ..seen.clone()
+        };
+        let why = error
+            .interval(&other_part, 0.8, None)
+            .extrapolation
+            .unwrap_or_default();
+        assert!(why.contains("no measured run on b"), "{why}");
     }
 
     #[test]
@@ -886,10 +930,23 @@ mod tests {
             moe: false,
             accelerators: 512,
             stack: stack.into(),
+            accelerator: "a".into(),
         };
         let x = error.interval(&on("x"), 0.8, None);
         assert!(x.basis.contains("3 dense publications on x"), "{}", x.basis);
         assert!(x.high_factor < 1.0, "{x:?}");
+        // Widening an interval that lies below 1 keeps all of it (it widens about its centre,
+        // not about 1, which would move its top end down).
+        let elsewhere = Regime {
+            accelerator: "another part".into(),
+            ..on("x")
+        };
+        let wide = error.interval(&elsewhere, 0.8, None);
+        assert!(wide.extrapolation.is_some(), "{wide:?}");
+        assert!(
+            wide.low_factor < x.low_factor && wide.high_factor > x.high_factor,
+            "{wide:?} against {x:?}"
+        );
         let y = error.interval(&on("y"), 0.8, None);
         assert!(y.basis.contains("4 dense publications"), "{}", y.basis);
         assert!(y.high_factor > 1.1, "{y:?}");
@@ -923,6 +980,7 @@ mod tests {
             moe: false,
             accelerators,
             stack: "s".into(),
+            accelerator: "a".into(),
         };
         let large = error.interval(&at(2048), 0.8, None);
         let small = error.interval(&at(64), 0.8, None);

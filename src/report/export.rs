@@ -416,11 +416,14 @@ impl Exporter for TableExporter {
     }
 
     fn validation(&self, r: &ValidationReport) -> anyhow::Result<String> {
+        let confidence = r.interval_coverage.as_ref().map_or(0.8, |c| c.confidence);
+        let interval_header = format!("{:.0} % interval", 100.0 * confidence);
         let mut t = table(&[
             "run",
             "stack",
             "measured",
             "predicted",
+            &interval_header,
             "error",
             "assumed / reason",
         ]);
@@ -452,13 +455,25 @@ impl Exporter for TableExporter {
                     row.predicted_step_time_s
                         .map_or("-".into(), |v| format!("{v:.3} s")),
                 ),
+                Cell::new(row.step_time_s_interval.map_or("-".into(), |[low, high]| {
+                    // Three significant figures at the high end: the interval is a
+                    // range, and the table has a hundred columns.
+                    let decimals = if high < 10.0 {
+                        2
+                    } else if high < 100.0 {
+                        1
+                    } else {
+                        0
+                    };
+                    format!("{low:.decimals$}-{high:.decimals$} s")
+                })),
                 Cell::new(row.error_pct.map_or("-".into(), |v| format!("{v:+.1} %{mark}"))),
                 Cell::new(chosen),
             ]);
         }
-        right(&mut t, &[2, 3, 4]);
+        right(&mut t, &[2, 3, 4, 5]);
         // The assumed knobs are a paragraph per row: the first to go (JSON and --wide keep them).
-        let fitted = fit_width(&mut t, &[5, 1], self.wide);
+        let fitted = fit_width(&mut t, &[6, 1, 4], self.wide);
         let mut out = format!("{t}\n{fitted}\n");
         let mut t = table(&["group", "rows", "MAPE", "max |error|", "worst run"]);
         for g in r
@@ -507,7 +522,7 @@ impl Exporter for TableExporter {
         }
         if let Some(c) = &r.interval_coverage {
             out += &format!(
-                "{:.0} % intervals (learned from the other publications' held-out errors) hold {} of {} measured step times ({:.1} %).\n",
+                "{:.0} % intervals (learned from the other publications' held-out errors) hold {} of {} measured step times ({:.1} %) about these in-sample predictions (the calibration target judges them about held-out ones: `fit --cross-validate`).\n",
                 100.0 * c.confidence,
                 c.covered,
                 c.rows,

@@ -424,7 +424,7 @@ fn draws_priced_in_one_dispatch_match_each_draw_priced_alone() {
     let file = ScenarioFile::parse(MOE_SCENARIO, "moe").unwrap();
     let catalog = Catalog::builtin();
     let assumptions = assumptions_per_family(&catalog, ModelError::builtin(), true, |_| {
-        (2048, "megatron-core-2025".into())
+        (2048, "megatron-core-2025".into(), "h100-sxm".into())
     });
     let spaces: Vec<SearchSpace> = drawn_catalogs(&catalog, &assumptions, 5, 3)
         .iter()

@@ -301,15 +301,14 @@ pub fn sweep_range(
 /// time to train (s): a plan's constraints; `|_, _, _| true` for a sweep's.
 pub type KeepPriced<'a> = &'a (dyn Fn(f64, f64, f64) -> bool + Sync);
 
-/// The objective of each of `indices` in each of `spaces` (one scenario resolved from several
-/// drawn catalogs, each with `objective`), per space: on `engine` in f32 (the draws stacked into
+/// The objective (each space's own) of each of `indices` in each of `spaces` (one scenario
+/// resolved from several drawn catalogs), per space: on `engine` in f32 (the draws stacked into
 /// as few dispatches as its limits allow), or on the CPU in f64, the spaces in parallel, when
 /// there is none; infinite for a layout that breaks a rule, does not fit or `keep` rejects.
 pub fn price_draws(
     engine: Option<&GpuEngine>,
     spaces: &[SearchSpace],
     indices: &[u64],
-    objective: Objective,
     keep: KeepPriced,
 ) -> Result<Vec<Vec<f64>>, Error> {
     match engine {
@@ -337,7 +336,7 @@ pub fn price_draws(
                 indices
                     .iter()
                     .map(|i| {
-                        cpu_objective(space, *i, objective, &|e| {
+                        cpu_objective(space, *i, space.objective, &|e| {
                             keep(e.power_mw, e.cost_usd, e.time_to_train_s)
                         })
                     })

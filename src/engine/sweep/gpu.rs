@@ -749,7 +749,12 @@ impl GpuEngine {
             .min(binding / (accelerators * std::mem::size_of::<GpuAccelerator>() as u64).max(1));
         let by_grid =
             self.limits.max_compute_workgroups_per_dimension as u64 * SMALL_WORKGROUP as u64 / per_draw;
-        let draws_per_dispatch = by_buffers.min(by_grid).max(1) as usize;
+        if by_buffers.min(by_grid) == 0 {
+            return Err(format!(
+                "{per_draw} layouts per draw pass the adapter's limits for one dispatch; price fewer at a time"
+            ));
+        }
+        let draws_per_dispatch = by_buffers.min(by_grid) as usize;
         let packed: Vec<[u32; 2]> = indices.iter().map(|i| [(i >> 32) as u32, *i as u32]).collect();
         let mut out = Vec::with_capacity(spaces.len());
         for chunk in spaces.chunks(draws_per_dispatch) {
