@@ -59,6 +59,7 @@ pub const SCALABLE: &[(&str, Bound)] = &[
     ("accelerator.price_per_hour_usd", Bound::None),
     ("accelerator.average_power_fraction", Bound::AtMostOne),
     ("accelerator.power_all_in_w", Bound::None),
+    ("accelerator.host_link_gb_per_s", Bound::None),
     ("accelerator.memory_efficiency", Bound::AtMostOne),
     ("accelerator.scale_up_efficiency", Bound::AtMostOne),
     ("accelerator.scale_out_efficiency", Bound::AtMostOne),
@@ -67,6 +68,9 @@ pub const SCALABLE: &[(&str, Bound)] = &[
     ("network.nic_usd_per_400g", Bound::None),
     ("network.switch_port_usd_per_400g", Bound::None),
     ("network.link_usd_per_400g", Bound::None),
+    ("network.nic_w_per_400g", Bound::None),
+    ("network.switch_port_w_per_400g", Bound::None),
+    ("network.link_w_per_400g", Bound::None),
     ("efficiency.gemm", Bound::AtMostOne),
     ("efficiency.low_precision_gemm", Bound::AtMostOne),
     ("efficiency.attention", Bound::AtMostOne),
@@ -311,6 +315,7 @@ pub fn apply(catalog: &mut Catalog, assumption: &Assumption, factor: f64) {
                             a.average_power_fraction = bound.keep(a.average_power_fraction * factor)
                         }
                         "power_all_in_w" => a.power_all_in_w = bound.keep(a.power_all_in_w * factor),
+                        "host_link_gb_per_s" => scale_option(&mut a.host_link_gb_per_s, factor, bound),
                         "memory_efficiency" => a.memory_efficiency = bound.keep(a.memory_efficiency * factor),
                         "scale_up_efficiency" => {
                             a.scale_up_efficiency = bound.keep(a.scale_up_efficiency * factor)
@@ -334,6 +339,9 @@ pub fn apply(catalog: &mut Catalog, assumption: &Assumption, factor: f64) {
                     "nic_usd_per_400g" => &mut n.nic_usd_per_400g,
                     "switch_port_usd_per_400g" => &mut n.switch_port_usd_per_400g,
                     "link_usd_per_400g" => &mut n.link_usd_per_400g,
+                    "nic_w_per_400g" => &mut n.nic_w_per_400g,
+                    "switch_port_w_per_400g" => &mut n.switch_port_w_per_400g,
+                    "link_w_per_400g" => &mut n.link_w_per_400g,
                     _ => continue,
                 };
                 *slot = bound_of(path).keep(*slot * factor);
