@@ -17,7 +17,7 @@ use crate::analysis::uncertainty::{
 use crate::engine::search::{Objective, SearchSpace};
 use crate::engine::sweep::bench::{DrawBenchResult, BENCH_SCENARIO};
 use crate::engine::sweep::driver::{
-    price_draws, run_sweep, Adapters, Backend, GpuEngine, Ranking, SweepOptions, SweepReport,
+    price_draws, run_sweep, Adapters, Backend, GpuEngine, KeepPriced, Ranking, SweepOptions, SweepReport,
 };
 use crate::engine::sweep::SweepLayout;
 use crate::error::Error;
@@ -97,16 +97,16 @@ pub fn plan_ranking(
     // objectives[draw][plan], filled a plan (a column) at a time.
     let mut objectives = vec![Vec::with_capacity(pairs.len()); catalogs.len()];
     for (p, pair) in report.plans.iter().zip(&pairs) {
-        let mut column = Vec::with_capacity(catalogs.len());
-        for chunk in catalogs.chunks(DRAWS_PER_CHUNK) {
-            let spaces: Result<Vec<SearchSpace>, Error> = chunk
-                .par_iter()
-                .map(|c| SearchSpace::resolve(pair, c, objective, origin))
-                .collect();
-            let priced = price_draws(engine, &spaces?, &[p.space_index], &keep)?;
-            column.extend(priced.into_iter().map(|draw| draw[0]));
-        }
-        for (row, value) in objectives.iter_mut().zip(column) {
+        let column = price_in_draws(
+            pair,
+            &catalogs,
+            &[p.space_index],
+            objective,
+            engine,
+            &keep,
+            origin,
+        )?;
+        for (row, value) in objectives.iter_mut().zip(column.into_iter().map(|draw| draw[0])) {
             row.push(value);
         }
     }
@@ -136,21 +136,44 @@ pub fn sweep_ranking(
     let layouts: Vec<&SweepLayout> = report.top.iter().map(|t| &t.layout).collect();
     let catalogs = candidate_draws(catalog, file_is_moe(file, catalog, origin)?, &layouts, opts);
     let indices: Vec<u64> = report.top.iter().map(|t| t.index).collect();
-    // The draws' spaces are resolved (in parallel) and priced a chunk at a time, so that a
-    // space with many accelerators and networks is not held once per draw all at once.
-    let mut objectives: Vec<Vec<f64>> = Vec::with_capacity(catalogs.len());
+    let objectives = price_in_draws(
+        file,
+        &catalogs,
+        &indices,
+        objective,
+        engine,
+        &|_, _, _| true,
+        origin,
+    )?;
+    Ok(rank_draws(&objectives, opts.seed, opts.confidence))
+}
+
+/// Draws resolved and priced together by `price_in_draws`.
+const DRAWS_PER_CHUNK: usize = 64;
+
+/// `objectives[draw][i]`: the layouts at `indices` of `file`'s space resolved from each of
+/// `catalogs`, priced by `price_draws`. The spaces are resolved (in parallel) and priced a
+/// chunk at a time, so that a space with many accelerators and networks is not held once per
+/// draw all at once.
+fn price_in_draws(
+    file: &ScenarioFile,
+    catalogs: &[Catalog],
+    indices: &[u64],
+    objective: Objective,
+    engine: Option<&GpuEngine>,
+    keep: KeepPriced,
+    origin: &str,
+) -> Result<Vec<Vec<f64>>, Error> {
+    let mut objectives = Vec::with_capacity(catalogs.len());
     for chunk in catalogs.chunks(DRAWS_PER_CHUNK) {
         let spaces: Result<Vec<SearchSpace>, Error> = chunk
             .par_iter()
             .map(|c| SearchSpace::resolve(file, c, objective, origin))
             .collect();
-        objectives.extend(price_draws(engine, &spaces?, &indices, &|_, _, _| true)?);
+        objectives.extend(price_draws(engine, &spaces?, indices, keep)?);
     }
-    Ok(rank_draws(&objectives, opts.seed, opts.confidence))
+    Ok(objectives)
 }
-
-/// Draws resolved and priced together by `sweep_ranking`.
-const DRAWS_PER_CHUNK: usize = 64;
 
 fn file_is_moe(file: &ScenarioFile, catalog: &Catalog, origin: &str) -> Result<bool, Error> {
     let (_, model) =

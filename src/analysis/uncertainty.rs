@@ -504,9 +504,8 @@ pub fn assumptions_at(catalog: &Catalog, error: &ModelError, regime: &Regime) ->
 
 /// The catalog's assumptions for drawing: a model-error one becomes one entry per efficiency
 /// family, each at its family's interval for the cluster size, stack and accelerator
-/// `regime_of(family)`
-/// gives (publications on different silicon missed by different amounts, so families are
-/// drawn independently).
+/// `regime_of(family)` gives (publications on different silicon missed by different amounts,
+/// so families are drawn independently).
 pub fn assumptions_per_family(
     catalog: &Catalog,
     error: &ModelError,

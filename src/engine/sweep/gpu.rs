@@ -733,7 +733,8 @@ impl GpuEngine {
         if indices.is_empty() {
             return Ok(vec![vec![]; spaces.len()]);
         }
-        if let Some(i) = spaces.iter().position(|s| !same_but_accelerators(first, s)) {
+        let shared = shared_tables(first);
+        if let Some(i) = spaces.iter().position(|s| shared_tables(s) != shared) {
             return Err(format!(
                 "draw {i}'s space differs from the first beyond its accelerator table; price the draws one by one"
             ));
@@ -792,23 +793,19 @@ fn accelerator_table(space: &SearchSpace) -> Vec<GpuAccelerator> {
     space.accelerators.iter().map(gpu_accelerator).collect()
 }
 
-/// True when `b` gives the shaders every table `a` does but the accelerators' (whose count
-/// must agree): the model, the training, the axes and their values, the stacks.
-fn same_but_accelerators(a: &SearchSpace, b: &SearchSpace) -> bool {
-    let stacks = |s: &SearchSpace| -> Vec<u8> {
-        s.stacks
-            .iter()
-            .flat_map(|st| bytemuck::bytes_of(&gpu_stack(&st.training)).to_vec())
-            .collect()
-    };
-    let (axes_a, values_a) = gpu_axes(a);
-    let (axes_b, values_b) = gpu_axes(b);
-    a.accelerators.len() == b.accelerators.len()
-        && bytemuck::bytes_of(&gpu_model(&a.model)) == bytemuck::bytes_of(&gpu_model(&b.model))
-        && bytemuck::bytes_of(&gpu_training(a)) == bytemuck::bytes_of(&gpu_training(b))
-        && bytemuck::bytes_of(&axes_a) == bytemuck::bytes_of(&axes_b)
-        && values_a == values_b
-        && stacks(a) == stacks(b)
+/// Every table the shaders read of `space` but its accelerators' (and their count), as bytes:
+/// the model, the training, the axes and their values, the stacks. Draws whose spaces give the
+/// same can share one dispatch.
+fn shared_tables(space: &SearchSpace) -> (usize, usize, Vec<u8>) {
+    let (axes, values) = gpu_axes(space);
+    let mut bytes = bytemuck::bytes_of(&gpu_model(&space.model)).to_vec();
+    bytes.extend_from_slice(bytemuck::bytes_of(&gpu_training(space)));
+    bytes.extend_from_slice(bytemuck::bytes_of(&axes));
+    bytes.extend_from_slice(bytemuck::cast_slice(&values));
+    for st in &space.stacks {
+        bytes.extend_from_slice(bytemuck::bytes_of(&gpu_stack(&st.training)));
+    }
+    (space.accelerators.len(), values.len(), bytes)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! Draws follow a two-piece log-normal with median 1 through both ends: a factor is
 //! `low^(-z / Z80)` for a standard normal `z` below 0 and `high^(z / Z80)` above.
 
+use super::network::NetworkParts;
 use super::{Catalog, EfficiencyFamily, Facility};
 use serde::{Deserialize, Serialize};
 
@@ -234,9 +235,23 @@ fn facility_slot<'a>(f: &'a mut Facility, key: &str) -> Option<&'a mut f64> {
     })
 }
 
-fn scale_facility(c: &mut Catalog, key: &str, factor: f64) {
-    if let Some(slot) = facility_slot(&mut c.facility, key) {
-        *slot = bound_of(&format!("facility.{key}")).keep(*slot * factor);
+/// The `[network]` value `key` names, if it is one an assumption may scale.
+fn network_slot<'a>(n: &'a mut NetworkParts, key: &str) -> Option<&'a mut f64> {
+    Some(match key {
+        "nic_usd_per_400g" => &mut n.nic_usd_per_400g,
+        "switch_port_usd_per_400g" => &mut n.switch_port_usd_per_400g,
+        "link_usd_per_400g" => &mut n.link_usd_per_400g,
+        "nic_w_per_400g" => &mut n.nic_w_per_400g,
+        "switch_port_w_per_400g" => &mut n.switch_port_w_per_400g,
+        "link_w_per_400g" => &mut n.link_w_per_400g,
+        _ => return None,
+    })
+}
+
+/// Scale the value at `path` (`facility.KEY` or `network.KEY`) that `slot` holds, if any.
+fn scale_slot(slot: Option<&mut f64>, path: &str, factor: f64) {
+    if let Some(slot) = slot {
+        *slot = bound_of(path).keep(*slot * factor);
     }
 }
 
@@ -293,7 +308,7 @@ pub fn apply(catalog: &mut Catalog, assumption: &Assumption, factor: f64) {
             continue;
         };
         match table {
-            "facility" => scale_facility(catalog, key, factor),
+            "facility" => scale_slot(facility_slot(&mut catalog.facility, key), path, factor),
             "efficiency" => {
                 for f in catalog.efficiency.iter_mut() {
                     if family.is_none_or(|id| id == f.id) {
@@ -333,19 +348,7 @@ pub fn apply(catalog: &mut Catalog, assumption: &Assumption, factor: f64) {
                     }
                 }
             }
-            "network" => {
-                let n = &mut catalog.network;
-                let slot = match key {
-                    "nic_usd_per_400g" => &mut n.nic_usd_per_400g,
-                    "switch_port_usd_per_400g" => &mut n.switch_port_usd_per_400g,
-                    "link_usd_per_400g" => &mut n.link_usd_per_400g,
-                    "nic_w_per_400g" => &mut n.nic_w_per_400g,
-                    "switch_port_w_per_400g" => &mut n.switch_port_w_per_400g,
-                    "link_w_per_400g" => &mut n.link_w_per_400g,
-                    _ => continue,
-                };
-                *slot = bound_of(path).keep(*slot * factor);
-            }
+            "network" => scale_slot(network_slot(&mut catalog.network, key), path, factor),
             _ => {}
         }
     }
